@@ -1,0 +1,39 @@
+#pragma once
+// Small string helpers used across modules.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aas::util {
+
+/// `s` without leading and trailing ASCII white space.
+std::string_view trim(std::string_view s);
+
+/// Splits `s` at every `sep`; empty fields are kept ("a,,b" gives 3 fields).
+std::vector<std::string> split(std::string_view s, char sep);
+
+/// ASCII lower case copy of `s`.
+std::string to_lower(std::string_view s);
+
+/// Case-insensitive ASCII equality.
+bool iequals(std::string_view a, std::string_view b);
+
+/// Lower-case hexadecimal of `bytes`.
+std::string to_hex(const unsigned char* bytes, std::size_t n);
+
+/// Parses a non-negative decimal integer that fits in uint64; nullopt otherwise.
+std::optional<std::uint64_t> parse_u64(std::string_view s);
+
+/// Levenshtein edit distance, for "did you mean" suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+/// Human-readable byte count: "512 B", "1.5 KiB", "3.2 GiB".
+std::string human_bytes(std::uint64_t n);
+
+/// Percent-encodes `s` for use in a URL query value (RFC 3986 unreserved kept).
+std::string url_encode(std::string_view s);
+
+} // namespace aas::util

@@ -1,0 +1,56 @@
+#pragma once
+// The CLI: one file per subcommand (parse flags, call one library function, print).
+
+#include "aas_bundle/registry/client.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace aas::cli {
+
+/// Exit statuses shared by every command.
+enum Exit : int { ok = 0, failure = 1, usage = 2 };
+
+struct Command {
+    const char* name;
+    const char* summary;
+    /// Adds the subcommand to `app` and returns the function that runs it after parsing.
+    std::function<std::function<int()>(CLI::App& app)> install;
+};
+
+/// Every subcommand, in the order `--help` lists them.
+const std::vector<Command>& commands();
+
+/// Flags that say how to reach one registry (`prefix` "" / "from-" / "to-").
+struct RegistryFlags {
+    bool plain_http = false;
+    bool insecure = false;
+    std::string ca_file;
+    std::string username;
+    bool password_stdin = false;
+    int retries = 4;
+    int stall_timeout = 30;
+
+    void add_to(CLI::App& app, const std::string& prefix, const std::string& what);
+    /// Fills the defaults from `base` (the unprefixed flags) where this side set nothing.
+    void inherit(const RegistryFlags& base);
+};
+
+/// Client options for `registry`: TLS and credentials from the flags, else from the
+/// registry config (`--registry-config`, $DOCKER_CONFIG, ~/.docker/config.json).
+registry::Options make_options(const RegistryFlags& flags, const std::string& registry,
+                               const std::string& registry_config, const std::string& password);
+
+/// Reads a password from standard input (trailing newline removed); throws UsageError
+/// when it is empty.
+std::string read_password_stdin();
+
+
+// Subcommands.
+std::function<int()> install_copy(CLI::App& app);
+
+} // namespace aas::cli

@@ -1,0 +1,77 @@
+#include "aas_bundle/oci/digest.hpp"
+
+#include "aas_bundle/util/strings.hpp"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+namespace aas::oci {
+
+static std::size_t hex_length(Algorithm alg) { return alg == Algorithm::sha256 ? 64 : 128; }
+static std::string_view alg_name(Algorithm alg) { return alg == Algorithm::sha256 ? "sha256" : "sha512"; }
+
+Digest Digest::parse(std::string_view s) {
+    auto colon = s.find(':');
+    if (colon == std::string_view::npos)
+        throw Error(fmt::format("invalid digest \"{}\": expected \"sha256:<64 hex digits>\"", s));
+    auto alg_s = s.substr(0, colon);
+    auto hex = s.substr(colon + 1);
+    Digest d;
+    if (alg_s == "sha256") {
+        d.alg_ = Algorithm::sha256;
+    } else if (alg_s == "sha512") {
+        d.alg_ = Algorithm::sha512;
+    } else {
+        throw Error(fmt::format("invalid digest \"{}\": unsupported algorithm \"{}\" (sha256 and sha512 are supported)", s, alg_s));
+    }
+    if (hex.size() != hex_length(d.alg_))
+        throw Error(fmt::format("invalid digest \"{}\": a {} digest is {} hex digits", s, alg_s, hex_length(d.alg_)));
+    for (char c : hex) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            throw Error(fmt::format("invalid digest \"{}\": '{}' is not a lower-case hex digit", s, c));
+    }
+    d.hex_ = std::string(hex);
+    return d;
+}
+
+Digest Digest::of(std::string_view bytes, Algorithm alg) {
+    Hasher h(alg);
+    h.update(bytes);
+    return h.finish();
+}
+
+std::string Digest::str() const { return fmt::format("{}:{}", alg_name(alg_), hex_); }
+
+std::string Digest::short_str() const { return fmt::format("{}:{}", alg_name(alg_), hex_.substr(0, 12)); }
+
+struct Hasher::Impl {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+static const EVP_MD* md_of(Algorithm alg) { return alg == Algorithm::sha256 ? EVP_sha256() : EVP_sha512(); }
+
+Hasher::Hasher(Algorithm alg) : alg_(alg), impl_(std::make_unique<Impl>()) {
+    if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, md_of(alg), nullptr) != 1) throw Error("OpenSSL: cannot start a digest");
+}
+Hasher::~Hasher() = default;
+Hasher::Hasher(Hasher&&) noexcept = default;
+Hasher& Hasher::operator=(Hasher&&) noexcept = default;
+
+void Hasher::update(const void* data, std::size_t n) {
+    if (n && EVP_DigestUpdate(impl_->ctx, data, n) != 1) throw Error("OpenSSL: digest update failed");
+}
+
+Digest Hasher::finish() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(impl_->ctx, out, &len) != 1) throw Error("OpenSSL: digest final failed");
+    reset();
+    return Digest::parse(fmt::format("{}:{}", alg_name(alg_), util::to_hex(out, len)));
+}
+
+void Hasher::reset() {
+    if (EVP_DigestInit_ex(impl_->ctx, md_of(alg_), nullptr) != 1) throw Error("OpenSSL: cannot restart a digest");
+}
+
+} // namespace aas::oci
