@@ -34,6 +34,7 @@ struct RegistryFlags {
     bool password_stdin = false;
     int retries = 4;
     int stall_timeout = 30;
+    std::uint64_t chunk_size = 32u << 20;
 
     void add_to(CLI::App& app, const std::string& prefix, const std::string& what);
     /// Fills the defaults from `base` (the unprefixed flags) where this side set nothing.

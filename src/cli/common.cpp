@@ -33,6 +33,7 @@ void RegistryFlags::inherit(const RegistryFlags& base) {
     password_stdin = password_stdin || base.password_stdin;
     retries = base.retries;
     stall_timeout = base.stall_timeout;
+    chunk_size = base.chunk_size;
 }
 
 std::string read_password_stdin() {
@@ -51,6 +52,7 @@ registry::Options make_options(const RegistryFlags& flags, const std::string& re
     o.ca_file = flags.ca_file;
     o.max_attempts = flags.retries + 1;
     o.stall_timeout = std::chrono::seconds(flags.stall_timeout);
+    o.chunk_size = flags.chunk_size;
     if (!flags.username.empty()) {
         if (!flags.password_stdin)
             throw UsageError(fmt::format("a user name is given for {} but no password: add --password-stdin", registry));

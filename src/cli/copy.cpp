@@ -104,11 +104,14 @@ std::function<int()> install_copy(CLI::App& app) {
     app.add_option("SRC", f->source, "Source image reference (tag or digest)")->required();
     app.add_option("DST", f->target, "Target reference; without a tag it takes the source's")->required();
     app.add_flag("--all-platforms", f->all_platforms, "Copy a whole index with every platform (the default)");
-    app.add_option("--platform", f->platforms, "Copy only the image for this platform (os/arch[/variant]) out of an index");
+    app.add_option("--platform", f->platforms, "Copy only the image for this platform (os/arch[/variant]) out of an index")
+        ->allow_extra_args(false);
     app.add_option("-j,--jobs", f->jobs, "Blobs transferred at once")->check(CLI::Range(1, 64));
     app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")->check(CLI::ExistingFile);
     app.add_option("--retries", f->both.retries, "Retries of a failed request (backoff with jitter)")->check(CLI::Range(0, 20));
     app.add_option("--stall-timeout", f->both.stall_timeout, "Seconds without progress before a transfer fails")->check(CLI::Range(1, 3600));
+    app.add_option("--chunk-size", f->both.chunk_size, "Bytes per upload request (PATCH) when pushing a blob")
+        ->check(CLI::Range(std::uint64_t{64} << 10, std::uint64_t{1} << 32));
     app.add_flag("--json", f->json, "Print the result as JSON");
     f->both.add_to(app, "", "both registries");
     f->from.add_to(app, "from-", "the source registry");

@@ -160,8 +160,10 @@ struct Client::Impl {
             try {
                 resp = pool.perform(req);
             } catch (const http::TransportFailure& f) {
+                log::debug("{} {} -> {}", req.method, log::redact_url(req.url), f.message);
                 throw RegistryError(req.method, log::redact_url(req.url), 0, {}, f.message, true);
             }
+            log::debug("{} {} -> {}", req.method, log::redact_url(req.url), resp.status);
             if (!is_redirect(resp.status)) return resp;
             std::string loc = resp.header("location");
             if (loc.empty() || hops >= 5) return resp;
@@ -566,7 +568,16 @@ PushOutcome Client::push_blob(std::string_view repository, const oci::Descriptor
                 req.source_offset = offset;
                 req.source_length = len;
                 auto resp = d.send(req, scopes);
-                if (resp.status != 202) throw d.error_from(req, resp);
+                if (resp.status != 202) {
+                    auto err = d.error_from(req, resp);
+                    // The upload is out of step with the registry (a chunk it half received,
+                    // or libcurl resending on a fresh connection): ask where it stands.
+                    if (resp.status == 404 || resp.status == 416 || err.has_code("BLOB_UPLOAD_INVALID") ||
+                        err.has_code("BLOB_UPLOAD_UNKNOWN"))
+                        throw RegistryError(err.method(), err.url(), err.status(), err.errors(),
+                                            "the upload is out of step with the registry", true);
+                    throw err;
+                }
                 location = location_of(req, resp);
                 offset += len;
                 failures = 0;
@@ -582,7 +593,8 @@ PushOutcome Client::push_blob(std::string_view repository, const oci::Descriptor
                 return PushOutcome::uploaded;
             }
             auto err = d.error_from(req, resp);
-            if ((err.has_code("DIGEST_INVALID") || err.has_code("SIZE_INVALID") || err.has_code("BLOB_UPLOAD_INVALID")) &&
+            if ((err.has_code("DIGEST_INVALID") || err.has_code("SIZE_INVALID") || err.has_code("BLOB_UPLOAD_INVALID") ||
+                 err.has_code("BLOB_UPLOAD_UNKNOWN")) &&
                 restarts < 2) {
                 // The registry's copy differs from ours (a retried chunk was appended twice):
                 // start a fresh upload.

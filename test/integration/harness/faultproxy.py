@@ -112,6 +112,10 @@ class _Closed(Exception):
     """A peer closed or the transfer failed."""
 
 
+class _NotHttp(Exception):
+    """The client sent something that is not an HTTP/1 request."""
+
+
 class _Stream:
     """Buffered reader over a socket."""
 
@@ -130,7 +134,12 @@ class _Stream:
         return True
 
     def read_head(self) -> bytes | None:
+        """The next message head, or None on EOF / timeout / garbage.  Raises
+        _NotHttp when the peer does not speak HTTP (e.g. a TLS ClientHello)."""
         while b"\r\n\r\n" not in self.buf:
+            self.buf = self.buf.lstrip(b"\r\n")  # stray CRLFs between requests
+            if self.buf and not (65 <= self.buf[0] <= 90):  # methods start A-Z
+                raise _NotHttp()
             if len(self.buf) > MAX_HEAD or not self._fill():
                 return None
         i = self.buf.index(b"\r\n\r\n") + 4
@@ -420,6 +429,14 @@ class FaultProxy:
                     break
                 if not self._one(csock, client, raw):
                     break
+        except _NotHttp:
+            # Like Go's server: a plain 400, so that clients probing with TLS
+            # first (skopeo --tls-verify=false) fall back to HTTP at once.
+            try:
+                csock.sendall(b"HTTP/1.0 400 Bad Request\r\nConnection: close\r\n"
+                              b"Content-Length: 0\r\n\r\n")
+            except OSError:
+                pass
         except (_Closed, OSError, ValueError):
             pass
         finally:

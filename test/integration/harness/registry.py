@@ -20,11 +20,14 @@ fixtures do it).
 
 from __future__ import annotations
 
+import atexit
 import base64
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -41,6 +44,33 @@ from .tokenserver import TokenServer
 MODES = ("plain", "tls-basic", "token")
 REGISTRY_BINARY = os.environ.get("AAS_TEST_REGISTRY_BINARY", "/usr/bin/docker-registry")
 DEFAULT_USER = "alice"
+
+
+_live: set[subprocess.Popen] = set()
+
+
+def _kill_live() -> None:
+    """Last-resort cleanup at interpreter exit for registries nobody stopped."""
+    for proc in list(_live):
+        if proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+    _live.clear()
+
+
+atexit.register(_kill_live)
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM the registry when the process that started it dies
+    (PR_SET_PDEATHSIG), so a killed pytest leaves no registry behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except OSError:
+        pass
 
 
 def free_port() -> int:
@@ -141,13 +171,15 @@ class Registry:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        if proc is not None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+            _live.discard(proc)
         if self.token_server is not None and self._owns_token_server:
             self.token_server.stop()
             self._owns_token_server = False
@@ -303,7 +335,9 @@ def start_registry(workdir, mode: str, *,
                 proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(config_file)],
                                         stdin=subprocess.DEVNULL, stdout=logf,
                                         stderr=subprocess.STDOUT, env=clean_env(),
-                                        cwd=str(root), start_new_session=True)
+                                        cwd=str(root), start_new_session=True,
+                                        preexec_fn=_die_with_parent)
+            _live.add(proc)
             reg._proc = proc
             reason = _wait_ready(reg, proc, time.monotonic() + startup_timeout)
             if reason is None:

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs every test of aas-bundle: installs what is missing, builds (warnings as errors),
+# runs the unit tests, the unit tests again under ASan+UBSan, and the integration tests
+# against real registries started on 127.0.0.1. Ends with one line "N passed, N failed".
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -k copy    pass extra arguments to pytest (integration tests only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0
+failed=0
+failures=()
+
+# Reads doctest's summary line and adds its counts.
+count_doctest() {
+    local log=$1 line
+    line=$(grep -E '^\[doctest\] test cases:' "$log" | tail -n 1)
+    local p f
+    p=$(sed -E 's/.*\| *([0-9]+) passed.*/\1/' <<<"$line")
+    f=$(sed -E 's/.*\| *([0-9]+) failed.*/\1/' <<<"$line")
+    [[ $p =~ ^[0-9]+$ ]] || p=0
+    [[ $f =~ ^[0-9]+$ ]] || f=1
+    passed=$((passed + p)); failed=$((failed + f))
+}
+
+build() { # build DIR [meson options...]
+    local dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" -Dwerror=true "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir" -j"$jobs" || return 1
+}
+
+echo "== build (warnings are errors)"
+if ! build build; then echo "build failed"; echo "0 passed, 1 failed"; exit 1; fi
+
+echo "== unit tests"
+ut_log=$(mktemp)
+./build/test/unit-tests --no-intro=true 2>&1 | tee "$ut_log" | tail -n 4
+rc=${PIPESTATUS[0]}
+count_doctest "$ut_log"
+[ "$rc" -eq 0 ] || failures+=("unit tests")
+
+echo "== unit tests under ASan+UBSan"
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ./build-asan/test/unit-tests --no-intro=true 2>&1 | tee "$ut_log" | tail -n 4
+    rc=${PIPESTATUS[0]}
+    count_doctest "$ut_log"
+    [ "$rc" -eq 0 ] || failures+=("unit tests (sanitizers)")
+else
+    failures+=("ASan build"); failed=$((failed + 1))
+fi
+rm -f "$ut_log"
+
+echo "== integration tests (real registries on 127.0.0.1)"
+it_log=$(mktemp)
+AAS_BUNDLE="$root/build/src/cli/aas-bundle" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    test/integration "$@" 2>&1 | tee "$it_log"
+rc=${PIPESTATUS[0]}
+summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$it_log" | tail -n 1)
+ip=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
+if_=0
+for n in $(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | grep -oE '^[0-9]+'); do if_=$((if_ + n)); done
+passed=$((passed + ${ip:-0})); failed=$((failed + ${if_:-0}))
+if [ "$rc" -ne 0 ]; then
+    failures+=("integration tests")
+    [ "${if_:-0}" -gt 0 ] || failed=$((failed + 1))
+fi
+rm -f "$it_log"
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then echo "FAILED: ${failures[*]}"; fi
+echo "$passed passed, $failed failed"
+[ ${#failures[@]} -eq 0 ]
