@@ -178,7 +178,7 @@ std::vector<Challenge> parse_www_authenticate(std::string_view h) {
                 }
                 if (i < h.size()) ++i; // closing quote
             } else {
-                while (i < h.size() && h[i] != ',' && h[i] != ' ') value.push_back(h[i++]);
+                while (i < h.size() && h[i] != ',' && h[i] != ' ' && h[i] != '\t') value.push_back(h[i++]);
             }
             c.params[key] = value;
             skip_ws();
@@ -197,11 +197,12 @@ void Scopes::add(std::string_view scope_string) {
         auto first = one.find(':');
         if (first == std::string::npos || last == first) continue;
         std::string resource = one.substr(0, last);
-        auto& acts = actions_[resource];
         for (const auto& a : util::split(std::string_view(one).substr(last + 1), ',')) {
-            if (!a.empty() && std::find(acts.begin(), acts.end(), a) == acts.end()) acts.push_back(a);
+            if (a.empty()) continue;
+            auto& acts = actions_[resource];
+            if (std::find(acts.begin(), acts.end(), a) == acts.end()) acts.push_back(a);
+            std::sort(acts.begin(), acts.end());
         }
-        std::sort(acts.begin(), acts.end());
     }
 }
 

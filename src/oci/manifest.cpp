@@ -79,7 +79,7 @@ RawManifest RawManifest::from_bytes(std::string bytes, std::string_view content_
     json j = parse_json(bytes, where);
     if (!j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
     std::string declared = string_field(j, "mediaType", where, false);
-    if (auto sv = j.find("schemaVersion"); sv != j.end() && sv->is_number_integer() && sv->get<int>() == 1)
+    if (auto sv = j.find("schemaVersion"); sv != j.end() && sv->is_number_integer() && sv->get<std::int64_t>() == 1)
         throw Error(schema1_message(where));
     if (media_type::is_supported_manifest(ct)) {
         m.media_type = ct;
@@ -101,8 +101,8 @@ Parsed parse(const RawManifest& raw) {
     if (media_type::is_schema1(raw.media_type)) throw Error(schema1_message(where));
     json j = parse_json(raw.bytes, where);
     if (!j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
-    if (auto sv = j.find("schemaVersion"); sv == j.end() || !sv->is_number_integer() || sv->get<int>() != 2) {
-        if (sv != j.end() && sv->is_number_integer() && sv->get<int>() == 1) throw Error(schema1_message(where));
+    if (auto sv = j.find("schemaVersion"); sv == j.end() || !sv->is_number_integer() || sv->get<std::int64_t>() != 2) {
+        if (sv != j.end() && sv->is_number_integer() && sv->get<std::int64_t>() == 1) throw Error(schema1_message(where));
         throw Error(fmt::format("{}: \"schemaVersion\" must be 2", where));
     }
     if (media_type::is_index(raw.media_type)) {

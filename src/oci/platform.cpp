@@ -35,11 +35,13 @@ Platform Platform::parse(std::string_view s) {
     p.architecture = parts[1];
     if (parts.size() == 3) p.variant = parts[2];
     // Normalise only the spelling of the architecture; variant defaults apply when matching.
+    // Normalise the spelling; a variant implied by the spelling (armhf, armel) is kept,
+    // other defaults (arm64 -> v8) apply only when matching.
     std::string variant = p.variant;
     std::string arch = p.architecture;
     normalize_arch(arch, variant);
+    if (!p.variant.empty() || p.architecture == "armhf" || p.architecture == "armel") p.variant = variant;
     p.architecture = arch;
-    if (!p.variant.empty()) p.variant = variant;
     return p;
 }
 

@@ -163,7 +163,7 @@ struct Client::Impl {
                 log::debug("{} {} -> {}", req.method, log::redact_url(req.url), f.message);
                 throw RegistryError(req.method, log::redact_url(req.url), 0, {}, f.message, true);
             }
-            log::debug("{} {} -> {}", req.method, log::redact_url(req.url), resp.status);
+            log::debug("{} {} -> {} ({})", req.method, log::redact_url(req.url), resp.status, resp.protocol);
             if (!is_redirect(resp.status)) return resp;
             std::string loc = resp.header("location");
             if (loc.empty() || hops >= 5) return resp;

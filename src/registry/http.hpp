@@ -37,6 +37,7 @@ struct Response {
     long status = 0;
     std::map<std::string, std::string> headers; ///< lower-case names; last value wins
     std::string body;                           ///< buffered body (or error body)
+    std::string protocol;                       ///< "HTTP/1.1", "HTTP/2"
     std::string header(const std::string& lower_name) const;
 };
 

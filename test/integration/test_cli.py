@@ -58,3 +58,42 @@ def test_bad_platform(run_aas):
     p = run_aas("copy", "--platform", "linux", "127.0.0.1:1/a:1", "127.0.0.1:1/b")
     assert p.returncode == 2
     assert 'invalid platform "linux"' in p.stderr
+
+
+def test_progress_on_a_terminal(plain_registry, aas_bundle, workdir):
+    """On a TTY, copy redraws one status line (\\r + erase) with bytes and rate."""
+    import os
+    import pty
+    import subprocess
+    from harness import images
+    from harness.registry import clean_env
+    images.push(plain_registry, "tty/img", "1", images.oci_image([images.make_layer("tty", 2 << 20)]))
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(aas_bundle), "copy", "--plain-http", plain_registry.ref("tty/img", "1"),
+                          plain_registry.ref("tty/copy")], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=slave, env=clean_env({"HOME": str(workdir)}))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(timeout=60)
+    os.close(master)
+    assert p.returncode == 0
+    text = out.decode(errors="replace")
+    assert "\r\x1b[K" in text
+    assert "pulled" in text and "pushed" in text
+
+
+def test_plain_progress_lines_when_not_a_terminal(plain_registry, run_aas):
+    from harness import images
+    images.push(plain_registry, "np/img", "1", images.oci_image([images.make_layer("np", 1000)]))
+    p = run_aas("copy", "--plain-http", plain_registry.ref("np/img", "1"), plain_registry.ref("np/copy"))
+    assert p.returncode == 0
+    assert "\r" not in p.stderr and "\x1b[" not in p.stderr
+    assert "blob sha256:" in p.stderr

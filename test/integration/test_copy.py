@@ -408,3 +408,59 @@ def test_upload_resumes_from_reported_range(registry_factory, fault_proxy, run_a
     chunks = sum(-(-len(data) // (1 << 20)) for data in img.blobs.values())
     assert len(patches) == chunks + 1  # every chunk once, plus the one that failed
     assert manifest_bytes(dst, "f/img", "1") == img.manifest
+
+
+# --------------------------------------------------------------------------------------
+# Transport: HTTP/2, memory, credentials from the default docker config
+
+
+def test_http2_over_tls(registry_factory, run_aas):
+    src = registry_factory("plain")
+    dst = registry_factory("tls-basic")
+    images.push(src, "h2/img", "1", images.oci_image([images.make_layer("h2", 1000)]))
+    p = copy(run_aas, src, src.ref("h2/img", "1"), dst, dst.ref("h2/img"), "--verbose", password_side="to")
+    assert_ok(p)
+    tls_lines = [l for l in p.stderr.splitlines() if f"https://{dst.host}/v2/" in l and "->" in l]
+    assert tls_lines and all("(HTTP/2)" in l for l in tls_lines), "\n".join(tls_lines[:5])
+    plain_lines = [l for l in p.stderr.splitlines() if f"http://{src.host}/v2/" in l and "->" in l]
+    assert plain_lines and all("(HTTP/1.1)" in l for l in plain_lines)
+
+
+def test_memory_is_bounded_by_buffers_not_blob_size(registry_factory, aas_bundle, workdir):
+    """Peak RSS of a copy of a 96 MiB layer stays far below the layer's size."""
+    import re as re_
+    import subprocess
+    import sys
+    from pathlib import Path
+    from harness.registry import clean_env
+    src = registry_factory("plain")
+    dst = registry_factory("plain")
+    img = images.oci_image([images.make_layer("rss", 96 << 20)])
+    images.push(src, "rss/img", "1", img)
+    p = subprocess.run([sys.executable, "-m", "harness.peakrss", str(aas_bundle), "copy", "--plain-http",
+                        src.ref("rss/img", "1"), dst.ref("rss/img")],
+                       capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).parent),
+                       env=clean_env({"HOME": str(workdir), "TMPDIR": str(workdir)}))
+    assert p.returncode == 0, p.stderr
+    peak_mib = int(re_.search(r"peak_rss_kib=(\d+)", p.stderr).group(1)) / 1024
+    assert peak_mib < 48, f"peak RSS {peak_mib:.1f} MiB for a 96 MiB layer"
+    assert images.fetch_manifest(dst, "rss/img", "1") == img.manifest
+
+
+@pytest.mark.parametrize("where", ["DOCKER_CONFIG", "HOME"])
+def test_default_registry_config_locations(tls_registry, run_aas, workdir, where):
+    images.push(tls_registry, "cfg/img", "1", images.oci_image([images.make_layer("cfg", 100)]))
+    if where == "DOCKER_CONFIG":
+        d = workdir / "dockercfg"
+        d.mkdir()
+        write_auth_file(d / "config.json", [tls_registry])
+        env = {"DOCKER_CONFIG": str(d)}
+    else:
+        home = workdir / "home"
+        (home / ".docker").mkdir(parents=True, exist_ok=True)
+        write_auth_file(home / ".docker" / "config.json", [tls_registry])
+        env = {"HOME": str(home)}
+    p = run_aas("copy", "--ca-file", tls_registry.ca_file, tls_registry.ref("cfg/img", "1"),
+                tls_registry.ref("cfg/copy"), env=env)
+    assert_ok(p)
+    assert tls_registry.password not in p.stdout + p.stderr

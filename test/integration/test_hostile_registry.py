@@ -193,3 +193,78 @@ def test_accept_header_lists_all_manifest_types(scripted, plain_registry, run_aa
                "application/vnd.oci.image.manifest.v1+json",
                "application/vnd.docker.distribution.manifest.v2+json"):
         assert mt in accept
+
+
+class BearerScripted(Scripted):
+    """Token auth where the registry asks for more scope on a later 401 (as registries do
+    for a blob linked from another repository)."""
+
+    def __init__(self, img):
+        self.token_requests = []
+        owner = self
+
+        class TokenHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+                q = parse_qs(urlsplit(self.path).query)
+                scopes = sorted(q.get("scope", []))
+                owner.token_requests.append(scopes)
+                body = json.dumps({"access_token": "tok:" + "|".join(scopes)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.token_httpd = ThreadingHTTPServer(("127.0.0.1", 0), TokenHandler)
+        self.token_httpd.daemon_threads = True
+        threading.Thread(target=self.token_httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        realm = f"http://127.0.0.1:{self.token_httpd.server_address[1]}/token"
+        super().__init__(manifests={"app/manifests/1": (img.media_type, img.manifest)}, blobs=img.blobs)
+        layer = img.layers[0].digest
+        base_handler = self.httpd.RequestHandlerClass
+
+        def needs(path):
+            if path == "/v2/":
+                return []
+            if path.endswith(layer):
+                return ["repository:app:pull", "repository:base/lib:pull"]
+            return ["repository:app:pull"]
+
+        def handle_any(h):
+            owner.requests.append((h.command, h.path, dict(h.headers)))
+            want = needs(h.path)
+            got = h.headers.get("Authorization", "")
+            held = got[len("Bearer tok:"):].split("|") if got.startswith("Bearer tok:") else []
+            if (h.path == "/v2/" and not got) or any(s not in held for s in want):
+                missing = " ".join(s for s in want if s not in held) or "repository:app:pull"
+                challenge = f'Bearer realm="{realm}",service="scripted",scope="{missing}"'
+                if got:
+                    challenge += ',error="insufficient_scope"'
+                return h.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"scope"}]}',
+                              [("WWW-Authenticate", challenge)])
+            return base_handler.handle_any(h)
+
+        base_handler.do_GET = base_handler.do_HEAD = handle_any
+
+    def stop(self):
+        super().stop()
+        self.token_httpd.shutdown()
+        self.token_httpd.server_close()
+
+
+def test_scope_widened_on_a_later_401(plain_registry, run_aas):
+    img = images.oci_image([images.make_layer("scope", 3000)])
+    reg = BearerScripted(img)
+    try:
+        p = run_aas("copy", "--plain-http", f"{reg.host}/app:1", plain_registry.ref("app"))
+        assert p.returncode == 0, p.stderr
+        assert ["repository:app:pull"] in reg.token_requests
+        assert ["repository:app:pull", "repository:base/lib:pull"] in reg.token_requests
+        assert images.fetch_manifest(plain_registry, "app", "1") == img.manifest
+    finally:
+        reg.stop()

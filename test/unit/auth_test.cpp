@@ -492,3 +492,17 @@ TEST_CASE("auth::DockerConfig::load_default honours $DOCKER_CONFIG, then $HOME")
         }
     }
 }
+
+TEST_CASE("auth::Scopes ignores a scope without actions") {
+    aas::auth::Scopes s;
+    s.add("repository:a:");
+    CHECK(s.empty());
+    CHECK(s.strings().empty());
+}
+
+TEST_CASE("auth::parse_www_authenticate stops unquoted values at a tab") {
+    auto c = aas::auth::parse_www_authenticate("Bearer realm=\"x\",\tservice=a\tscope=b");
+    REQUIRE(c.size() == 1);
+    CHECK(c[0].params["service"] == "a");
+    CHECK(c[0].params["scope"] == "b");
+}

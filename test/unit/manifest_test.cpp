@@ -143,8 +143,9 @@ TEST_CASE("oci::RawManifest::from_bytes takes the media type from Content-Type")
         {image_manifest_json(""), std::string(mt::docker_manifest), mt::docker_manifest},
         {index_json(""), std::string(mt::docker_manifest_list), mt::docker_manifest_list},
         // Parameters after ';' and trailing spaces are ignored.
-        {image_manifest_json(mt::oci_manifest), std::string(mt::oci_manifest) + "; charset=utf-8", mt::oci_manifest},
-        {index_json(mt::oci_index), std::string(mt::oci_index) + " ;foo=bar", mt::oci_index},
+        // (documents without mediaType, so that only the header can give these answers).
+        {image_manifest_json(""), std::string(mt::docker_manifest) + "; charset=utf-8", mt::docker_manifest},
+        {index_json(""), std::string(mt::docker_manifest_list) + " ;foo=bar", mt::docker_manifest_list},
     };
     for (const auto& c : cases) {
         CAPTURE(c.content_type);
@@ -205,7 +206,7 @@ TEST_CASE("oci::RawManifest::from_bytes refuses Docker schema 1") {
             }
         }
         std::string with_param = std::string(mt::docker_schema1_signed) + "; charset=utf-8";
-        CHECK(contains(error_of_from_bytes(schema1_doc, with_param), "schema 1"));
+        CHECK(contains(error_of_from_bytes(image_manifest_json(""), with_param), "schema 1"));
     }
     SUBCASE("by schemaVersion 1 in the document") {
         for (const std::string& ct : {std::string(), std::string("application/json"), std::string(mt::docker_manifest)}) {
@@ -456,4 +457,11 @@ TEST_CASE("oci::blobs_of lists the config first, then the layers in order") {
         REQUIRE(b.size() == 1);
         CHECK(b[0].digest == Digest::of("cfg"));
     }
+}
+
+TEST_CASE("oci::parse refuses a schemaVersion beyond int range") {
+    auto raw = aas::oci::RawManifest::from_bytes(
+        R"({"schemaVersion":4294967298,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})",
+        "application/vnd.oci.image.index.v1+json");
+    CHECK_THROWS_WITH_AS(aas::oci::parse(raw), doctest::Contains("\"schemaVersion\" must be 2"), aas::Error);
 }

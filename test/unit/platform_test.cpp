@@ -192,3 +192,11 @@ TEST_CASE("oci::platform_matches_any") {
     CHECK_FALSE(platform_matches_any({Platform::parse("linux/arm/v6"), Platform::parse("linux/arm/v5")},
                                      make("linux", "arm")));
 }
+
+TEST_CASE("oci::Platform::parse keeps the variant its spelling implies") {
+    CHECK(Platform::parse("linux/armel").str() == "linux/arm/v6");
+    CHECK(Platform::parse("linux/armhf").str() == "linux/arm/v7");
+    CHECK(platform_matches(Platform::parse("linux/armel"), Platform::parse("linux/arm/v6")));
+    CHECK_FALSE(platform_matches(Platform::parse("linux/armel"), Platform::parse("linux/arm/v7")));
+    CHECK(Platform::parse("linux/arm64").str() == "linux/arm64"); // defaults apply when matching
+}
