@@ -12,6 +12,7 @@ namespace aas::cli {
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> list = {
+        {"images", "List every image a deployment needs (charts, values, manifests), without helm", install_images},
         {"copy", "Copy an image or index between registries, digests preserved", install_copy},
     };
     return list;

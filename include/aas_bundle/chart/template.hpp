@@ -1,0 +1,103 @@
+#pragma once
+// Go text/template, as helm uses it, evaluated far enough to find images.
+//
+// The engine renders a chart's templates with the coalesced values, and tracks for every
+// piece of output which values it came from (origins) and whether it was produced on a
+// path the values take ("live") or inside a branch that the values switch off
+// ("shadow": the false side of an `if`/`with`, or a disabled subchart). Both sides of a
+// condition are rendered, so an image behind a switch that is off is still found and can
+// be reported as optional. What the engine cannot evaluate (an unknown function, `lookup`,
+// `.Files`) becomes a placeholder piece that says why, so callers can report
+// "beyond what is evaluated" at file:line instead of guessing.
+//
+// Supported: text, comments, trim markers `{{-` `-}}`; pipelines, variables (`$x :=`,
+// `$x =`, `$`), fields and `.Values.a.b`, method-less chains; `if`/`else if`/`else`,
+// `with`/`else`, `range` (lists, maps, `$i, $v :=`), `define`, `template`, `block`,
+// `include`; functions: the Go builtins (and, or, not, eq, ne, lt, le, gt, ge, len, index,
+// print, printf, println, html, js, urlquery, call) and the sprig/helm functions charts use
+// for images and around them (default, empty, coalesce, ternary, required, fail, quote,
+// squote, toString, toYaml, toJson, fromYaml, tpl, include, nindent, indent, trim,
+// trimSuffix, trimPrefix, trimAll, upper, lower, title, replace, contains, hasPrefix,
+// hasSuffix, trunc, substr, split, splitList, join, list, dict, get, set, hasKey, keys,
+// merge, mergeOverwrite, deepCopy, first, last, append, uniq, int, int64, float64, add,
+// sub, mul, div, mod, max, min, semverCompare, regexMatch, regexReplaceAll, b64enc,
+// b64dec, sha256sum, typeOf, kindIs, typeIs, toStrings, sortAlpha, until, dig, print).
+
+#include "aas_bundle/chart/chart.hpp"
+#include "aas_bundle/chart/values.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace aas::chart::tmpl {
+
+/// What `.Release`, `.Chart`, `.Capabilities` and `.Values` are while rendering.
+struct Context {
+    const Coalesced* chart = nullptr; ///< `.Values` is chart->values, `.Chart` is chart->chart
+    std::string release_name = "release";
+    std::string release_namespace = "default";
+    std::string kube_version = "v1.25.0"; ///< .Capabilities.KubeVersion(.Version)
+    bool shadow = false; ///< render everything as shadow (a disabled subchart)
+};
+
+/// One piece of rendered output.
+struct Piece {
+    std::string text;
+    bool live = true;            ///< false: produced inside a branch the values switch off
+    std::vector<Origin> sources; ///< the values this text came from (empty for template text)
+    int line = 0;                ///< line in the template file that produced it
+    std::string unevaluated;     ///< non-empty: placeholder for an expression not evaluated; why
+};
+
+struct Rendered {
+    std::string file;             ///< the template's display name
+    std::vector<Piece> pieces;
+    std::vector<std::string> diagnostics; ///< "FILE:LINE: message" for parse/evaluation problems
+    /// The whole output text (pieces concatenated).
+    std::string text() const;
+};
+
+/// The templates of one release (a chart and its subcharts): `define`s are shared by
+/// name across all of them, as in helm.
+class TemplateSet {
+public:
+    TemplateSet();
+    ~TemplateSet();
+    TemplateSet(TemplateSet&&) noexcept;
+    TemplateSet& operator=(TemplateSet&&) noexcept;
+
+    /// Parses `file` (a chart template or helper) and registers its `define`s. Parse errors
+    /// are kept and reported by render() of that file (and in diagnostics()).
+    void add(const File& file);
+
+    /// Renders the template file added under `display` name (File::display).
+    /// Never throws for template problems: they become diagnostics or placeholder pieces.
+    /// Evaluation is bounded (recursion depth, output size, loop iterations).
+    Rendered render(const std::string& display, const Context& ctx) const;
+
+    /// Parse problems of every file added so far.
+    const std::vector<std::string>& diagnostics() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// An `image:` value found in rendered output (YAML key `image` at any depth, in a list
+/// item or a map).
+struct TemplateImage {
+    std::string value;       ///< the reference as rendered (quotes removed, trimmed)
+    std::string file;        ///< template display name
+    int line = 0;            ///< template line that produced the `image:` key
+    bool live = true;        ///< every piece of the value was live
+    bool test_hook = false;  ///< in a document annotated helm.sh/hook: test (or test-success)
+    std::vector<Origin> sources; ///< origins of the values the reference was built from
+    std::string unevaluated; ///< non-empty when part of the value could not be evaluated
+};
+
+/// Finds every `image:` in rendered output (documents separated by `---`; commented lines
+/// ignored). A document's hook annotations decide `test_hook`.
+std::vector<TemplateImage> scan_images(const Rendered& r);
+
+} // namespace aas::chart::tmpl

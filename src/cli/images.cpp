@@ -1,0 +1,133 @@
+// aas-bundle images: every image a deployment needs, found without helm.
+
+#include "commands.hpp"
+
+#include "aas_bundle/discovery/discovery.hpp"
+#include "aas_bundle/manifest/manifest.hpp"
+#include "aas_bundle/util/log.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <set>
+
+namespace aas::cli {
+namespace {
+
+struct ImagesFlags {
+    std::string manifest_file;
+    std::string path;
+    std::string k8s;
+    bool json = false;
+    bool warnings = false;
+};
+
+nlohmann::json to_json(const discovery::Result& r) {
+    using nlohmann::json;
+    json images = json::array();
+    for (const auto& img : r.images) {
+        json sites = json::array();
+        for (const auto& s : img.sites) {
+            json site = {{"chart", s.chart}, {"file", s.file}, {"line", s.line}, {"values_path", s.values_path}};
+            if (!s.release.empty()) site["release"] = s.release;
+            if (!s.template_file.empty()) {
+                site["template"] = s.template_file;
+                site["template_line"] = s.template_line;
+            }
+            if (s.written != img.ref.str()) site["written"] = s.written;
+            site["class"] = discovery::to_string(s.cls);
+            sites.push_back(site);
+        }
+        json j = {{"ref", img.ref.str()}, {"class", discovery::to_string(img.cls)}, {"sites", sites}};
+        if (!img.source.empty()) j["source"] = img.source;
+        images.push_back(j);
+    }
+    json possible = json::array();
+    for (const auto& p : r.possible)
+        possible.push_back({{"value", p.value}, {"chart", p.chart}, {"file", p.file}, {"line", p.line}, {"why", p.why}});
+    json errors = json::array();
+    for (const auto& e : r.errors)
+        errors.push_back({{"file", e.file}, {"line", e.line}, {"values_path", e.values_path}, {"message", e.message}});
+    json unresolved = json::array();
+    for (const auto& u : r.unresolved)
+        unresolved.push_back({{"release", u.release}, {"chart", u.chart}, {"file", u.file}, {"line", u.line},
+                              {"values_path", u.values_path}, {"target", u.target}, {"message", u.message}});
+    return {{"images", images}, {"possible", possible}, {"errors", errors}, {"unresolved", unresolved},
+            {"warnings", r.warnings}};
+}
+
+void print_table(const discovery::Result& r, bool show_warnings) {
+    std::size_t w = 5;
+    for (const auto& img : r.images) w = std::max(w, img.ref.str().size());
+    std::cout << fmt::format("{:<{}}  {:<8}  {}\n", "IMAGE", w, "CLASS", "WHERE");
+    for (const auto& img : r.images) {
+        bool first = true;
+        std::set<std::string> shown;
+        for (const auto& s : img.sites) {
+            std::string where = fmt::format("{}:{}", s.file, s.line);
+            if (!shown.insert(where + s.values_path).second) continue; // one line per place to edit
+            if (!s.values_path.empty()) where += " " + s.values_path;
+            if (!s.chart.empty()) where += fmt::format(" ({})", s.chart);
+            std::cout << fmt::format("{:<{}}  {:<8}  {}\n", first ? img.ref.str() : "", w,
+                                     first ? discovery::to_string(img.cls) : "", where);
+            first = false;
+        }
+        if (!img.source.empty()) std::cout << fmt::format("{:<{}}  {:<8}  from {}\n", "", w, "", img.source);
+    }
+    std::size_t req = 0, opt = 0, tst = 0;
+    for (const auto& img : r.images)
+        (img.cls == discovery::Class::required ? req : img.cls == discovery::Class::optional ? opt : tst)++;
+    std::cout << fmt::format("\n{} images: {} required, {} optional, {} test\n", r.images.size(), req, opt, tst);
+    if (!r.possible.empty()) {
+        std::cout << "\nPossible images (not in an image: field, not packed):\n";
+        for (const auto& p : r.possible) std::cout << fmt::format("  {}  {}:{} ({})\n", p.value, p.file, p.line, p.why);
+    }
+    for (const auto& u : r.unresolved) log::error("{}:{}: {}", u.file, u.line, u.message);
+    for (const auto& e : r.errors) log::error("{}:{}: {}: {}", e.file, e.line, e.values_path, e.message);
+    if (show_warnings) {
+        for (const auto& w2 : r.warnings) log::warn("{}", w2);
+    } else if (!r.warnings.empty()) {
+        log::info("{} warnings (annotation cross-checks, expressions not evaluated): --warnings shows them",
+                  r.warnings.size());
+    }
+}
+
+int run(const ImagesFlags& f) {
+    if (f.manifest_file.empty() == f.path.empty())
+        throw UsageError("give either -f MANIFEST or a folder, chart folder or .tgz to scan");
+    discovery::Result r;
+    if (!f.manifest_file.empty()) {
+        auto m = manifest::load(f.manifest_file);
+        r = discovery::discover(m, f.k8s);
+    } else {
+        r = discovery::discover_path(f.path);
+    }
+    if (f.json) {
+        std::cout << to_json(r).dump(2) << "\n";
+    } else {
+        print_table(r, f.warnings);
+    }
+    if (!r.ok()) {
+        if (f.json) {
+            for (const auto& e : r.errors) log::error("{}:{}: {}: {}", e.file, e.line, e.values_path, e.message);
+            for (const auto& u : r.unresolved) log::error("{}:{}: {}", u.file, u.line, u.message);
+        }
+        return failure;
+    }
+    return ok;
+}
+
+} // namespace
+
+std::function<int()> install_images(CLI::App& app) {
+    auto f = std::make_shared<ImagesFlags>();
+    app.add_option("-f,--file", f->manifest_file, "Bundle manifest (manifests/ai-appstore.yaml)")->check(CLI::ExistingFile);
+    app.add_option("PATH", f->path, "Without a manifest: a k8s folder, a chart folder or a chart .tgz to scan");
+    app.add_option("--k8s", f->k8s, "The k8s folder, instead of the manifest's \"k8s\"")->check(CLI::ExistingDirectory);
+    app.add_flag("--json", f->json, "Print the result as JSON");
+    app.add_flag("--warnings", f->warnings, "Print annotation cross-checks and expressions not evaluated");
+    return [f] { return run(*f); };
+}
+
+} // namespace aas::cli

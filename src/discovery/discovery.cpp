@@ -1,0 +1,563 @@
+#include "aas_bundle/discovery/discovery.hpp"
+
+#include "aas_bundle/chart/chart.hpp"
+#include "aas_bundle/chart/template.hpp"
+#include "aas_bundle/chart/values.hpp"
+#include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/strings.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace aas::discovery {
+namespace fs = std::filesystem;
+using chart::Coalesced;
+using chart::Origin;
+using chart::Value;
+
+const char* to_string(Class c) {
+    switch (c) {
+    case Class::required: return "required";
+    case Class::test: return "test";
+    case Class::optional: return "optional";
+    }
+    return "?";
+}
+
+namespace {
+
+// "<REGISTRY>/a/b:1" -> true (a placeholder of the form <WORD> at the start).
+bool is_placeholder(std::string_view s) {
+    if (s.size() < 3 || s.front() != '<') return false;
+    auto close = s.find('>');
+    if (close == std::string_view::npos || close < 2) return false;
+    for (std::size_t i = 1; i < close; ++i) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    }
+    return true;
+}
+
+// The reference text without its tag and digest: "r/a/b:1@sha256:x" -> "r/a/b".
+std::string name_part(std::string_view s) {
+    s = s.substr(0, s.find('@'));
+    auto slash = s.rfind('/');
+    auto colon = s.rfind(':');
+    if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) s = s.substr(0, colon);
+    return std::string(s);
+}
+
+// Dotted-component common prefix of values paths ("image.repository", "image.tag" -> "image").
+std::string common_prefix(const std::vector<std::string>& paths) {
+    if (paths.empty()) return {};
+    auto split_path = [](const std::string& p) { return util::split(p, '.'); };
+    auto first = split_path(paths.front());
+    std::size_t n = first.size();
+    for (const auto& p : paths) {
+        auto parts = split_path(p);
+        std::size_t i = 0;
+        while (i < n && i < parts.size() && parts[i] == first[i]) ++i;
+        n = i;
+    }
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) out += (i ? "." : "") + first[i];
+    // A full path of a leaf (one source) is its own site.
+    return out;
+}
+
+bool is_helper(const chart::File& f) {
+    auto base = fs::path(f.name).filename().string();
+    return base.empty() || base[0] == '_' || base == "NOTES.txt";
+}
+
+bool is_yaml_name(const std::string& n) {
+    return n.size() > 5 && (n.ends_with(".yaml") || n.ends_with(".yml"));
+}
+
+class Discoverer {
+public:
+    Discoverer(fs::path k8s_root, const manifest::Manifest* m) : root_(std::move(k8s_root)), manifest_(m) {
+        root_display_ = root_.filename().string();
+        if (root_display_.empty()) root_display_ = root_.parent_path().filename().string();
+    }
+
+    std::string display(const std::string& rel) const { return rel.empty() ? root_display_ : root_display_ + "/" + rel; }
+
+    void release(const std::string& name, const std::string& chart_rel, const std::string& ns,
+                 const std::vector<std::string>& values_rel) {
+        fs::path chart_path = chart_rel.empty() ? root_ : root_ / chart_rel;
+        std::string chart_display = display(chart_rel);
+        chart::Chart ch = chart::load_chart(chart_path, chart_display);
+        add_warnings(ch);
+        std::vector<Value> user;
+        for (const auto& v : values_rel) {
+            fs::path p = root_ / v;
+            std::string text;
+            try {
+                text = util::read_file(p, 16u << 20);
+            } catch (const Error& e) {
+                throw Error(fmt::format("release {}: values file {}: {}", name, display(v), e.what()));
+            }
+            user.push_back(chart::parse_yaml(text, display(v)));
+        }
+        Coalesced co = chart::coalesce(ch, user);
+        Coalesced defaults = chart::coalesce(ch, {});
+        chart::tmpl::TemplateSet ts;
+        add_templates(ts, ch);
+        for (const auto& d : ts.diagnostics()) result_.warnings.push_back(d);
+        Release rel{name, ns, &ts};
+        walk(rel, co, &defaults, false);
+        cross_check(name, ch);
+    }
+
+    void plain_manifest(const std::string& rel) {
+        std::string disp = display(rel);
+        std::string text = util::read_file(root_ / rel, 64u << 20);
+        std::vector<Value> docs;
+        try {
+            docs = chart::parse_yaml_documents(text, disp);
+        } catch (const Error& e) {
+            result_.warnings.push_back(fmt::format("{} (skipped: not valid YAML)", e.what()));
+            return;
+        }
+        for (const auto& doc : docs) {
+            if (!doc.is_map() || !doc.find("kind") || !doc.find("apiVersion")) continue;
+            scan_document(doc, "", disp, /*template_file=*/"", 0);
+        }
+    }
+
+    void extra_image(const manifest::Image& img) {
+        Site s;
+        s.file = img.where.file;
+        s.line = img.where.line;
+        s.values_path = "images";
+        s.written = img.ref.str();
+        add(img.ref, Class::required, s, img.from);
+    }
+
+    Result finish() {
+        // Manifest images that name the source of a placeholder resolve it.
+        std::vector<Unresolved> still;
+        for (auto& u : result_.unresolved) {
+            const manifest::Image* match = match_manifest_image(u.target);
+            if (!match) {
+                still.push_back(u);
+                continue;
+            }
+            Site s{u.release, u.chart, u.file, u.line, u.values_path, u.target, "", 0, Class::required};
+            add(match->ref, Class::required, s, match->from);
+        }
+        result_.unresolved = std::move(still);
+        for (auto& [key, img] : images_) result_.images.push_back(std::move(img));
+        return std::move(result_);
+    }
+
+    bool contains_chart_file(const fs::path& dir) const { return fs::exists(dir / "Chart.yaml"); }
+
+private:
+    struct Release {
+        std::string name;
+        std::string ns;
+        const chart::tmpl::TemplateSet* templates;
+    };
+
+    void add_warnings(const chart::Chart& ch) {
+        for (const auto& w : ch.warnings) result_.warnings.push_back(w);
+        for (const auto& sub : ch.subcharts) add_warnings(sub);
+    }
+
+    static void add_templates(chart::tmpl::TemplateSet& ts, const chart::Chart& ch) {
+        for (const auto& f : ch.templates) ts.add(f);
+        for (const auto& sub : ch.subcharts) add_templates(ts, sub);
+    }
+
+    static const Coalesced* find_node(const Coalesced* n, const std::string& prefix) {
+        if (!n) return nullptr;
+        if (n->values_prefix == prefix) return n;
+        for (const auto& s : n->subcharts)
+            if (auto* f = find_node(&s, prefix)) return f;
+        return nullptr;
+    }
+
+    // The value at a release-level path inside `node` (whose values are relative to it).
+    static const Value* lookup(const Coalesced& node, const std::string& release_path) {
+        std::string rel = release_path;
+        if (!node.values_prefix.empty()) {
+            if (rel.rfind(node.values_prefix + ".", 0) != 0) return nullptr;
+            rel = rel.substr(node.values_prefix.size() + 1);
+        }
+        return node.values.at_path(rel);
+    }
+
+    void walk(const Release& rel, const Coalesced& node, const Coalesced* defaults_root, bool shadow) {
+        bool here_shadow = shadow || !node.enabled;
+        const Coalesced* defaults = find_node(defaults_root, node.values_prefix);
+        for (const auto& f : node.chart->templates) {
+            if (is_helper(f)) continue;
+            chart::tmpl::Context ctx;
+            ctx.chart = &node;
+            ctx.release_name = rel.name.empty() ? node.chart->name : rel.name;
+            ctx.release_namespace = rel.ns;
+            ctx.shadow = here_shadow;
+            auto r = rel.templates->render(f.display, ctx);
+            for (const auto& d : r.diagnostics) result_.warnings.push_back(d);
+            bool test_file = f.name.rfind("templates/tests/", 0) == 0;
+            for (const auto& img : chart::tmpl::scan_images(r)) template_image(rel, node, defaults, img, test_file);
+            possible_in_rendered(node, f, r);
+        }
+        for (const auto& sub : node.subcharts) walk(rel, sub, defaults_root, here_shadow);
+    }
+
+    void template_image(const Release& rel, const Coalesced& node, const Coalesced* defaults,
+                        const chart::tmpl::TemplateImage& img, bool test_file) {
+        Class cls = (img.test_hook || test_file) ? Class::test : img.live ? Class::required : Class::optional;
+        if (!img.unevaluated.empty()) {
+            result_.warnings.push_back(fmt::format("{}:{}: image expression beyond what is evaluated ({}); "
+                                                   "name the image in the manifest's images if it is needed",
+                                                   img.file, img.line, img.unevaluated));
+            return;
+        }
+        std::string value = std::string(util::trim(img.value));
+        if (value.empty()) return;
+
+        // The sources of the reference, and which one wrote its name (placeholder first).
+        std::vector<std::string> paths;
+        const Origin* name_src = nullptr;
+        const Origin* placeholder_src = nullptr;
+        std::string placeholder_text;
+        for (const auto& o : img.sources) {
+            if (o.values_path.empty()) continue;
+            const Value* v = lookup(node, o.values_path);
+            std::string text = v && v->is_scalar() ? v->text() : std::string();
+            if (!placeholder_src && is_placeholder(text) && value.find(text.substr(0, text.find('>') + 1)) != std::string::npos) {
+                placeholder_src = &o;
+                placeholder_text = text;
+            }
+            if (o.values_path.rfind("global.", 0) != 0) paths.push_back(o.values_path);
+            auto last = o.values_path.substr(o.values_path.rfind('.') + 1);
+            if (!name_src && (last == "repository" || last == "image" || last == "name")) name_src = &o;
+        }
+        if (!name_src) {
+            for (const auto& o : img.sources)
+                if (!o.values_path.empty() && o.values_path.rfind("global.", 0) != 0) {
+                    name_src = &o;
+                    break;
+                }
+        }
+        if (placeholder_src) name_src = placeholder_src;
+
+        Site site;
+        site.release = rel.name;
+        site.chart = node.chart->display;
+        site.template_file = img.file;
+        site.template_line = img.line;
+        site.cls = cls;
+        if (name_src) {
+            site.file = name_src->file;
+            site.line = name_src->line;
+            site.values_path = paths.size() > 1 ? common_prefix(paths) : name_src->values_path;
+            if (site.values_path.empty()) site.values_path = name_src->values_path;
+            const Value* w = lookup(node, name_src->values_path);
+            site.written = w && w->is_scalar() ? w->text() : value;
+        } else {
+            site.file = img.file;
+            site.line = img.line;
+            site.written = value;
+        }
+
+        std::string resolved = value;
+        if (placeholder_src) {
+            std::string s_name = name_part(placeholder_text);
+            std::string s_path = s_name.substr(s_name.find('/') == std::string::npos ? s_name.size() : s_name.find('/') + 1);
+            const Value* d = defaults ? lookup(*defaults, placeholder_src->values_path) : nullptr;
+            std::optional<ref::Reference> d_ref;
+            std::string d_name;
+            if (d && d->is_scalar() && !d->text().empty() && !is_placeholder(d->text())) {
+                d_name = name_part(d->text());
+                d_ref = ref::Reference::try_parse(d_name);
+            }
+            if (!d_ref || d_ref->repository() != s_path) {
+                // No upstream default for this path: the manifest must name the source.
+                std::string target = value;
+                result_.unresolved.push_back(Unresolved{
+                    rel.name, node.chart->display, site.file, site.line, placeholder_src->values_path, target,
+                    fmt::format("{} has no upstream default at {} in chart {}; name its source in the bundle "
+                                "manifest (images: - ref: {}, from: docker-archive:PATH | oci:PATH | REFERENCE)",
+                                target, placeholder_src->values_path, node.chart->display,
+                                target.substr(target.find('/') + 1))});
+                return;
+            }
+            auto pos = resolved.find(s_name);
+            resolved.replace(pos, s_name.size(), d_ref->name());
+        }
+
+        std::string err;
+        auto parsed = ref::Reference::try_parse(resolved, &err);
+        if (!parsed) {
+            // Report the value as written, where it was written.
+            std::string shown = placeholder_src ? placeholder_text : value;
+            std::string why = err;
+            try {
+                ref::Reference::parse(resolved);
+            } catch (const ref::ReferenceError& e) {
+                why = e.reason() + (e.hint().empty() ? "" : "; " + e.hint());
+            }
+            error(site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
+                  fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
+            return;
+        }
+        add(*parsed, cls, site, "");
+    }
+
+    // Container args/env and ConfigMap data that look like images, in rendered output.
+    void possible_in_rendered(const Coalesced& node, const chart::File& f, const chart::tmpl::Rendered& r) {
+        std::string text = r.text();
+        if (text.find("kind:") == std::string::npos) return;
+        std::vector<Value> docs;
+        try {
+            docs = chart::parse_yaml_documents(text, f.display);
+        } catch (const Error&) {
+            return; // rendered output that is not YAML (shadow branches may not be): nothing to report
+        }
+        for (const auto& doc : docs)
+            if (doc.is_map()) possible_in(doc, node.chart->display, f.display, true);
+    }
+
+    static bool looks_like_image(std::string_view s) {
+        if (s.size() < 5 || s.size() > 512 || s.find(' ') != std::string_view::npos) return false;
+        if (is_placeholder(s)) { // "<REGISTRY>/path:tag": judge the rest under a stand-in registry
+            std::string stand_in = "placeholder.invalid" + std::string(s.substr(s.find('>') + 1));
+            return looks_like_image(stand_in);
+        }
+        if (s.find('/') == std::string_view::npos) return false;
+        auto first = s.substr(0, s.find('/'));
+        if (first.find('.') == std::string_view::npos && first.find(':') == std::string_view::npos && first != "localhost")
+            return false;
+        if (s.find("://") != std::string_view::npos) return false;
+        auto r = ref::Reference::try_parse(s);
+        return r && (s.find('@') != std::string_view::npos || s.substr(s.rfind('/')).find(':') != std::string_view::npos);
+    }
+
+    void possible_in(const Value& doc, const std::string& chart, const std::string& file, bool from_template) {
+        const Value* kind = doc.find("kind");
+        std::string k = kind && kind->is_scalar() ? kind->text() : "";
+        auto report = [&](const Value& v, const std::string& why) {
+            if (!v.is_scalar() || !looks_like_image(v.text())) return;
+            if (from_template && v.origin().line == 0) return;
+            result_.possible.push_back(Possible{v.text(), chart, file, v.origin().line, why});
+        };
+        if (k == "ConfigMap") {
+            if (const Value* data = doc.find("data"); data && data->is_map())
+                for (const auto& [key, v] : data->entries()) report(v, fmt::format("ConfigMap data \"{}\"", key));
+            return;
+        }
+        // Containers anywhere in the document: args, command and env values.
+        std::vector<const Value*> stack{&doc};
+        while (!stack.empty()) {
+            const Value* v = stack.back();
+            stack.pop_back();
+            if (v->is_map()) {
+                for (const auto& [key, child] : v->entries()) {
+                    if ((key == "args" || key == "command") && child.is_list()) {
+                        for (const auto& a : child.items()) report(a, fmt::format("container {}", key));
+                    } else if (key == "env" && child.is_list()) {
+                        for (const auto& e : child.items())
+                            if (const Value* val = e.is_map() ? e.find("value") : nullptr) report(*val, "container env");
+                    } else {
+                        stack.push_back(&child);
+                    }
+                }
+            } else if (v->is_list()) {
+                for (const auto& child : v->items()) stack.push_back(&child);
+            }
+        }
+    }
+
+    // `image:` fields of a plain manifest document.
+    void scan_document(const Value& doc, const std::string& chart, const std::string& file, const std::string&, int) {
+        std::vector<std::pair<const Value*, std::string>> stack{{&doc, ""}};
+        while (!stack.empty()) {
+            auto [v, path] = stack.back();
+            stack.pop_back();
+            if (v->is_map()) {
+                for (auto it = v->entries().rbegin(); it != v->entries().rend(); ++it) {
+                    const auto& [key, child] = *it;
+                    std::string p = path.empty() ? key : path + "." + key;
+                    if (key == "image" && child.is_scalar() && !child.text().empty()) {
+                        plain_image(child, chart, file, p);
+                    } else {
+                        stack.push_back({&child, p});
+                    }
+                }
+            } else if (v->is_list()) {
+                for (std::size_t i = v->items().size(); i-- > 0;)
+                    stack.push_back({&v->items()[i], fmt::format("{}[{}]", path, i)});
+            }
+        }
+        possible_in(doc, chart, file, false);
+    }
+
+    void plain_image(const Value& v, const std::string& chart, const std::string& file, const std::string& path) {
+        Site s;
+        s.chart = chart;
+        s.file = file;
+        s.line = v.origin().line;
+        s.values_path = path;
+        s.written = v.text();
+        std::string err;
+        auto parsed = ref::Reference::try_parse(v.text(), &err);
+        if (!parsed) {
+            std::string why = err;
+            try {
+                ref::Reference::parse(v.text());
+            } catch (const ref::ReferenceError& e) {
+                why = e.reason() + (e.hint().empty() ? "" : "; " + e.hint());
+            }
+            error(file, s.line, path, fmt::format("\"{}\" is not a valid image reference: {}", v.text(), why));
+            return;
+        }
+        add(*parsed, Class::required, s, "");
+    }
+
+    void cross_check(const std::string& release, const chart::Chart& ch) {
+        for (const char* key : {"artifacthub.io/images", "helm.sh/images", "images"}) {
+            auto it = ch.annotations.find(key);
+            if (it == ch.annotations.end()) continue;
+            std::vector<Value> docs;
+            try {
+                docs = chart::parse_yaml_documents(it->second, ch.display + "/Chart.yaml annotation " + key);
+            } catch (const Error& e) {
+                result_.warnings.push_back(e.what());
+                continue;
+            }
+            std::set<std::string> named;
+            for (const auto& doc : docs) {
+                if (!doc.is_list()) continue;
+                for (const auto& item : doc.items()) {
+                    const Value* img = item.is_map() ? item.find("image") : nullptr;
+                    if (!img || !img->is_scalar()) continue;
+                    if (auto r = ref::Reference::try_parse(img->text())) named.insert(r->str());
+                }
+            }
+            std::set<std::string> found;
+            for (const auto& [k, img] : images_)
+                for (const auto& s : img.sites)
+                    if (s.release == release && s.chart.rfind(ch.display, 0) == 0) found.insert(k);
+            for (const auto& n : named)
+                if (!found.count(n))
+                    result_.warnings.push_back(fmt::format("{}: annotation {} names {}, which discovery did not find "
+                                                           "in the chart's templates",
+                                                           ch.display, key, n));
+            for (const auto& f : found)
+                if (!named.count(f))
+                    result_.warnings.push_back(fmt::format("{}: discovery found {}, which annotation {} does not name",
+                                                           ch.display, f, key));
+        }
+    }
+
+    const manifest::Image* match_manifest_image(const std::string& target) const {
+        if (!manifest_) return nullptr;
+        // target "<REGISTRY>/ai-appstore/aas-frontend:1.2.2": path and tag must match.
+        std::string rest = target.substr(target.find('/') == std::string::npos ? 0 : target.find('/') + 1);
+        auto parsed = ref::Reference::try_parse("placeholder.invalid/" + rest);
+        if (!parsed) return nullptr;
+        for (const auto& img : manifest_->images) {
+            if (img.ref.repository() != parsed->repository()) continue;
+            if (parsed->has_tag() && img.ref.has_tag() && img.ref.tag() != parsed->tag()) continue;
+            if (parsed->has_digest() && img.ref.digest() != parsed->digest()) continue;
+            return &img;
+        }
+        return nullptr;
+    }
+
+    void error(const std::string& file, int line, const std::string& path, const std::string& message) {
+        if (!errors_seen_.insert({file, line, path}).second) return;
+        result_.errors.push_back(Problem{file, line, path, message});
+    }
+
+    void add(const ref::Reference& r, Class cls, const Site& site, const std::string& source) {
+        if (manifest_ && manifest_->excluded(r)) return;
+        auto [it, inserted] = images_.try_emplace(r.str());
+        Image& img = it->second;
+        if (inserted) {
+            img.ref = r;
+            img.cls = cls;
+        } else if (static_cast<int>(cls) < static_cast<int>(img.cls)) {
+            img.cls = cls;
+        }
+        if (!source.empty()) img.source = source;
+        for (const auto& s : img.sites)
+            if (s.file == site.file && s.line == site.line && s.values_path == site.values_path &&
+                s.template_file == site.template_file && s.template_line == site.template_line)
+                return;
+        img.sites.push_back(site);
+    }
+
+    fs::path root_;
+    std::string root_display_;
+    const manifest::Manifest* manifest_;
+    Result result_;
+    std::map<std::string, Image> images_;
+    std::set<std::tuple<std::string, int, std::string>> errors_seen_;
+};
+
+} // namespace
+
+Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
+    fs::path root = k8s_override.empty() ? m.k8s : fs::absolute(k8s_override).lexically_normal();
+    if (!m.releases.empty() || !m.plain_manifests.empty()) {
+        std::error_code ec;
+        if (root.empty() || !fs::is_directory(root, ec))
+            throw UsageError(fmt::format("{}: the k8s folder {} does not exist (set \"k8s\" in the manifest or pass --k8s DIR)",
+                                         m.file.string(), root.string()));
+    }
+    Discoverer d(root, &m);
+    for (const auto& r : m.releases) {
+        std::error_code ec;
+        if (!fs::exists(root / r.chart, ec))
+            throw UsageError(fmt::format("{}:{}: release \"{}\": chart {} not found in {}", r.where.file, r.where.line,
+                                         r.name, r.chart, root.string()));
+        d.release(r.name, r.chart, r.namespace_, r.values);
+    }
+    for (const auto& p : m.plain_manifests) d.plain_manifest(p);
+    for (const auto& img : m.images) d.extra_image(img);
+    return d.finish();
+}
+
+Result discover_path(const fs::path& path) {
+    fs::path abs = fs::absolute(path).lexically_normal();
+    std::error_code ec;
+    if (!fs::exists(abs, ec)) throw UsageError(fmt::format("{}: no such file or folder", path.string()));
+    bool single = abs.extension() == ".tgz" || fs::exists(abs / "Chart.yaml", ec);
+    if (single) {
+        Discoverer d(abs.parent_path(), nullptr);
+        d.release("", abs.filename().string(), "default", {});
+        return d.finish();
+    }
+    Discoverer d(abs, nullptr);
+    std::vector<std::string> charts, manifests;
+    for (auto it = fs::recursive_directory_iterator(abs, fs::directory_options::skip_permission_denied, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        const auto& p = it->path();
+        std::string rel = p.lexically_relative(abs).generic_string();
+        if (it->is_directory() && fs::exists(p / "Chart.yaml")) {
+            charts.push_back(rel);
+            it.disable_recursion_pending(); // its subcharts belong to it
+            continue;
+        }
+        if (it->is_regular_file() && p.extension() == ".tgz") charts.push_back(rel);
+        else if (it->is_regular_file() && is_yaml_name(p.filename().string())) manifests.push_back(rel);
+    }
+    std::sort(charts.begin(), charts.end());
+    std::sort(manifests.begin(), manifests.end());
+    for (const auto& c : charts) d.release("", c, "default", {});
+    for (const auto& m : manifests) d.plain_manifest(m);
+    return d.finish();
+}
+
+} // namespace aas::discovery

@@ -1,0 +1,1003 @@
+#include "aas_bundle/chart/chart.hpp"
+#include "aas_bundle/chart/template.hpp"
+#include "aas_bundle/chart/values.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+using namespace aas::chart;
+using namespace aas::chart::tmpl;
+
+namespace {
+
+/// A chart "demo" with values, templates added by name under templates/.
+struct Demo {
+    Chart chart;
+    Coalesced co;
+    TemplateSet set;
+
+    explicit Demo(std::string_view values = "{}") {
+        chart.name = "demo";
+        chart.version = "1.2.3";
+        chart.app_version = "4.5.6";
+        chart.api_version = "v2";
+        chart.display = "charts/demo";
+        co.chart = &chart;
+        co.values = parse_yaml(values, "charts/demo/values.yaml");
+    }
+    Demo(const Demo&) = delete;
+
+    Demo& add(const std::string& name, std::string text) {
+        set.add(File{"templates/" + name, "charts/demo/templates/" + name, std::move(text)});
+        return *this;
+    }
+    Rendered render(const std::string& name, bool shadow = false) const {
+        Context ctx;
+        ctx.chart = &co;
+        ctx.shadow = shadow;
+        return set.render("charts/demo/templates/" + name, ctx);
+    }
+};
+
+/// The output of live pieces only: what helm would print.
+std::string live_text(const Rendered& r) {
+    std::string out;
+    for (const auto& p : r.pieces)
+        if (p.live)
+            out += p.text;
+    return out;
+}
+
+/// The output of shadow pieces only.
+std::string shadow_text(const Rendered& r) {
+    std::string out;
+    for (const auto& p : r.pieces)
+        if (!p.live)
+            out += p.text;
+    return out;
+}
+
+/// Renders `tmpl` with `values`; returns what helm would print.
+std::string eval(const std::string& tmpl, std::string_view values = "{}") {
+    Demo d(values);
+    d.add("t.yaml", tmpl);
+    return live_text(d.render("t.yaml"));
+}
+
+Rendered render1(const std::string& tmpl, std::string_view values = "{}") {
+    Demo d(values);
+    d.add("t.yaml", tmpl);
+    return d.render("t.yaml");
+}
+
+bool has_diag(const std::vector<std::string>& diags, const std::string& part) {
+    for (const auto& d : diags)
+        if (d.find(part) != std::string::npos)
+            return true;
+    return false;
+}
+
+std::vector<std::string> paths(const std::vector<Origin>& origins) {
+    std::vector<std::string> out;
+    for (const auto& o : origins)
+        out.push_back(o.values_path);
+    return out;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+TEST_CASE("tmpl::parse text, actions and trim markers") {
+    CHECK(eval("a {{ 1 }} b") == "a 1 b");
+    CHECK(eval("a  \n {{- 1 -}} \n  b") == "a1b");
+    CHECK(eval("a {{- 1 }} b") == "a1 b");
+    CHECK(eval("a {{ 1 -}} \n\n b") == "a 1b");
+    CHECK(eval("x{{/* a comment {{ with }} */}}y") == "xy");
+    CHECK(eval("x \n {{- /* multi\nline */ -}} \n y") == "xy");
+    CHECK(eval("{{ -3 }}") == "-3"); // "-3" is a number, not a trim marker
+    CHECK(eval("{{ 3 }}{{- -3 -}}") == "3-3");
+    CHECK(eval("no actions at all\n") == "no actions at all\n");
+}
+
+TEST_CASE("tmpl::parse literals") {
+    CHECK(eval(R"({{ "a\tb\"c\\d\x41\u00e9" }})") == "a\tb\"c\\dA\xc3\xa9");
+    CHECK(eval("{{ `raw \\n {{ }} \"x\"` }}") == "raw \\n {{ }} \"x\"");
+    CHECK(eval("{{ 'a' }} {{ '\\n' }}") == "97 10");
+    CHECK(eval("{{ 0x1F }} {{ 0o17 }} {{ 017 }} {{ 0b101 }} {{ 1_000 }}") == "31 15 15 5 1000");
+    CHECK(eval("{{ 1.5 }} {{ 1e3 }} {{ .5 }} {{ -2.25 }}") == "1.5 1000 0.5 -2.25");
+    CHECK(eval("{{ true }} {{ false }}") == "true false");
+    CHECK(eval("{{ eq nil nil }}") == "true");
+}
+
+TEST_CASE("tmpl::parse every control structure") {
+    const std::string t = R"({{- define "x" }}X{{ . }}{{ end -}}
+{{- if .Values.a }}A{{ else if .Values.b }}B{{ else }}C{{ end -}}
+{{- with .Values.c }}{{ . }}{{ else }}noc{{ end -}}
+{{- range $i, $v := .Values.l }}[{{ $i }}={{ $v }}]{{ else }}empty{{ end -}}
+{{- range .Values.l }}{{ if eq . 2.0 }}{{ continue }}{{ end }}{{ if eq . 3.0 }}{{ break }}{{ end }}<{{ . }}>{{ end -}}
+{{- template "x" 1 -}}
+{{- block "blk" . }}block-default{{ end -}}
+)";
+    auto r = render1(t, "a: false\nb: true\nc: cc\nl: [1, 2, 3, 4]\n");
+    CHECK(r.diagnostics.empty());
+    CHECK(live_text(r) == "Bcc[0=1][1=2][2=3][3=4]<1>X1block-default");
+}
+
+TEST_CASE("tmpl::parse errors name the file and line") {
+    Demo d;
+    d.add("a.yaml", "line1\n{{ if .x }}\nno end\n");
+    d.add("b.yaml", "a\nb\n{{ end }}\n");
+    d.add("c.yaml", "{{ .x \n");
+    d.add("d.yaml", "x\n{{ \"unterminated }}\n");
+    d.add("e.yaml", "{{ range . }}{{ end }}\n{{ break }}\n");
+    d.add("f.yaml", "\n\n{{ 1x2 }}\n");
+    d.add("g.yaml", "{{ if }}{{ end }}");
+    d.add("h.yaml", "{{ with $x := 1 }}{{ else }}{{ else }}{{ end }}");
+    d.add("i.yaml", "{{ (1 }}");
+    d.add("j.yaml", "{{/* never closed }}");
+    d.add("k.yaml", "{{ define \"n\" }}{{ define \"m\" }}{{ end }}{{ end }}");
+    const auto& diags = d.set.diagnostics();
+    CHECK(has_diag(diags, "charts/demo/templates/a.yaml:2: unexpected EOF"));
+    CHECK(has_diag(diags, "charts/demo/templates/b.yaml:3: unexpected {{end}}"));
+    CHECK(has_diag(diags, "charts/demo/templates/c.yaml:1: unclosed action"));
+    CHECK(has_diag(diags, "charts/demo/templates/d.yaml:2: unterminated quoted string"));
+    CHECK(has_diag(diags, "charts/demo/templates/e.yaml:2: {{break}} outside {{range}}"));
+    CHECK(has_diag(diags, "charts/demo/templates/f.yaml:3: bad number syntax"));
+    CHECK(has_diag(diags, "charts/demo/templates/g.yaml:1: missing value for if"));
+    CHECK(has_diag(diags, "charts/demo/templates/h.yaml:1: expected end; found {{else}}"));
+    CHECK(has_diag(diags, "charts/demo/templates/i.yaml:1: unclosed left paren"));
+    CHECK(has_diag(diags, "charts/demo/templates/j.yaml:1: unclosed comment"));
+    CHECK(has_diag(diags, "charts/demo/templates/k.yaml:1: unexpected <define>"));
+    // render() reports the file's own parse errors and renders nothing.
+    auto r = d.render("a.yaml");
+    CHECK(r.pieces.empty());
+    REQUIRE(r.diagnostics.size() == 1);
+    CHECK(r.diagnostics[0].find("a.yaml:2:") != std::string::npos);
+    // A missing file is a diagnostic too.
+    CHECK(has_diag(d.render("nope.yaml").diagnostics, "no such template"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+TEST_CASE("tmpl::eval fields, missing keys and builtin objects") {
+    const std::string values = "image:\n  repository: nginx\n  tag: '1.25'\nempty: {}\n";
+    CHECK(eval("{{ .Values.image.repository }}:{{ .Values.image.tag }}", values) == "nginx:1.25");
+    CHECK(eval("[{{ .Values.missing }}][{{ .Values.missing.deeper.still }}][{{ .Values.empty.x }}]",
+               values) == "[][][]");
+    CHECK(eval("{{ .Chart.Name }} {{ .Chart.Version }} {{ .Chart.AppVersion }} {{ "
+               ".Chart.APIVersion }} "
+               "{{ .Chart.ApiVersion }} {{ .Chart.Type }}") ==
+          "demo 1.2.3 4.5.6 v2 v2 application");
+    CHECK(eval("{{ .Release.Name }} {{ .Release.Namespace }} {{ .Release.Service }} {{ "
+               ".Release.IsInstall }} "
+               "{{ .Release.IsUpgrade }} {{ .Release.Revision }}") ==
+          "release default Helm true false 1");
+    CHECK(
+        eval("{{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }} "
+             "{{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion.GitVersion }}") ==
+        "v1.25.0 1 25 v1.25.0");
+    CHECK(eval("{{ .Capabilities.APIVersions.Has \"policy/v1\" }}") == "true");
+    CHECK(eval("{{ .Template.Name }} {{ .Template.BasePath }}") ==
+          "charts/demo/templates/t.yaml charts/demo/templates");
+    CHECK(eval("{{ $.Values.image.repository }} {{ (.Values.image).tag }}", values) ==
+          "nginx 1.25");
+}
+
+TEST_CASE("tmpl::eval .Files and lookup") {
+    auto r = render1(
+        "data: {{ .Files.Get \"config.ini\" }}\nimage: {{ (lookup \"v1\" \"ConfigMap\" \"ns\" \"x\").data.image }}\n");
+    bool files = false, lookup = false;
+    for (const auto& p : r.pieces) {
+        if (p.unevaluated.find(".Files.Get") != std::string::npos) files = true;
+        if (p.unevaluated.find("lookup reads the cluster") != std::string::npos) lookup = true;
+    }
+    CHECK(files);
+    CHECK(lookup); // never guessed: the image is reported as not evaluated
+}
+
+TEST_CASE("tmpl::eval variables and scoping") {
+    CHECK(eval("{{ $x := 1 }}{{ $x }}{{ $x = 2 }}{{ $x }}") == "12");
+    CHECK(eval("{{ $x := \"a\" }}{{ if true }}{{ $x = \"b\" }}{{ $y := 1 }}{{ end }}{{ $x }}") ==
+          "b");
+    // A variable declared inside `if` is gone after its end.
+    auto r = render1("{{ if true }}{{ $y := 1 }}{{ end }}{{ $y }}");
+    CHECK(has_diag(r.diagnostics, "undefined variable"));
+    CHECK(eval("{{ with $v := .Values.a }}{{ $v }}{{ . }}{{ end }}", "a: q") == "qq");
+    CHECK(eval("{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}", "m: {b: 2, a: 1}") ==
+          "a=1;b=2;");
+    CHECK(eval("{{ range $v := .Values.l }}{{ $v }}{{ end }}", "l: [p, q]") == "pq");
+    CHECK(eval("{{ range $i, $v := .Values.l }}{{ $i }}{{ $v }}{{ end }}", "l: [p, q]") == "0p1q");
+    CHECK(eval("{{ range 3 }}{{ . }}{{ end }}") == "012");
+    // `$` is the template's data: the root at top level, the argument inside a define.
+    CHECK(eval("{{ define \"d\" }}{{ $.k }}/{{ .k }}{{ end }}{{ range .Values.l }}{{ $.Chart.Name "
+               "}}{{ end }}"
+               "{{ include \"d\" (dict \"k\" \"v\") }}",
+               "l: [1]") == "demov/v");
+}
+
+TEST_CASE("tmpl::eval include, template and defines shared across files") {
+    Demo d("name: web\n");
+    d.add("_helpers.tpl",
+          "{{- define \"demo.name\" -}}{{ .Values.name }}-{{ .Chart.Name }}{{- end -}}\n"
+          "{{- define \"demo.labels\" -}}\napp: {{ include \"demo.name\" . }}\nv: x\n{{- end -}}");
+    d.set.add(File{"templates/_other.tpl", "charts/demo/charts/sub/templates/_other.tpl",
+                   "{{ define \"sub.hello\" }}hello {{ . }}{{ end }}"});
+    d.add("t.yaml",
+          "metadata:\n  labels:\n    {{- include \"demo.labels\" . | nindent 4 }}\n"
+          "name: {{ template \"demo.name\" . }}\n{{ include \"sub.hello\" \"x\" | upper }}\n"
+          "{{ include \"missing\" . }}");
+    auto r = d.render("t.yaml");
+    CHECK(live_text(r) ==
+          "metadata:\n  labels:\n    app: web-demo\n    v: x\nname: web-demo\nHELLO X\n");
+    CHECK(has_diag(r.diagnostics, "t.yaml:6: no template \"missing\""));
+    // A file is a template by its path, as with `$.Template.BasePath`.
+    d.add("_policy.tpl", "policy {{ .Values.name }}");
+    d.add("cm.yaml", "{{ include (print $.Template.BasePath \"/_policy.tpl\") . }}");
+    CHECK(live_text(d.render("cm.yaml")) == "policy web");
+    // The parent's definition wins over a subchart's whatever the order of add(); among the
+    // files of one chart the first by name wins (helm parses them in reverse order); an empty
+    // definition never replaces one with content.
+    d.set.add(File{"templates/_x.tpl", "charts/demo/charts/sub/templates/_x.tpl",
+                   "{{ define \"demo.name\" }}sub{{ end }}"});
+    d.add("_z.tpl", "{{ define \"demo.name\" }}z{{ end }}{{ define \"sub.hello\" }}{{ end }}"
+                    "{{ define \"only.z\" }}z{{ end }}");
+    d.add("_a.tpl", "{{ define \"only.z\" }}a{{ end }}");
+    d.add("u.yaml",
+          "{{ include \"demo.name\" . }} {{ include \"sub.hello\" 1 }} {{ include \"only.z\" . }}");
+    CHECK(live_text(d.render("u.yaml")) == "web-demo hello 1 a");
+}
+
+TEST_CASE("tmpl::eval comparison and logic functions") {
+    CHECK(eval("{{ eq 1 1 }} {{ eq 1 2 }} {{ eq \"a\" \"b\" \"a\" }} {{ ne 1 2 }}") ==
+          "true false true true");
+    CHECK(eval("{{ lt 1 2 }} {{ le 2 2 }} {{ gt \"b\" \"a\" }} {{ ge 1 2 }}") ==
+          "true true true false");
+    CHECK(eval("{{ eq .Values.n 3 }} {{ eq .Values.missing \"x\" }}", "n: 3") == "true false");
+    CHECK(eval("{{ and 1 0 2 }} {{ and 1 2 }} {{ or 0 \"\" 3 }} {{ or 0 \"\" }} {{ not 0 }}") ==
+          "0 2 3  true");
+    // `and` and `or` stop early: the failing `index` is never called.
+    CHECK(eval("{{ and false (index .Values.none 1) }}") == "false");
+    CHECK(eval("{{ or true (index .Values.none 1) }}") == "true");
+    auto r = render1("{{ eq \"a\" 1 }}");
+    CHECK(has_diag(r.diagnostics, "incompatible types for comparison"));
+    CHECK(eval("{{ len \"abc\" }} {{ len .Values.l }} {{ len .Values.m }}",
+               "l: [1,2]\nm: {a: 1}") == "3 2 1");
+    CHECK(
+        eval(
+            "{{ index .Values.l 1 }} {{ index .Values.m \"a\" }} {{ index .Values.n \"a\" \"b\" }}",
+            "l: [p, q]\nm: {a: 1}\nn: {a: {b: deep}}") == "q 1 deep");
+    CHECK(eval("{{ slice \"abcdef\" 1 3 }} {{ slice .Values.l 1 }}", "l: [a, b, c]") == "bc [b c]");
+}
+
+TEST_CASE("tmpl::eval printf and print follow Go's fmt") {
+    CHECK(eval("{{ printf \"%s/%s:%s\" \"r\" \"i\" \"t\" }}") == "r/i:t");
+    CHECK(eval("{{ printf \"%d %5d|%-4s|%5s|%.2s\" 7 42 \"ab\" \"cd\" \"xyz\" }}") ==
+          "7    42|ab  |   cd|xy");
+    CHECK(eval("{{ printf \"%v %v %v %v\" 1 \"s\" true .Values.l }}", "l: [1, b]") ==
+          "1 s true [1 b]");
+    CHECK(eval("{{ printf \"%q\" \"a\\\"b\" }}") == "\"a\\\"b\"");
+    CHECK(eval("{{ printf \"%s\" 5 }}") == "%!s(int=5)");
+    CHECK(eval("{{ printf \"%s\" .Values.tag }}", "tag: 8") == "%!s(float64=8)");
+    CHECK(eval("{{ printf \"%s\" .Values.missing }}") == "%!s(<nil>)");
+    CHECK(eval("{{ printf \"%s %s\" \"a\" }}") == "a %!s(MISSING)");
+    CHECK(eval("{{ printf \"%s\" \"a\" \"b\" }}") == "a%!(EXTRA string=b)");
+    CHECK(eval("{{ printf \"%x %X %o %5.1f %t %%\" 255 255 8 3.14159 true }}") ==
+          "ff FF 10   3.1 true %");
+    CHECK(eval("{{ printf \"%v\" .Values.m }}", "m: {b: 2, a: x}") == "map[a:x b:2]");
+    CHECK(eval("{{ print \"a\" \"b\" 1 2 \"c\" }}") == "ab1 2c");
+    CHECK(eval("{{ println \"a\" 1 }}") == "a 1\n");
+    // Helm's values are float64: large integers print in exponent form, like helm does.
+    CHECK(eval("{{ .Values.a }} {{ .Values.b }} {{ .Values.c }} {{ .Values.d }}",
+               "a: 1000000\nb: 123456\nc: 1.10\nd: 0.00001") == "1e+06 123456 1.1 1e-05");
+    CHECK(eval("{{ .Values.a | int }} {{ .Values.a | toString }}", "a: 1000000") ==
+          "1000000 1e+06");
+}
+
+TEST_CASE("tmpl::eval string functions") {
+    CHECK(eval("{{ default \"d\" .Values.x }} {{ default \"d\" .Values.y }} {{ .Values.y | default "
+               "\"d\" }} "
+               "{{ default \"d\" 0 }} {{ default \"d\" false }}",
+               "x: ''\ny: set") == "d set set d d");
+    CHECK(eval("{{ empty \"\" }} {{ empty .Values.m }} {{ empty 1 }} {{ coalesce \"\" .Values.none "
+               "\"c\" }}",
+               "m: {}") == "true true false c");
+    CHECK(eval("{{ ternary \"y\" \"n\" true }} {{ true | ternary \"y\" \"n\" }} {{ ternary \"y\" "
+               "\"n\" false }}") == "y y n");
+    CHECK(eval("{{ quote \"a\" }} {{ quote \"a\\\"b\" }} {{ squote \"a\" }} {{ .Values.n | quote "
+               "}} {{ quote .Values.x }}",
+               "n: 3") == "\"a\" \"a\\\"b\" 'a' \"3\" ");
+    CHECK(eval("{{ toString 12 }} {{ toString .Values.missing }}") == "12 <nil>");
+    CHECK(eval("[{{ \"a\\nb\" | indent 2 }}][{{ \"a\\nb\" | nindent 2 }}]") ==
+          "[  a\n  b][\n  a\n  b]");
+    CHECK(eval("[{{ trim \"  x y \\n\" }}][{{ trimSuffix \"-\" \"ab-\" }}][{{ trimPrefix \"v\" "
+               "\"v1.2\" }}][{{ trimAll \"-\" \"--a--\" }}]") == "[x y][ab][1.2][a]");
+    CHECK(eval("{{ upper \"ab\" }} {{ lower \"AB\" }} {{ title \"hello world\" }} {{ replace \"+\" "
+               "\"_\" \"1+2+3\" }}") == "AB ab Hello World 1_2_3");
+    CHECK(eval("{{ contains \"b\" \"abc\" }} {{ hasPrefix \"a\" \"abc\" }} {{ hasSuffix \"c\" "
+               "\"abc\" }} {{ hasSuffix \"x\" \"abc\" }}") == "true true true false");
+    CHECK(eval("{{ trunc 3 \"abcdef\" }} {{ trunc -2 \"abcdef\" }} {{ trunc 63 \"ab\" }} {{ substr "
+               "1 3 \"abcdef\" }}") == "abc ef ab bc");
+    CHECK(eval("{{ (split \":\" \"a:b\")._1 }} {{ splitList \",\" \"a,b,c\" | join \"-\" }} {{ "
+               "join \",\" (list 1 \"x\" nil 2) }}") == "b a-b-c 1,x,2");
+    CHECK(eval("{{ cat \"a\" nil \"b\" 1 }} {{ repeat 3 \"ab\" }} {{ nospace \"a b c\" }}") ==
+          "a b 1 ababab abc");
+    CHECK(eval("{{ regexMatch \"^v[0-9]+$\" \"v12\" }} {{ regexReplaceAll \"([a-z]+)-([0-9]+)\" "
+               "\"ab-12\" \"${2}.$1\" }} "
+               "{{ regexFind \"[0-9]+\" \"ab12cd\" }}") == "true 12.ab 12");
+    CHECK(eval("{{ b64enc \"hello\" }} {{ b64dec \"aGVsbG8=\" }} {{ sha256sum \"abc\" }}") ==
+          "aGVsbG8= hello ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(eval("{{ html \"<a&b>\" }} {{ js \"it's\" }} {{ urlquery \"a b&c\" }}") ==
+          "&lt;a&amp;b&gt; it\\'s a+b%26c");
+    CHECK(
+        eval("{{ kebabcase \"fooBar\" }} {{ snakecase \"fooBar\" }} {{ camelcase \"foo_bar\" }}") ==
+        "foo-bar foo_bar FooBar");
+    CHECK(eval("{{ base \"a/b/c.txt\" }} {{ dir \"a/b/c.txt\" }} {{ ext \"a/b/c.txt\" }}") ==
+          "c.txt a/b .txt");
+}
+
+TEST_CASE("tmpl::eval list and map functions") {
+    CHECK(eval("{{ $d := dict \"a\" 1 \"b\" \"x\" }}{{ $d.a }}{{ get $d \"b\" }}[{{ get $d \"z\" "
+               "}}]{{ hasKey $d \"a\" }}") == "1x[]true");
+    CHECK(eval("{{ $d := dict }}{{ $_ := set $d \"k\" \"v\" }}{{ $d.k }}{{ $_ := unset $d \"k\" "
+               "}}[{{ $d.k }}]") == "v[]");
+    CHECK(eval("{{ keys (dict \"b\" 1 \"a\" 2) | sortAlpha | join \",\" }} {{ values (dict \"a\" "
+               "1) }}") == "a,b [1]");
+    CHECK(eval("{{ $l := list 1 2 }}{{ $l = append $l 3 }}{{ $l }} {{ first $l }} {{ last $l }} {{ "
+               "rest $l }} {{ initial $l }}") == "[1 2 3] 1 3 [2 3] [1 2]");
+    CHECK(eval("{{ prepend (list 2) 1 }} {{ concat (list 1) (list 2 3) }} {{ uniq (list 1 1 2) }} "
+               "{{ compact (list 1 \"\" 2) }}") == "[1 2] [1 2 3] [1 2] [1 2]");
+    CHECK(eval("{{ without (list 1 2 3) 2 }} {{ has 2 (list 1 2) }} {{ reverse (list 1 2) }} {{ "
+               "until 3 }} {{ untilStep 0 6 2 }}") == "[1 3] true [2 1] [0 1 2] [0 2 4]");
+    CHECK(eval("{{ pick (dict \"a\" 1 \"b\" 2) \"a\" }} {{ omit (dict \"a\" 1 \"b\" 2) \"a\" }} {{ "
+               "pluck \"a\" (dict \"a\" 1) (dict \"a\" 2) }}") == "map[a:1] map[b:2] [1 2]");
+    CHECK(eval("{{ dig \"a\" \"b\" \"def\" .Values }} {{ dig \"a\" \"x\" \"def\" .Values }}",
+               "a: {b: found}") == "found def");
+    CHECK(eval("{{ $m := merge (dict \"a\" 1) (dict \"a\" 2 \"b\" 3) }}{{ $m }} "
+               "{{ mergeOverwrite (dict \"a\" 1 \"c\" (dict \"x\" 1)) (dict \"a\" 2 \"c\" (dict "
+               "\"y\" 2)) }}") == "map[a:1 b:3] map[a:2 c:map[x:1 y:2]]");
+    CHECK(eval("{{ $a := dict \"x\" 1 }}{{ $b := deepCopy $a }}{{ $_ := set $b \"x\" 2 }}{{ $a.x "
+               "}}{{ $b.x }}") == "12");
+    CHECK(eval("{{ toStrings (list 1 \"a\") }} {{ typeOf 1 }} {{ typeOf .Values.n }} {{ typeOf "
+               "\"s\" }} {{ kindOf (list) }} "
+               "{{ kindIs \"map\" (dict) }} {{ typeIs \"string\" \"s\" }}",
+               "n: 1") == "[1 a] int float64 string slice true true");
+}
+
+TEST_CASE("tmpl::eval numbers and semver") {
+    CHECK(eval("{{ add 1 2 3 }} {{ add1 1 }} {{ sub 5 2 }} {{ mul 2 3 }} {{ div 7 2 }} {{ mod 7 2 "
+               "}} {{ max 1 5 3 }} {{ min 4 2 }}") == "6 2 3 6 3 1 5 2");
+    CHECK(eval("{{ int \"42\" }} {{ int 3.9 }} {{ int64 .Values.n }} {{ float64 \"1.5\" }} {{ atoi "
+               "\"7\" }}",
+               "n: 8") == "42 3 8 1.5 7");
+    CHECK(eval("{{ semverCompare \">=1.14-0\" .Capabilities.KubeVersion.GitVersion }}") == "true");
+    CHECK(eval("{{ semverCompare \"<1.19\" \"v1.25.0\" }} {{ semverCompare \"^1.2.0\" \"1.9.3\" }} "
+               "{{ semverCompare \"~1.2.0\" \"1.3.0\" }}") == "false true false");
+    CHECK(
+        eval(
+            "{{ semverCompare \">=0.27.0-0\" \"v1.5.1\" }} {{ semverCompare \"1.2.x\" \"1.2.9\" }} "
+            "{{ semverCompare \">1.0 <2.0 || >=3\" \"3.1.0\" }} {{ semverCompare \">=1.0.0\" "
+            "\"1.1.0-rc1\" }}") == "true true true false");
+}
+
+TEST_CASE("tmpl::eval toYaml, toJson, fromYaml and tpl") {
+    const std::string values = "res:\n  limits: {cpu: 100m, memory: 1Gi}\n  count: 1\n  'on': "
+                               "'true'\n  list: [a, 'b: c', '', 'y']\n"
+                               "  text: \"line1\\nline2\\n\"\n  nested: [{name: x, image: img}]\n";
+    CHECK(eval("{{ toYaml .Values.res }}", values) ==
+          "count: 1\nlimits:\n  cpu: 100m\n  memory: 1Gi\nlist:\n- a\n- 'b: c'\n- \"\"\n- "
+          "\"y\"\nnested:\n- image: img\n  name: x\n"
+          "\"on\": \"true\"\ntext: |\n  line1\n  line2");
+    CHECK(eval("x:\n  {{- toYaml .Values.res.limits | nindent 2 }}", values) ==
+          "x:\n  cpu: 100m\n  memory: 1Gi");
+    CHECK(eval("{{ toYaml (dict) }} {{ toYaml (list) }} {{ toYaml \"s\" }}") == "{} [] s");
+    CHECK(eval("{{ toJson .Values.res.limits }} {{ toJson (list 1 \"<\" nil true) }}", values) ==
+          "{\"cpu\":\"100m\",\"memory\":\"1Gi\"} [1,\"\\u003c\",null,true]");
+    CHECK(eval("{{ $m := fromYaml \"a: 1\\nb: [x]\" }}{{ $m.a }} {{ index $m.b 0 }}") == "1 x");
+    CHECK(eval("{{ tpl .Values.t . }}", "t: '{{ .Values.name }}-{{ .Release.Name }}'\nname: nm") ==
+          "nm-release");
+    CHECK(eval("{{ tpl \"{{ .x }}\" (dict \"x\" 5) }}") == "5");
+}
+
+TEST_CASE("tmpl::eval tpl errors name the values the text came from") {
+    auto r = render1("x: {{ tpl .Values.bad . }}", "bad: '{{ .x'");
+    CHECK(has_diag(r.diagnostics,
+                   "t.yaml:1: error calling tpl: tpl:1: unclosed action (template text from bad)"));
+}
+
+TEST_CASE("tmpl::eval the context sets release and Kubernetes version") {
+    Demo d;
+    d.add("t.yaml",
+          "{{ .Release.Name }}/{{ .Release.Namespace }} {{ .Capabilities.KubeVersion.Minor }} "
+          "{{ if semverCompare \">=1.21-0\" .Capabilities.KubeVersion.GitVersion }}new{{ else "
+          "}}old{{ end }}");
+    Context ctx;
+    ctx.chart = &d.co;
+    ctx.release_name = "prod";
+    ctx.release_namespace = "apps";
+    ctx.kube_version = "v1.19.4";
+    CHECK(live_text(d.set.render("charts/demo/templates/t.yaml", ctx)) == "prod/apps 19 old");
+    // Without a chart, .Values and .Chart are empty.
+    Context bare;
+    CHECK(live_text(d.set.render("charts/demo/templates/t.yaml", bare)) ==
+          "release/default 25 new");
+}
+
+TEST_CASE("tmpl::eval else with") {
+    CHECK(eval("{{ with .Values.a }}a={{ . }}{{ else with .Values.b }}b={{ . }}{{ else }}none{{ "
+               "end }}",
+               "b: 2") == "b=2");
+}
+
+TEST_CASE("tmpl::eval required and fail report diagnostics") {
+    auto r = render1("a: {{ required \"image.tag is required\" .Values.image.tag }}|{{ required "
+                     "\"x\" .Values.v }}",
+                     "v: ok");
+    CHECK(live_text(r) == "a: |ok");
+    CHECK(
+        has_diag(r.diagnostics, "charts/demo/templates/t.yaml:1: required: image.tag is required"));
+    r = render1("line\n{{ fail \"bad values\" }}");
+    CHECK(has_diag(r.diagnostics, "t.yaml:2: fail: bad values"));
+    // In a branch the values do not take, they are not problems.
+    r = render1("{{ if false }}{{ required \"never\" .Values.none }}{{ fail \"no\" }}{{ end }}");
+    CHECK(r.diagnostics.empty());
+}
+
+TEST_CASE("tmpl::eval unknown functions become placeholders with a diagnostic") {
+    auto r = render1("image: {{ frobnicate .Values.image }}\npass: {{ randAlphaNum 10 }}\n",
+                     "image: nginx");
+    CHECK(has_diag(r.diagnostics, "t.yaml:1: function \"frobnicate\" is not supported"));
+    CHECK_FALSE(has_diag(r.diagnostics, "randAlphaNum")); // known, deliberately not evaluated
+    int placeholders = 0;
+    for (const auto& p : r.pieces) {
+        if (p.unevaluated.empty())
+            continue;
+        ++placeholders;
+        CHECK(p.text.empty());
+    }
+    CHECK(placeholders == 2);
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value.empty());
+    CHECK(images[0].unevaluated == "function \"frobnicate\" is not evaluated");
+    CHECK(paths(images[0].sources) == std::vector<std::string>{"image"});
+}
+
+TEST_CASE("tmpl::eval evaluation is bounded") {
+    SUBCASE("a define that includes itself") {
+        auto start = std::chrono::steady_clock::now();
+        auto r = render1(
+            "{{ define \"loop\" }}x{{ include \"loop\" . }}{{ end }}{{ include \"loop\" . }}");
+        CHECK(has_diag(r.diagnostics, "nested more than 64 levels"));
+        CHECK(live_text(r) == std::string(64, 'x'));
+        r = render1("{{ define \"two\" }}{{ include \"two\" . }}{{ include \"two\" . }}{{ end }}{{ "
+                    "include \"two\" . }}");
+        CHECK(has_diag(r.diagnostics, "rendering stopped"));
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(60));
+    }
+    SUBCASE("long loops and large output") {
+        auto r = render1("{{ range until 20000 }}.{{ end }}");
+        CHECK(has_diag(r.diagnostics, "range stopped after 10000 iterations"));
+        CHECK(live_text(r).size() == 10000);
+        r = render1("{{ $s := repeat 1048576 \"x\" }}{{ range until 100 }}{{ $s }}{{ end }}");
+        CHECK(has_diag(r.diagnostics, "MiB"));
+        CHECK(r.text().size() <= (8u << 20));
+        r = render1(
+            "{{ $s := \"xx\" }}{{ range until 40 }}{{ $s = printf \"%s%s\" $s $s }}{{ end }}");
+        CHECK(has_diag(r.diagnostics, "over 8 MiB"));
+        r = render1("{{ until 1000000 }}");
+        CHECK(has_diag(r.diagnostics, "over the limit"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shadow rendering
+
+TEST_CASE("tmpl::shadow renders branches the values do not take as not live") {
+    auto r = render1("a\n{{- if .Values.on }}\nyes\n{{- else }}\nno\n{{- end }}\n"
+                     "{{- with .Values.m }}\nwith {{ .k }}\n{{- end }}\n",
+                     "on: false\n");
+    CHECK(live_text(r) == "a\nno\n");
+    CHECK(shadow_text(r) == "\nyes\nwith ");
+    r = render1("{{- if .Values.on }}\nyes\n{{- else }}\nno\n{{- end }}\n", "on: true");
+    CHECK(live_text(r) == "\nyes\n");
+    CHECK(shadow_text(r) == "\nno");
+    // Both sides of conditions inside a shadow branch are rendered, as shadow.
+    r = render1("{{- if .Values.off }}\n{{- if .Values.on }}\ninner-yes\n{{- else "
+                "}}\ninner-no\n{{- end }}\n{{- end }}",
+                "off: false\non: true");
+    CHECK(live_text(r).empty());
+    CHECK(shadow_text(r) == "\ninner-yes\ninner-no");
+}
+
+TEST_CASE("tmpl::shadow branches do not change variables or maps outside them") {
+    auto r = render1(
+        "{{- $reg := \"docker.io\" }}{{ $d := dict \"k\" \"live\" }}"
+        "{{- if .Values.g }}{{ $reg = .Values.g }}{{ $_ := set $d \"k\" \"shadow\" }}{{ end -}}"
+        "{{ $reg }} {{ $d.k }}",
+        "g: ''");
+    CHECK(live_text(r) == "docker.io live");
+}
+
+TEST_CASE(
+    "tmpl::shadow range over an empty collection renders its body once with unknown elements") {
+    auto r = render1("containers:\n{{- range .Values.sidecars }}\n  - name: {{ .name }}\n    "
+                     "image: {{ .image }}\n{{- end }}\n",
+                     "sidecars: []\n");
+    CHECK(live_text(r) == "containers:\n");
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 1);
+    CHECK_FALSE(images[0].live);
+    CHECK(images[0].value.empty());
+    CHECK(images[0].unevaluated.find("range .Values.sidecars") != std::string::npos);
+    CHECK(paths(images[0].sources) == std::vector<std::string>{"sidecars"});
+    // With elements, the body is live for each.
+    r = render1("{{- range .Values.sidecars }}\n- image: {{ .image }}\n{{- else }}\n- image: "
+                "none\n{{- end }}",
+                "sidecars: [{image: a}, {image: b}]");
+    images = scan_images(r);
+    REQUIRE(images.size() == 3);
+    CHECK(images[0].value == "a");
+    CHECK(images[0].live);
+    CHECK(images[1].value == "b");
+    CHECK(images[2].value == "none");
+    CHECK_FALSE(images[2].live);
+}
+
+TEST_CASE("tmpl::shadow a disabled chart renders everything as not live") {
+    Demo d("image: nginx");
+    d.add("t.yaml", "image: {{ .Values.image }}\n{{ required \"x\" .Values.none }}");
+    auto r = d.render("t.yaml", true);
+    CHECK(r.diagnostics.empty());
+    for (const auto& p : r.pieces)
+        CHECK_FALSE(p.live);
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "nginx");
+    CHECK_FALSE(images[0].live);
+}
+
+TEST_CASE("tmpl::shadow inline alternatives of a value are dropped") {
+    // The `:tag` that is not set cannot be shown beside the value that is used.
+    auto r = render1("image: {{ .Values.repo }}{{ if .Values.tag }}:{{ .Values.tag }}{{ end }}\n",
+                     "repo: nginx\ntag: ''");
+    CHECK(r.text() == "image: nginx\n");
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "nginx");
+    CHECK(images[0].live);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provenance
+
+TEST_CASE("tmpl::provenance sources name the values a piece came from") {
+    Demo d("image:\n  repository: nginx\n  tag: ''\nother: x\n");
+    d.add("t.yaml", "a: {{ .Values.other }}\nb: \"{{ .Values.image.repository }}:{{ "
+                    ".Values.image.tag | default .Chart.AppVersion }}\"\n"
+                    "c: {{ printf \"%s-%s\" .Values.other \"lit\" | upper }}\n"
+                    "{{- $m := dict \"r\" .Values.image.repository }}\nd: {{ $m.r }}\n");
+    auto r = d.render("t.yaml");
+    CHECK(r.diagnostics.empty());
+    auto find = [&](const std::string& text) -> const Piece* {
+        for (const auto& p : r.pieces)
+            if (p.text == text)
+                return &p;
+        return nullptr;
+    };
+    const Piece* x = find("x");
+    REQUIRE(x);
+    REQUIRE(x->sources.size() == 1);
+    CHECK(x->sources[0].values_path == "other");
+    CHECK(x->sources[0].file == "charts/demo/values.yaml");
+    CHECK(x->sources[0].line == 4);
+    CHECK(x->line == 1);
+    const Piece* app = find("4.5.6");
+    REQUIRE(app);
+    CHECK(app->line == 2);
+    // default: the value used (Chart.yaml's appVersion) and the value tested (image.tag).
+    REQUIRE(app->sources.size() == 2);
+    bool tag = false, chart_yaml = false;
+    for (const auto& o : app->sources) {
+        tag = tag || (o.values_path == "image.tag" && o.line == 3);
+        chart_yaml = chart_yaml || o.file == "charts/demo/Chart.yaml";
+    }
+    CHECK(tag);
+    CHECK(chart_yaml);
+    const Piece* up = find("X-LIT");
+    REQUIRE(up);
+    CHECK(paths(up->sources) == std::vector<std::string>{"other"});
+    const Piece* fromdict = nullptr;
+    for (const auto& p : r.pieces)
+        if (p.text == "nginx" && p.line == 5)
+            fromdict = &p;
+    REQUIRE(fromdict);
+    CHECK(paths(fromdict->sources) == std::vector<std::string>{"image.repository"});
+}
+
+TEST_CASE("tmpl::provenance survives include, tpl and toYaml") {
+    Demo d("img: {repo: r, tag: t}\ntplval: 'x-{{ .Values.img.tag }}'\nextra:\n  - name: side\n    "
+           "image: busybox\n");
+    d.add("_h.tpl", "{{- define \"img\" -}}{{ .repo }}:{{ .tag }}{{- end -}}");
+    d.add("t.yaml",
+          "a: {{ include \"img\" .Values.img }}\nb: {{ tpl .Values.tplval . }}\ncontainers:\n"
+          "{{- toYaml .Values.extra | nindent 2 }}\n");
+    auto r = d.render("t.yaml");
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "busybox");
+    CHECK(images[0].line == 4);
+    CHECK(paths(images[0].sources) == std::vector<std::string>{"extra[0].image"});
+    std::vector<std::string> a_paths, b_paths;
+    for (const auto& p : r.pieces) {
+        if (p.line == 1)
+            for (const auto& o : p.sources)
+                a_paths.push_back(o.values_path);
+        if (p.line == 2)
+            for (const auto& o : p.sources)
+                b_paths.push_back(o.values_path);
+    }
+    CHECK(a_paths == std::vector<std::string>{"img.repo", "img.tag"});
+    // The tpl text's own characters come from `tplval`; the inner value from img.tag.
+    CHECK(std::find(b_paths.begin(), b_paths.end(), "tplval") != b_paths.end());
+    CHECK(std::find(b_paths.begin(), b_paths.end(), "img.tag") != b_paths.end());
+    CHECK(live_text(r).find("b: x-t\n") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// scan_images
+
+TEST_CASE("tmpl::scan_images a bitnami-style image helper") {
+    // The shape of bitnami's common.images.image: registry/repository and a tag or a digest,
+    // with a global registry override.
+    const std::string helper = R"({{- define "lib.image" -}}
+{{- $registry := .imageRoot.registry -}}
+{{- $repository := .imageRoot.repository -}}
+{{- $separator := ":" -}}
+{{- $termination := .imageRoot.tag | toString -}}
+{{- if .global }}
+    {{- if .global.imageRegistry }}
+     {{- $registry = .global.imageRegistry -}}
+    {{- end -}}
+{{- end -}}
+{{- if .imageRoot.digest }}
+    {{- $separator = "@" -}}
+    {{- $termination = .imageRoot.digest | toString -}}
+{{- end -}}
+{{- printf "%s/%s%s%s" $registry $repository $separator $termination -}}
+{{- end -}}
+)";
+    const std::string deploy = R"(apiVersion: apps/v1
+kind: StatefulSet
+spec:
+  template:
+    spec:
+      containers:
+        - name: db
+          image: {{ include "lib.image" (dict "imageRoot" .Values.image "global" .Values.global) }}
+      {{- if .Values.metrics.enabled }}
+        - name: metrics
+          image: {{ include "lib.image" (dict "imageRoot" .Values.metrics.image "global" .Values.global) }}
+      {{- end }}
+)";
+    const std::string values =
+        "global:\n  imageRegistry: ''\nimage:\n  registry: docker.io\n  repository: "
+        "bitnami/mongodb\n"
+        "  tag: 6.0.3-debian-11-r9\n  digest: ''\nmetrics:\n  enabled: false\n  image:\n"
+        "    registry: docker.io\n    repository: bitnami/mongodb-exporter\n    tag: 0.35.0\n";
+    Demo d(values);
+    d.add("_images.tpl", helper);
+    d.add("sts.yaml", deploy);
+    auto r = d.render("sts.yaml");
+    CHECK(r.diagnostics.empty());
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].value == "docker.io/bitnami/mongodb:6.0.3-debian-11-r9");
+    CHECK(images[0].live);
+    CHECK(images[0].line == 8);
+    CHECK(images[0].file == "charts/demo/templates/sts.yaml");
+    CHECK(paths(images[0].sources) ==
+          std::vector<std::string>{"image.registry", "image.repository", "image.tag"});
+    CHECK(images[1].value == "docker.io/bitnami/mongodb-exporter:0.35.0");
+    CHECK_FALSE(images[1].live);
+    CHECK(images[1].line == 11);
+
+    // A digest and a global registry.
+    Demo d2(values);
+    d2.co.values =
+        parse_yaml("global:\n  imageRegistry: mirror.local\nimage:\n  registry: docker.io\n"
+                   "  repository: bitnami/mongodb\n  tag: 6.0.3\n  digest: sha256:abc\nmetrics: "
+                   "{enabled: true}\n",
+                   "charts/demo/values.yaml");
+    d2.add("_images.tpl", helper);
+    d2.add("sts.yaml", deploy);
+    images = scan_images(d2.render("sts.yaml"));
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].value == "mirror.local/bitnami/mongodb@sha256:abc");
+    CHECK(paths(images[0].sources) ==
+          std::vector<std::string>{"global.imageRegistry", "image.repository", "image.digest"});
+    CHECK(images[1].live); // metrics on, but its image map is missing
+    CHECK(images[1].value.rfind("mirror.local/", 0) == 0);
+}
+
+TEST_CASE("tmpl::scan_images ingress-nginx style digest and chroot suffix") {
+    const std::string helpers = R"({{- define "x.image" -}}
+{{- if .chroot -}}
+{{- printf "%s-chroot" .image -}}
+{{- else -}}
+{{- printf "%s" .image -}}
+{{- end }}
+{{- end -}}
+{{- define "x.imageDigest" -}}
+{{- if .chroot -}}
+{{- if .digestChroot -}}
+{{- printf "@%s" .digestChroot -}}
+{{- end }}
+{{- else -}}
+{{ if .digest -}}
+{{- printf "@%s" .digest -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+)";
+    const std::string deploy = R"(spec:
+  containers:
+    - name: controller
+      {{- with .Values.controller.image }}
+      image: "{{- if .repository -}}{{ .repository }}{{ else }}{{ .registry }}/{{ include "x.image" . }}{{- end -}}:{{ .tag }}{{ include "x.imageDigest" . }}"
+      {{- end }}
+)";
+    auto values = [](const std::string& chroot, const std::string& digest) {
+        return "controller:\n  image:\n    chroot: " + chroot +
+               "\n    registry: registry.k8s.io\n    image: ingress-nginx/controller\n"
+               "    tag: v1.5.1\n    digest: " +
+               digest + "\n    digestChroot: sha256:cccc\n    repository: ''\n";
+    };
+    struct Case {
+        std::string chroot, digest, want;
+    };
+    for (const auto& c : std::vector<Case>{
+             {"false", "sha256:dddd",
+              "registry.k8s.io/ingress-nginx/controller:v1.5.1@sha256:dddd"},
+             {"false", "''", "registry.k8s.io/ingress-nginx/controller:v1.5.1"},
+             {"true", "sha256:dddd",
+              "registry.k8s.io/ingress-nginx/controller-chroot:v1.5.1@sha256:cccc"},
+         }) {
+        CAPTURE(c.want);
+        Demo d(values(c.chroot, c.digest));
+        d.add("_helpers.tpl", helpers);
+        d.add("deploy.yaml", deploy);
+        auto r = d.render("deploy.yaml");
+        CHECK(r.diagnostics.empty());
+        auto images = scan_images(r);
+        REQUIRE(images.size() == 1);
+        CHECK(images[0].value == c.want);
+        CHECK(images[0].live);
+        CHECK(images[0].line == 5);
+        auto p = paths(images[0].sources);
+        CHECK(std::find(p.begin(), p.end(), "controller.image.tag") != p.end());
+    }
+    // A repository override replaces registry/image.
+    Demo d(values("false", "''") + "    repository: my.reg/ctrl\n");
+    d.co.values = parse_yaml("controller:\n  image:\n    repository: my.reg/ctrl\n    tag: v1\n    "
+                             "registry: r\n    image: i\n",
+                             "charts/demo/values.yaml");
+    d.add("_helpers.tpl", helpers);
+    d.add("deploy.yaml", deploy);
+    auto images = scan_images(d.render("deploy.yaml"));
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "my.reg/ctrl:v1");
+}
+
+TEST_CASE("tmpl::scan_images appVersion default, list items, quotes and comments") {
+    const std::string t = R"(containers:
+  - name: app
+    image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+  - image: '{{ .Values.side }}'   # the sidecar
+  - name: b
+    image: plain/image:1 # trailing comment
+    # image: commented/out:1
+  - - image: nested/list:1
+initContainers:
+  - {name: x}
+image:
+  repository: not-a-reference
+other:
+  image: {}
+  image2: no
+  imagePullPolicy: Always
+  "image": quoted/key:1
+)";
+    auto r = render1(t, "image: {repository: web, tag: ''}\nside: busybox:1.36\n");
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 5);
+    CHECK(images[0].value == "web:4.5.6");
+    CHECK(images[0].line == 3);
+    CHECK(images[1].value == "busybox:1.36");
+    CHECK(images[1].line == 4);
+    CHECK(paths(images[1].sources) == std::vector<std::string>{"side"});
+    CHECK(images[2].value == "plain/image:1");
+    CHECK(images[2].sources.empty());
+    CHECK(images[3].value == "nested/list:1");
+    CHECK(images[4].value == "quoted/key:1");
+    for (const auto& i : images) {
+        CHECK(i.live);
+        CHECK_FALSE(i.test_hook);
+        CHECK(i.file == "charts/demo/templates/t.yaml");
+    }
+}
+
+TEST_CASE("tmpl::scan_images marks images of helm test documents") {
+    const std::string t = R"(apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+spec:
+  containers:
+    - image: app:1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    "helm.sh/hook": test
+spec:
+  containers:
+    - image: busybox:1
+---
+metadata:
+  annotations:
+    helm.sh/hook: "post-install, test-success"
+spec:
+  containers:
+    - image: curl:1
+--- # a comment after the separator
+metadata:
+  annotations:
+    helm.sh/hook: pre-install
+containers:
+  - image: job:1
+)";
+    auto images = scan_images(render1(t));
+    REQUIRE(images.size() == 4);
+    CHECK_FALSE(images[0].test_hook);
+    CHECK(images[1].test_hook);
+    CHECK(images[2].test_hook);
+    CHECK_FALSE(images[3].test_hook);
+    CHECK(images[3].value == "job:1");
+}
+
+TEST_CASE("tmpl::scan_images lines of images inside included blocks") {
+    Demo d("metrics: {enabled: false, image: exporter:1}\n");
+    d.add("_c.tpl", "{{- define \"c.containers\" -}}\n- name: main\n  image: main:1\n"
+                    "{{- if .Values.metrics.enabled }}\n- name: metrics\n  image: {{ "
+                    ".Values.metrics.image }}\n{{- end }}\n"
+                    "{{- end -}}");
+    d.add("t.yaml", "kind: Deployment\nspec:\n  containers:\n    {{- include \"c.containers\" . | "
+                    "nindent 4 }}\n");
+    auto r = d.render("t.yaml");
+    CHECK(r.text() ==
+          "kind: Deployment\nspec:\n  containers:\n    - name: main\n      image: main:1\n"
+          "    - name: metrics\n      image: exporter:1\n");
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].value == "main:1");
+    CHECK(images[0].live);
+    CHECK(images[0].line == 4);
+    CHECK(images[1].value == "exporter:1");
+    CHECK_FALSE(images[1].live);
+    CHECK(images[1].line == 4);
+    CHECK(paths(images[1].sources) == std::vector<std::string>{"metrics.image"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The charts of the corpus, when it is there (../shared/corpus beside the repository).
+
+namespace {
+
+std::filesystem::path corpus_charts() {
+    if (const char* env = std::getenv("AAS_CORPUS"))
+        return std::filesystem::path(env) / "appstore-ai/k8s/charts";
+    std::filesystem::path p = std::filesystem::absolute(__FILE__).parent_path();
+    for (int i = 0; i < 6 && !p.empty(); ++i, p = p.parent_path()) {
+        auto c = p / "shared/corpus/appstore-ai/k8s/charts";
+        if (std::filesystem::is_directory(c))
+            return c;
+        if (p == p.parent_path())
+            break;
+    }
+    return {};
+}
+
+void add_templates(TemplateSet& set, const Chart& c) {
+    for (const auto& f : c.templates)
+        set.add(f);
+    for (const auto& s : c.subcharts)
+        add_templates(set, s);
+}
+
+void collect(const TemplateSet& set, const Coalesced& co, bool shadow,
+             std::vector<TemplateImage>& out, std::vector<std::string>& diags) {
+    Context ctx;
+    ctx.chart = &co;
+    ctx.shadow = shadow || !co.enabled;
+    for (const auto& f : co.chart->templates) {
+        auto base = f.name.substr(f.name.rfind('/') + 1);
+        if (base.rfind('_', 0) == 0 || base == "NOTES.txt")
+            continue;
+        auto r = set.render(f.display, ctx);
+        diags.insert(diags.end(), r.diagnostics.begin(), r.diagnostics.end());
+        for (auto& i : scan_images(r))
+            out.push_back(std::move(i));
+    }
+    for (const auto& s : co.subcharts)
+        collect(set, s, ctx.shadow, out, diags);
+}
+
+const TemplateImage* find_image(const std::vector<TemplateImage>& images, const std::string& value,
+                                bool live) {
+    for (const auto& i : images)
+        if (i.value == value && i.live == live)
+            return &i;
+    return nullptr;
+}
+
+} // namespace
+
+TEST_CASE("tmpl::corpus images of the real charts") {
+    auto root = corpus_charts();
+    if (root.empty()) {
+        MESSAGE("corpus not found; skipped");
+        return;
+    }
+    struct Expect {
+        std::string chart, image;
+        bool live;
+    };
+    const std::vector<Expect> expects = {
+        {"aas-frontend", "aas-frontend:1.2.2", true},
+        {"dependencies/ingress-nginx",
+         "registry.k8s.io/ingress-nginx/"
+         "controller:v1.5.1@sha256:"
+         "4ba73c697770664c1e00e9f968de14e08f606ff961c76e5d7033a4a9c593c629",
+         true},
+        {"dependencies/ingress-nginx", "registry.k8s.io/defaultbackend-amd64:1.5", false},
+        {"dependencies/mongodb", "docker.io/bitnami/mongodb:6.0.3-debian-11-r9", true},
+        {"dependencies/mongodb", "docker.io/bitnami/mongodb-exporter:0.35.0-debian-11-r14", false},
+        {"dependencies/emissary-ingress", "docker.io/emissaryingress/emissary:3.4.0", true},
+        {"dependencies/minio", "quay.io/minio/mc:RELEASE.2022-12-13T00-23-28Z", true},
+    };
+    for (const auto& e : expects) {
+        CAPTURE(e.chart);
+        CAPTURE(e.image);
+        auto dir = root / e.chart;
+        if (!std::filesystem::exists(dir))
+            continue;
+        Chart c = load_chart(dir, "charts/" + e.chart);
+        Coalesced co = coalesce(c, {});
+        TemplateSet set;
+        add_templates(set, c);
+        CHECK(set.diagnostics().empty());
+        std::vector<TemplateImage> images;
+        std::vector<std::string> diags;
+        collect(set, co, false, images, diags);
+        for (const auto& d : diags)
+            MESSAGE(d);
+        CHECK(diags.empty());
+        const TemplateImage* img = find_image(images, e.image, e.live);
+        CHECK(img);
+        if (img) {
+            CHECK(img->line > 0);
+            CHECK_FALSE(img->sources.empty());
+            CHECK(img->unevaluated.empty());
+        }
+    }
+}
