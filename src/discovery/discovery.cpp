@@ -206,10 +206,50 @@ private:
             auto r = rel.templates->render(f.display, ctx);
             for (const auto& d : r.diagnostics) result_.warnings.push_back(d);
             bool test_file = f.name.rfind("templates/tests/", 0) == 0;
-            for (const auto& img : chart::tmpl::scan_images(r)) template_image(rel, node, defaults, img, test_file);
+            auto found = chart::tmpl::scan_images(r);
+            for (const auto& img : found) template_image(rel, node, defaults, img, test_file);
+            for (const auto& img : found)
+                if (img.live) switch_variants(rel, node, defaults, f, ctx, img, test_file);
             possible_in_rendered(node, f, r);
         }
         for (const auto& sub : node.subcharts) walk(rel, sub, defaults_root, here_shadow);
+    }
+
+    // Images an image map's own switches would select: for every boolean beside the image's
+    // values (ingress-nginx's `controller.image.chroot`), the template is rendered again with
+    // the switch flipped; a different reference at the same `image:` line is an optional
+    // variant (controller-chroot). Inline alternatives cannot be shown otherwise: the rendered
+    // line holds only the branch the values take.
+    void switch_variants(const Release& rel, const Coalesced& node, const Coalesced* defaults, const chart::File& f,
+                         const chart::tmpl::Context& ctx, const chart::tmpl::TemplateImage& img, bool test_file) {
+        std::vector<std::string> paths;
+        for (const auto& o : img.sources)
+            if (!o.values_path.empty() && o.values_path.rfind("global.", 0) != 0) paths.push_back(o.values_path);
+        if (paths.size() < 2) return;
+        std::string map_path = common_prefix(paths);
+        const Value* map = map_path.empty() ? nullptr : lookup(node, map_path);
+        if (!map || !map->is_map()) return;
+        for (const auto& [key, v] : map->entries()) {
+            if (v.kind() != Value::Kind::boolean) continue;
+            if (!flipped_.insert(f.display + "\n" + map_path + "." + key).second) continue;
+            Coalesced copy = node;
+            std::string rel_path = map_path;
+            if (!node.values_prefix.empty()) rel_path = rel_path.substr(node.values_prefix.size() + 1);
+            Value* target = &copy.values;
+            for (const auto& part : util::split(rel_path, '.')) {
+                target = target ? target->find(part) : nullptr;
+            }
+            if (!target || !target->is_map()) continue;
+            target->set(key, Value::make_bool(!v.as_bool(), v.origin()));
+            chart::tmpl::Context flipped = ctx;
+            flipped.chart = &copy;
+            auto r = rel.templates->render(f.display, flipped);
+            for (auto other : chart::tmpl::scan_images(r)) {
+                if (other.line != img.line || other.value == img.value || !other.live) continue;
+                other.live = false; // behind a switch that is off
+                template_image(rel, node, defaults, other, test_file);
+            }
+        }
     }
 
     void template_image(const Release& rel, const Coalesced& node, const Coalesced* defaults,
@@ -503,6 +543,7 @@ private:
     Result result_;
     std::map<std::string, Image> images_;
     std::set<std::tuple<std::string, int, std::string>> errors_seen_;
+    std::set<std::string> flipped_; // template + switch already rendered flipped
 };
 
 } // namespace
