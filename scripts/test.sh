@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of aas-bundle: installs what is missing, builds (warnings as errors),
-# runs the unit tests, the unit tests again under ASan+UBSan, and the integration tests
-# against real registries started on 127.0.0.1. Ends with one line "N passed, N failed".
+# runs the unit tests, the unit tests again under ASan+UBSan, the libFuzzer targets for a
+# bounded time (FUZZ_SECONDS each, default 20), and the integration tests against real
+# registries started on 127.0.0.1. Ends with one line "N passed, N failed".
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh -k copy    pass extra arguments to pytest (integration tests only)
@@ -57,6 +58,29 @@ else
     failures+=("ASan build"); failed=$((failed + 1))
 fi
 rm -f "$ut_log"
+
+echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:=20} s per target)"
+if CXX=clang++ build build-fuzz -Dfuzzers=true -Dtests=disabled -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; then
+    fuzz_dir=$(mktemp -d)
+    for target in fuzz_reference fuzz_values fuzz_template; do
+        corpus="$fuzz_dir/$target"
+        mkdir -p "$corpus"
+        seeds="test/fuzz/corpus/${target#fuzz_}"
+        [ -d "$seeds" ] && cp "$seeds"/* "$corpus"/
+        if ./build-fuzz/test/fuzz/$target -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+                -max_len=8192 -artifact_prefix="$fuzz_dir/$target-" "$corpus" >"$fuzz_dir/$target.log" 2>&1; then
+            echo "$target: $(grep -oE 'Done [0-9]+ runs' "$fuzz_dir/$target.log" | tail -n 1), no crash or hang"
+            passed=$((passed + 1))
+        else
+            echo "$target FAILED:"; grep -E 'ERROR|SUMMARY|Test unit written' "$fuzz_dir/$target.log" | head -n 5
+            failed=$((failed + 1)); failures+=("$target")
+        fi
+    done
+    rm -rf "$fuzz_dir"
+else
+    failures+=("fuzz build"); failed=$((failed + 1))
+fi
 
 echo "== integration tests (real registries on 127.0.0.1)"
 it_log=$(mktemp)

@@ -25,7 +25,7 @@ constexpr std::size_t max_total_output = 64u << 20; // bytes emitted, captures i
 constexpr std::size_t max_string = 8u << 20;        // bytes of one string value
 constexpr std::size_t max_iterations = 10000;       // per range
 constexpr std::uint64_t max_steps =
-    1'000'000; // commands evaluated per render (real charts: < 5000)
+    200'000; // commands evaluated per render (real charts: < 5000)
 constexpr std::size_t max_diagnostics = 200;
 
 /// Stops a render (output or step budget exhausted); the diagnostic is already recorded.

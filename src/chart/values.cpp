@@ -271,7 +271,8 @@ struct Converter {
         throw Error(fmt::format("{}: {}", file, msg));
     }
 
-    static int line_of(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+    int line_offset = 0; // lines before the document this node is in
+    int line_of(const YAML::Node& n) const { return n.Mark().line >= 0 ? n.Mark().line + 1 + line_offset : 0; }
 
     // `line` is where the value is written: its key's line for map values (more useful to a
     // user than the line of a nested map's first key, and defined for empty values).
@@ -368,15 +369,22 @@ struct Converter {
 
 namespace {
 
-[[noreturn]] void rethrow_yaml(const YAML::Exception& e, const std::string& file) {
-    if (e.mark.line >= 0) throw Error(fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg));
+[[noreturn]] void rethrow_yaml(const YAML::Exception& e, const std::string& file, int line_offset = 0) {
+    if (e.mark.line >= 0) throw Error(fmt::format("{}:{}: {}", file, e.mark.line + 1 + line_offset, e.msg));
     throw Error(fmt::format("{}: {}", file, e.msg));
 }
 
-Value document_value(const YAML::Node& doc, const std::string& file) {
+Value document_value(const YAML::Node& doc, const std::string& file, int line_offset = 0) {
     Converter c{file};
-    int line = doc.Mark().line >= 0 ? doc.Mark().line + 1 : 1;
+    c.line_offset = line_offset;
+    int line = doc.Mark().line >= 0 ? doc.Mark().line + 1 + line_offset : 1 + line_offset;
     return c.convert(doc, "", line, 0);
+}
+
+// A line that starts a new document: "---" alone or followed by a space or tab.
+bool document_marker(std::string_view line) {
+    if (line.rfind("---", 0) != 0) return false;
+    return line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r';
 }
 
 } // namespace
@@ -390,22 +398,40 @@ Value parse_yaml(std::string_view text, const std::string& file) {
     }
 }
 
+// Documents are split at "---" lines and each is loaded on its own: yaml-cpp 0.7's LoadAll
+// can loop forever on some malformed input (found by fuzzing: "  \n,\x02 "), a single Load
+// cannot. Line numbers stay those of the whole file.
 std::vector<Value> parse_yaml_documents(std::string_view text, const std::string& file) {
-    std::vector<YAML::Node> docs;
-    try {
-        docs = YAML::LoadAll(std::string(text));
-    } catch (const YAML::Exception& e) {
-        rethrow_yaml(e, file);
-    }
     std::vector<Value> out;
-    for (const auto& doc : docs) {
-        if (doc.IsNull() || !doc.IsDefined()) continue;
+    std::size_t pos = 0;
+    int line = 0;      // 0-based line of `pos`
+    int doc_line = 0;  // first line of the current document
+    std::size_t doc_start = 0;
+    auto flush = [&](std::size_t end) {
+        std::string chunk(text.substr(doc_start, end - doc_start));
         try {
-            out.push_back(document_value(doc, file));
+            YAML::Node doc = YAML::Load(chunk);
+            if (doc.IsNull() || !doc.IsDefined()) return;
+            out.push_back(document_value(doc, file, doc_line));
         } catch (const YAML::Exception& e) {
-            rethrow_yaml(e, file);
+            rethrow_yaml(e, file, doc_line);
         }
+    };
+    while (pos <= text.size()) {
+        std::size_t eol = text.find('\n', pos);
+        std::size_t end = eol == std::string_view::npos ? text.size() : eol;
+        std::string_view l = text.substr(pos, end - pos);
+        if (document_marker(l)) {
+            flush(pos);
+            // The marker line may carry content ("--- a: 1"); keep it, minus the marker.
+            doc_start = pos + 3;
+            doc_line = line;
+        }
+        if (eol == std::string_view::npos) break;
+        pos = eol + 1;
+        ++line;
     }
+    flush(text.size());
     return out;
 }
 

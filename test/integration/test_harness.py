@@ -181,6 +181,10 @@ def test_proxy_status_rule(plain_registry, fault_proxy):
     assert json.loads(e.value.read())["errors"][0]["code"] == "UNKNOWN"
     assert _get(proxy.url + "/v2/")[0] == 200
     assert (rule.matched, rule.applied, rule.passed) == (2, 1, 1)
+    # The proxy logs a request after answering it: give its thread a moment (bounded).
+    deadline = time.monotonic() + 5
+    while len(proxy.log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [(x["status"], x["fault"]) for x in proxy.log] == [(500, "status"), (200, None)]
 
     proxy.set_rules([Rule(path_regex="/v2/", action="status_429", retry_after=7, after=1)])

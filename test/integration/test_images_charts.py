@@ -110,3 +110,20 @@ def test_missing_chart_names_the_release(run_aas, workdir):
     p = run_aas("images", "-f", str(m))
     assert p.returncode == 2
     assert "m.yaml:7: release \"db\": chart charts/nope not found" in p.stderr
+
+
+def test_annotation_cross_check(run_aas, workdir):
+    """Chart annotations listing images are compared with what discovery found, both ways."""
+    import shutil
+    chart = workdir / "kvstore"
+    shutil.copytree(REPO / "manifests" / "example" / "k8s" / "charts" / "dependencies" / "kvstore", chart)
+    # As shipped, the annotation names exactly what is found: no warning.
+    p = run_aas("images", str(chart), "--warnings")
+    assert "annotation images" not in p.stderr, p.stderr
+    text = (chart / "Chart.yaml").read_text()
+    text = text.replace("    - name: os-shell\n      image: docker.io/example/os-shell:12-r3\n",
+                        "    - name: ghost\n      image: docker.io/example/ghost:1.0\n")
+    (chart / "Chart.yaml").write_text(text)
+    p = run_aas("images", str(chart), "--warnings")
+    assert "annotation images names docker.io/example/ghost:1.0, which discovery did not find" in p.stderr
+    assert "discovery found docker.io/example/os-shell:12-r3, which annotation images does not name" in p.stderr

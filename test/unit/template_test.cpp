@@ -473,15 +473,13 @@ TEST_CASE("tmpl::eval unknown functions become placeholders with a diagnostic") 
 
 TEST_CASE("tmpl::eval evaluation is bounded") {
     SUBCASE("a define that includes itself") {
-        auto start = std::chrono::steady_clock::now();
         auto r = render1(
             "{{ define \"loop\" }}x{{ include \"loop\" . }}{{ end }}{{ include \"loop\" . }}");
         CHECK(has_diag(r.diagnostics, "nested more than 64 levels"));
         CHECK(live_text(r) == std::string(64, 'x'));
         r = render1("{{ define \"two\" }}{{ include \"two\" . }}{{ include \"two\" . }}{{ end }}{{ "
                     "include \"two\" . }}");
-        CHECK(has_diag(r.diagnostics, "rendering stopped"));
-        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(60));
+        CHECK(has_diag(r.diagnostics, "rendering stopped: more than 200000 evaluation steps"));
     }
     SUBCASE("long loops and large output") {
         auto r = render1("{{ range until 20000 }}.{{ end }}");

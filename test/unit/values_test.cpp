@@ -252,3 +252,23 @@ TEST_CASE("chart::values number forms follow go-yaml v2") {
     for (const char* k : {"i", "j", "k", "n", "p"}) CHECK_MESSAGE(v.find(k)->kind() == Kind::string, k);
     CHECK(v.find("g")->text() == "1_000");
 }
+
+TEST_CASE("chart::parse_yaml_documents terminates on input that loops yaml-cpp's LoadAll") {
+    // Found by fuzz_values: YAML::LoadAll never returns on these bytes.
+    std::string input("  \n,\002 ");
+    try {
+        (void)aas::chart::parse_yaml_documents(input, "fuzz.yaml");
+    } catch (const aas::Error& e) {
+        CHECK(std::string(e.what()).rfind("fuzz.yaml", 0) == 0);
+    }
+}
+
+TEST_CASE("chart::parse_yaml_documents keeps the file's line numbers in every document") {
+    auto docs = aas::chart::parse_yaml_documents("a: 1\n---\n# c\nb:\n  c: 2\n--- \nd: [x]\n---\n", "m.yaml");
+    REQUIRE(docs.size() == 3);
+    CHECK(docs[0].find("a")->origin().line == 1);
+    CHECK(docs[1].at_path("b.c")->origin().line == 5);
+    CHECK(docs[2].find("d")->items()[0].origin().line == 7);
+    CHECK_THROWS_WITH_AS(aas::chart::parse_yaml_documents("a: 1\n---\nb: [\n", "m.yaml"),
+                         doctest::Contains("m.yaml:"), aas::Error);
+}
