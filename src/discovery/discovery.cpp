@@ -126,7 +126,7 @@ public:
         }
         for (const auto& doc : docs) {
             if (!doc.is_map() || !doc.find("kind") || !doc.find("apiVersion")) continue;
-            scan_document(doc, "", disp, /*template_file=*/"", 0);
+            scan_document(doc, "", disp);
         }
     }
 
@@ -155,8 +155,6 @@ public:
         for (auto& [key, img] : images_) result_.images.push_back(std::move(img));
         return std::move(result_);
     }
-
-    bool contains_chart_file(const fs::path& dir) const { return fs::exists(dir / "Chart.yaml"); }
 
 private:
     struct Release {
@@ -418,7 +416,7 @@ private:
     }
 
     // `image:` fields of a plain manifest document.
-    void scan_document(const Value& doc, const std::string& chart, const std::string& file, const std::string&, int) {
+    void scan_document(const Value& doc, const std::string& chart, const std::string& file) {
         std::vector<std::pair<const Value*, std::string>> stack{{&doc, ""}};
         while (!stack.empty()) {
             auto [v, path] = stack.back();
