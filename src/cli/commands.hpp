@@ -54,5 +54,6 @@ std::string read_password_stdin();
 // Subcommands.
 std::function<int()> install_copy(CLI::App& app);
 std::function<int()> install_images(CLI::App& app);
+std::function<int()> install_keygen(CLI::App& app);
 
 } // namespace aas::cli

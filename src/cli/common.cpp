@@ -14,6 +14,7 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> list = {
         {"images", "List every image a deployment needs (charts, values, manifests), without helm", install_images},
         {"copy", "Copy an image or index between registries, digests preserved", install_copy},
+        {"keygen", "Write an Ed25519 key pair for signing bundles", install_keygen},
     };
     return list;
 }

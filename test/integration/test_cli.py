@@ -97,3 +97,21 @@ def test_plain_progress_lines_when_not_a_terminal(plain_registry, run_aas):
     assert p.returncode == 0
     assert "\r" not in p.stderr and "\x1b[" not in p.stderr
     assert "blob sha256:" in p.stderr
+
+
+def test_keygen(run_aas, workdir):
+    import os
+    import stat
+    p = run_aas("keygen", "--out", str(workdir / "signer"))
+    assert p.returncode == 0, p.stderr
+    assert "fingerprint sha256:" in p.stdout
+    mode = stat.S_IMODE(os.stat(workdir / "signer.key").st_mode)
+    assert mode == 0o600
+    before = (workdir / "signer.key").read_bytes()
+    p = run_aas("keygen", "--out", str(workdir / "signer"))
+    assert p.returncode == 2
+    assert "already exists" in p.stderr
+    assert (workdir / "signer.key").read_bytes() == before
+    p = run_aas("keygen", "--out", str(workdir / "signer"), "--force")
+    assert p.returncode == 0
+    assert (workdir / "signer.key").read_bytes() != before
