@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -67,6 +68,17 @@ std::string common_prefix(const std::vector<std::string>& paths) {
     for (std::size_t i = 0; i < n; ++i) out += (i ? "." : "") + first[i];
     // A full path of a leaf (one source) is its own site.
     return out;
+}
+
+// Parses `text` once; on failure `why` gets the reason and hint without the input
+// (callers name the value and where it was written themselves).
+std::optional<ref::Reference> parse_reference(const std::string& text, std::string& why) {
+    try {
+        return ref::Reference::parse(text);
+    } catch (const ref::ReferenceError& e) {
+        why = e.reason() + (e.hint().empty() ? "" : "; " + e.hint());
+        return std::nullopt;
+    }
 }
 
 bool is_helper(const chart::File& f) {
@@ -333,17 +345,11 @@ private:
             resolved.replace(pos, s_name.size(), d_ref->name());
         }
 
-        std::string err;
-        auto parsed = ref::Reference::try_parse(resolved, &err);
+        std::string why;
+        auto parsed = parse_reference(resolved, why);
         if (!parsed) {
             // Report the value as written, where it was written.
             std::string shown = placeholder_src ? placeholder_text : value;
-            std::string why = err;
-            try {
-                ref::Reference::parse(resolved);
-            } catch (const ref::ReferenceError& e) {
-                why = e.reason() + (e.hint().empty() ? "" : "; " + e.hint());
-            }
             error(site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
                   fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
             return;
@@ -446,15 +452,9 @@ private:
         s.line = v.origin().line;
         s.values_path = path;
         s.written = v.text();
-        std::string err;
-        auto parsed = ref::Reference::try_parse(v.text(), &err);
+        std::string why;
+        auto parsed = parse_reference(v.text(), why);
         if (!parsed) {
-            std::string why = err;
-            try {
-                ref::Reference::parse(v.text());
-            } catch (const ref::ReferenceError& e) {
-                why = e.reason() + (e.hint().empty() ? "" : "; " + e.hint());
-            }
             error(file, s.line, path, fmt::format("\"{}\" is not a valid image reference: {}", v.text(), why));
             return;
         }

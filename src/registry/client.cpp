@@ -214,9 +214,13 @@ struct Client::Impl {
         });
     }
 
-    // Returns true when a usable challenge was found.
-    bool learn_challenge(const http::Response& resp) {
+    // Returns true when a usable challenge was found; adds the scopes it asks for to
+    // `asked` when given.
+    bool learn_challenge(const http::Response& resp, auth::Scopes* asked = nullptr) {
         auto challenges = auth::parse_www_authenticate(resp.header("www-authenticate"));
+        if (asked)
+            for (const auto& c : challenges)
+                if (auto sc = c.params.find("scope"); sc != c.params.end()) asked->add(sc->second);
         std::lock_guard lock(auth_mutex);
         for (const auto& c : challenges) {
             if (c.scheme == "bearer" && c.params.count("realm")) {
@@ -313,12 +317,7 @@ struct Client::Impl {
         attach(false);
         auto resp = follow(req);
         if (resp.status != 401) return resp;
-        if (!learn_challenge(resp)) return resp;
-        {
-            auto challenges = auth::parse_www_authenticate(resp.header("www-authenticate"));
-            for (const auto& c : challenges)
-                if (auto s = c.params.find("scope"); s != c.params.end()) scopes.add(s->second);
-        }
+        if (!learn_challenge(resp, &scopes)) return resp;
         attach(true);
         return follow(req);
     }
