@@ -55,5 +55,6 @@ std::string read_password_stdin();
 std::function<int()> install_copy(CLI::App& app);
 std::function<int()> install_images(CLI::App& app);
 std::function<int()> install_keygen(CLI::App& app);
+std::function<int()> install_pack(CLI::App& app);
 
 } // namespace aas::cli

@@ -15,6 +15,7 @@ const std::vector<Command>& commands() {
         {"images", "List every image a deployment needs (charts, values, manifests), without helm", install_images},
         {"copy", "Copy an image or index between registries, digests preserved", install_copy},
         {"keygen", "Write an Ed25519 key pair for signing bundles", install_keygen},
+        {"pack", "Pack every image and the k8s folder into one signed bundle (online side)", install_pack},
     };
     return list;
 }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <unistd.h>
 
@@ -32,10 +33,30 @@ void Progress::add(std::uint64_t pulled, std::uint64_t pushed) {
     pushed_ += pushed;
 }
 
+void Progress::phase(std::string title, std::uint64_t total) {
+    std::lock_guard lock(mutex_);
+    title_ = std::move(title);
+    total_ = total;
+    pulled_ = 0;
+    pushed_ = 0;
+    start_ = std::chrono::steady_clock::now();
+    if (mode_ == Mode::plain) log::info("{}: {}", title_, util::human_bytes(total));
+}
+
 void Progress::draw_locked() {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     std::uint64_t moved = pulled_ + pushed_;
     double rate = secs > 0 ? static_cast<double>(moved) / secs : 0;
+    if (total_ > 0) {
+        std::uint64_t done = std::min<std::uint64_t>(moved, total_);
+        double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total_);
+        std::string eta = rate > 0 ? fmt::format("ETA {:.0f} s", static_cast<double>(total_ - done) / rate) : "ETA -";
+        std::fprintf(stderr, "\r\033[K%s: %s / %s (%.0f%%), %s/s, %s", title_.c_str(), util::human_bytes(done).c_str(),
+                     util::human_bytes(total_).c_str(), pct, util::human_bytes(static_cast<std::uint64_t>(rate)).c_str(),
+                     eta.c_str());
+        std::fflush(stderr);
+        return;
+    }
     std::fprintf(stderr, "\r\033[K%s: pulled %s, pushed %s, %s/s, %.0f s", title_.c_str(),
                  util::human_bytes(pulled_).c_str(), util::human_bytes(pushed_).c_str(),
                  util::human_bytes(static_cast<std::uint64_t>(rate)).c_str(), secs);

@@ -21,6 +21,9 @@ public:
     Progress(Mode mode, std::string title);
     ~Progress();
 
+    /// Starts a phase with a known amount of work: the status line then shows
+    /// "TITLE: done / total (P%), rate, ETA" (thread-safe).
+    void phase(std::string title, std::uint64_t total);
     /// Adds transferred bytes (thread-safe).
     void add(std::uint64_t pulled, std::uint64_t pushed);
     /// Prints one line of news (above the status line on a terminal).
@@ -33,7 +36,7 @@ private:
 
     Mode mode_;
     std::string title_;
-    std::atomic<std::uint64_t> pulled_{0}, pushed_{0};
+    std::atomic<std::uint64_t> pulled_{0}, pushed_{0}, total_{0};
     std::chrono::steady_clock::time_point start_;
     std::mutex mutex_;
     std::condition_variable cv_;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <charconv>
 #include <numeric>
 
@@ -72,6 +73,26 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
         std::swap(prev, cur);
     }
     return prev[b.size()];
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+    s = trim(s);
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    auto n = parse_u64(s.substr(0, digits));
+    if (!n || *n == 0) return std::nullopt;
+    std::string unit = to_lower(s.substr(digits));
+    if (!unit.empty() && unit.back() == 'b') unit.pop_back();
+    if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
+    int shift = 0;
+    if (unit.empty()) shift = 0;
+    else if (unit == "k") shift = 10;
+    else if (unit == "m") shift = 20;
+    else if (unit == "g") shift = 30;
+    else if (unit == "t") shift = 40;
+    else return std::nullopt;
+    if (shift > 0 && *n > (UINT64_MAX >> shift)) return std::nullopt;
+    return *n << shift;
 }
 
 std::string human_bytes(std::uint64_t n) {

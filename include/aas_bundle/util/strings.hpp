@@ -27,6 +27,10 @@ std::string to_hex(const unsigned char* bytes, std::size_t n);
 /// Parses a non-negative decimal integer that fits in uint64; nullopt otherwise.
 std::optional<std::uint64_t> parse_u64(std::string_view s);
 
+/// Parses a byte size: a number with an optional binary suffix K, M, G or T (also KiB,
+/// MB, …; all powers of 1024), e.g. "4095M", "2G", "1048576". nullopt when invalid or 0.
+std::optional<std::uint64_t> parse_size(std::string_view s);
+
 /// Levenshtein edit distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 

@@ -566,6 +566,82 @@ def write_oci_layout(directory, items) -> Path:
     return root
 
 
+# --------------------------------------------------------------------------
+# docker save archives
+# --------------------------------------------------------------------------
+
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _docker_full_name(tag: str) -> str:
+    """Docker's normalisation: "busybox" -> "docker.io/library/busybox:latest"."""
+    first, _, rest = tag.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        tag = "docker.io/" + (tag if rest else "library/" + tag)
+    return tag if ":" in tag.rsplit("/", 1)[1] else tag + ":latest"
+
+
+def write_docker_archive(path, image: Image, repo_tags, layout: str = "classic") -> dict:
+    """Write ``image`` as a ``docker save`` tar at ``path``; returns {"path": Path}
+    (and "manifest_digest", the archive's own manifest, for layout="oci").
+
+    ``layout="classic"``: manifest.json [{Config, RepoTags, Layers}], the config
+    as ``<hex>.json`` and each layer, gunzipped, as ``<n>/layer.tar`` (so its
+    digest is the config's diff_id).  ``layout="oci"`` (Docker 25+): the same
+    uncompressed layers and the config under blobs/sha256/, an OCI manifest over
+    them, oci-layout, index.json with one entry per tag (annotations
+    io.containerd.image.name = the full name, org.opencontainers.image.ref.name =
+    the tag) and a manifest.json whose paths point into blobs/sha256/.
+    Deterministic: same arguments, same bytes."""
+    path = Path(path)
+    tags = [repo_tags] if isinstance(repo_tags, str) else list(repo_tags)
+    layer_tars = [gzip.decompress(layer.blob) for layer in image.layers]
+    members: list[tuple[str, bytes]] = []
+    out = {"path": path}
+    if layout == "classic":
+        config_name = image.config_digest.split(":", 1)[1] + ".json"
+        layer_names = [f"{n}/layer.tar" for n in range(len(layer_tars))]
+        members.append((config_name, image.config))
+        members.extend(zip(layer_names, layer_tars))
+    elif layout == "oci":
+        blob = lambda data: "blobs/sha256/" + hashlib.sha256(data).hexdigest()  # noqa: E731
+        config_name = blob(image.config)
+        layer_names = [blob(t) for t in layer_tars]
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": image.config_digest, "size": len(image.config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": sha256_digest(t), "size": len(t)} for t in layer_tars],
+        }, separators=(",", ":")).encode()
+        entries = [{"mediaType": OCI_MANIFEST, "digest": manifest_digest(manifest), "size": len(manifest),
+                    "annotations": {"io.containerd.image.name": _docker_full_name(tag),
+                                    REF_NAME_ANNOTATION: _docker_full_name(tag).rsplit(":", 1)[1]}}
+                   for tag in tags]
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+                           separators=(",", ":")).encode()
+        members.append(("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'))
+        members.append(("index.json", index))
+        members.append((blob(manifest), manifest))
+        members.append((config_name, image.config))
+        members.extend(zip(layer_names, layer_tars))
+        out["manifest_digest"] = manifest_digest(manifest)
+    else:
+        raise ValueError(f"layout must be 'classic' or 'oci', not {layout!r}")
+    save = [{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]
+    members.append(("manifest.json", json.dumps(save, separators=(",", ":")).encode()))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seen = set()
+    with tarfile.open(path, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            if name in seen:  # a layer shared twice in one image
+                continue
+            seen.add(name)
+            info = tarfile.TarInfo(name=name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return out
+
+
 def read_oci_blob(directory, digest: str) -> bytes:
     algo, hexd = digest.split(":", 1)
     return (Path(directory) / "blobs" / algo / hexd).read_bytes()

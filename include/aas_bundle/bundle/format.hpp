@@ -1,0 +1,116 @@
+#pragma once
+// The bundle format: names of the archive's entries and the bundle.json document.
+// docs/bundle-format.md is the full specification; in short:
+//
+//   BUNDLE     := TAR | ZSTD(TAR) | PARTS            (zstd is detected by its magic bytes)
+//   TAR        := "bundle.json" ["bundle.json.sig"] LAYOUT K8S   entries in exactly this order
+//   LAYOUT     := "images/" "images/oci-layout" "images/index.json"
+//                 "images/blobs/" "images/blobs/sha256/" BLOB*    blobs sorted by digest
+//   BLOB       := "images/blobs/sha256/<hex>"        content whose sha256 is <hex>
+//   K8S        := "k8s/" ENTRY*                      the shipped k8s folder, sorted by path
+//
+// bundle.json lists every entry but itself and its signature: blobs under "blobs", every
+// other file, folder and symlink under "files", each with its size and sha256. The
+// signature is raw Ed25519 over the exact bytes of bundle.json.
+
+#include "aas_bundle/oci/digest.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aas::bundle {
+
+inline constexpr std::string_view format_name = "aas-bundle/v1";
+inline constexpr std::string_view bundle_json_path = "bundle.json";
+inline constexpr std::string_view signature_path = "bundle.json.sig";
+inline constexpr std::string_view layout_dir = "images";
+inline constexpr std::string_view layout_file_path = "images/oci-layout";
+inline constexpr std::string_view index_json_path = "images/index.json";
+inline constexpr std::string_view k8s_dir = "k8s";
+/// bundle.json larger than this is refused by readers.
+inline constexpr std::uint64_t max_bundle_json = 64u << 20;
+
+/// "images/blobs/sha256/<hex>".
+std::string blob_path(const oci::Digest& d);
+
+/// One values site an image fills (from discovery), for load to rewrite.
+struct SiteRecord {
+    std::string release;
+    std::string chart;
+    std::string file;        ///< relative to the bundle root ("k8s/environments/…")
+    int line = 0;
+    std::string values_path;
+    std::string written;     ///< the value as written there, when it differs from the reference
+    std::string template_file;
+    int template_line = 0;
+    std::string cls;         ///< class of this site
+};
+
+struct ImageRecord {
+    std::string ref;         ///< logical reference, normalised ("docker.io/bitnami/mongodb:6.0.3")
+    std::string source;      ///< where it was read from ("127.0.0.1:5000/…", "docker-archive:…")
+    oci::Digest digest;      ///< digest of the top manifest stored
+    std::string media_type;
+    std::int64_t size = 0;   ///< bytes of the top manifest
+    std::vector<std::string> platforms;
+    /// Set when a platform's image was taken out of an index: the index's digest. The
+    /// stored top manifest is then that image (one platform) or a filtered index.
+    std::optional<oci::Digest> index_digest;
+    bool filtered_index = false; ///< the top is an index written by pack (several platforms kept)
+    std::string cls;         ///< required | test | optional
+    std::uint64_t blob_bytes = 0; ///< config and layer bytes this image references
+    std::vector<SiteRecord> sites;
+};
+
+struct BlobRecord {
+    oci::Digest digest;
+    std::int64_t size = 0;
+    std::string media_type;
+    std::string kind;        ///< index | manifest | config | layer
+    std::vector<std::string> images; ///< references of the images that use it
+};
+
+struct FileRecord {
+    std::string path;        ///< archive path ("k8s/charts/x/values.yaml", "images/index.json")
+    std::string type;        ///< file | dir | symlink
+    unsigned mode = 0;       ///< permission bits
+    std::uint64_t size = 0;  ///< files only
+    oci::Digest sha256;      ///< files only
+    std::string target;      ///< symlinks only
+};
+
+struct ReleaseRecord {
+    std::string name;
+    std::string chart;
+    std::string namespace_;
+    std::vector<std::string> values;
+};
+
+struct BundleDoc {
+    std::string format{format_name};
+    std::string name;
+    std::string version;
+    std::string tool;        ///< "aas-bundle 0.1.0"
+    std::string created;     ///< RFC 3339 UTC
+    std::string signer;      ///< fingerprint of the signing key, "" when unsigned
+    std::vector<std::string> platforms;
+    std::vector<ReleaseRecord> releases;
+    std::vector<std::string> plain_manifests;
+    std::vector<ImageRecord> images;
+    std::vector<BlobRecord> blobs;
+    std::vector<FileRecord> files;
+
+    /// Deterministic JSON (fixed key order, 2-space indent, trailing newline).
+    std::string to_json() const;
+    /// Parses and validates (format, digests, paths); throws aas::Error naming `where` and
+    /// the field that is wrong.
+    static BundleDoc parse(std::string_view json, const std::string& where);
+};
+
+/// RFC 3339 UTC ("2026-11-29T13:00:00Z") of seconds since the epoch.
+std::string rfc3339(std::int64_t epoch_seconds);
+
+} // namespace aas::bundle

@@ -1,0 +1,85 @@
+#pragma once
+// Writing a bundle archive: a POSIX tar (pax where a name needs it), optionally
+// zstd-compressed, optionally split into parts, committed atomically.
+//
+// Output names, for an output path OUT:
+//   whole      OUT
+//   split      OUT.part000, OUT.part001, … (each exactly `split_size` bytes but the last;
+//              `cat OUT.part* > OUT` gives the whole) and the parts index OUT.parts
+//              (see parts.hpp), written last.
+// While writing, bytes go to hidden temporary files beside OUT (".OUT.tmp-PID-XXXXXX",
+// ".OUT.part000.tmp-PID-XXXXXX"); `commit()` fsyncs them, renames them to their final
+// names and fsyncs the folder. Split: any old OUT.parts is removed first, then the parts
+// are renamed, then OUT.parts is written atomically, so a folder killed mid-commit never
+// holds an index that matches parts it does not have. A writer destroyed without
+// commit() removes its temporary files. Temporary files left by a process that was
+// killed (their PID is not alive) are removed when a new writer for OUT starts.
+//
+// Entries are written with uid/gid 0, no user or group names, and the mtime given, so the
+// same content and times give the same bytes.
+
+#include "aas_bundle/oci/digest.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aas::bundle {
+
+struct WriteOptions {
+    bool zstd = false;           ///< compress the tar stream with zstd
+    int zstd_level = 3;
+    int zstd_workers = 2;        ///< libzstd worker threads (0: compress in the caller's thread)
+    std::uint64_t split_size = 0; ///< 0: one file; else the size of every part but the last
+    std::int64_t mtime = 0;      ///< default mtime of entries (seconds since the epoch)
+};
+
+struct PartInfo {
+    std::string name;            ///< file name (no folder): "x.tar.zst.part000"
+    std::uint64_t size = 0;
+    oci::Digest sha256;
+};
+
+struct WriteResult {
+    std::vector<std::filesystem::path> files; ///< final files written (OUT, or the parts and OUT.parts)
+    std::uint64_t size = 0;      ///< bytes of the whole archive (compressed)
+    oci::Digest sha256;          ///< sha256 of the whole archive stream
+    std::vector<PartInfo> parts; ///< empty when not split
+};
+
+/// Reads up to `n` bytes into `out`; returns the count (0 only at the end).
+using ReadFn = std::function<std::size_t(char* out, std::size_t n)>;
+
+class BundleWriter {
+public:
+    BundleWriter(std::filesystem::path output, WriteOptions options);
+    ~BundleWriter();
+    BundleWriter(const BundleWriter&) = delete;
+    BundleWriter& operator=(const BundleWriter&) = delete;
+
+    /// A regular file from memory. Returns the sha256 of `data`.
+    oci::Digest add_file(std::string_view path, std::string_view data, unsigned mode = 0644,
+                         std::int64_t mtime = -1);
+
+    /// A regular file of exactly `size` bytes pulled from `read`; returns the sha256 of the
+    /// bytes written. Throws aas::Error naming `path` when `read` ends early or gives more.
+    oci::Digest add_stream(std::string_view path, std::uint64_t size, const ReadFn& read, unsigned mode = 0644,
+                           std::int64_t mtime = -1);
+
+    void add_directory(std::string_view path, unsigned mode = 0755, std::int64_t mtime = -1);
+    void add_symlink(std::string_view path, std::string_view target, std::int64_t mtime = -1);
+
+    /// Ends the archive and makes it visible under its final name(s). Throws aas::Error
+    /// (disk full, …) leaving nothing at the final names.
+    WriteResult commit();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace aas::bundle

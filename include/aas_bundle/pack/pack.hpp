@@ -1,0 +1,104 @@
+#pragma once
+// pack: the online side of the air gap. Finds every image a bundle manifest's charts
+// need (discovery), reads each from its registry (through a mirror when one is set), a
+// `docker save` archive or an OCI layout, keeps every verified blob in a cache, and writes
+// one signed bundle (docs/bundle-format.md) atomically, whole or in parts.
+//
+// Order of work:
+//   1. discovery; invalid references and unresolved placeholders become failures;
+//   2. every image's manifests are fetched and verified, platforms chosen (below);
+//   3. every blob not already in the cache is downloaded, `jobs` at a time, hashed while it
+//      streams and renamed into the cache only when its digest matches;
+//   4. when nothing failed: bundle.json is written and signed, and the archive is streamed
+//      from memory (manifests), the cache (blobs, hashed again on the way) and the k8s
+//      folder to temporary files that are renamed into place last.
+// Every failure of step 2 and 3 is collected; pack then throws PackError listing them all
+// and writes nothing at the output name. The cache keeps what was verified, so a re-run
+// downloads only what is missing.
+//
+// Platforms: with none requested, every image is stored whole. With platforms requested,
+// an index reached through a tag is narrowed: one matching platform stores that
+// platform's image manifest (bytes as served; the bundle records the index digest it came
+// from), several store a new index listing only them (recorded as `filtered_index`). An
+// index referenced by digest is always stored whole, with every platform, so the digest
+// the values pin stays valid.
+
+#include "aas_bundle/bundle/format.hpp"
+#include "aas_bundle/bundle/writer.hpp"
+#include "aas_bundle/discovery/discovery.hpp"
+#include "aas_bundle/oci/platform.hpp"
+#include "aas_bundle/registry/client.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace aas::pack {
+
+/// Progress callbacks, called from worker threads (each may be empty).
+struct Events {
+    std::function<void(const std::string& line)> line;       ///< one line of news
+    std::function<void(const std::string& phase, std::uint64_t total_bytes)> phase; ///< a phase starts
+    std::function<void(std::uint64_t bytes)> bytes;            ///< bytes moved in the current phase
+};
+
+struct Options {
+    std::filesystem::path manifest_file;
+    std::filesystem::path k8s_override;       ///< replaces the manifest's k8s folder when set
+    std::filesystem::path output;             ///< "bundles/x.tar.zst"; zstd when it ends in .zst
+    std::filesystem::path key;                ///< Ed25519 private key (PEM)
+    bool allow_unsigned = false;              ///< required to pack without `key`
+    std::vector<oci::Platform> platforms;     ///< overrides the manifest's when not empty
+    std::vector<discovery::Class> classes{discovery::Class::required, discovery::Class::test,
+                                          discovery::Class::optional};
+    int jobs = 4;
+    std::uint64_t split_size = 0;
+    std::filesystem::path cache_dir;          ///< required: verified blobs kept between runs
+    std::map<std::string, std::string> mirrors; ///< registry -> HOST[:PORT][/PREFIX], over the manifest's
+    /// Client options for a registry host (TLS, credentials, retries).
+    std::function<registry::Options(const std::string& host)> registry_options;
+    int zstd_level = 3;
+    std::int64_t created = -1;                ///< seconds since the epoch; -1: $SOURCE_DATE_EPOCH or now
+    Events events;
+};
+
+/// One image (or discovery problem) that kept the bundle from being written.
+struct Failure {
+    std::string image;   ///< the reference, or the value as written for invalid ones
+    std::string where;   ///< "FILE:LINE values.path" or the manifest entry
+    std::string reason;
+};
+
+class PackError : public aas::Error {
+public:
+    explicit PackError(std::vector<Failure> failures);
+    const std::vector<Failure>& failures() const { return failures_; }
+
+private:
+    std::vector<Failure> failures_;
+};
+
+struct Result {
+    bundle::WriteResult written;
+    bundle::BundleDoc doc;
+    std::uint64_t bytes_stored = 0;      ///< blob bytes in the bundle (each blob once)
+    std::uint64_t bytes_referenced = 0;  ///< blob bytes summed over images (shared blobs counted per image)
+    std::uint64_t bytes_saved = 0;       ///< bytes_referenced minus the config and layer bytes stored
+    std::uint64_t bytes_downloaded = 0;  ///< blob bytes read from sources in this run
+    std::uint64_t bytes_cached = 0;      ///< blob bytes the cache already had
+    std::size_t blobs_downloaded = 0, blobs_cached = 0;
+    std::vector<std::string> warnings;
+};
+
+/// Packs as described above. Throws PackError when images failed, manifest::ManifestError
+/// for an invalid manifest, aas::UsageError for bad options, aas::Error otherwise.
+Result pack(const Options& options);
+
+/// The cache folder used when none is given: $XDG_CACHE_HOME/aas-bundle, else
+/// ~/.cache/aas-bundle.
+std::filesystem::path default_cache_dir();
+
+} // namespace aas::pack

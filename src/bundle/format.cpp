@@ -1,0 +1,260 @@
+#include "aas_bundle/bundle/format.hpp"
+
+#include "aas_bundle/util/error.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+
+namespace aas::bundle {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+// A relative archive path without "." or ".." parts, empty parts, backslashes or NUL.
+bool safe_path(std::string_view p) {
+    if (p.empty() || p.front() == '/' || p.back() == '/') return false;
+    if (p.find('\0') != std::string_view::npos || p.find('\\') != std::string_view::npos) return false;
+    std::size_t start = 0;
+    while (start <= p.size()) {
+        auto end = p.find('/', start);
+        if (end == std::string_view::npos) end = p.size();
+        auto part = p.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..") return false;
+        start = end + 1;
+    }
+    return true;
+}
+
+std::string mode_str(unsigned mode) { return fmt::format("{:04o}", mode & 07777u); }
+
+// Field readers that name the field when it is missing or of the wrong type.
+struct Reader {
+    const std::string& where;
+
+    [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+        throw Error(fmt::format("{}: {}: {}", where, field, what));
+    }
+    const ojson& get(const ojson& o, const char* key, const std::string& field) const {
+        if (!o.is_object()) fail(field, "not an object");
+        auto it = o.find(key);
+        if (it == o.end()) fail(field + "." + key, "missing");
+        return *it;
+    }
+    std::string str(const ojson& o, const char* key, const std::string& field, bool required = true) const {
+        if (!required && (!o.is_object() || !o.contains(key))) return {};
+        const auto& v = get(o, key, field);
+        if (!v.is_string()) fail(field + "." + key, "not a string");
+        return v.get<std::string>();
+    }
+    std::int64_t num(const ojson& o, const char* key, const std::string& field, bool required = true) const {
+        if (!required && (!o.is_object() || !o.contains(key))) return 0;
+        const auto& v = get(o, key, field);
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 0) fail(field + "." + key, "not a non-negative integer");
+        return v.get<std::int64_t>();
+    }
+    oci::Digest digest(const ojson& o, const char* key, const std::string& field) const {
+        auto s = str(o, key, field);
+        try {
+            return oci::Digest::parse(s);
+        } catch (const Error& e) {
+            fail(field + "." + key, e.what());
+        }
+    }
+    std::vector<std::string> strings(const ojson& o, const char* key, const std::string& field) const {
+        std::vector<std::string> out;
+        if (!o.contains(key)) return out;
+        const auto& v = o.at(key);
+        if (!v.is_array()) fail(field + "." + key, "not a list");
+        for (const auto& e : v) {
+            if (!e.is_string()) fail(field + "." + key, "holds something that is not a string");
+            out.push_back(e.get<std::string>());
+        }
+        return out;
+    }
+    const ojson& array(const ojson& o, const char* key) const {
+        const auto& v = get(o, key, "");
+        if (!v.is_array()) fail(key, "not a list");
+        return v;
+    }
+};
+
+} // namespace
+
+std::string blob_path(const oci::Digest& d) {
+    return fmt::format("images/blobs/{}/{}", d.algorithm() == oci::Algorithm::sha256 ? "sha256" : "sha512", d.hex());
+}
+
+std::string rfc3339(std::int64_t epoch_seconds) {
+    std::time_t t = static_cast<std::time_t>(epoch_seconds);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string BundleDoc::to_json() const {
+    ojson j;
+    j["format"] = format;
+    j["name"] = name;
+    j["version"] = version;
+    j["tool"] = tool;
+    j["created"] = created;
+    j["signer"] = signer;
+    j["platforms"] = platforms;
+    j["releases"] = ojson::array();
+    for (const auto& r : releases)
+        j["releases"].push_back({{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
+    j["plain_manifests"] = plain_manifests;
+    j["images"] = ojson::array();
+    for (const auto& img : images) {
+        ojson o;
+        o["ref"] = img.ref;
+        o["source"] = img.source;
+        o["digest"] = img.digest.str();
+        o["media_type"] = img.media_type;
+        o["size"] = img.size;
+        o["platforms"] = img.platforms;
+        if (img.index_digest) o["index_digest"] = img.index_digest->str();
+        if (img.filtered_index) o["filtered_index"] = true;
+        o["class"] = img.cls;
+        o["blob_bytes"] = img.blob_bytes;
+        o["sites"] = ojson::array();
+        for (const auto& s : img.sites) {
+            ojson so;
+            so["release"] = s.release;
+            so["chart"] = s.chart;
+            so["file"] = s.file;
+            so["line"] = s.line;
+            so["values_path"] = s.values_path;
+            if (!s.written.empty()) so["written"] = s.written;
+            if (!s.template_file.empty()) {
+                so["template"] = s.template_file;
+                so["template_line"] = s.template_line;
+            }
+            so["class"] = s.cls;
+            o["sites"].push_back(std::move(so));
+        }
+        j["images"].push_back(std::move(o));
+    }
+    j["blobs"] = ojson::array();
+    for (const auto& b : blobs)
+        j["blobs"].push_back({{"digest", b.digest.str()},
+                              {"size", b.size},
+                              {"media_type", b.media_type},
+                              {"kind", b.kind},
+                              {"images", b.images}});
+    j["files"] = ojson::array();
+    for (const auto& f : files) {
+        ojson o;
+        o["path"] = f.path;
+        o["type"] = f.type;
+        if (f.type != "symlink") o["mode"] = mode_str(f.mode);
+        if (f.type == "file") {
+            o["size"] = f.size;
+            o["sha256"] = f.sha256.str();
+        }
+        if (f.type == "symlink") o["target"] = f.target;
+        j["files"].push_back(std::move(o));
+    }
+    return j.dump(2) + "\n";
+}
+
+BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
+    if (json.size() > max_bundle_json)
+        throw Error(fmt::format("{}: {} bytes, more than the limit of {}", where, json.size(), max_bundle_json));
+    ojson j = ojson::parse(json, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
+    Reader r{where};
+    BundleDoc d;
+    d.format = r.str(j, "format", "");
+    if (d.format != format_name)
+        throw Error(fmt::format("{}: format \"{}\" is not {} (a bundle from a newer aas-bundle, or not a bundle)",
+                                where, d.format, format_name));
+    d.name = r.str(j, "name", "");
+    d.version = r.str(j, "version", "");
+    d.tool = r.str(j, "tool", "", false);
+    d.created = r.str(j, "created", "", false);
+    d.signer = r.str(j, "signer", "", false);
+    d.platforms = r.strings(j, "platforms", "");
+    d.plain_manifests = r.strings(j, "plain_manifests", "");
+    const auto& rels = r.array(j, "releases");
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+        std::string f = fmt::format("releases[{}]", i);
+        d.releases.push_back({r.str(rels[i], "name", f), r.str(rels[i], "chart", f), r.str(rels[i], "namespace", f),
+                              r.strings(rels[i], "values", f)});
+    }
+    const auto& imgs = r.array(j, "images");
+    for (std::size_t i = 0; i < imgs.size(); ++i) {
+        const auto& o = imgs[i];
+        std::string f = fmt::format("images[{}]", i);
+        ImageRecord img;
+        img.ref = r.str(o, "ref", f);
+        img.source = r.str(o, "source", f, false);
+        img.digest = r.digest(o, "digest", f);
+        img.media_type = r.str(o, "media_type", f);
+        img.size = r.num(o, "size", f);
+        img.platforms = r.strings(o, "platforms", f);
+        if (o.contains("index_digest")) img.index_digest = r.digest(o, "index_digest", f);
+        img.filtered_index = o.value("filtered_index", false);
+        img.cls = r.str(o, "class", f);
+        img.blob_bytes = static_cast<std::uint64_t>(r.num(o, "blob_bytes", f, false));
+        if (o.contains("sites")) {
+            const auto& sites = o.at("sites");
+            if (!sites.is_array()) r.fail(f + ".sites", "not a list");
+            for (std::size_t k = 0; k < sites.size(); ++k) {
+                std::string sf = fmt::format("{}.sites[{}]", f, k);
+                const auto& s = sites[k];
+                img.sites.push_back({r.str(s, "release", sf, false), r.str(s, "chart", sf, false), r.str(s, "file", sf),
+                                     static_cast<int>(r.num(s, "line", sf, false)), r.str(s, "values_path", sf, false),
+                                     r.str(s, "written", sf, false), r.str(s, "template", sf, false),
+                                     static_cast<int>(r.num(s, "template_line", sf, false)), r.str(s, "class", sf, false)});
+            }
+        }
+        d.images.push_back(std::move(img));
+    }
+    const auto& blobs = r.array(j, "blobs");
+    for (std::size_t i = 0; i < blobs.size(); ++i) {
+        std::string f = fmt::format("blobs[{}]", i);
+        BlobRecord b;
+        b.digest = r.digest(blobs[i], "digest", f);
+        b.size = r.num(blobs[i], "size", f);
+        b.media_type = r.str(blobs[i], "media_type", f);
+        b.kind = r.str(blobs[i], "kind", f);
+        b.images = r.strings(blobs[i], "images", f);
+        d.blobs.push_back(std::move(b));
+    }
+    const auto& files = r.array(j, "files");
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        std::string f = fmt::format("files[{}]", i);
+        const auto& o = files[i];
+        FileRecord fr;
+        fr.path = r.str(o, "path", f);
+        if (!safe_path(fr.path)) r.fail(f + ".path", fmt::format("\"{}\" is not a safe relative path", fr.path));
+        fr.type = r.str(o, "type", f);
+        if (fr.type != "file" && fr.type != "dir" && fr.type != "symlink")
+            r.fail(f + ".type", fmt::format("\"{}\" is not file, dir or symlink", fr.type));
+        if (fr.type != "symlink") {
+            auto m = r.str(o, "mode", f);
+            try {
+                std::size_t used = 0;
+                unsigned long v = std::stoul(m, &used, 8);
+                if (used != m.size() || v > 07777) throw std::invalid_argument(m);
+                fr.mode = static_cast<unsigned>(v);
+            } catch (const std::exception&) {
+                r.fail(f + ".mode", fmt::format("\"{}\" is not an octal mode", m));
+            }
+        }
+        if (fr.type == "file") {
+            fr.size = static_cast<std::uint64_t>(r.num(o, "size", f));
+            fr.sha256 = r.digest(o, "sha256", f);
+        }
+        if (fr.type == "symlink") fr.target = r.str(o, "target", f);
+        d.files.push_back(std::move(fr));
+    }
+    return d;
+}
+
+} // namespace aas::bundle

@@ -1,0 +1,631 @@
+// BundleWriter: libarchive (pax_restricted) writes the tar stream into our own client
+// callback; we compress it with libzstd ourselves (so the caller controls the threads) and
+// hand the result to an output layer that hashes the whole stream, counts it and cuts it
+// into parts at exact `split_size` boundaries.
+//
+//   add_*() -> libarchive -> write_cb -> [ZSTD_compressStream2] -> Output -> temp file(s)
+//
+// libarchive is C: nothing may throw through it, so write_cb catches and parks the
+// exception, returns -1, and the caller rethrows it once libarchive gives up.
+
+#include "aas_bundle/bundle/writer.hpp"
+#include "aas_bundle/bundle/parts.hpp"
+
+#include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/fs.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <locale.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <random>
+#include <set>
+
+namespace aas::bundle {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t chunk_size = 1u << 20; // add_stream pulls at most this much per read
+
+std::string errno_text(int e) {
+    return std::strerror(e);
+}
+
+bool all_digits(std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_alnum(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/// If `file` is a temporary file of a writer for `out_name` (".OUT.tmp-PID-XXXXXX" or
+/// ".OUT.partNNN.tmp-PID-XXXXXX"), returns its PID; else 0.
+pid_t temp_owner(std::string_view file, const std::string& out_name) {
+    std::string prefix = "." + out_name;
+    if (file.substr(0, prefix.size()) != prefix)
+        return 0;
+    file.remove_prefix(prefix.size());
+    auto tmp = file.find(".tmp-");
+    if (tmp == std::string_view::npos)
+        return 0;
+    auto middle = file.substr(0, tmp);
+    if (!middle.empty() && !(middle.substr(0, 5) == ".part" && all_digits(middle.substr(5))))
+        return 0;
+    auto rest = file.substr(tmp + 5); // "PID-XXXXXX"
+    auto dash = rest.find('-');
+    if (dash == std::string_view::npos || dash > 9 || !all_digits(rest.substr(0, dash)))
+        return 0;
+    auto suffix = rest.substr(dash + 1);
+    if (suffix.size() != 6 || !std::all_of(suffix.begin(), suffix.end(), is_alnum))
+        return 0;
+    return static_cast<pid_t>(std::stol(std::string(rest.substr(0, dash))));
+}
+
+/// "OUT.partNNN" for a part number (at least 3 digits).
+std::string part_name(const std::string& out_name, std::size_t index, int width) {
+    return fmt::format("{}.part{:0{}}", out_name, index, width);
+}
+
+void fsync_dir(const fs::path& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        throw Error(fmt::format("syncing folder {}: {}", dir.string(), errno_text(errno)));
+    int rc = ::fsync(fd);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0 && e != EINVAL)
+        throw Error(fmt::format("syncing folder {}: {}", dir.string(), errno_text(e)));
+}
+
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t len = c < 0x80           ? 1
+                          : (c >> 5) == 0x6  ? 2
+                          : (c >> 4) == 0xe  ? 3
+                          : (c >> 3) == 0x1e ? 4
+                                             : 0;
+        if (len == 0 || i + len > s.size())
+            return false;
+        std::uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (std::size_t k = 1; k < len; ++k) {
+            auto d = static_cast<unsigned char>(s[i + k]);
+            if ((d & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (d & 0x3f);
+        }
+        static constexpr std::uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/// Refuses entry names that could escape the folder the bundle is unpacked in.
+void check_entry_path(std::string_view path, const fs::path& out) {
+    auto fail = [&](const char* why) {
+        throw Error(fmt::format("adding \"{}\" to {}: {}", path, out.string(), why));
+    };
+    if (path.empty())
+        fail("the entry name is empty");
+    if (path.find('\0') != std::string_view::npos)
+        fail("the entry name contains a NUL byte");
+    if (path.front() == '/')
+        fail("the entry name is absolute");
+    if (!valid_utf8(path))
+        fail("the entry name is not valid UTF-8");
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        auto end = path.find('/', start);
+        if (end == std::string_view::npos)
+            end = path.size();
+        if (path.substr(start, end - start) == "..")
+            fail("the entry name contains a \"..\" component");
+        start = end + 1;
+    }
+}
+
+/// Entry names are UTF-8. libarchive converts names through the current locale's
+/// charset (and crashes on a name it cannot convert under LC_CTYPE=C), so headers are
+/// written under C.UTF-8 for this thread only.
+class Utf8Locale {
+public:
+    Utf8Locale() {
+        static locale_t utf8 =
+            ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+        if (utf8)
+            old_ = ::uselocale(utf8);
+    }
+    ~Utf8Locale() {
+        if (old_)
+            ::uselocale(old_);
+    }
+    Utf8Locale(const Utf8Locale&) = delete;
+    Utf8Locale& operator=(const Utf8Locale&) = delete;
+
+private:
+    locale_t old_ = static_cast<locale_t>(nullptr);
+};
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------
+// Output: hashes and counts the (compressed) stream and writes it to one temp file, or to
+// one temp file per part, rolling over exactly at `split_size`.
+
+class Output {
+public:
+    struct File {
+        fs::path temp;
+        int fd = -1;
+        std::uint64_t size = 0;
+        oci::Digest sha256;
+    };
+
+    Output(fs::path out, std::uint64_t split_size) : out_(std::move(out)), split_size_(split_size) {
+        dir_ = out_.parent_path().empty() ? fs::path(".") : out_.parent_path();
+        name_ = out_.filename().string();
+        std::random_device rd;
+        rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+                  static_cast<std::uint64_t>(::getpid()));
+        open_next();
+    }
+
+    ~Output() {
+        for (auto& f : files_) {
+            if (f.fd >= 0)
+                ::close(f.fd);
+            if (!f.temp.empty())
+                ::unlink(f.temp.c_str());
+        }
+    }
+
+    Output(const Output&) = delete;
+    Output& operator=(const Output&) = delete;
+
+    void write(const char* p, std::size_t n) {
+        while (n > 0) {
+            if (split_size_ > 0 && files_.back().size == split_size_) {
+                close_current();
+                open_next();
+            }
+            File& f = files_.back();
+            std::size_t take = n;
+            if (split_size_ > 0)
+                take = static_cast<std::size_t>(std::min<std::uint64_t>(n, split_size_ - f.size));
+            write_all(f, p, take);
+            part_hash_.update(p, take);
+            whole_hash_.update(p, take);
+            f.size += take;
+            total_ += take;
+            p += take;
+            n -= take;
+        }
+    }
+
+    /// Ends the stream: fsyncs and closes the last file, finishes the hashes.
+    void finish() {
+        close_current();
+        whole_sha256_ = whole_hash_.finish();
+    }
+
+    std::vector<File>& files() { return files_; }
+    const fs::path& dir() const { return dir_; }
+    const std::string& name() const { return name_; }
+    std::uint64_t total() const { return total_; }
+    const oci::Digest& sha256() const { return whole_sha256_; }
+
+private:
+    void open_next() {
+        std::string base = "." + name_;
+        if (split_size_ > 0)
+            base += fmt::format(".part{:03}", files_.size());
+        base += fmt::format(".tmp-{}-", ::getpid());
+        static constexpr char alphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        std::uniform_int_distribution<int> pick(0, sizeof alphabet - 2);
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            std::string suffix;
+            for (int i = 0; i < 6; ++i)
+                suffix += alphabet[pick(rng_)];
+            fs::path temp = dir_ / (base + suffix);
+            int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd < 0 && errno == EEXIST)
+                continue;
+            if (fd < 0)
+                throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}",
+                                        out_.string(), dir_.string(), errno_text(errno)));
+            files_.push_back(File{temp, fd, 0, {}});
+            if (::fchmod(fd, 0644) != 0)
+                throw Error(fmt::format("writing {}: chmod: {}", temp.string(), errno_text(errno)));
+            return;
+        }
+        throw Error(fmt::format("writing {}: cannot find a free temporary name in {}",
+                                out_.string(), dir_.string()));
+    }
+
+    void write_all(File& f, const char* p, std::size_t n) {
+        while (n > 0) {
+            ssize_t w = ::write(f.fd, p, n);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                throw Error(fmt::format("writing {}: {}", f.temp.string(), errno_text(errno)));
+            }
+            p += w;
+            n -= static_cast<std::size_t>(w);
+        }
+    }
+
+    void close_current() {
+        File& f = files_.back();
+        if (f.fd < 0)
+            return;
+        if (::fsync(f.fd) != 0)
+            throw Error(fmt::format("writing {}: fsync: {}", f.temp.string(), errno_text(errno)));
+        int rc = ::close(f.fd);
+        f.fd = -1;
+        if (rc != 0)
+            throw Error(fmt::format("writing {}: close: {}", f.temp.string(), errno_text(errno)));
+        f.sha256 = part_hash_.finish();
+    }
+
+    fs::path out_;
+    fs::path dir_;
+    std::string name_;
+    std::uint64_t split_size_;
+    std::vector<File> files_;
+    oci::Hasher part_hash_;
+    oci::Hasher whole_hash_;
+    oci::Digest whole_sha256_;
+    std::uint64_t total_ = 0;
+    std::mt19937_64 rng_;
+};
+
+// ---------------------------------------------------------------------------------------
+
+struct BundleWriter::Impl {
+    fs::path out;
+    WriteOptions opts;
+    std::unique_ptr<Output> output;
+    ZSTD_CCtx* zstd = nullptr;
+    std::vector<char> zbuf;  // zstd output buffer
+    std::vector<char> chunk; // add_stream buffer
+    struct archive* ar = nullptr;
+    std::exception_ptr pending; // thrown inside write_cb, rethrown by the caller
+    bool discard = false;       // destroyed without commit: swallow libarchive's trailer
+    bool failed = false;
+    bool committed = false;
+
+    ~Impl() {
+        if (ar) {
+            discard = true;
+            archive_write_free(ar);
+        }
+        if (zstd)
+            ZSTD_freeCCtx(zstd);
+    }
+
+    void start() {
+        remove_stale_temps();
+        output = std::make_unique<Output>(out, opts.split_size);
+        if (opts.zstd) {
+            zstd = ZSTD_createCCtx();
+            if (!zstd)
+                throw Error(fmt::format("writing {}: cannot create a zstd context", out.string()));
+            zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, opts.zstd_level),
+                       "setting the level");
+            zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_checksumFlag, 1), "enabling checksums");
+            if (opts.zstd_workers > 0)
+                zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_nbWorkers, opts.zstd_workers),
+                           "setting the worker threads");
+            zbuf.resize(ZSTD_CStreamOutSize());
+        }
+        ar = archive_write_new();
+        if (!ar)
+            throw Error(fmt::format("writing {}: cannot create a libarchive writer", out.string()));
+        if (archive_write_set_format_pax_restricted(ar) != ARCHIVE_OK ||
+            archive_write_add_filter_none(ar) != ARCHIVE_OK ||
+            archive_write_set_bytes_per_block(ar, 65536) != ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(ar, 1) != ARCHIVE_OK)
+            archive_fail("setting up the tar writer");
+        if (archive_write_open2(ar, this, nullptr, &Impl::write_cb, nullptr, nullptr) != ARCHIVE_OK)
+            archive_fail("opening the tar writer");
+    }
+
+    void remove_stale_temps() {
+        fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+        std::string name = out.filename().string();
+        std::error_code ec;
+        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+            pid_t pid = temp_owner(it->path().filename().string(), name);
+            if (pid <= 0 || pid == ::getpid())
+                continue;
+            if (::kill(pid, 0) != 0 && errno == ESRCH)
+                ::unlink(it->path().c_str());
+        }
+    }
+
+    static la_ssize_t write_cb(struct archive*, void* self, const void* buf, size_t n) {
+        auto* impl = static_cast<Impl*>(self);
+        if (impl->discard)
+            return static_cast<la_ssize_t>(n);
+        try {
+            impl->consume(static_cast<const char*>(buf), n, ZSTD_e_continue);
+            return static_cast<la_ssize_t>(n);
+        } catch (...) {
+            impl->pending = std::current_exception();
+            return -1;
+        }
+    }
+
+    /// Tar bytes in: compressed (or not) and passed to the output.
+    void consume(const char* p, std::size_t n, ZSTD_EndDirective mode) {
+        if (!zstd) {
+            output->write(p, n);
+            return;
+        }
+        ZSTD_inBuffer in{p, n, 0};
+        for (;;) {
+            ZSTD_outBuffer zout{zbuf.data(), zbuf.size(), 0};
+            std::size_t left = ZSTD_compressStream2(zstd, &zout, &in, mode);
+            zstd_check(left, "compressing");
+            output->write(zbuf.data(), zout.pos);
+            if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+                break;
+        }
+    }
+
+    void zstd_check(std::size_t rc, const char* what) const {
+        if (ZSTD_isError(rc))
+            throw Error(
+                fmt::format("writing {}: zstd {}: {}", out.string(), what, ZSTD_getErrorName(rc)));
+    }
+
+    [[noreturn]] void archive_fail(const std::string& what) {
+        failed = true;
+        if (pending) {
+            auto p = pending;
+            pending = nullptr;
+            try {
+                std::rethrow_exception(p);
+            } catch (const Error& e) {
+                throw Error(wrap_message(what, e.what()));
+            }
+        }
+        const char* msg = ar ? archive_error_string(ar) : nullptr;
+        throw Error(fmt::format("{}: {}", what, msg ? msg : "libarchive failed"));
+    }
+
+    void check_usable(std::string_view what) const {
+        if (committed)
+            throw Error(fmt::format("{} {}: the bundle was already committed", what, out.string()));
+        if (failed)
+            throw Error(fmt::format("{} {}: the writer is unusable after an earlier error", what,
+                                    out.string()));
+    }
+
+    /// Writes an entry header; `type` is AE_IFREG, AE_IFDIR or AE_IFLNK.
+    void header(std::string_view path, unsigned type, unsigned mode, std::uint64_t size,
+                std::int64_t mtime, std::string_view target = {}) {
+        check_usable(fmt::format("adding \"{}\" to", path));
+        check_entry_path(path, out);
+        if (type == AE_IFLNK &&
+            (target.empty() || target.find('\0') != std::string_view::npos || !valid_utf8(target)))
+            throw Error(fmt::format("adding symlink \"{}\" to {}: invalid target \"{}\"", path,
+                                    out.string(), target));
+        Utf8Locale utf8;
+        struct archive_entry* e = archive_entry_new();
+        if (!e)
+            throw Error(fmt::format("adding \"{}\" to {}: out of memory", path, out.string()));
+        std::string p(path);
+        archive_entry_set_pathname_utf8(e, p.c_str());
+        archive_entry_set_filetype(e, type);
+        archive_entry_set_perm(e, static_cast<__LA_MODE_T>(mode & 07777));
+        archive_entry_set_uid(e, 0);
+        archive_entry_set_gid(e, 0);
+        archive_entry_set_mtime(e, mtime < 0 ? opts.mtime : mtime, 0);
+        archive_entry_set_size(e, static_cast<la_int64_t>(size));
+        std::string t(target);
+        if (type == AE_IFLNK)
+            archive_entry_set_symlink_utf8(e, t.c_str());
+        int rc = archive_write_header(ar, e);
+        archive_entry_free(e);
+        if (rc != ARCHIVE_OK)
+            archive_fail(fmt::format("adding \"{}\" to {}", path, out.string()));
+    }
+
+    void data(std::string_view path, const char* p, std::size_t n) {
+        la_ssize_t w = archive_write_data(ar, p, n);
+        if (w < 0 || static_cast<std::size_t>(w) != n)
+            archive_fail(fmt::format("adding \"{}\" to {}", path, out.string()));
+    }
+};
+
+BundleWriter::BundleWriter(fs::path output, WriteOptions options)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->out = std::move(output);
+    impl_->opts = options;
+    if (impl_->out.filename().empty())
+        throw UsageError(
+            fmt::format("writing bundle \"{}\": the output must name a file", impl_->out.string()));
+    impl_->start();
+}
+
+BundleWriter::~BundleWriter() = default;
+
+oci::Digest BundleWriter::add_file(std::string_view path, std::string_view data, unsigned mode,
+                                   std::int64_t mtime) {
+    impl_->header(path, AE_IFREG, mode, data.size(), mtime);
+    std::size_t off = 0;
+    while (off < data.size()) {
+        std::size_t n = std::min(chunk_size, data.size() - off);
+        impl_->data(path, data.data() + off, n);
+        off += n;
+    }
+    return oci::Digest::of(data);
+}
+
+oci::Digest BundleWriter::add_stream(std::string_view path, std::uint64_t size, const ReadFn& read,
+                                     unsigned mode, std::int64_t mtime) {
+    impl_->header(path, AE_IFREG, mode, size, mtime);
+    auto& buf = impl_->chunk;
+    if (buf.size() < chunk_size)
+        buf.resize(chunk_size);
+    oci::Hasher hash;
+    std::uint64_t done = 0;
+    while (done < size) {
+        std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, size - done));
+        std::size_t got = 0;
+        try {
+            got = read(buf.data(), want);
+        } catch (...) {
+            impl_->failed = true; // the entry is half written
+            throw;
+        }
+        if (got == 0) {
+            impl_->failed = true;
+            throw Error(fmt::format("adding \"{}\" to {}: the source ended after {} of {} bytes",
+                                    path, impl_->out.string(), done, size));
+        }
+        if (got > want) {
+            impl_->failed = true;
+            throw Error(
+                fmt::format("adding \"{}\" to {}: the source gave {} bytes when {} were asked for",
+                            path, impl_->out.string(), got, want));
+        }
+        hash.update(buf.data(), got);
+        impl_->data(path, buf.data(), got);
+        done += got;
+    }
+    return hash.finish();
+}
+
+void BundleWriter::add_directory(std::string_view path, unsigned mode, std::int64_t mtime) {
+    impl_->header(path, AE_IFDIR, mode, 0, mtime);
+}
+
+void BundleWriter::add_symlink(std::string_view path, std::string_view target, std::int64_t mtime) {
+    impl_->header(path, AE_IFLNK, 0777, 0, mtime, target);
+}
+
+WriteResult BundleWriter::commit() {
+    Impl& m = *impl_;
+    m.check_usable("committing");
+    const fs::path& out = m.out;
+    try {
+        if (archive_write_close(m.ar) != ARCHIVE_OK)
+            m.archive_fail(fmt::format("finishing {}", out.string()));
+        archive_write_free(m.ar);
+        m.ar = nullptr;
+        if (m.zstd)
+            m.consume(nullptr, 0, ZSTD_e_end);
+        m.output->finish();
+    } catch (...) {
+        m.failed = true;
+        throw;
+    }
+
+    Output& o = *m.output;
+    auto& files = o.files();
+    const fs::path& dir = o.dir();
+    const std::string& name = o.name();
+    WriteResult result;
+    result.size = o.total();
+    result.sha256 = o.sha256();
+
+    if (m.opts.split_size == 0) {
+        if (::rename(files[0].temp.c_str(), out.c_str()) != 0) {
+            m.failed = true;
+            throw Error(fmt::format("writing {}: renaming {}: {}", out.string(),
+                                    files[0].temp.string(), errno_text(errno)));
+        }
+        files[0].temp.clear();
+        fsync_dir(dir);
+        result.files.push_back(out);
+        m.committed = true;
+        return result;
+    }
+
+    // Split: drop the old index (and an old whole OUT, which would hide the new parts
+    // from locate(OUT)) before any part takes its final name.
+    fs::path index = dir / (name + ".parts");
+    auto remove_if_file = [&](const fs::path& p) {
+        struct stat st;
+        if (::lstat(p.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
+            return;
+        if (::unlink(p.c_str()) != 0 && errno != ENOENT)
+            throw Error(fmt::format("writing {}: removing the old {}: {}", out.string(), p.string(),
+                                    errno_text(errno)));
+    };
+    std::vector<fs::path> renamed;
+    try {
+        remove_if_file(index);
+        remove_if_file(out);
+        fsync_dir(dir);
+
+        int width = 3;
+        for (std::size_t n = files.size() - 1; n >= 1000; n /= 10)
+            ++width;
+        std::set<std::string> names;
+        PartsIndex pi;
+        pi.bundle = name;
+        pi.size = o.total();
+        pi.sha256 = o.sha256();
+        pi.part_size = m.opts.split_size;
+        for (std::size_t i = 0; i < files.size(); ++i) {
+            std::string final_name = part_name(name, i, width);
+            fs::path final_path = dir / final_name;
+            if (::rename(files[i].temp.c_str(), final_path.c_str()) != 0)
+                throw Error(fmt::format("writing {}: renaming {}: {}", final_path.string(),
+                                        files[i].temp.string(), errno_text(errno)));
+            files[i].temp.clear();
+            renamed.push_back(final_path);
+            names.insert(final_name);
+            pi.parts.push_back(PartInfo{final_name, files[i].size, files[i].sha256});
+        }
+        // Parts of an older, longer bundle under the same name.
+        std::error_code ec;
+        std::vector<fs::path> stale;
+        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+            std::string f = it->path().filename().string();
+            std::string prefix = name + ".part";
+            if (f.size() > prefix.size() && f.compare(0, prefix.size(), prefix) == 0 &&
+                all_digits(std::string_view(f).substr(prefix.size())) && !names.count(f))
+                stale.push_back(it->path());
+        }
+        for (const auto& p : stale)
+            remove_if_file(p);
+
+        util::write_file_atomic(index, pi.to_json());
+        fsync_dir(dir);
+        result.parts = pi.parts;
+        result.files = renamed;
+        result.files.push_back(index);
+    } catch (...) {
+        m.failed = true;
+        for (const auto& p : renamed)
+            ::unlink(p.c_str());
+        throw;
+    }
+    m.committed = true;
+    return result;
+}
+
+} // namespace aas::bundle

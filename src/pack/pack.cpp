@@ -1,0 +1,725 @@
+#include "aas_bundle/pack/pack.hpp"
+
+#include "aas_bundle/manifest/manifest.hpp"
+#include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/signing/signing.hpp"
+#include "aas_bundle/source/source.hpp"
+#include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/log.hpp"
+#include "aas_bundle/util/strings.hpp"
+#include "aas_bundle_version.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace aas::pack {
+namespace fs = std::filesystem;
+
+PackError::PackError(std::vector<Failure> failures)
+    : aas::Error([&] {
+          std::string msg = fmt::format("{} image{} could not be packed; nothing was written:", failures.size(),
+                                        failures.size() == 1 ? "" : "s");
+          for (const auto& f : failures) {
+              msg += fmt::format("\n  {}", f.image);
+              if (!f.where.empty()) msg += fmt::format(" ({})", f.where);
+              msg += ": " + f.reason;
+          }
+          return msg;
+      }()),
+      failures_(std::move(failures)) {}
+
+fs::path default_cache_dir() {
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "aas-bundle";
+    if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "aas-bundle";
+    return fs::temp_directory_path() / "aas-bundle-cache";
+}
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// ---------------------------------------------------------------------------------------
+// Sources: one registry client per host, one source per image. Sources that are not
+// registries (archives, layouts) are read one blob at a time.
+
+struct SourceSlot {
+    std::unique_ptr<source::ImageSource> src;
+    bool serial = false;
+    std::mutex mu;
+
+    void fetch(const oci::Descriptor& d, registry::BlobSink& sink, const registry::ByteCallback& cb) {
+        if (!serial) return src->fetch_blob(d, sink, cb);
+        std::lock_guard lock(mu);
+        src->fetch_blob(d, sink, cb);
+    }
+};
+
+class Sources {
+public:
+    Sources(const Options& o, std::map<std::string, std::string> mirrors, fs::path base)
+        : options_(o), mirrors_(std::move(mirrors)), base_(std::move(base)) {}
+
+    /// Opens where `img` is read from; `from` is the manifest's source, or "".
+    std::shared_ptr<SourceSlot> open(const ref::Reference& ref, const std::string& from) {
+        auto slot = std::make_shared<SourceSlot>();
+        if (from.rfind("docker-archive:", 0) == 0 || from.rfind("oci:", 0) == 0) {
+            slot->src = source::open_from(from, base_, ref);
+            slot->serial = true;
+            return slot;
+        }
+        ref::Reference at = from.empty() ? ref : ref::Reference::parse(from);
+        std::string host = at.registry();
+        std::string repo = at.repository();
+        if (auto it = mirrors_.find(host); it != mirrors_.end()) {
+            const std::string& m = it->second;
+            auto slash = m.find('/');
+            host = m.substr(0, slash);
+            if (slash != std::string::npos) repo = m.substr(slash + 1) + "/" + repo;
+        }
+        slot->src = source::open_registry(client(host), repo, at.has_digest() ? at.digest() : at.tag());
+        return slot;
+    }
+
+private:
+    registry::Client& client(const std::string& host) {
+        std::lock_guard lock(mu_);
+        auto& c = clients_[host];
+        if (!c) {
+            auto opts = options_.registry_options ? options_.registry_options(host) : registry::Options{};
+            c = std::make_unique<registry::Client>(host, opts);
+        }
+        return *c;
+    }
+
+    const Options& options_;
+    std::map<std::string, std::string> mirrors_;
+    fs::path base_;
+    std::mutex mu_;
+    std::map<std::string, std::unique_ptr<registry::Client>> clients_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Planning: what each image stores.
+
+struct Planned {
+    const discovery::Image* img = nullptr;
+    std::string ref;
+    std::shared_ptr<SourceSlot> slot;
+    oci::RawManifest top;
+    std::vector<oci::RawManifest> children;  ///< manifests an index lists (nested ones too)
+    std::vector<oci::Descriptor> blobs;      ///< config and layers, each once
+    std::vector<std::string> platforms;
+    std::optional<oci::Digest> index_digest;
+    bool filtered = false;
+    bool failed = false;
+};
+
+void add_blobs(Planned& p, const oci::ImageManifest& m, std::vector<std::string>& warnings) {
+    for (const auto& b : oci::blobs_of(m)) {
+        if (!b.urls.empty() && b.media_type == oci::media_type::docker_foreign_layer) {
+            warnings.push_back(fmt::format("{}: layer {} is a non-distributable foreign layer ({}); it is not packed",
+                                           p.ref, b.digest.str(), b.urls.front()));
+            continue;
+        }
+        if (std::none_of(p.blobs.begin(), p.blobs.end(), [&](const auto& x) { return x.digest == b.digest; }))
+            p.blobs.push_back(b);
+    }
+}
+
+void add_whole_index(Planned& p, const oci::Index& idx, int depth, std::vector<std::string>& warnings) {
+    if (depth > 4) throw Error("indexes nested more than 4 deep");
+    for (const auto& child : idx.manifests) {
+        auto raw = p.slot->src->manifest(child.digest);
+        auto parsed = oci::parse(raw);
+        if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
+            add_blobs(p, *img, warnings);
+            if (child.platform) p.platforms.push_back(child.platform->str());
+        } else {
+            add_whole_index(p, std::get<oci::Index>(parsed), depth + 1, warnings);
+        }
+        p.children.push_back(std::move(raw));
+    }
+}
+
+// The top manifest of `p` and what it needs, narrowed to `platforms` as the header says.
+void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Platform>& platforms,
+                std::vector<std::string>& warnings) {
+    p.top = p.slot->src->top();
+    if (ref.has_digest() && p.top.digest.str() != ref.digest())
+        throw Error(fmt::format("{} has digest {}, not the {} the reference pins", p.slot->src->describe(),
+                                p.top.digest.str(), ref.digest()));
+    auto parsed = oci::parse(p.top);
+    if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
+        add_blobs(p, *img, warnings);
+        return;
+    }
+    const auto& idx = std::get<oci::Index>(parsed);
+    if (platforms.empty() || ref.has_digest()) {
+        add_whole_index(p, idx, 1, warnings);
+        return;
+    }
+    std::vector<const oci::Descriptor*> picked;
+    std::vector<std::string> available;
+    for (const auto& c : idx.manifests) {
+        if (!c.platform) continue;
+        available.push_back(c.platform->str());
+        if (oci::platform_matches_any(platforms, *c.platform)) picked.push_back(&c);
+    }
+    if (picked.empty()) {
+        std::string want;
+        for (const auto& pl : platforms) want += (want.empty() ? "" : ", ") + pl.str();
+        std::string have;
+        for (const auto& a : available) have += (have.empty() ? "" : ", ") + a;
+        throw Error(fmt::format("no image for {} in its index {} (it has: {})", want, p.top.digest.short_str(),
+                                have.empty() ? "no platforms" : have));
+    }
+    p.index_digest = p.top.digest;
+    if (picked.size() == 1) {
+        auto raw = p.slot->src->manifest(picked.front()->digest);
+        auto child = oci::parse(raw);
+        auto* img = std::get_if<oci::ImageManifest>(&child);
+        if (!img) throw Error(fmt::format("the entry for {} in its index is itself an index", picked.front()->platform->str()));
+        add_blobs(p, *img, warnings);
+        p.platforms.push_back(picked.front()->platform->str());
+        p.top = std::move(raw);
+        return;
+    }
+    // Several platforms: a new index with only their entries, in the original order.
+    auto doc = nlohmann::ordered_json::parse(p.top.bytes);
+    nlohmann::ordered_json kept = nlohmann::ordered_json::array();
+    std::set<std::string> want;
+    for (const auto* d : picked) want.insert(d->digest.str());
+    for (const auto& e : doc["manifests"])
+        if (e.contains("digest") && want.count(e["digest"].get<std::string>())) kept.push_back(e);
+    doc["manifests"] = kept;
+    std::string media_type = p.top.media_type;
+    p.top = oci::RawManifest::from_bytes(doc.dump(3), media_type);
+    p.filtered = true;
+    oci::Index narrowed;
+    for (const auto* d : picked) narrowed.manifests.push_back(*d);
+    add_whole_index(p, narrowed, 1, warnings);
+}
+
+// Platforms of a single image, from its config in the cache ("linux/amd64").
+std::optional<std::string> config_platform(const fs::path& file) {
+    try {
+        auto j = nlohmann::json::parse(util::read_file(file, 4u << 20), nullptr, false);
+        if (!j.is_object() || !j.contains("os") || !j.contains("architecture")) return std::nullopt;
+        oci::Platform p{j.value("os", ""), j.value("architecture", ""), j.value("variant", ""), {}};
+        return p.str();
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The cache: CACHE/blobs/<alg>/<hex>, each renamed into place only after its digest
+// matched. Downloads in progress are ".tmp-PID-…" files beside them.
+
+class Cache {
+public:
+    explicit Cache(fs::path root) : dir_(std::move(root) / "blobs") {
+        std::error_code ec;
+        fs::create_directories(dir_ / "sha256", ec);
+        fs::create_directories(dir_ / "sha512", ec);
+        if (ec) throw Error(fmt::format("creating the cache folder {}: {}", dir_.string(), ec.message()));
+        // Downloads of processes that are gone.
+        for (const char* alg : {"sha256", "sha512"}) {
+            for (const auto& e : fs::directory_iterator(dir_ / alg, ec)) {
+                auto name = e.path().filename().string();
+                if (name.rfind(".tmp-", 0) != 0) continue;
+                long pid = std::strtol(name.c_str() + 5, nullptr, 10);
+                if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove(e.path(), ec);
+            }
+        }
+    }
+
+    fs::path path(const oci::Digest& d) const {
+        return dir_ / (d.algorithm() == oci::Algorithm::sha256 ? "sha256" : "sha512") / d.hex();
+    }
+
+    /// True when the cache holds a file of the blob's size (its content is hashed again
+    /// when it goes into the bundle).
+    bool has(const oci::Descriptor& d) const {
+        struct stat st {};
+        return ::stat(path(d.digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+               st.st_size == static_cast<off_t>(d.size);
+    }
+
+    /// Downloads `d` through `fetch` into the cache.
+    void fill(const oci::Descriptor& d, const std::function<void(registry::BlobSink&)>& fetch) {
+        auto final_path = path(d.digest);
+        std::string tmpl = (final_path.parent_path() / fmt::format(".tmp-{}-{}-XXXXXX", ::getpid(), d.digest.hex())).string();
+        int fd = ::mkstemp(tmpl.data());
+        if (fd < 0) throw Error(fmt::format("creating a file in the cache {}: {}", final_path.parent_path().string(), errno_text()));
+        struct Sink : registry::BlobSink {
+            int fd;
+            std::string name;
+            void write(const char* p, std::size_t n) override {
+                while (n > 0) {
+                    ssize_t w = ::write(fd, p, n);
+                    if (w < 0) {
+                        if (errno == EINTR) continue;
+                        throw Error(fmt::format("writing {}: {}", name, errno_text()));
+                    }
+                    p += w;
+                    n -= static_cast<std::size_t>(w);
+                }
+            }
+            void reset() override {
+                if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) < 0)
+                    throw Error(fmt::format("truncating {}: {}", name, errno_text()));
+            }
+        } sink;
+        sink.fd = fd;
+        sink.name = tmpl;
+        try {
+            fetch(sink); // verifies size and digest while streaming
+            if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) throw Error(fmt::format("writing {}: {}", tmpl, errno_text()));
+            if (::close(fd) != 0) {
+                fd = -1;
+                throw Error(fmt::format("writing {}: {}", tmpl, errno_text()));
+            }
+            fd = -1;
+            if (::rename(tmpl.c_str(), final_path.c_str()) != 0)
+                throw Error(fmt::format("renaming {} into the cache: {}", tmpl, errno_text()));
+        } catch (...) {
+            if (fd >= 0) ::close(fd);
+            ::unlink(tmpl.c_str());
+            throw;
+        }
+    }
+
+    void drop(const oci::Digest& d) const { ::unlink(path(d).c_str()); }
+
+private:
+    fs::path dir_;
+};
+
+// ---------------------------------------------------------------------------------------
+// The k8s folder: every entry, sorted, with its hash; symlinks must stay inside.
+
+struct K8sEntry {
+    bundle::FileRecord rec;
+    fs::path source;
+    std::int64_t mtime = 0;
+};
+
+std::int64_t mtime_of(const struct stat& st) { return static_cast<std::int64_t>(st.st_mtim.tv_sec); }
+
+oci::Digest hash_file(const fs::path& p, std::uint64_t& size) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(fmt::format("reading {}: {}", p.string(), errno_text()));
+    oci::Hasher h;
+    std::vector<char> buf(1u << 20);
+    size = 0;
+    for (;;) {
+        ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            auto e = errno_text();
+            ::close(fd);
+            throw Error(fmt::format("reading {}: {}", p.string(), e));
+        }
+        if (n == 0) break;
+        h.update(buf.data(), static_cast<std::size_t>(n));
+        size += static_cast<std::uint64_t>(n);
+    }
+    ::close(fd);
+    return h.finish();
+}
+
+std::vector<K8sEntry> scan_k8s(const fs::path& root) {
+    std::vector<K8sEntry> out;
+    struct stat st {};
+    if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw UsageError(fmt::format("the k8s folder {} is not a folder", root.string()));
+    out.push_back({{std::string(bundle::k8s_dir), "dir", st.st_mode & 07777u, 0, {}, {}}, root, mtime_of(st)});
+    std::vector<std::string> problems;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) throw Error(fmt::format("reading the k8s folder {}: {}", root.string(), ec.message()));
+        const auto& p = it->path();
+        auto rel = p.lexically_relative(root).generic_string(); // fs::relative would follow symlinks
+        std::string arc = std::string(bundle::k8s_dir) + "/" + rel;
+        if (::lstat(p.c_str(), &st) != 0) throw Error(fmt::format("reading {}: {}", p.string(), errno_text()));
+        K8sEntry e;
+        e.source = p;
+        e.mtime = mtime_of(st);
+        e.rec.path = arc;
+        e.rec.mode = st.st_mode & 07777u;
+        if (S_ISDIR(st.st_mode)) {
+            e.rec.type = "dir";
+        } else if (S_ISREG(st.st_mode)) {
+            e.rec.type = "file";
+            e.rec.sha256 = hash_file(p, e.rec.size);
+        } else if (S_ISLNK(st.st_mode)) {
+            e.rec.type = "symlink";
+            e.rec.target = fs::read_symlink(p).string();
+            fs::path resolved = (fs::path(rel).parent_path() / e.rec.target).lexically_normal();
+            auto first = resolved.empty() ? std::string() : resolved.begin()->string();
+            if (fs::path(e.rec.target).is_absolute() || first == "..") {
+                problems.push_back(fmt::format("{}: symlink to {} points outside the k8s folder; replace it with the "
+                                               "file it points to",
+                                               p.string(), e.rec.target));
+                continue;
+            }
+        } else {
+            problems.push_back(fmt::format("{}: not a regular file, folder or symlink (a device, FIFO or socket); "
+                                           "remove it from the k8s folder",
+                                           p.string()));
+            continue;
+        }
+        out.push_back(std::move(e));
+    }
+    if (!problems.empty()) {
+        std::string msg = "the k8s folder cannot be shipped as it is:";
+        for (const auto& pr : problems) msg += "\n  " + pr;
+        throw UsageError(msg);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.rec.path < b.rec.path; });
+    return out;
+}
+
+std::int64_t creation_time(std::int64_t given) {
+    if (given >= 0) return given;
+    if (const char* s = std::getenv("SOURCE_DATE_EPOCH"); s && *s) {
+        if (auto v = util::parse_u64(s)) return static_cast<std::int64_t>(*v);
+        throw UsageError(fmt::format("SOURCE_DATE_EPOCH=\"{}\" is not a number of seconds", s));
+    }
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string site_where(const discovery::Site& s) {
+    std::string w = fmt::format("{}:{}", s.file, s.line);
+    if (!s.values_path.empty()) w += " " + s.values_path;
+    return w;
+}
+
+bool is_zst(const fs::path& p) {
+    auto n = p.filename().string();
+    return n.size() > 4 && n.compare(n.size() - 4, 4, ".zst") == 0;
+}
+
+} // namespace
+
+Result pack(const Options& o) {
+    if (o.key.empty() && !o.allow_unsigned)
+        throw UsageError("pack needs a signing key (--key NAME.key, made with 'aas-bundle keygen'); "
+                         "give --unsigned to write a bundle that cannot be authenticated");
+    if (o.cache_dir.empty()) throw UsageError("pack needs a cache folder");
+    if (o.output.empty()) throw UsageError("pack needs an output path (-o)");
+    auto say = [&](const std::string& s) {
+        if (o.events.line) o.events.line(s);
+    };
+    std::string signer;
+    if (!o.key.empty()) signer = signing::fingerprint(o.key); // fails early on a bad key
+
+    auto m = manifest::load(o.manifest_file);
+    fs::path k8s = o.k8s_override.empty() ? m.k8s : o.k8s_override;
+    auto platforms = o.platforms.empty() ? m.platforms : o.platforms;
+    auto mirrors = m.mirrors;
+    for (const auto& [k, v] : o.mirrors) mirrors[k] = v;
+
+    Result result;
+    std::vector<Failure> failures;
+    auto found = discovery::discover(m, o.k8s_override);
+    for (const auto& e : found.errors)
+        failures.push_back({"(invalid reference)", fmt::format("{}:{} {}", e.file, e.line, e.values_path), e.message});
+    for (const auto& u : found.unresolved)
+        failures.push_back({u.target, fmt::format("{}:{} {}", u.file, u.line, u.values_path), u.message});
+    result.warnings = found.warnings;
+
+    // Plan every image, in the order discovery sorted them.
+    Sources sources(o, mirrors, o.manifest_file.parent_path());
+    std::vector<Planned> plan;
+    for (const auto& img : found.images)
+        if (std::find(o.classes.begin(), o.classes.end(), img.cls) != o.classes.end()) plan.push_back({&img, img.ref.str()});
+    say(fmt::format("{} images to pack ({} found, {} skipped by class)", plan.size(), found.images.size(),
+                    found.images.size() - plan.size()));
+    {
+        std::atomic<std::size_t> next{0};
+        std::mutex mu;
+        auto worker = [&] {
+            for (std::size_t i; (i = next++) < plan.size();) {
+                auto& p = plan[i];
+                std::string where = p.img->sites.empty() ? std::string() : site_where(p.img->sites.front());
+                std::vector<std::string> warns;
+                try {
+                    p.slot = sources.open(p.img->ref, p.img->source);
+                    plan_image(p, p.img->ref, platforms, warns);
+                } catch (const std::exception& e) {
+                    std::lock_guard lock(mu);
+                    p.failed = true;
+                    std::string from = p.slot ? p.slot->src->describe() : p.img->source;
+                    failures.push_back({p.ref, where, from.empty() || from == p.ref ? e.what() : fmt::format("from {}: {}", from, e.what())});
+                    continue;
+                }
+                std::uint64_t bytes = 0;
+                for (const auto& b : p.blobs) bytes += static_cast<std::uint64_t>(b.size);
+                std::string plats;
+                for (const auto& pl : p.platforms) plats += (plats.empty() ? "" : ", ") + pl;
+                say(fmt::format("image {}: {} {}{}, {} blobs, {}", p.ref, p.top.digest.short_str(),
+                                oci::media_type::is_index(p.top.media_type) ? "index" : "image",
+                                plats.empty() ? "" : " (" + plats + ")", p.blobs.size(), util::human_bytes(bytes)));
+                std::lock_guard lock(mu);
+                result.warnings.insert(result.warnings.end(), warns.begin(), warns.end());
+            }
+        };
+        std::vector<std::jthread> pool;
+        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(plan.size())));
+        for (int i = 0; i < n; ++i) pool.emplace_back(worker);
+    }
+
+    // Every blob once, with the images that use it.
+    struct BlobJob {
+        oci::Descriptor desc;
+        std::string kind;
+        std::set<std::string> images;
+        Planned* first = nullptr;
+        bool done = false;
+    };
+    std::map<oci::Digest, BlobJob> blobs;
+    std::map<oci::Digest, const oci::RawManifest*> manifests;
+    for (auto& p : plan) {
+        if (p.failed) continue;
+        auto add_manifest = [&](const oci::RawManifest& raw) {
+            manifests.emplace(raw.digest, &raw);
+            auto& b = blobs[raw.digest];
+            b.desc = {raw.media_type, raw.digest, static_cast<std::int64_t>(raw.bytes.size()), {}, {}, {}};
+            b.kind = oci::media_type::is_index(raw.media_type) ? "index" : "manifest";
+            b.images.insert(p.ref);
+            b.done = true;
+        };
+        add_manifest(p.top);
+        for (const auto& c : p.children) add_manifest(c);
+        auto parsed_configs = std::set<oci::Digest>{};
+        for (const auto& c : p.children)
+            if (auto parsed = oci::parse(c); auto* im = std::get_if<oci::ImageManifest>(&parsed)) parsed_configs.insert(im->config.digest);
+        if (auto parsed = oci::parse(p.top); auto* im = std::get_if<oci::ImageManifest>(&parsed)) parsed_configs.insert(im->config.digest);
+        for (const auto& d : p.blobs) {
+            auto& b = blobs[d.digest];
+            if (!b.first) {
+                b.desc = d;
+                b.first = &p;
+                b.kind = parsed_configs.count(d.digest) ? "config" : "layer";
+            }
+            b.images.insert(p.ref);
+            result.bytes_referenced += static_cast<std::uint64_t>(d.size);
+        }
+    }
+
+    // Fetch what the cache lacks.
+    Cache cache(o.cache_dir);
+    std::vector<BlobJob*> todo;
+    std::uint64_t to_download = 0;
+    for (auto& [d, b] : blobs) {
+        if (b.done) continue;
+        if (cache.has(b.desc)) {
+            b.done = true;
+            ++result.blobs_cached;
+            result.bytes_cached += static_cast<std::uint64_t>(b.desc.size);
+        } else {
+            todo.push_back(&b);
+            to_download += static_cast<std::uint64_t>(b.desc.size);
+        }
+    }
+    say(fmt::format("{} blobs ({}): {} in the cache, {} to download ({})", blobs.size() - manifests.size(),
+                    util::human_bytes(result.bytes_cached + to_download), result.blobs_cached, todo.size(),
+                    util::human_bytes(to_download)));
+    if (o.events.phase) o.events.phase("download", to_download);
+    {
+        std::atomic<std::size_t> next{0};
+        std::mutex mu;
+        auto worker = [&] {
+            for (std::size_t i; (i = next++) < todo.size();) {
+                auto& b = *todo[i];
+                try {
+                    cache.fill(b.desc, [&](registry::BlobSink& sink) {
+                        b.first->slot->fetch(b.desc, sink, [&](std::uint64_t n) {
+                            if (o.events.bytes) o.events.bytes(n);
+                        });
+                    });
+                    std::lock_guard lock(mu);
+                    b.done = true;
+                    ++result.blobs_downloaded;
+                    result.bytes_downloaded += static_cast<std::uint64_t>(b.desc.size);
+                    say(fmt::format("blob {} ({}, {}): downloaded", b.desc.digest.short_str(), b.kind,
+                                    util::human_bytes(static_cast<std::uint64_t>(b.desc.size))));
+                } catch (const std::exception& e) {
+                    std::lock_guard lock(mu);
+                    b.first->failed = true;
+                    failures.push_back({b.first->ref, b.first->slot->src->describe(),
+                                        fmt::format("{} {}: {}", b.kind, b.desc.digest.str(), e.what())});
+                }
+            }
+        };
+        std::vector<std::jthread> pool;
+        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(todo.size())));
+        for (int i = 0; i < n; ++i) pool.emplace_back(worker);
+    }
+    if (!failures.empty()) throw PackError(std::move(failures));
+
+    // bundle.json.
+    bundle::BundleDoc doc;
+    doc.name = m.name;
+    doc.version = m.version;
+    doc.tool = std::string("aas-bundle ") + AAS_BUNDLE_VERSION;
+    const std::int64_t created = creation_time(o.created);
+    doc.created = bundle::rfc3339(created);
+    doc.signer = signer;
+    for (const auto& pl : platforms) doc.platforms.push_back(pl.str());
+    for (const auto& r : m.releases) doc.releases.push_back({r.name, r.chart, r.namespace_, r.values});
+    doc.plain_manifests = m.plain_manifests;
+    for (auto& p : plan) {
+        bundle::ImageRecord rec;
+        rec.ref = p.ref;
+        rec.source = p.slot->src->describe();
+        rec.digest = p.top.digest;
+        rec.media_type = p.top.media_type;
+        rec.size = static_cast<std::int64_t>(p.top.bytes.size());
+        rec.platforms = p.platforms;
+        if (rec.platforms.empty() && oci::media_type::is_image_manifest(p.top.media_type)) {
+            auto parsed = oci::parse(p.top);
+            if (auto pl = config_platform(cache.path(std::get<oci::ImageManifest>(parsed).config.digest)))
+                rec.platforms.push_back(*pl);
+        }
+        if (!platforms.empty() && rec.platforms.size() == 1 && !p.index_digest) {
+            auto pl = oci::Platform::parse(rec.platforms.front());
+            if (!oci::platform_matches_any(platforms, pl))
+                result.warnings.push_back(fmt::format("{} is a single {} image, not one of the platforms asked for",
+                                                      p.ref, rec.platforms.front()));
+        }
+        rec.index_digest = p.index_digest;
+        rec.filtered_index = p.filtered;
+        rec.cls = discovery::to_string(p.img->cls);
+        for (const auto& b : p.blobs) rec.blob_bytes += static_cast<std::uint64_t>(b.size);
+        for (const auto& s : p.img->sites)
+            rec.sites.push_back({s.release, s.chart, s.file, s.line, s.values_path, s.written == p.ref ? "" : s.written,
+                                 s.template_file, s.template_line, discovery::to_string(s.cls)});
+        doc.images.push_back(std::move(rec));
+    }
+    std::uint64_t stored_layers = 0; // config and layer bytes stored, for the dedup figure
+    for (const auto& [d, b] : blobs) {
+        doc.blobs.push_back({d, b.desc.size, b.desc.media_type, b.kind, {b.images.begin(), b.images.end()}});
+        result.bytes_stored += static_cast<std::uint64_t>(b.desc.size);
+        if (!manifests.count(d)) stored_layers += static_cast<std::uint64_t>(b.desc.size);
+    }
+    result.bytes_saved = result.bytes_referenced - stored_layers;
+
+    // The OCI layout's index.json: one entry per image, named by its full reference.
+    nlohmann::ordered_json index = {{"schemaVersion", 2},
+                                    {"mediaType", std::string(oci::media_type::oci_index)},
+                                    {"manifests", nlohmann::ordered_json::array()}};
+    for (const auto& rec : doc.images) {
+        nlohmann::ordered_json e = {{"mediaType", rec.media_type}, {"digest", rec.digest.str()}, {"size", rec.size}};
+        if (rec.platforms.size() == 1 && oci::media_type::is_image_manifest(rec.media_type)) {
+            auto pl = oci::Platform::parse(rec.platforms.front());
+            e["platform"] = {{"architecture", pl.architecture}, {"os", pl.os}};
+            if (!pl.variant.empty()) e["platform"]["variant"] = pl.variant;
+        }
+        e["annotations"] = {{"io.containerd.image.name", rec.ref}, {"org.opencontainers.image.ref.name", rec.ref}};
+        index["manifests"].push_back(std::move(e));
+    }
+    const std::string index_json = index.dump(2) + "\n";
+    const std::string layout_json = "{\"imageLayoutVersion\":\"1.0.0\"}\n";
+    auto k8s_entries = scan_k8s(k8s);
+
+    doc.files.push_back({std::string(bundle::layout_dir), "dir", 0755, 0, {}, {}});
+    doc.files.push_back({std::string(bundle::layout_file_path), "file", 0644, layout_json.size(), oci::Digest::of(layout_json), {}});
+    doc.files.push_back({std::string(bundle::index_json_path), "file", 0644, index_json.size(), oci::Digest::of(index_json), {}});
+    doc.files.push_back({"images/blobs", "dir", 0755, 0, {}, {}});
+    doc.files.push_back({"images/blobs/sha256", "dir", 0755, 0, {}, {}});
+    for (const auto& e : k8s_entries) doc.files.push_back(e.rec);
+    result.doc = doc;
+    const std::string doc_json = doc.to_json();
+
+    // The archive.
+    say(fmt::format("writing {} ({} images, {} blobs, {} stored, {} saved by shared layers)", o.output.string(),
+                    doc.images.size(), doc.blobs.size(), util::human_bytes(result.bytes_stored),
+                    util::human_bytes(result.bytes_saved)));
+    std::uint64_t k8s_bytes = 0;
+    for (const auto& e : k8s_entries) k8s_bytes += e.rec.size;
+    if (o.events.phase) o.events.phase("write", result.bytes_stored + k8s_bytes);
+    if (auto parent = o.output.parent_path(); !parent.empty()) {
+        std::error_code ec;
+        fs::create_directories(parent, ec);
+        if (ec) throw Error(fmt::format("creating the output folder {}: {}", parent.string(), ec.message()));
+    }
+    bundle::WriteOptions wo;
+    wo.zstd = is_zst(o.output);
+    wo.zstd_level = o.zstd_level;
+    wo.split_size = o.split_size;
+    wo.mtime = created;
+    bundle::BundleWriter w(o.output, wo);
+    w.add_file(bundle::bundle_json_path, doc_json);
+    if (!o.key.empty()) w.add_file(bundle::signature_path, signing::sign(o.key, doc_json));
+    w.add_directory(bundle::layout_dir);
+    w.add_file(bundle::layout_file_path, layout_json);
+    w.add_file(bundle::index_json_path, index_json);
+    w.add_directory("images/blobs");
+    w.add_directory("images/blobs/sha256");
+    auto copy_from = [&](const fs::path& file, const std::string& arc_path, std::uint64_t size,
+                         const oci::Digest& expect, unsigned mode, std::int64_t mtime) {
+        int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw Error(fmt::format("reading {}: {}", file.string(), errno_text()));
+        struct Closer {
+            int fd;
+            ~Closer() { ::close(fd); }
+        } closer{fd};
+        auto got = w.add_stream(
+            arc_path, size,
+            [&](char* out, std::size_t n) -> std::size_t {
+                for (;;) {
+                    ssize_t r = ::read(fd, out, n);
+                    if (r < 0 && errno == EINTR) continue;
+                    if (r < 0) throw Error(fmt::format("reading {}: {}", file.string(), errno_text()));
+                    if (o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(r));
+                    return static_cast<std::size_t>(r);
+                }
+            },
+            mode, mtime);
+        return got == expect;
+    };
+    for (const auto& [d, b] : blobs) {
+        auto arc = bundle::blob_path(d);
+        if (auto it = manifests.find(d); it != manifests.end()) {
+            w.add_file(arc, it->second->bytes);
+            continue;
+        }
+        if (!copy_from(cache.path(d), arc, static_cast<std::uint64_t>(b.desc.size), d, 0644, -1)) {
+            cache.drop(d);
+            throw Error(fmt::format("the cached copy of blob {} ({} of {}) is damaged; it was removed from the cache "
+                                    "{}: run pack again to download it",
+                                    d.str(), b.kind, *b.images.begin(), o.cache_dir.string()));
+        }
+    }
+    for (const auto& e : k8s_entries) {
+        if (e.rec.type == "dir") {
+            w.add_directory(e.rec.path, e.rec.mode, e.mtime);
+        } else if (e.rec.type == "symlink") {
+            w.add_symlink(e.rec.path, e.rec.target, e.mtime);
+        } else if (!copy_from(e.source, e.rec.path, e.rec.size, e.rec.sha256, e.rec.mode, e.mtime)) {
+            throw Error(fmt::format("{} changed while it was being packed; run pack again", e.source.string()));
+        }
+    }
+    result.written = w.commit();
+    return result;
+}
+
+} // namespace aas::pack

@@ -1,0 +1,397 @@
+"""`aas-bundle pack` against real registries (docker-registry 2.8 on 127.0.0.1),
+`docker save`-style archives and OCI layouts.
+
+Bundles are read back with Python's tarfile, the zstd CLI, openssl and skopeo, never
+with aas-bundle itself; every digest is compared with what was pushed to the source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import bundles, images
+from harness.faultproxy import Rule
+
+
+def assert_ok(p):
+    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+
+
+@pytest.fixture
+def key(run_aas, workdir):
+    p = run_aas("keygen", "--out", workdir / "signer")
+    assert_ok(p)
+    return workdir / "signer"
+
+
+def pack(run_aas, manifest, out, key, *extra, timeout=180, input=None):
+    args = ["pack", "-f", manifest, "-o", out, "--cache", Path(out).parent / "cache", "--json"]
+    args += ["--key", f"{key}.key"] if key else ["--unsigned"]
+    return run_aas(*args, *extra, timeout=timeout, input=input)
+
+
+def blob_digests(doc) -> set[str]:
+    return {b["digest"] for b in doc["blobs"]}
+
+
+def check_blobs(root: Path, doc):
+    """Every blob listed is in the layout with its digest and size; nothing else is."""
+    listed = blob_digests(doc)
+    present = {f"sha256:{p.name}" for p in (root / "images/blobs/sha256").iterdir()}
+    assert present == listed
+    for b in doc["blobs"]:
+        p = root / "images/blobs/sha256" / b["digest"].split(":")[1]
+        assert bundles.sha256_file(p) == b["digest"]
+        assert p.stat().st_size == b["size"]
+
+
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_pack_oci_and_docker_images(plain_registry, run_aas, workdir, key, skopeo, compressed):
+    oci = images.oci_image([images.make_layer("p-base", 100_000), images.make_layer("p-oci", 5_000)])
+    dock = images.docker_image([images.make_layer("p-base", 100_000), images.make_layer("p-dock", 7_000)])
+    images.push(plain_registry, "lib/oci-app", "1.0", oci)
+    images.push(plain_registry, "lib/docker-app", "2.0", dock)
+    refs = [plain_registry.ref("lib/oci-app", "1.0"), plain_registry.ref("lib/docker-app", "2.0")]
+    manifest = bundles.project(workdir / "proj", refs)
+    out = workdir / "out" / ("b.tar.zst" if compressed else "b.tar")
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert_ok(p)
+    summary = json.loads(p.stdout)
+    assert out.is_file() and summary["sha256"] == bundles.sha256_file(out)
+    assert (out.read_bytes()[:4] == bundles.ZSTD_MAGIC) == compressed
+
+    # Entry order is the documented one.
+    names = [m.name for m in bundles.members(out)]
+    assert names[:7] == ["bundle.json", "bundle.json.sig", "images", "images/oci-layout", "images/index.json",
+                         "images/blobs", "images/blobs/sha256"]
+    assert names[-3:] == ["k8s/README.txt", "k8s/plain", "k8s/plain/app.yaml"]
+
+    root = bundles.extract(out, workdir / "unpacked")
+    doc = json.loads((root / "bundle.json").read_bytes())
+    assert doc["format"] == "aas-bundle/v1" and doc["name"] == "demo"
+    by_ref = {i["ref"]: i for i in doc["images"]}
+    assert by_ref[refs[0]]["digest"] == oci.digest and by_ref[refs[0]]["media_type"] == images.OCI_MANIFEST
+    assert by_ref[refs[1]]["digest"] == dock.digest and by_ref[refs[1]]["media_type"] == images.DOCKER_MANIFEST
+    assert by_ref[refs[0]]["platforms"] == ["linux/amd64"]
+    assert by_ref[refs[0]]["sites"][0]["file"] == "k8s/plain/app.yaml"
+    # Manifests byte for byte; the shared base layer once.
+    assert (root / "images/blobs/sha256" / oci.digest.split(":")[1]).read_bytes() == oci.manifest
+    assert (root / "images/blobs/sha256" / dock.digest.split(":")[1]).read_bytes() == dock.manifest
+    check_blobs(root, doc)
+    assert len(doc["blobs"]) == 2 + 2 + 3  # 2 manifests, 2 configs, 3 distinct layers
+    assert summary["bytes_saved_by_dedup"] == images.make_layer("p-base", 100_000).size
+    # Every file listed with its hash; the k8s folder as it was.
+    for f in doc["files"]:
+        if f["type"] == "file":
+            assert bundles.sha256_file(root / f["path"]) == f["sha256"], f["path"]
+    assert (root / "k8s/plain/app.yaml").read_bytes() == (workdir / "proj/k8s/plain/app.yaml").read_bytes()
+    # Signature: stock openssl.
+    v = subprocess.run(["openssl", "pkeyutl", "-verify", "-rawin", "-pubin", "-inkey", f"{key}.pub",
+                        "-in", root / "bundle.json", "-sigfile", root / "bundle.json.sig"],
+                       capture_output=True, text=True)
+    assert v.returncode == 0, v.stderr
+    # skopeo reads the OCI-typed image from the layout, same digest as the registry.
+    assert skopeo.digest(f"oci:{root / 'images'}:{refs[0]}") == oci.digest
+    assert skopeo.inspect(f"oci:{root / 'images'}:{refs[0]}")["Layers"] == [l.digest for l in oci.layers]
+
+
+def test_multiarch_with_and_without_platform(plain_registry, run_aas, workdir, key, skopeo):
+    idx = images.multiarch("oci", seed="pk-multi")
+    images.push(plain_registry, "lib/multi", "3.0", idx)
+    ref = plain_registry.ref("lib/multi", "3.0")
+    manifest = bundles.project(workdir / "proj", [ref])
+
+    # Whole index without a platform.
+    out = workdir / "all" / "b.tar"
+    assert_ok(pack(run_aas, manifest, out, key, "--plain-http"))
+    root = bundles.extract(out, workdir / "all-x")
+    doc = json.loads((root / "bundle.json").read_text())
+    img = doc["images"][0]
+    assert img["digest"] == idx.digest and img["media_type"] == images.OCI_INDEX
+    assert sorted(img["platforms"]) == sorted(f"{c.platform[0]}/{c.platform[1]}" + (f"/{c.platform[2]}" if c.platform[2] else "")
+                                              for c in idx.children)
+    assert blob_digests(doc) == {idx.digest, *idx.manifests().keys(), *idx.blobs.keys()}
+    check_blobs(root, doc)
+    assert skopeo.digest(f"oci:{root / 'images'}:{ref}") == idx.digest
+
+    # One platform: that image's manifest, bytes as served; the index digest recorded.
+    out = workdir / "arm" / "b.tar"
+    assert_ok(pack(run_aas, manifest, out, key, "--plain-http", "--platform", "linux/arm64"))
+    root = bundles.extract(out, workdir / "arm-x")
+    doc = json.loads((root / "bundle.json").read_text())
+    arm = idx.child_for("linux", "arm64")
+    img = doc["images"][0]
+    assert img["digest"] == arm.digest and img["index_digest"] == idx.digest
+    assert img["platforms"] == ["linux/arm64/v8"]
+    assert blob_digests(doc) == {arm.digest, *arm.blobs.keys()}
+    check_blobs(root, doc)
+
+
+def test_several_platforms_give_a_filtered_index(plain_registry, run_aas, workdir, key):
+    idx = images.multiarch("docker", seed="pk-filter")
+    images.push(plain_registry, "lib/multi", "4.0", idx)
+    manifest = bundles.project(workdir / "proj", [plain_registry.ref("lib/multi", "4.0")],
+                               platforms=["linux/amd64", "linux/arm64"])
+    out = workdir / "o" / "b.tar"
+    assert_ok(pack(run_aas, manifest, out, key, "--plain-http"))
+    root = bundles.extract(out, workdir / "x")
+    doc = json.loads((root / "bundle.json").read_text())
+    img = doc["images"][0]
+    assert img["filtered_index"] is True and img["index_digest"] == idx.digest
+    kept = json.loads((root / "images/blobs/sha256" / img["digest"].split(":")[1]).read_bytes())
+    want = {idx.child_for("linux", "amd64").digest, idx.child_for("linux", "arm64").digest}
+    assert {m["digest"] for m in kept["manifests"]} == want
+    assert kept["mediaType"] == images.DOCKER_LIST
+    check_blobs(root, doc)
+
+
+def test_digest_pinned_index_is_kept_whole(plain_registry, run_aas, workdir, key):
+    idx = images.multiarch("oci", seed="pk-pinned")
+    images.push(plain_registry, "lib/pinned", "1.0", idx)
+    ref = plain_registry.ref("lib/pinned", "1.0") + "@" + idx.digest
+    manifest = bundles.project(workdir / "proj", [ref], platforms=["linux/amd64"])
+    out = workdir / "o" / "b.tar"
+    assert_ok(pack(run_aas, manifest, out, key, "--plain-http"))
+    doc = bundles.bundle_json(out)
+    img = doc["images"][0]
+    assert img["digest"] == idx.digest and "index_digest" not in img
+    assert blob_digests(doc) == {idx.digest, *idx.manifests().keys(), *idx.blobs.keys()}
+
+
+def test_mirror_keeps_the_logical_reference(plain_registry, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("pk-mirror", 3_000)])
+    images.push(plain_registry, "mirror/bitnami/mongodb", "6.0.3", img)
+    manifest = bundles.project(workdir / "proj", ["bitnami/mongodb:6.0.3"])
+    out = workdir / "o" / "b.tar"
+    p = pack(run_aas, manifest, out, key, "--plain-http", "--mirror", f"docker.io={plain_registry.host}/mirror")
+    assert_ok(p)
+    doc = bundles.bundle_json(out)
+    assert doc["images"][0]["ref"] == "docker.io/bitnami/mongodb:6.0.3"
+    assert doc["images"][0]["source"] == f"{plain_registry.host}/mirror/bitnami/mongodb:6.0.3"
+    assert doc["images"][0]["digest"] == img.digest
+
+
+@pytest.mark.parametrize("layout", ["classic", "oci"])
+def test_docker_archive_source(run_aas, workdir, key, layout):
+    img = images.docker_image([images.make_layer("pk-arch1", 20_000), images.make_layer("pk-arch2", 9_000)])
+    written = images.write_docker_archive(workdir / "build" / "app.tar", img, ["shop/app:2.1.0"], layout=layout)
+    tar = written["path"]
+    manifest = bundles.project(workdir / "proj", ["shop/app:2.1.0"],
+                               extra_images=[{"ref": "shop/app:2.1.0", "from": f"docker-archive:{tar}"}])
+    digests = []
+    for run in ("a", "b"):
+        out = workdir / run / "b.tar.zst"
+        assert_ok(pack(run_aas, manifest, out, key))
+        root = bundles.extract(out, workdir / f"x-{run}")
+        doc = json.loads((root / "bundle.json").read_text())
+        rec = doc["images"][0]
+        assert rec["ref"] == "docker.io/shop/app:2.1.0"
+        assert rec["source"].startswith("docker-archive:")
+        check_blobs(root, doc)
+        digests.append(rec["digest"])
+    assert digests[0] == digests[1], "the same archive must give the same manifest digest"
+    if layout == "oci":
+        assert digests[0] == written["manifest_digest"]  # Docker 25 archives carry their own manifest
+
+
+def test_oci_layout_source(run_aas, workdir, key, skopeo):
+    img = images.oci_image([images.make_layer("pk-layout", 12_000)])
+    layout = images.write_oci_layout(workdir / "build" / "front", {"2.1.0": img})
+    manifest = bundles.project(workdir / "proj", ["shop/front:2.1.0"],
+                               extra_images=[{"ref": "shop/front:2.1.0", "from": f"oci:{layout}:2.1.0"}])
+    out = workdir / "o" / "b.tar"
+    assert_ok(pack(run_aas, manifest, out, key))
+    root = bundles.extract(out, workdir / "x")
+    doc = json.loads((root / "bundle.json").read_text())
+    assert doc["images"][0]["digest"] == img.digest
+    assert skopeo.digest(f"oci:{root / 'images'}:docker.io/shop/front:2.1.0") == img.digest
+
+
+def test_every_failure_is_listed_and_nothing_is_written(plain_registry, tls_registry, run_aas, workdir, key):
+    good = images.oci_image([images.make_layer("pk-good", 2_000)])
+    images.push(plain_registry, "lib/good", "1", good)
+    refs = [plain_registry.ref("lib/good", "1"), plain_registry.ref("lib/missing", "1"),
+            "127.0.0.1:9/lib/dead:1", tls_registry.ref("lib/private", "1")]
+    manifest = bundles.project(workdir / "proj", refs)
+    out = workdir / "o" / "b.tar.zst"
+    p = pack(run_aas, manifest, out, key, "--plain-http", "--retries", "0")
+    assert p.returncode == 1, p.stderr
+    err = p.stderr
+    assert "3 images could not be packed; nothing was written" in err
+    assert "lib/missing:1" in err and "MANIFEST_UNKNOWN" in err
+    assert "127.0.0.1:9/lib/dead:1" in err
+    assert tls_registry.ref("lib/private", "1") in err
+    assert "k8s/plain/app.yaml:" in err  # where each came from
+    failures = json.loads(p.stdout)["failures"]
+    assert len(failures) == 3
+    assert not out.exists()
+    assert [f.name for f in out.parent.iterdir() if f.name != "cache"] == []
+    # The good image's blobs were kept: a re-run without the bad ones downloads nothing of it.
+    manifest = bundles.project(workdir / "proj", refs[:1])
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == 0
+
+
+def test_invalid_reference_from_discovery_fails_pack(run_aas, workdir, key):
+    manifest = bundles.project(workdir / "proj", ["example.com/x/queue@sha256:v1.8.3"])
+    out = workdir / "o" / "b.tar"
+    p = pack(run_aas, manifest, out, key)
+    assert p.returncode == 1
+    assert "k8s/plain/app.yaml:" in p.stderr and "did you mean ':v1.8.3'" in p.stderr
+    assert not out.exists()
+
+
+def test_key_is_required_unless_unsigned(plain_registry, run_aas, workdir):
+    img = images.oci_image([images.make_layer("pk-uns", 1_000)])
+    images.push(plain_registry, "lib/u", "1", img)
+    manifest = bundles.project(workdir / "proj", [plain_registry.ref("lib/u", "1")])
+    out = workdir / "o" / "b.tar"
+    p = run_aas("pack", "-f", manifest, "-o", out, "--plain-http", "--cache", workdir / "c")
+    assert p.returncode == 2 and "--unsigned" in p.stderr and not out.exists()
+    assert_ok(pack(run_aas, manifest, out, None, "--plain-http"))
+    names = [m.name for m in bundles.members(out)]
+    assert "bundle.json.sig" not in names and bundles.bundle_json(out)["signer"] == ""
+
+
+def test_split_into_parts(plain_registry, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("pk-split", 3_500_000)])
+    images.push(plain_registry, "lib/big", "1", img)
+    manifest = bundles.project(workdir / "proj", [plain_registry.ref("lib/big", "1")])
+    whole = workdir / "w" / "b.tar.zst"
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    p = run_aas("pack", "-f", manifest, "-o", whole, "--key", f"{key}.key", "--plain-http", "--cache",
+                workdir / "cache", env=env)
+    assert_ok(p)
+    out = workdir / "s" / "b.tar.zst"
+    p = run_aas("pack", "-f", manifest, "-o", out, "--key", f"{key}.key", "--plain-http", "--cache",
+                workdir / "cache", "--split-size", "1M", "--json", env=env)
+    assert_ok(p)
+    index = json.loads((out.parent / "b.tar.zst.parts").read_text())
+    names = sorted(f.name for f in out.parent.iterdir())
+    assert names == sorted(["b.tar.zst.parts"] + [f"b.tar.zst.part{i:03d}" for i in range(len(index["parts"]))])
+    assert len(index["parts"]) >= 3
+    for part in index["parts"][:-1]:
+        assert part["size"] == 1 << 20
+    for part in index["parts"]:
+        assert bundles.sha256_file(out.parent / part["name"]) == part["sha256"]
+    # Same creation time and content: the parts put together are the whole bundle.
+    joined = bundles.whole_bytes(out.parent / "b.tar.zst.parts")
+    assert joined == whole.read_bytes()
+    assert index["sha256"] == bundles.sha256_file(whole) == json.loads(p.stdout)["sha256"]
+    assert not out.exists()  # only the parts and their index
+
+
+def test_rerun_uses_the_cache(plain_registry, fault_proxy, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("pk-cache1", 300_000), images.make_layer("pk-cache2", 200_000)])
+    images.push(plain_registry, "lib/c", "1", img)
+    proxy = fault_proxy(plain_registry)
+    ref = f"{proxy.host}/lib/c:1"
+    manifest = bundles.project(workdir / "proj", [ref])
+    out = workdir / "o" / "b.tar"
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == sum(l.size for l in img.layers) + len(img.config)
+    blob_gets = lambda: [e for e in proxy.log if e["method"] == "GET" and "/blobs/" in e["path"]]
+    before = len(blob_gets())
+    out.unlink()
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == 0
+    assert len(blob_gets()) == before
+
+
+def test_faults_are_retried_and_give_the_same_bundle(plain_registry, fault_proxy, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("pk-fault", 400_000)])
+    images.push(plain_registry, "lib/f", "1", img)
+    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/", action="reset_mid_body", times=2),
+                                         Rule(path_regex="/manifests/", action="status", status=503, times=1)])
+    manifest = bundles.project(workdir / "proj", [f"{proxy.host}/lib/f:1"])
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    outs = []
+    for run in ("faulty", "clean"):
+        out = workdir / run / "b.tar.zst"
+        p = run_aas("pack", "-f", manifest, "-o", out, "--key", f"{key}.key", "--plain-http",
+                    "--cache", workdir / run / "cache", env=env)
+        assert_ok(p)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert any(e["fault"] for e in proxy.log)
+
+
+def text_layer(seed, size: int) -> images.Layer:
+    """A layer of compressible text (zstd -19 takes seconds over a few MiB of it)."""
+    r = random.Random(seed)
+    words = ["alpha", "beta", "kube", "image", "layer", "value", "chart", "helm", "pod", "node"]
+    data = " ".join(r.choice(words) + str(r.randrange(1000)) for _ in range(size // 6)).encode()[:size]
+    return images.Layer(data, images.sha256_digest(data))
+
+
+def test_kill9_leaves_no_bundle_and_rerun_completes(plain_registry, fault_proxy, aas_bundle, run_aas, workdir, key):
+    img = images.oci_image([text_layer(f"pk-kill{i}", 3_000_000) for i in range(4)])
+    images.push(plain_registry, "lib/k", "1", img)
+    # Blobs come slowly and zstd -19 writes slowly, so that the kills land in the
+    # download (0.3 s, 1.2 s) and in the writing (4 s).
+    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/", action="delay", seconds=0.7, times=None)])
+    manifest = bundles.project(workdir / "proj", [f"{proxy.host}/lib/k:1"])
+    out = workdir / "o" / "b.tar.zst"
+    cache = workdir / "o" / "cache"
+    for delay in (0.3, 1.2, 4.0):
+        proc = subprocess.Popen([str(aas_bundle), "pack", "-f", str(manifest), "-o", str(out), "--key",
+                                 f"{key}.key", "--plain-http", "--cache", str(cache), "--split-size", "1M",
+                                 "--zstd-level", "19"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        finished = proc.poll() is not None
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate()
+        assert not finished, f"pack finished before it was killed ({proc.returncode}): {err}"
+        assert not out.exists() and not (out.parent / "b.tar.zst.parts").exists()
+    # Temporary parts of the killed runs are there; the next run removes them.
+    assert any(f.name.startswith(".b.tar.zst.part") for f in out.parent.iterdir())
+    p = pack(run_aas, manifest, out, key, "--plain-http", timeout=300)
+    assert_ok(p)
+    assert sorted(f.name for f in out.parent.iterdir()) == ["b.tar.zst", "cache"]
+    assert not [f for f in (cache / "blobs/sha256").iterdir() if f.name.startswith(".tmp-")]
+    root = bundles.extract(out, workdir / "x")
+    check_blobs(root, json.loads((root / "bundle.json").read_text()))
+
+
+def test_tls_source_with_password(tls_registry, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("pk-tls", 2_000)])
+    images.push(tls_registry, "lib/t", "1", img)
+    manifest = bundles.project(workdir / "proj", [tls_registry.ref("lib/t", "1")])
+    out = workdir / "o" / "b.tar"
+    p = pack(run_aas, manifest, out, key, "--ca-file", tls_registry.ca_file, "--username", tls_registry.username,
+             "--password-stdin", input=tls_registry.password + "\n")
+    assert_ok(p)
+    assert tls_registry.password not in p.stdout + p.stderr
+    assert bundles.bundle_json(out)["images"][0]["digest"] == img.digest
+
+
+def test_escaping_symlink_in_k8s_is_refused(plain_registry, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("pk-link", 1_000)])
+    images.push(plain_registry, "lib/l", "1", img)
+    manifest = bundles.project(workdir / "proj", [plain_registry.ref("lib/l", "1")])
+    os.symlink("../../etc/passwd", workdir / "proj/k8s/plain/evil")
+    os.symlink("app.yaml", workdir / "proj/k8s/plain/fine")
+    out = workdir / "o" / "b.tar"
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert p.returncode == 2
+    assert "k8s/plain/evil: symlink to ../../etc/passwd points outside the k8s folder" in p.stderr
+    assert not out.exists()
+    os.unlink(workdir / "proj/k8s/plain/evil")
+    assert_ok(pack(run_aas, manifest, out, key, "--plain-http"))
+    links = {m.name: m.linkname for m in bundles.members(out) if m.issym()}
+    assert links == {"k8s/plain/fine": "app.yaml"}

@@ -1,0 +1,217 @@
+// bundle.json (bundle/format) and pack end to end from an OCI layout, without a network.
+
+#include "aas_bundle/bundle/format.hpp"
+#include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/pack/pack.hpp"
+#include "aas_bundle/signing/signing.hpp"
+#include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/strings.hpp"
+
+#include <archive.h>
+#include <fmt/format.h>
+#include <archive_entry.h>
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+namespace fs = std::filesystem;
+using namespace aas;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "aas-pack-XXXXXX").string();
+        path = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+bundle::BundleDoc sample_doc() {
+    bundle::BundleDoc d;
+    d.name = "shop";
+    d.version = "1.0";
+    d.tool = "aas-bundle test";
+    d.created = bundle::rfc3339(1700000000);
+    d.platforms = {"linux/amd64"};
+    d.releases = {{"kv", "charts/kv", "shop", {"environments/production/kv-values.yaml"}}};
+    bundle::ImageRecord img;
+    img.ref = "docker.io/library/busybox:1.36";
+    img.digest = oci::Digest::of("manifest");
+    img.media_type = std::string(oci::media_type::oci_manifest);
+    img.size = 8;
+    img.platforms = {"linux/amd64"};
+    img.index_digest = oci::Digest::of("index");
+    img.cls = "required";
+    img.sites = {{"kv", "k8s/charts/kv", "k8s/charts/kv/values.yaml", 3, "image", "", "", 0, "required"}};
+    d.images.push_back(img);
+    d.blobs.push_back({oci::Digest::of("manifest"), 8, img.media_type, "manifest", {img.ref}});
+    d.files.push_back({"k8s", "dir", 0755, 0, {}, {}});
+    d.files.push_back({"k8s/a.yaml", "file", 0600, 3, oci::Digest::of("a: "), {}});
+    d.files.push_back({"k8s/l", "symlink", 0, 0, {}, "a.yaml"});
+    return d;
+}
+
+// Every entry of a tar (uncompressed or zstd) as path -> content ("" for others), in order.
+std::vector<std::pair<std::string, std::string>> read_tar(const fs::path& file) {
+    std::vector<std::pair<std::string, std::string>> out;
+    archive* a = archive_read_new();
+    archive_read_support_filter_zstd(a);
+    archive_read_support_format_tar(a);
+    REQUIRE(archive_read_open_filename(a, file.c_str(), 65536) == ARCHIVE_OK);
+    archive_entry* e;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        std::string data;
+        char buf[65536];
+        la_ssize_t n;
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) data.append(buf, static_cast<std::size_t>(n));
+        out.emplace_back(archive_entry_pathname(e), data);
+    }
+    archive_read_free(a);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("bundle::format bundle.json round trip") {
+    auto d = sample_doc();
+    auto json = d.to_json();
+    auto back = bundle::BundleDoc::parse(json, "bundle.json");
+    CHECK(back.to_json() == json);
+    CHECK(back.images.at(0).index_digest == oci::Digest::of("index"));
+    CHECK(back.files.at(1).mode == 0600);
+    CHECK(back.files.at(2).target == "a.yaml");
+    CHECK(json.find("\"mode\": \"0600\"") != std::string::npos);
+    CHECK(bundle::rfc3339(0) == "1970-01-01T00:00:00Z");
+    CHECK(bundle::blob_path(oci::Digest::of("x")) == "images/blobs/sha256/" + oci::Digest::of("x").hex());
+}
+
+TEST_CASE("bundle::format refuses bad documents, naming the field") {
+    auto j = nlohmann::json::parse(sample_doc().to_json());
+    auto fails = [&](nlohmann::json doc, const std::string& what) {
+        try {
+            bundle::BundleDoc::parse(doc.dump(), "b.json");
+            FAIL("accepted: " << what);
+        } catch (const Error& e) {
+            CHECK_MESSAGE(std::string(e.what()).find(what) != std::string::npos, e.what());
+        }
+    };
+    auto d = j;
+    d["format"] = "aas-bundle/v9";
+    fails(d, "is not aas-bundle/v1");
+    d = j;
+    d["files"][1]["path"] = "k8s/../../etc/passwd";
+    fails(d, "files[1].path");
+    d = j;
+    d["files"][1]["path"] = "/etc/passwd";
+    fails(d, "is not a safe relative path");
+    d = j;
+    d["blobs"][0]["digest"] = "sha256:1234";
+    fails(d, "blobs[0].digest");
+    d = j;
+    d["images"][0].erase("digest");
+    fails(d, "images[0].digest: missing");
+    d = j;
+    d["files"][1]["mode"] = "9999";
+    fails(d, "not an octal mode");
+    d = j;
+    d["files"][1]["size"] = -1;
+    fails(d, "files[1].size");
+    CHECK_THROWS_WITH_AS(bundle::BundleDoc::parse("[1,2", "b.json"), doctest::Contains("b.json: not a JSON object"), Error);
+}
+
+TEST_CASE("util::parse_size") {
+    CHECK(util::parse_size("1048576") == 1048576u);
+    CHECK(util::parse_size("4095M") == std::uint64_t{4095} << 20);
+    CHECK(util::parse_size("2G") == std::uint64_t{2} << 30);
+    CHECK(util::parse_size("2GiB") == std::uint64_t{2} << 30);
+    CHECK(util::parse_size("2gb") == std::uint64_t{2} << 30);
+    CHECK(util::parse_size("1k") == 1024u);
+    CHECK_FALSE(util::parse_size("0"));
+    CHECK_FALSE(util::parse_size("G"));
+    CHECK_FALSE(util::parse_size("2X"));
+    CHECK_FALSE(util::parse_size("-1G"));
+    CHECK_FALSE(util::parse_size("99999999999T"));
+}
+
+TEST_CASE("pack::pack from an OCI layout writes a signed bundle") {
+    TempDir t;
+    // An OCI layout with one image: config and one layer, written by hand.
+    fs::path layout = t.path / "layout";
+    fs::create_directories(layout / "blobs/sha256");
+    auto put = [&](const std::string& data) {
+        auto d = oci::Digest::of(data);
+        util::write_file_atomic(layout / "blobs/sha256" / d.hex(), data);
+        return d;
+    };
+    std::string config = R"({"architecture":"arm64","os":"linux","variant":"v8","rootfs":{"type":"layers","diff_ids":[]}})";
+    std::string layer(5000, 'x');
+    auto cd = put(config), ld = put(layer);
+    std::string manifest = fmt::format(
+        R"({{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{}","digest":"{}","size":{}}}]}})",
+        oci::media_type::oci_manifest, oci::media_type::oci_config, cd.str(), config.size(), oci::media_type::oci_layer,
+        ld.str(), layer.size());
+    auto md = put(manifest);
+    util::write_file_atomic(layout / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+    util::write_file_atomic(layout / "index.json",
+                            fmt::format(R"({{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":{},)"
+                                        R"("annotations":{{"org.opencontainers.image.ref.name":"2.1.0"}}}}]}})",
+                                        oci::media_type::oci_manifest, md.str(), manifest.size()));
+    // A k8s folder and a manifest that names the image.
+    fs::create_directories(t.path / "k8s/plain");
+    util::write_file_atomic(t.path / "k8s/plain/app.yaml",
+                            "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: shop/front:2.1.0\n");
+    util::write_file_atomic(t.path / "bundle.yaml",
+                            "apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
+                            "manifests: [plain/app.yaml]\nimages:\n  - ref: shop/front:2.1.0\n    from: oci:layout:2.1.0\n");
+    signing::generate_keypair(t.path / "signer");
+
+    pack::Options o;
+    o.manifest_file = t.path / "bundle.yaml";
+    o.output = t.path / "out/b.tar.zst";
+    o.key = t.path / "signer.key";
+    o.cache_dir = t.path / "cache";
+    o.created = 1700000000;
+    fs::create_directories(t.path / "out");
+    auto r = pack::pack(o);
+    REQUIRE(fs::exists(o.output));
+    CHECK(r.doc.images.size() == 1);
+    CHECK(r.doc.images[0].ref == "docker.io/shop/front:2.1.0");
+    CHECK(r.doc.images[0].digest == md);
+    CHECK(r.doc.images[0].platforms == std::vector<std::string>{"linux/arm64/v8"});
+    CHECK(r.bytes_downloaded == config.size() + layer.size());
+
+    auto entries = read_tar(o.output);
+    REQUIRE(entries.size() >= 10);
+    CHECK(entries[0].first == "bundle.json");
+    CHECK(entries[1].first == "bundle.json.sig");
+    CHECK(signing::verify(t.path / "signer.pub", entries[0].second, entries[1].second));
+    std::map<std::string, std::string> by_name(entries.begin(), entries.end());
+    CHECK(by_name.at(bundle::blob_path(md)) == manifest);
+    CHECK(by_name.at(bundle::blob_path(ld)) == layer);
+    CHECK(by_name.at("k8s/plain/app.yaml").find("shop/front") != std::string::npos);
+    auto doc = bundle::BundleDoc::parse(entries[0].second, "bundle.json");
+    CHECK(doc.signer == signing::fingerprint(t.path / "signer.pub"));
+    CHECK(doc.created == "2023-11-14T22:13:20Z");
+
+    // Again from the cache: nothing read from the layout, the same bytes.
+    auto first = util::read_file(o.output, 1u << 30);
+    fs::remove(layout / "blobs/sha256" / ld.hex());
+    auto again = pack::pack(o);
+    CHECK(again.bytes_downloaded == 0);
+    CHECK(util::read_file(o.output, 1u << 30) == first);
+
+    // A damaged cache entry is caught on the way into the bundle and dropped.
+    util::write_file_atomic(t.path / "cache/blobs/sha256" / ld.hex(), std::string(5000, 'y'));
+    CHECK_THROWS_WITH_AS(pack::pack(o), doctest::Contains("is damaged; it was removed from the cache"), Error);
+    CHECK_FALSE(fs::exists(t.path / "cache/blobs/sha256" / ld.hex()));
+    CHECK(util::read_file(o.output, 1u << 30) == first); // the old bundle is untouched
+
+    // Without a key and without allow_unsigned: refused.
+    o.key.clear();
+    CHECK_THROWS_AS(pack::pack(o), UsageError);
+}
