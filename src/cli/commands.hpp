@@ -56,5 +56,7 @@ std::function<int()> install_copy(CLI::App& app);
 std::function<int()> install_images(CLI::App& app);
 std::function<int()> install_keygen(CLI::App& app);
 std::function<int()> install_pack(CLI::App& app);
+std::function<int()> install_verify(CLI::App& app);
+std::function<int()> install_inspect(CLI::App& app);
 
 } // namespace aas::cli

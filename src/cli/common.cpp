@@ -16,6 +16,8 @@ const std::vector<Command>& commands() {
         {"copy", "Copy an image or index between registries, digests preserved", install_copy},
         {"keygen", "Write an Ed25519 key pair for signing bundles", install_keygen},
         {"pack", "Pack every image and the k8s folder into one signed bundle (online side)", install_pack},
+        {"verify", "Prove a bundle whole and untouched: signature, every blob and file, completeness", install_verify},
+        {"inspect", "Show what a bundle holds (images, releases, sizes) from its first entries", install_inspect},
     };
     return list;
 }

@@ -1,0 +1,128 @@
+// aas-bundle inspect BUNDLE [--json]: what a bundle holds, from its first entries only.
+
+#include "commands.hpp"
+
+#include "aas_bundle/util/strings.hpp"
+#include "aas_bundle/verify/verify.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+namespace aas::cli {
+namespace {
+
+struct InspectFlags {
+    std::string bundle, key;
+    bool json = false;
+};
+
+nlohmann::ordered_json to_json(const verify::Inspection& in) {
+    const auto& d = in.doc;
+    nlohmann::ordered_json j;
+    j["name"] = d.name;
+    j["version"] = d.version;
+    j["created"] = d.created;
+    j["tool"] = d.tool;
+    j["signer"] = d.signer;
+    j["signed"] = in.has_signature;
+    j["signature"] = in.signature == verify::Signature::valid     ? "valid"
+                     : in.signature == verify::Signature::invalid ? "invalid"
+                     : in.signature == verify::Signature::unsigned_ ? "unsigned"
+                                                                    : "not checked";
+    j["platforms"] = d.platforms;
+    j["releases"] = nlohmann::ordered_json::array();
+    for (const auto& r : d.releases)
+        j["releases"].push_back({{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
+    j["plain_manifests"] = d.plain_manifests;
+    j["images"] = nlohmann::ordered_json::array();
+    for (const auto& i : d.images) {
+        nlohmann::ordered_json o = {{"ref", i.ref},       {"source", i.source},        {"digest", i.digest.str()},
+                                    {"media_type", i.media_type}, {"platforms", i.platforms}, {"size", i.size},
+                                    {"blob_bytes", i.blob_bytes}, {"class", i.cls}};
+        if (i.index_digest) o["index_digest"] = i.index_digest->str();
+        o["sites"] = nlohmann::ordered_json::array();
+        for (const auto& s : i.sites) {
+            nlohmann::ordered_json so = {{"release", s.release}, {"file", s.file}, {"line", s.line},
+                                         {"values_path", s.values_path}, {"class", s.cls}};
+            if (!s.written.empty()) so["written"] = s.written;
+            o["sites"].push_back(std::move(so));
+        }
+        j["images"].push_back(std::move(o));
+    }
+    nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+    if (in.parts)
+        for (const auto& p : in.parts->parts) parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
+    j["totals"] = {{"images", d.images.size()},
+                   {"blobs", d.blobs.size()},
+                   {"files", d.files.size()},
+                   {"bytes_stored", in.bytes_stored},
+                   {"bytes_referenced", in.bytes_referenced},
+                   {"bytes_saved_by_dedup", in.bytes_saved},
+                   {"archive_bytes", in.archive_size},
+                   {"compressed", in.compressed},
+                   {"parts", parts}};
+    return j;
+}
+
+int run(const InspectFlags& f) {
+    auto in = verify::inspect(f.bundle, f.key);
+    if (f.json) {
+        std::cout << to_json(in).dump(2) << "\n";
+        return in.signature == verify::Signature::invalid ? failure : ok;
+    }
+    const auto& d = in.doc;
+    std::string out;
+    out += fmt::format("bundle   {} {}\n", d.name, d.version);
+    out += fmt::format("created  {} by {}\n", d.created, d.tool.empty() ? "?" : d.tool);
+    std::string sig;
+    switch (in.signature) {
+    case verify::Signature::valid: sig = fmt::format("signature valid for {} (contents not checked: run verify)", f.key); break;
+    case verify::Signature::invalid: sig = fmt::format("signature does NOT match key {}", f.key); break;
+    case verify::Signature::unsigned_: sig = "UNSIGNED"; break;
+    case verify::Signature::not_checked: sig = "signature not checked (give --key, or run verify)"; break;
+    }
+    out += fmt::format("signer   {} ({})\n", d.signer.empty() ? "none" : d.signer, sig);
+    if (!d.platforms.empty()) out += fmt::format("platforms {}\n", fmt::join(d.platforms, ", "));
+    out += fmt::format("\nreleases, in install order:\n");
+    if (d.releases.empty()) out += "  (none)\n";
+    for (std::size_t i = 0; i < d.releases.size(); ++i) {
+        const auto& r = d.releases[i];
+        out += fmt::format("  {}. {} (chart {}, namespace {})\n", i + 1, r.name, r.chart, r.namespace_);
+        for (const auto& v : r.values) out += fmt::format("       values {}\n", v);
+    }
+    if (!d.plain_manifests.empty()) out += fmt::format("plain manifests: {}\n", fmt::join(d.plain_manifests, ", "));
+    out += fmt::format("\nimages ({}):\n", d.images.size());
+    for (const auto& i : d.images) {
+        out += fmt::format("  {}  [{}]\n", i.ref, i.cls);
+        if (!i.source.empty() && i.source != i.ref) out += fmt::format("      from     {}\n", i.source);
+        out += fmt::format("      digest   {} ({}, {} bytes)\n", i.digest.str(), i.media_type, i.size);
+        if (!i.platforms.empty()) out += fmt::format("      platform {}\n", fmt::join(i.platforms, ", "));
+        out += fmt::format("      size     {}\n", util::human_bytes(i.blob_bytes));
+        for (const auto& s : i.sites)
+            out += fmt::format("      rewrites {}:{} {}{}\n", s.file, s.line, s.values_path,
+                               s.written.empty() ? "" : fmt::format(" (written \"{}\")", s.written));
+    }
+    out += fmt::format("\ntotals: {} images, {} blobs, {} stored, {} saved by shared layers; archive {} ({}){}\n",
+                       d.images.size(), d.blobs.size(), util::human_bytes(in.bytes_stored),
+                       util::human_bytes(in.bytes_saved), util::human_bytes(in.archive_size),
+                       in.compressed ? "zstd" : "tar",
+                       in.parts ? fmt::format(" in {} parts", in.parts->parts.size()) : std::string());
+    if (in.parts)
+        for (const auto& p : in.parts->parts) out += fmt::format("  {} {}\n", p.name, util::human_bytes(p.size));
+    std::cout << out;
+    return in.signature == verify::Signature::invalid ? failure : ok;
+}
+
+} // namespace
+
+std::function<int()> install_inspect(CLI::App& app) {
+    auto f = std::make_shared<InspectFlags>();
+    app.add_option("bundle", f->bundle, "Bundle file, or a split bundle's .parts index or first part")->required();
+    app.add_option("--key", f->key, "Also check bundle.json's signature with this public key (NAME.pub)");
+    app.add_flag("--json", f->json, "Print as JSON");
+    return [f] { return run(*f); };
+}
+
+} // namespace aas::cli

@@ -1,0 +1,728 @@
+// verify: one streaming pass over a bundle (see verify.hpp for the order of the checks).
+
+#include "aas_bundle/verify/verify.hpp"
+
+#include "archive.hpp"
+#include "hashpool.hpp"
+
+#include "aas_bundle/oci/manifest.hpp"
+#include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/signing/signing.hpp"
+#include "aas_bundle/util/error.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <set>
+#include <thread>
+
+namespace aas::verify {
+namespace fs = std::filesystem;
+using detail::Entry;
+using detail::FatalError;
+
+namespace {
+
+constexpr std::size_t chunk_size = 512u << 10;
+constexpr std::size_t chunk_count = 32;             // 16 MiB of buffers
+constexpr std::uint64_t max_signature = 1024;
+constexpr std::uint64_t max_manifest = 4u << 20;    // one manifest, index or index.json
+constexpr std::uint64_t max_retained = 48u << 20;   // all of them together
+constexpr std::uint64_t entry_overhead = 8u << 10;  // headers (pax included) allowed per entry
+constexpr std::string_view blob_prefix = "images/blobs/sha256/";
+
+std::uint64_t round512(std::uint64_t n) { return (n + 511) / 512 * 512; }
+
+bool is_hex64(std::string_view s) {
+    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+std::string mode_str(unsigned m) { return fmt::format("{:04o}", m & 07777u); }
+
+std::string users(const std::vector<std::string>& refs) {
+    if (refs.empty()) return "no image";
+    if (refs.size() == 1) return refs[0];
+    if (refs.size() == 2) return refs[0] + " and " + refs[1];
+    return fmt::format("{}, {} and {} more", refs[0], refs[1], refs.size() - 2);
+}
+
+bool is_manifest_type(std::string_view mt) {
+    return oci::media_type::is_image_manifest(mt) || oci::media_type::is_index(mt);
+}
+
+/// One entry whose content is being hashed.
+struct Hashed {
+    std::size_t seq;
+    detail::HashPool::Job* job;
+    bool blob;
+    std::string subject; // digest or path
+    std::string label;   // "blob sha256:… (layer of …)" or the path
+    oci::Digest expect;
+    bool retain = false;
+    std::string data;    // retained bytes (manifests, index.json)
+};
+
+class Checker {
+public:
+    Checker(Report& rep, std::string name, const Options& o) : rep_(rep), name_(std::move(name)), o_(o) {}
+
+    void run(const detail::ReadFn& read);
+
+private:
+    void add(std::size_t seq, std::string kind, std::string subject, std::string message) {
+        problems_.push_back({seq, {std::move(kind), std::move(subject), std::move(message)}});
+    }
+    std::string blob_label(const bundle::BlobRecord& b) const {
+        return fmt::format("blob {} ({} of {})", b.digest.str(), b.kind, users(b.images));
+    }
+    std::string read_small(detail::TarReader& tr, std::uint64_t limit);
+    void header_entries(detail::TarReader& tr, Entry& pending, bool& have_pending);
+    void check_signature(const std::string& json, const std::optional<std::string>& sig);
+    void index_doc();
+    void entry(detail::TarReader& tr, const Entry& e);
+    void hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
+              oci::Digest expect, bool retain);
+    void finish_hashes();
+    void completeness();
+    void layout();
+
+    Report& rep_;
+    std::string name_;
+    const Options& o_;
+    std::vector<std::pair<std::size_t, Problem>> problems_;
+    std::size_t seq_ = 0;
+    std::unique_ptr<detail::HashPool> pool_;
+    std::deque<Hashed> hashed_;
+    std::uint64_t retained_ = 0;
+
+    const bundle::BundleDoc* doc_ = nullptr;
+    std::map<oci::Digest, const bundle::BlobRecord*> blobs_;
+    std::map<std::string, const bundle::FileRecord*> files_;
+    std::set<oci::Digest> blobs_seen_;
+    std::set<std::string> files_seen_;
+    std::map<std::string, std::uint64_t> names_; // name -> offset, for duplicates
+    std::map<oci::Digest, std::string> manifests_; // verified manifest bytes
+    std::optional<std::string> index_json_;         // verified images/index.json
+    std::set<oci::Digest> blobs_ok_;                // present with the right content
+    detail::Decoder* decoder_ = nullptr;
+    std::uint64_t tr_limit_base_ = 0;
+};
+
+std::string Checker::read_small(detail::TarReader& tr, std::uint64_t limit) {
+    std::string out;
+    const char* p;
+    while (std::size_t n = tr.read_block(&p)) {
+        if (out.size() + n > limit) throw FatalError("entry grew past its header's size"); // libarchive prevents it
+        out.append(p, n);
+    }
+    return out;
+}
+
+void Checker::check_signature(const std::string& json, const std::optional<std::string>& sig) {
+    if (o_.key.empty()) {
+        rep_.signature = sig ? Signature::not_checked : Signature::unsigned_;
+        return;
+    }
+    std::string key = o_.key.filename().string();
+    if (!sig) {
+        rep_.signature = Signature::unsigned_;
+        add(0, "signature", "bundle.json.sig",
+            fmt::format("the bundle is unsigned (no bundle.json.sig): it cannot be authenticated with key {}", key));
+        return;
+    }
+    if (signing::verify(o_.key, json, *sig)) {
+        rep_.signature = Signature::valid;
+        return;
+    }
+    rep_.signature = Signature::invalid;
+    add(0, "signature", "bundle.json.sig", fmt::format("signature does not match key {}", key));
+}
+
+void Checker::header_entries(detail::TarReader& tr, Entry& pending, bool& have_pending) {
+    Entry e;
+    if (!tr.next(e)) throw FatalError(fmt::format("{}: an empty tar archive, not a bundle (no bundle.json)", name_));
+    names_[e.name] = e.offset;
+    if (e.name != bundle::bundle_json_path || e.type != Entry::Type::file)
+        throw FatalError(fmt::format("{}: the first entry is \"{}\", not bundle.json: not a bundle, or a damaged one",
+                                     name_, e.name));
+    if (e.size > bundle::max_bundle_json)
+        throw FatalError(fmt::format("{}: bundle.json is {} bytes, more than the limit of {}; refused", name_, e.size,
+                                     bundle::max_bundle_json));
+    std::string json = read_small(tr, e.size);
+
+    std::optional<std::string> sig;
+    have_pending = tr.next(pending);
+    if (have_pending && pending.name == bundle::signature_path) {
+        names_[pending.name] = pending.offset;
+        have_pending = false;
+        if (pending.type != Entry::Type::file || pending.size > max_signature) {
+            add(1, "refused", "bundle.json.sig",
+                fmt::format("bundle.json.sig is a {} of {} bytes, not a signature; refused", pending.type_name,
+                            pending.size));
+            tr.skip();
+        } else {
+            sig = read_small(tr, pending.size);
+        }
+    }
+    check_signature(json, sig);
+
+    try {
+        rep_.doc = bundle::BundleDoc::parse(json, name_ + ": bundle.json");
+    } catch (const Error& ex) {
+        throw FatalError(fmt::format("{} (nothing else can be checked without it)", ex.what()));
+    }
+    doc_ = &*rep_.doc;
+    tr_limit_base_ = decoder_->out_bytes();
+    rep_.signer = doc_->signer;
+    if (rep_.signature == Signature::invalid && !doc_->signer.empty() && !rep_.key_fingerprint.empty() &&
+        doc_->signer != rep_.key_fingerprint) {
+        for (auto& [s, p] : problems_)
+            if (p.kind == "signature")
+                p.message += fmt::format(" (bundle.json names signer {}; {} is {})", doc_->signer,
+                                         o_.key.filename().string(), rep_.key_fingerprint);
+    }
+    index_doc();
+}
+
+void Checker::index_doc() {
+    std::uint64_t limit = tr_limit_base_;
+    for (const auto& b : doc_->blobs) {
+        if (!blobs_.emplace(b.digest, &b).second)
+            add(2, "layout", b.digest.str(), fmt::format("bundle.json lists blob {} twice", b.digest.str()));
+        limit += entry_overhead + round512(static_cast<std::uint64_t>(b.size));
+    }
+    for (const auto& f : doc_->files) {
+        if (!files_.emplace(f.path, &f).second)
+            add(2, "layout", f.path, fmt::format("bundle.json lists {} twice", f.path));
+        limit += entry_overhead + round512(f.size) + f.path.size() + f.target.size();
+    }
+    limit += 1u << 20; // end of archive, block padding
+    decoder_->set_limit(limit, "that bundle.json accounts for");
+}
+
+void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
+                   oci::Digest expect, bool retain) {
+    Hashed& h = hashed_.emplace_back();
+    h.seq = seq_;
+    h.job = pool_->start();
+    h.blob = blob;
+    h.subject = std::move(subject);
+    h.label = std::move(label);
+    h.expect = std::move(expect);
+    if (retain && e.size > max_manifest) {
+        add(seq_, "refused", h.subject,
+            fmt::format("{}: a JSON document of {} bytes, more than the limit of {}; not read as one", h.label, e.size,
+                        max_manifest));
+        retain = false;
+    }
+    if (retain && retained_ + e.size > max_retained) {
+        add(seq_, "refused", h.subject,
+            fmt::format("{}: the layout's manifests add up to more than {} bytes; not read as one", h.label,
+                        max_retained));
+        retain = false;
+    }
+    h.retain = retain;
+    if (retain) retained_ += e.size;
+    char* buf = nullptr;
+    std::size_t fill = 0;
+    const char* p;
+    while (std::size_t n = tr.read_block(&p)) {
+        if (h.retain) h.data.append(p, n);
+        while (n > 0) {
+            if (!buf) buf = pool_->buffer();
+            std::size_t take = std::min(n, pool_->chunk_size() - fill);
+            std::memcpy(buf + fill, p, take);
+            fill += take;
+            p += take;
+            n -= take;
+            if (fill == pool_->chunk_size()) {
+                pool_->submit(h.job, buf, fill, false);
+                buf = nullptr;
+                fill = 0;
+            }
+        }
+    }
+    pool_->submit(h.job, buf, fill, true);
+    rep_.bytes_hashed += e.size;
+}
+
+void Checker::entry(detail::TarReader& tr, const Entry& e) {
+    auto at = fmt::format("at byte {} of the tar stream", e.offset);
+    if (auto why = detail::refusal(e); !why.empty()) {
+        add(seq_, "refused", e.name, fmt::format("entry \"{}\" ({}) refused: {}", e.name, at, why));
+        tr.skip();
+        return;
+    }
+    if (auto [it, fresh] = names_.emplace(e.name, e.offset); !fresh) {
+        add(seq_, "refused", e.name,
+            fmt::format("entry \"{}\" ({}) refused: a second entry with this name (the first is at byte {})", e.name,
+                        at, it->second));
+        tr.skip();
+        return;
+    }
+    std::string_view name = e.name;
+    if (name.substr(0, blob_prefix.size()) == blob_prefix && is_hex64(name.substr(blob_prefix.size()))) {
+        auto d = oci::Digest::parse("sha256:" + std::string(name.substr(blob_prefix.size())));
+        auto it = blobs_.find(d);
+        if (it == blobs_.end()) {
+            add(seq_, "unlisted", d.str(),
+                fmt::format("blob {}: in the archive but not listed in bundle.json (added after packing)", d.str()));
+            tr.skip();
+            return;
+        }
+        const auto& b = *it->second;
+        blobs_seen_.insert(d);
+        ++rep_.blobs_checked;
+        if (e.type != Entry::Type::file) {
+            add(seq_, "blob", d.str(), fmt::format("{}: a {}, expected a file", blob_label(b), e.type_name));
+            tr.skip();
+            return;
+        }
+        auto want = static_cast<std::uint64_t>(b.size);
+        if (e.size != want) {
+            add(seq_, "blob", d.str(),
+                fmt::format("{}: size {}, expected {}{}", blob_label(b), e.size, want,
+                            e.size > want ? " (larger than bundle.json says; not read)" : " (truncated)"));
+            tr.skip();
+            return;
+        }
+        bool retain = b.kind == "index" || b.kind == "manifest" || is_manifest_type(b.media_type);
+        hash(tr, e, true, d.str(), blob_label(b), d, retain);
+        return;
+    }
+    auto it = files_.find(e.name);
+    if (it == files_.end()) {
+        add(seq_, "unlisted", e.name,
+            fmt::format("{}: a {} in the archive but not listed in bundle.json (added after packing)", e.name,
+                        e.type_name));
+        tr.skip();
+        return;
+    }
+    const auto& f = *it->second;
+    files_seen_.insert(f.path);
+    ++rep_.files_checked;
+    std::string want_type = f.type == "dir" ? "folder" : f.type;
+    if (e.type_name != want_type) {
+        add(seq_, "file", f.path, fmt::format("{}: modified (a {}, expected a {})", f.path, e.type_name, want_type));
+        tr.skip();
+        return;
+    }
+    if (f.type != "symlink" && e.mode != f.mode)
+        add(seq_, "file", f.path, fmt::format("{}: mode {}, expected {}", f.path, mode_str(e.mode), mode_str(f.mode)));
+    if (f.type == "symlink") {
+        if (e.target != f.target)
+            add(seq_, "file", f.path,
+                fmt::format("{}: modified (symlink to \"{}\", expected \"{}\")", f.path, e.target, f.target));
+        tr.skip();
+        return;
+    }
+    if (f.type == "dir") {
+        tr.skip();
+        return;
+    }
+    if (e.size != f.size) {
+        add(seq_, "file", f.path,
+            fmt::format("{}: modified (size {}, expected {}){}", f.path, e.size, f.size,
+                        e.size > f.size ? "; not read" : ""));
+        tr.skip();
+        return;
+    }
+    hash(tr, e, false, f.path, f.path, f.sha256, f.path == bundle::index_json_path);
+}
+
+void Checker::finish_hashes() {
+    pool_->wait();
+    for (auto& h : hashed_) {
+        if (!h.job->complete) continue; // the pass stopped inside it
+        if (h.job->result != h.expect) {
+            if (h.blob)
+                add(h.seq, "blob", h.subject, fmt::format("{}: content hash mismatch (sha256 {})", h.label,
+                                                          h.job->result.str()));
+            else
+                add(h.seq, "file", h.subject,
+                    fmt::format("{}: modified (same size, but sha256 {}, expected {})", h.label, h.job->result.str(),
+                                h.expect.str()));
+            continue;
+        }
+        if (h.blob) blobs_ok_.insert(h.expect);
+        if (!h.retain) continue;
+        if (h.blob)
+            manifests_[h.expect] = std::move(h.data);
+        else
+            index_json_ = std::move(h.data);
+    }
+}
+
+void Checker::completeness() {
+    constexpr std::size_t last = SIZE_MAX;
+    if (rep_.stopped) {
+        std::size_t nb = 0, nf = 0;
+        for (const auto& [d, b] : blobs_) nb += !blobs_seen_.count(d);
+        for (const auto& [p, f] : files_) nf += !files_seen_.count(p);
+        if (nb + nf > 0)
+            add(last, "archive", name_,
+                fmt::format("{} blobs and {} files listed in bundle.json come after the point where reading stopped "
+                            "and were not checked",
+                            nb, nf));
+        return;
+    }
+    for (const auto& [d, b] : blobs_)
+        if (!blobs_seen_.count(d)) add(last, "missing", d.str(), fmt::format("{}: missing", blob_label(*b)));
+    for (const auto& f : doc_->files)
+        if (!files_seen_.count(f.path)) add(last, "missing", f.path, fmt::format("{}: missing", f.path));
+    layout();
+}
+
+void Checker::layout() {
+    constexpr std::size_t last = SIZE_MAX;
+    auto fail = [&](const std::string& subject, const std::string& msg) { add(last, "layout", subject, msg); };
+    // Every image's top manifest is a blob of the bundle.
+    for (const auto& img : doc_->images)
+        if (!blobs_.count(img.digest))
+            fail(img.digest.str(), fmt::format("image {}: its manifest {} is not among bundle.json's blobs", img.ref,
+                                               img.digest.str()));
+    if (!index_json_) return; // missing or modified: reported already
+    nlohmann::json index = nlohmann::json::parse(*index_json_, nullptr, false);
+    std::string where(bundle::index_json_path);
+    if (index.is_discarded() || !index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
+        fail(where, where + ": not an OCI image index");
+        return;
+    }
+    const auto& entries = index["manifests"];
+    if (entries.size() != doc_->images.size())
+        fail(where, fmt::format("{}: {} entries, but bundle.json lists {} images", where, entries.size(),
+                                doc_->images.size()));
+
+    struct Todo {
+        oci::Descriptor d;
+        std::string ref;
+        std::string parent;
+    };
+    std::deque<Todo> todo;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const auto& e = entries[i];
+        std::string label = fmt::format("{}: entry {}", where, i + 1);
+        if (!e.is_object() || !e.contains("digest") || !e["digest"].is_string() || !e.contains("mediaType") ||
+            !e["mediaType"].is_string() || !e.contains("size") || !e["size"].is_number_integer()) {
+            fail(where, label + ": not a descriptor (digest, mediaType and size)");
+            continue;
+        }
+        oci::Descriptor d;
+        try {
+            d.digest = oci::Digest::parse(e["digest"].get<std::string>());
+        } catch (const Error& ex) {
+            fail(where, fmt::format("{}: {}", label, ex.what()));
+            continue;
+        }
+        d.media_type = e["mediaType"].get<std::string>();
+        d.size = e["size"].get<std::int64_t>();
+        std::string ref;
+        if (e.contains("annotations") && e["annotations"].is_object()) {
+            const auto& a = e["annotations"];
+            if (a.contains("org.opencontainers.image.ref.name") && a["org.opencontainers.image.ref.name"].is_string())
+                ref = a["org.opencontainers.image.ref.name"].get<std::string>();
+        }
+        if (i < doc_->images.size()) {
+            const auto& img = doc_->images[i];
+            if (ref != img.ref)
+                fail(where, fmt::format("{} names \"{}\", but bundle.json's image {} is {}", label, ref, i + 1, img.ref));
+            if (d.digest != img.digest || d.media_type != img.media_type || d.size != img.size)
+                fail(where, fmt::format("{} ({}) is {} {} of {} bytes, but bundle.json says {} {} of {} bytes", label,
+                                        img.ref, d.media_type, d.digest.str(), d.size, img.media_type,
+                                        img.digest.str(), img.size));
+        }
+        todo.push_back({d, ref.empty() ? label : ref, where});
+    }
+
+    std::set<oci::Digest> visited;
+    while (!todo.empty()) {
+        Todo t = std::move(todo.front());
+        todo.pop_front();
+        if (!visited.insert(t.d.digest).second) continue;
+        auto listed = blobs_.find(t.d.digest);
+        bool manifest = is_manifest_type(t.d.media_type);
+        std::string kind = manifest ? (oci::media_type::is_index(t.d.media_type) ? "index" : "manifest") : "blob";
+        std::string label = fmt::format("blob {} ({} of {})", t.d.digest.str(), kind, t.ref);
+        if (listed == blobs_.end()) {
+            bool foreign = !t.d.urls.empty() || t.d.media_type == oci::media_type::docker_foreign_layer;
+            if (!foreign)
+                fail(t.d.digest.str(), fmt::format("{}: missing: {} references it, but it is neither in bundle.json "
+                                                   "nor in the archive",
+                                                   label, t.parent));
+            continue;
+        }
+        if (listed->second->size != t.d.size)
+            fail(t.d.digest.str(), fmt::format("{}: {} gives size {}, bundle.json {}", label, t.parent, t.d.size,
+                                               listed->second->size));
+        if (!manifest) continue;
+        auto m = manifests_.find(t.d.digest);
+        if (m == manifests_.end()) {
+            if (blobs_ok_.count(t.d.digest)) // present and whole, but not read as a manifest
+                fail(t.d.digest.str(), fmt::format("{}: {} references it as a {}, but bundle.json lists it as a {} "
+                                                   "({})",
+                                                   label, t.parent, kind, listed->second->kind,
+                                                   listed->second->media_type));
+            continue; // missing or damaged: reported already
+        }
+        oci::Parsed parsed;
+        try {
+            oci::RawManifest raw{m->second, t.d.media_type, t.d.digest};
+            parsed = oci::parse(raw);
+        } catch (const Error& ex) {
+            fail(t.d.digest.str(), fmt::format("{}: not a valid manifest: {}", label, ex.what()));
+            continue;
+        }
+        std::string parent = fmt::format("{} {}", kind, t.d.digest.str());
+        if (auto* idx = std::get_if<oci::Index>(&parsed)) {
+            for (const auto& c : idx->manifests) todo.push_back({c, t.ref, parent});
+        } else {
+            for (const auto& c : oci::blobs_of(std::get<oci::ImageManifest>(parsed))) todo.push_back({c, t.ref, parent});
+        }
+    }
+}
+
+void Checker::run(const detail::ReadFn& read) {
+    unsigned workers = o_.workers ? o_.workers : std::max(1u, std::thread::hardware_concurrency());
+    pool_ = std::make_unique<detail::HashPool>(workers, chunk_size, chunk_count);
+    auto counted = [&](char* out, std::size_t n) -> std::size_t {
+        std::size_t got = read(out, n);
+        rep_.archive_bytes += got;
+        if (o_.progress && got) o_.progress(got);
+        return got;
+    };
+    std::unique_ptr<detail::TarReader> tr;
+    try {
+        tr = std::make_unique<detail::TarReader>(counted, name_);
+        decoder_ = &tr->decoder();
+        decoder_->set_limit(bundle::max_bundle_json + max_signature + 64 * entry_overhead,
+                            "allowed before bundle.json is read");
+        Entry pending;
+        bool have_pending = false;
+        header_entries(*tr, pending, have_pending);
+        seq_ = 2;
+        if (have_pending) {
+            entry(*tr, pending);
+            ++seq_;
+        }
+        for (Entry e; tr->next(e); ++seq_) entry(*tr, e);
+        if (auto junk = tr->drain())
+            add(seq_, "archive", name_,
+                fmt::format("{} non-zero bytes follow the end of the tar archive (data appended to the bundle)", junk));
+    } catch (const bundle::PartError& e) {
+        add(seq_, "part", name_, e.what());
+        rep_.stopped = true;
+    } catch (const FatalError& e) {
+        add(seq_, "archive", name_, e.what());
+        rep_.stopped = true;
+    }
+    if (decoder_) rep_.tar_bytes = decoder_->out_bytes();
+    finish_hashes();
+    if (doc_) completeness();
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [s, p] : problems_) rep_.problems.push_back(std::move(p));
+}
+
+} // namespace
+
+namespace {
+
+/// Reads a file with plain read(2), for inspect and for the parts left after a failure.
+class FileIn {
+public:
+    explicit FileIn(const fs::path& p) : path_(p) {
+        fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) err_ = errno;
+    }
+    ~FileIn() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    FileIn(const FileIn&) = delete;
+    FileIn& operator=(const FileIn&) = delete;
+    int error() const { return err_; }
+    std::size_t read(char* out, std::size_t n) {
+        for (;;) {
+            ssize_t r = ::read(fd_, out, n);
+            if (r >= 0) return static_cast<std::size_t>(r);
+            if (errno != EINTR) throw Error(fmt::format("reading {}: {}", path_.string(), std::strerror(errno)));
+        }
+    }
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+    int err_ = 0;
+};
+
+std::string part_label(const bundle::PartsIndex& pi, std::size_t k) {
+    return fmt::format("part {} of {} ({})", k + 1, pi.parts.size(), pi.parts[k].name);
+}
+
+/// After the reader stopped at a bad part: checks every part from `first` on, so that the
+/// report names every part to copy again, and recognises parts that were swapped.
+void check_remaining_parts(const bundle::BundleLocation& loc, std::size_t first, Report& rep) {
+    const auto& pi = *loc.parts;
+    fs::path dir = loc.index.parent_path().empty() ? fs::path(".") : loc.index.parent_path();
+    std::vector<char> buf(1u << 20);
+    for (std::size_t k = first; k < pi.parts.size(); ++k) {
+        const auto& p = pi.parts[k];
+        FileIn in(dir / p.name);
+        std::string problem;
+        oci::Hasher h;
+        std::uint64_t size = 0;
+        if (in.error() == ENOENT) {
+            problem = fmt::format("{} missing", part_label(pi, k));
+        } else if (in.error() != 0) {
+            problem = fmt::format("{}: cannot open: {}", part_label(pi, k), std::strerror(in.error()));
+        } else {
+            while (std::size_t n = in.read(buf.data(), buf.size())) {
+                h.update(buf.data(), n);
+                size += n;
+            }
+            auto got = h.finish();
+            std::string swapped;
+            for (std::size_t j = 0; j < pi.parts.size(); ++j)
+                if (j != k && pi.parts[j].sha256 == got && pi.parts[j].size == size)
+                    swapped = fmt::format(" it holds the bytes of {}: the parts were swapped or renamed",
+                                          part_label(pi, j));
+            if (k == first) { // reported by the reader already: add what was learnt
+                if (!swapped.empty())
+                    for (auto& pr : rep.problems)
+                        if (pr.kind == "part" && pr.message.find(part_label(pi, k)) != std::string::npos)
+                            pr.message += ";" + swapped;
+                continue;
+            }
+            if (size != p.size)
+                problem = fmt::format("{}: size {}, expected {}", part_label(pi, k), size, p.size);
+            else if (got != p.sha256)
+                problem = fmt::format("{}: sha256 mismatch ({})", part_label(pi, k),
+                                      swapped.empty() ? "the part is damaged or is not from this bundle"
+                                                      : swapped.substr(1));
+        }
+        if (k == first) continue;
+        if (!problem.empty()) rep.problems.push_back({"part", p.name, problem});
+    }
+}
+
+} // namespace
+
+Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read, const std::string& name,
+                     const Options& o) {
+    Report rep;
+    rep.bundle = name;
+    if (!o.key.empty()) {
+        std::error_code ec;
+        if (!fs::is_regular_file(o.key, ec))
+            throw UsageError(fmt::format("--key {}: no such file (give the public key NAME.pub that aas-bundle "
+                                         "keygen wrote)",
+                                         o.key.string()));
+        try {
+            rep.key_fingerprint = signing::fingerprint(o.key);
+        } catch (const Error& e) {
+            throw UsageError(fmt::format("--key {}: {}", o.key.string(), e.what()));
+        }
+    }
+    Checker(rep, name, o).run(read);
+    return rep;
+}
+
+Report verify(const Options& o) {
+    auto loc = bundle::locate(o.bundle);
+    bundle::StreamReader in(loc);
+    Report rep = verify_stream([&](char* out, std::size_t n) { return in.read(out, n); }, o.bundle.string(), o);
+    if (loc.parts) {
+        rep.parts = loc.parts->parts.size();
+        bool part_failed = std::any_of(rep.problems.begin(), rep.problems.end(),
+                                       [](const Problem& p) { return p.kind == "part"; });
+        if (part_failed && in.offset() < loc.parts->size) {
+            auto first = static_cast<std::size_t>(in.offset() / loc.parts->part_size);
+            check_remaining_parts(loc, std::min(first, loc.parts->parts.size() - 1), rep);
+        }
+    }
+    return rep;
+}
+
+Inspection inspect(const fs::path& path, const fs::path& key) {
+    auto loc = bundle::locate(path);
+    Inspection out;
+    out.parts = loc.parts;
+    std::unique_ptr<FileIn> cur;
+    std::size_t next_part = 0;
+    fs::path dir = loc.index.parent_path().empty() ? fs::path(".") : loc.index.parent_path();
+    auto open = [&](const fs::path& p) {
+        cur = std::make_unique<FileIn>(p);
+        if (cur->error())
+            throw Error(fmt::format("reading bundle {}: cannot open {}: {}", path.string(), p.string(),
+                                    std::strerror(cur->error())));
+    };
+    if (loc.parts) {
+        out.archive_size = loc.parts->size;
+    } else {
+        std::error_code ec;
+        out.archive_size = fs::file_size(loc.whole, ec);
+        open(loc.whole);
+    }
+    auto read = [&](char* buf, std::size_t n) -> std::size_t {
+        for (;;) {
+            if (!cur) {
+                if (!loc.parts || next_part >= loc.parts->parts.size()) return 0;
+                open(dir / loc.parts->parts[next_part++].name);
+            }
+            if (std::size_t got = cur->read(buf, n)) return got;
+            if (!loc.parts) return 0;
+            cur.reset();
+        }
+    };
+    std::string name = path.string();
+    detail::TarReader tr(read, name);
+    tr.decoder().set_limit(bundle::max_bundle_json + 64 * entry_overhead, "allowed for bundle.json");
+    Entry e;
+    if (!tr.next(e) || e.name != bundle::bundle_json_path || e.type != Entry::Type::file)
+        throw Error(fmt::format("{}: the first entry is not bundle.json: not a bundle, or a damaged one", name));
+    if (e.size > bundle::max_bundle_json)
+        throw Error(fmt::format("{}: bundle.json is {} bytes, more than the limit of {}; refused", name, e.size,
+                                bundle::max_bundle_json));
+    std::string json;
+    const char* p;
+    while (std::size_t n = tr.read_block(&p)) json.append(p, n);
+    std::optional<std::string> sig;
+    if (tr.next(e) && e.name == bundle::signature_path && e.type == Entry::Type::file && e.size <= max_signature) {
+        sig.emplace();
+        while (std::size_t n = tr.read_block(&p)) sig->append(p, n);
+    }
+    out.compressed = tr.decoder().compressed();
+    out.has_signature = sig.has_value();
+    out.doc = bundle::BundleDoc::parse(json, name + ": bundle.json");
+    if (!key.empty()) {
+        try {
+            out.key_fingerprint = signing::fingerprint(key);
+        } catch (const Error& ex) {
+            throw UsageError(fmt::format("--key {}: {}", key.string(), ex.what()));
+        }
+        out.signature = !sig ? Signature::unsigned_
+                        : signing::verify(key, json, *sig) ? Signature::valid
+                                                           : Signature::invalid;
+    } else if (!sig) {
+        out.signature = Signature::unsigned_;
+    }
+    std::uint64_t stored_layers = 0;
+    for (const auto& b : out.doc.blobs) {
+        out.bytes_stored += static_cast<std::uint64_t>(b.size);
+        if (b.kind == "config" || b.kind == "layer") stored_layers += static_cast<std::uint64_t>(b.size);
+    }
+    for (const auto& img : out.doc.images) out.bytes_referenced += img.blob_bytes;
+    out.bytes_saved = out.bytes_referenced > stored_layers ? out.bytes_referenced - stored_layers : 0;
+    return out;
+}
+
+} // namespace aas::verify
