@@ -331,9 +331,13 @@ struct BundleWriter::Impl {
             zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, opts.zstd_level),
                        "setting the level");
             zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_checksumFlag, 1), "enabling checksums");
-            if (opts.zstd_workers > 0)
+            if (opts.zstd_workers > 0) {
                 zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_nbWorkers, opts.zstd_workers),
                            "setting the worker threads");
+                // Jobs of 2 MiB keep the workers' buffers small (the default grows with the
+                // level's window); fixed, so the output stays deterministic.
+                zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_jobSize, 2 << 20), "setting the job size");
+            }
             zbuf.resize(ZSTD_CStreamOutSize());
         }
         ar = archive_write_new();
