@@ -58,5 +58,6 @@ std::function<int()> install_keygen(CLI::App& app);
 std::function<int()> install_pack(CLI::App& app);
 std::function<int()> install_verify(CLI::App& app);
 std::function<int()> install_inspect(CLI::App& app);
+std::function<int()> install_load(CLI::App& app);
 
 } // namespace aas::cli

@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
         {"pack", "Pack every image and the k8s folder into one signed bundle (online side)", install_pack},
         {"verify", "Prove a bundle whole and untouched: signature, every blob and file, completeness", install_verify},
         {"inspect", "Show what a bundle holds (images, releases, sizes) from its first entries", install_inspect},
+        {"load", "Push a bundle's images into a private registry and rewrite the values to use it (offline side)", install_load},
     };
     return list;
 }

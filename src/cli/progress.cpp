@@ -40,7 +40,7 @@ void Progress::phase(std::string title, std::uint64_t total) {
     pulled_ = 0;
     pushed_ = 0;
     start_ = std::chrono::steady_clock::now();
-    if (mode_ == Mode::plain) log::info("{}: {}", title_, util::human_bytes(total));
+    if (mode_ == Mode::plain && total > 0) log::info("{}: {}", title_, util::human_bytes(total));
 }
 
 void Progress::draw_locked() {

@@ -512,6 +512,30 @@ bool Client::mount_blob(std::string_view repository, const oci::Descriptor& blob
     });
 }
 
+void Client::check_push(std::string_view repository) {
+    auto& d = *impl_;
+    auth::Scopes scopes = Impl::push_scope(repository);
+    std::string what = fmt::format("checking that {}/{} accepts pushes", d.registry, repository);
+    d.with_retries(what, [&](int) {
+        http::Request req;
+        req.method = "POST";
+        req.url = d.url(fmt::format("/v2/{}/blobs/uploads/", repository));
+        auto resp = d.send(req, scopes);
+        if (resp.status != 202) throw d.error_from(req, resp);
+        if (auto loc = resp.header("location"); !loc.empty()) {
+            http::Request del;
+            del.method = "DELETE";
+            del.url = http::resolve_url(req.url, loc);
+            try {
+                d.send(del, scopes);
+            } catch (const RegistryError& e) {
+                log::debug("{}: cancelling the test upload: {}", what, e.what());
+            }
+        }
+        return true;
+    });
+}
+
 PushOutcome Client::push_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
                               const ByteCallback& on_bytes) {
     auto& d = *impl_;

@@ -131,6 +131,12 @@ public:
     PushOutcome push_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
                           const ByteCallback& on_bytes = {});
 
+    /// Proves that pushing to `repository` is allowed: opens a blob upload
+    /// (`POST …/blobs/uploads/`) and cancels it (`DELETE` of its Location), leaving nothing
+    /// behind. Throws RegistryError (401 credentials refused, 403 denied, 404 NAME_UNKNOWN
+    /// for a missing Harbor project, …) otherwise.
+    void check_push(std::string_view repository);
+
     /// Cross-repository mount (`POST …/blobs/uploads/?mount=DIGEST&from=REPO`) of a blob
     /// that `from_repository` of this registry holds. True when mounted; false when the
     /// registry would not (the upload it opened instead is cancelled).

@@ -1,0 +1,569 @@
+#include "aas_bundle/load/load.hpp"
+
+#include "aas_bundle/bundle/parts.hpp"
+#include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/rewrite/rewrite.hpp"
+#include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/log.hpp"
+#include "aas_bundle/util/strings.hpp"
+#include "aas_bundle/verify/verify.hpp"
+
+#include "../verify/archive.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace aas::load {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::pair<std::string, std::string> split_registry(const std::string& registry) {
+    auto slash = registry.find('/');
+    std::string host = registry.substr(0, slash);
+    std::string prefix = slash == std::string::npos ? "" : registry.substr(slash + 1);
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    return {host, prefix};
+}
+
+// ---------------------------------------------------------------------------------------
+// Extraction of the verified bundle into the work folder, every file hashed again.
+
+class FileSource : public registry::BlobSource {
+public:
+    explicit FileSource(const fs::path& p) : path_(p) {
+        fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) throw Error(fmt::format("reading {}: {}", p.string(), errno_text()));
+        struct stat st {};
+        ::fstat(fd_, &st);
+        size_ = static_cast<std::uint64_t>(st.st_size);
+    }
+    ~FileSource() override { ::close(fd_); }
+    std::uint64_t size() const override { return size_; }
+    std::size_t read_at(void* out, std::size_t n, std::uint64_t offset) const override {
+        for (;;) {
+            ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(offset));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) throw Error(fmt::format("reading {}: {}", path_.string(), errno_text()));
+            return static_cast<std::size_t>(r);
+        }
+    }
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+    std::uint64_t size_ = 0;
+};
+
+// Writes the entries of the bundle whose names pass `want` under `dest`; every file is
+// hashed while it is written and compared with the verified bundle.json.
+void extract(const fs::path& bundle_path, const bundle::BundleDoc& doc, const fs::path& dest,
+             const std::function<bool(const std::string&)>& want, const Events& ev) {
+    std::map<std::string, const bundle::FileRecord*> files;
+    for (const auto& f : doc.files) files[f.path] = &f;
+    std::map<std::string, const bundle::BlobRecord*> blobs;
+    for (const auto& b : doc.blobs) blobs[bundle::blob_path(b.digest)] = &b;
+
+    auto where = bundle::locate(bundle_path);
+    bundle::StreamReader stream(where);
+    verify::detail::TarReader tar([&](char* p, std::size_t n) { return stream.read(p, n); }, bundle_path.string());
+    verify::detail::Entry e;
+    std::vector<std::pair<fs::path, unsigned>> dir_modes;
+    while (tar.next(e)) {
+        if (auto why = verify::detail::refusal(e); !why.empty())
+            throw Error(fmt::format("{}: entry {}: {}", bundle_path.string(), e.name, why));
+        if (!want(e.name)) {
+            tar.skip();
+            continue;
+        }
+        fs::path target = dest / e.name;
+        if (e.type == verify::detail::Entry::Type::dir) {
+            fs::create_directories(target);
+            dir_modes.emplace_back(target, e.mode);
+            continue;
+        }
+        if (e.type == verify::detail::Entry::Type::symlink) {
+            std::error_code ec;
+            fs::remove(target, ec);
+            fs::create_symlink(e.target, target);
+            continue;
+        }
+        oci::Digest expect;
+        std::uint64_t expect_size = 0;
+        unsigned mode = 0644;
+        if (auto b = blobs.find(e.name); b != blobs.end()) {
+            expect = b->second->digest;
+            expect_size = static_cast<std::uint64_t>(b->second->size);
+        } else if (auto f = files.find(e.name); f != files.end() && f->second->type == "file") {
+            expect = f->second->sha256;
+            expect_size = f->second->size;
+            mode = f->second->mode;
+        } else {
+            throw Error(fmt::format("{}: entry {} is not in bundle.json: the bundle changed after it was verified",
+                                    bundle_path.string(), e.name));
+        }
+        fs::create_directories(target.parent_path());
+        std::string tmp = target.string() + ".partial";
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) throw Error(fmt::format("writing {}: {}", tmp, errno_text()));
+        oci::Hasher h(expect.algorithm());
+        std::uint64_t got = 0;
+        const char* p;
+        try {
+            for (std::size_t n; (n = tar.read_block(&p)) > 0;) {
+                h.update(p, n);
+                got += n;
+                for (std::size_t off = 0; off < n;) {
+                    ssize_t w = ::write(fd, p + off, n - off);
+                    if (w < 0 && errno == EINTR) continue;
+                    if (w < 0) throw Error(fmt::format("writing {}: {}", tmp, errno_text()));
+                    off += static_cast<std::size_t>(w);
+                }
+                if (ev.bytes) ev.bytes(n);
+            }
+            if (::fchmod(fd, mode) != 0) throw Error(fmt::format("writing {}: {}", tmp, errno_text()));
+        } catch (...) {
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw;
+        }
+        ::close(fd);
+        if (got != expect_size || h.finish() != expect) {
+            ::unlink(tmp.c_str());
+            throw Error(fmt::format("{}: {} changed after it was verified (size {}, expected {}); verify the bundle again",
+                                    bundle_path.string(), e.name, got, expect_size));
+        }
+        if (::rename(tmp.c_str(), target.c_str()) != 0)
+            throw Error(fmt::format("renaming {}: {}", tmp, errno_text()));
+    }
+    for (auto it = dir_modes.rbegin(); it != dir_modes.rend(); ++it)
+        ::chmod(it->first.c_str(), it->second | 0700u);
+}
+
+// ---------------------------------------------------------------------------------------
+// The journal: what was pushed, one line each, synced, so that a re-run skips it.
+
+class Journal {
+public:
+    explicit Journal(fs::path file) : file_(std::move(file)) {
+        std::ifstream in(file_);
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) done_.insert(line);
+        fd_ = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw Error(fmt::format("opening the journal {}: {}", file_.string(), errno_text()));
+    }
+    ~Journal() { ::close(fd_); }
+
+    bool has(const std::string& entry) {
+        std::lock_guard lock(mu_);
+        return done_.count(entry) > 0;
+    }
+    void add(const std::string& entry) {
+        std::lock_guard lock(mu_);
+        if (!done_.insert(entry).second) return;
+        std::string line = entry + "\n";
+        if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fdatasync(fd_) != 0)
+            throw Error(fmt::format("writing the journal {}: {}", file_.string(), errno_text()));
+    }
+
+private:
+    fs::path file_;
+    int fd_ = -1;
+    std::mutex mu_;
+    std::set<std::string> done_;
+};
+
+// ---------------------------------------------------------------------------------------
+
+struct ImagePlan {
+    const bundle::ImageRecord* rec = nullptr;
+    ref::Reference target;
+    std::string repo;                        ///< target repository path
+    std::vector<oci::RawManifest> children;  ///< pushed by digest, before the top
+    oci::RawManifest top;
+    std::vector<oci::Descriptor> blobs;
+};
+
+oci::RawManifest read_manifest(const fs::path& layout, const oci::Digest& d, const std::string& media_type) {
+    auto bytes = util::read_file(layout / "blobs" / "sha256" / d.hex(), 16u << 20);
+    auto raw = oci::RawManifest::from_bytes(std::move(bytes), media_type);
+    if (raw.digest != d) throw Error(fmt::format("manifest {} in the work folder does not match its digest", d.str()));
+    return raw;
+}
+
+void walk(const fs::path& layout, ImagePlan& p, const oci::RawManifest& m, int depth) {
+    if (depth > 4) throw Error("indexes nested more than 4 deep");
+    auto parsed = oci::parse(m);
+    if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
+        for (const auto& b : oci::blobs_of(*img))
+            if (std::none_of(p.blobs.begin(), p.blobs.end(), [&](const auto& x) { return x.digest == b.digest; }))
+                p.blobs.push_back(b);
+        return;
+    }
+    for (const auto& c : std::get<oci::Index>(parsed).manifests) {
+        auto child = read_manifest(layout, c.digest, c.media_type);
+        walk(layout, p, child, depth + 1);
+        p.children.push_back(std::move(child));
+    }
+}
+
+std::string shell_quote(const std::string& s) {
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@") == std::string::npos)
+        return s;
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+std::string install_script(const bundle::BundleDoc& doc, const std::vector<bundle::ReleaseRecord>& releases,
+                           const std::string& registry, const fs::path& k8s) {
+    std::string s = fmt::format(
+        "#!/bin/sh\n"
+        "# Installs {} {} with every image from {}.\n"
+        "# Written by aas-bundle load: run it from anywhere on the machine that reaches the cluster\n"
+        "# (kubectl and helm configured). Re-running it upgrades the releases in place.\n"
+        "set -eu\n"
+        "cd \"$(dirname \"$0\")\"\n\n",
+        doc.name, doc.version, registry);
+    if (fs::exists(k8s / "namespaces.yaml")) s += "kubectl apply -f k8s/namespaces.yaml\n";
+    for (const auto& m : doc.plain_manifests) s += fmt::format("kubectl apply -f {}\n", shell_quote("k8s/" + m));
+    for (const auto& r : releases) {
+        s += fmt::format("\necho '== {}'\nhelm upgrade --install {} {} --namespace {} --create-namespace", r.name,
+                         shell_quote(r.name), shell_quote("k8s/" + r.chart), shell_quote(r.namespace_));
+        for (const auto& v : r.values) s += fmt::format(" \\\n    --values {}", shell_quote("k8s/" + v));
+        s += "\n";
+    }
+    return s;
+}
+
+// What to do about a failed preflight, by what the registry said.
+std::string preflight_hint(const registry::RegistryError& e, const std::string& host, const std::string& prefix) {
+    const std::string what = e.what();
+    if (e.status() == 0) {
+        if (what.find("SSL") != std::string::npos || what.find("certificate") != std::string::npos)
+            return "the registry's certificate is not trusted: pass --ca-file with its CA (or --insecure to test)";
+        return fmt::format("{} cannot be reached: check the address and port, and --plain-http if it speaks HTTP", host);
+    }
+    if (e.status() == 401)
+        return fmt::format("{} refused the credentials: give --username and --password-stdin, or an auths entry in "
+                           "--registry-config",
+                           host);
+    if (e.status() == 403)
+        return fmt::format("the account may not push to {}{}: on Harbor the project '{}' must exist and the account "
+                           "needs developer rights in it",
+                           host, prefix.empty() ? "" : "/" + prefix, prefix.empty() ? "(first path part)" : prefix);
+    if (e.status() == 404 || e.has_code("NAME_UNKNOWN"))
+        return fmt::format("the repository does not exist and cannot be created: create the project '{}' on the "
+                           "registry first",
+                           prefix.empty() ? "(first path part)" : prefix);
+    return "check the registry's logs; run again when it is fixed (nothing was pushed)";
+}
+
+bool is_previous_output(const fs::path& dir) { return fs::exists(dir / "images.lock.json"); }
+
+} // namespace
+
+std::string digest_tag(const std::string& digest) {
+    auto colon = digest.find(':');
+    return digest.substr(0, colon) + "-" + digest.substr(colon + 1);
+}
+
+ref::Reference target_for(const ref::Reference& source, const std::string& registry, bool flatten) {
+    auto [host, prefix] = split_registry(registry);
+    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
+    ref::validate_registry(host);
+    std::string path = source.repository();
+    if (flatten) path = path.substr(path.rfind('/') + 1);
+    std::string s = host + "/" + (prefix.empty() ? "" : prefix + "/") + path;
+    if (source.has_tag()) s += ":" + source.tag();
+    if (source.has_digest()) s += "@" + source.digest();
+    try {
+        return ref::Reference::parse(s);
+    } catch (const Error& e) {
+        throw UsageError(fmt::format("{} cannot go to {}: {}", source.str(), registry, e.what()));
+    }
+}
+
+Result load(const Options& o) {
+    auto say = [&](const std::string& s) {
+        if (o.events.line) o.events.line(s);
+    };
+    if (o.key.empty() && !o.skip_signature)
+        throw UsageError("load needs the signer's public key (--key NAME.pub) to check the bundle's signature; "
+                         "--insecure-skip-signature loads a bundle whose origin is not checked");
+    if (o.out.empty()) throw UsageError("load needs an output folder (--out DIR)");
+    if (fs::exists(o.out) && !fs::is_empty(o.out) && !is_previous_output(o.out))
+        throw UsageError(fmt::format("--out {} exists and is not the output of an earlier load; give a new folder",
+                                     o.out.string()));
+    auto [host, prefix] = split_registry(o.registry);
+    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", o.registry));
+
+    // 1. Verify.
+    say(fmt::format("verifying {}", o.bundle.string()));
+    verify::Options vo;
+    vo.bundle = o.bundle;
+    vo.key = o.skip_signature ? fs::path() : o.key;
+    vo.progress = o.events.bytes;
+    if (o.events.phase) o.events.phase("verify", 0);
+    auto report = verify::verify(vo);
+    if (!report.ok() || !report.doc) {
+        std::string msg = fmt::format("{} failed verification; nothing was loaded:", o.bundle.string());
+        for (const auto& p : report.problems) msg += "\n  " + p.message;
+        throw Error(msg);
+    }
+    if (!o.skip_signature && report.signature != verify::Signature::valid)
+        throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
+    const bundle::BundleDoc& doc = *report.doc;
+    say(fmt::format("verified {} {}: {} images, {} blobs{}", doc.name, doc.version, doc.images.size(), doc.blobs.size(),
+                    o.skip_signature ? " (signature NOT checked)" : ", signed by " + report.signer));
+
+    // Targets, and collisions under --flatten.
+    Result result;
+    std::vector<ImagePlan> plans;
+    std::map<std::string, const bundle::ImageRecord*> seen; // target name:tag (or @digest) -> image
+    for (const auto& rec : doc.images) {
+        ImagePlan p;
+        p.rec = &rec;
+        p.target = target_for(ref::Reference::parse(rec.ref), o.registry, o.flatten);
+        p.repo = p.target.repository();
+        auto key = p.target.has_tag() ? p.target.without_digest().str() : p.target.str();
+        auto [it, fresh] = seen.emplace(key, &rec);
+        if (!fresh && it->second->digest != rec.digest)
+            throw UsageError(fmt::format("{} and {} would both be {}{}", it->second->ref, rec.ref, key,
+                                         o.flatten ? ": this bundle cannot be loaded with --flatten" : ""));
+        plans.push_back(std::move(p));
+    }
+
+    // 2. Extract (a dry run extracts only k8s/ into a temporary folder).
+    fs::path work = o.dry_run ? fs::temp_directory_path() / fmt::format("aas-load-dry-{}", ::getpid())
+                              : fs::path(o.out.string() + ".aas-load");
+    fs::create_directories(work);
+    struct DryCleanup {
+        fs::path p;
+        bool on;
+        ~DryCleanup() {
+            std::error_code ec;
+            if (on) fs::remove_all(p, ec);
+        }
+    } dry_cleanup{work, o.dry_run};
+    const std::string doc_id = oci::Digest::of(doc.to_json()).str();
+    fs::path marker = work / "extracted";
+    fs::path root = work / "bundle";
+    if (o.dry_run || !fs::exists(marker) || util::read_file(marker) != doc_id) {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+        fs::remove(marker, ec);
+        say(o.dry_run ? "reading the k8s folder" : fmt::format("extracting into {}", work.string()));
+        if (o.events.phase) o.events.phase("extract", 0);
+        extract(o.bundle, doc, root,
+                [&](const std::string& name) {
+                    if (name == "k8s" || name.rfind("k8s/", 0) == 0) return true;
+                    return !o.dry_run && (name == "images" || name.rfind("images/", 0) == 0);
+                },
+                o.events);
+        if (!o.dry_run) util::write_file_atomic(marker, doc_id);
+    }
+
+    // Each image's manifests and blobs.
+    const fs::path layout = root / "images";
+    if (!o.dry_run) {
+        for (auto& p : plans) {
+            p.top = read_manifest(layout, p.rec->digest, p.rec->media_type);
+            walk(layout, p, p.top, 1);
+        }
+    }
+
+    // 5 (planned first, so that a dry run shows it and a real run fails before pushing).
+    std::vector<rewrite::ImageTarget> targets;
+    for (const auto& p : plans) targets.push_back({p.rec->ref, p.target, p.rec->sites});
+    auto rw = rewrite::plan(root, targets, doc.releases);
+    for (const auto& w : rw.warnings) result.warnings.push_back(w);
+    for (const auto& c : rw.changes) result.changed_files.push_back(c.path);
+
+    if (o.dry_run) {
+        for (const auto& p : plans) {
+            result.planned_pushes.push_back(fmt::format("{} -> {}", p.rec->ref, p.target.str()));
+            result.images.push_back({p.rec->ref, p.target.str(), p.rec->digest, p.rec->media_type});
+        }
+        for (const auto& c : rw.changes) result.diff += rewrite::unified_diff(c);
+        return result;
+    }
+
+    // 3. Preflight.
+    registry::Client client(host, o.registry_options);
+    say(fmt::format("checking {}", o.registry));
+    try {
+        client.ping();
+        if (!plans.empty()) client.check_push(plans.front().repo);
+    } catch (const registry::RegistryError& e) {
+        throw Error(fmt::format("preflight of {} failed, nothing was pushed: {}\n  {}", o.registry, e.what(),
+                                preflight_hint(e, host, prefix)));
+    }
+
+    // 4. Blobs: each distinct blob uploaded once, then mounted where else it is needed.
+    Journal journal(work / "journal");
+    struct BlobNeed {
+        oci::Descriptor desc;
+        std::vector<std::string> repos;
+    };
+    std::map<oci::Digest, BlobNeed> needs;
+    std::uint64_t total = 0;
+    for (const auto& p : plans)
+        for (const auto& b : p.blobs) {
+            auto& n = needs[b.digest];
+            if (n.repos.empty()) {
+                n.desc = b;
+                total += static_cast<std::uint64_t>(b.size);
+            }
+            if (std::find(n.repos.begin(), n.repos.end(), p.repo) == n.repos.end()) n.repos.push_back(p.repo);
+        }
+    if (o.events.phase) o.events.phase("push", total);
+    std::mutex mu;
+    std::vector<std::string> failures;
+    auto run_pool = [&](std::size_t count, const std::function<void(std::size_t)>& fn) {
+        std::atomic<std::size_t> next{0};
+        auto worker = [&] {
+            for (std::size_t i; (i = next++) < count;) fn(i);
+        };
+        std::vector<std::jthread> pool;
+        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(count)));
+        for (int i = 0; i < n; ++i) pool.emplace_back(worker);
+    };
+    std::vector<const BlobNeed*> order;
+    for (const auto& [d, n] : needs) order.push_back(&n);
+    auto count = [&](registry::PushOutcome out, std::uint64_t size) {
+        std::lock_guard lock(mu);
+        if (out == registry::PushOutcome::uploaded) {
+            ++result.blobs_uploaded;
+            result.bytes_uploaded += size;
+        } else if (out == registry::PushOutcome::mounted) {
+            ++result.blobs_mounted;
+        } else {
+            ++result.blobs_skipped;
+        }
+    };
+    run_pool(order.size(), [&](std::size_t i) {
+        const auto& n = *order[i];
+        const std::string& repo = n.repos.front();
+        std::string entry = fmt::format("blob {} {}", repo, n.desc.digest.str());
+        try {
+            if (journal.has(entry)) {
+                count(registry::PushOutcome::skipped, 0);
+                if (o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(n.desc.size));
+                return;
+            }
+            FileSource src(layout / "blobs" / "sha256" / n.desc.digest.hex());
+            auto out = client.push_blob(repo, n.desc, src, o.events.bytes);
+            if (out == registry::PushOutcome::skipped && o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(n.desc.size));
+            journal.add(entry);
+            count(out, static_cast<std::uint64_t>(n.desc.size));
+        } catch (const std::exception& e) {
+            std::lock_guard lock(mu);
+            failures.push_back(fmt::format("blob {} to {}/{}: {}", n.desc.digest.str(), o.registry, repo, e.what()));
+        }
+    });
+    std::vector<std::pair<const BlobNeed*, std::string>> mounts;
+    for (const auto* n : order)
+        for (std::size_t k = 1; k < n->repos.size(); ++k) mounts.emplace_back(n, n->repos[k]);
+    if (failures.empty()) {
+        run_pool(mounts.size(), [&](std::size_t i) {
+            const auto& [n, repo] = mounts[i];
+            std::string entry = fmt::format("blob {} {}", repo, n->desc.digest.str());
+            try {
+                if (journal.has(entry) || client.blob_exists(repo, n->desc.digest)) {
+                    count(registry::PushOutcome::skipped, 0);
+                } else if (client.mount_blob(repo, n->desc, n->repos.front())) {
+                    count(registry::PushOutcome::mounted, 0);
+                } else {
+                    FileSource src(layout / "blobs" / "sha256" / n->desc.digest.hex());
+                    count(client.push_blob(repo, n->desc, src), static_cast<std::uint64_t>(n->desc.size));
+                }
+                journal.add(entry);
+            } catch (const std::exception& e) {
+                std::lock_guard lock(mu);
+                failures.push_back(fmt::format("blob {} to {}/{}: {}", n->desc.digest.str(), o.registry, repo, e.what()));
+            }
+        });
+    }
+    if (!failures.empty()) {
+        std::string msg = fmt::format("{} of {} blob transfers failed; what was pushed stays valid, run the same "
+                                      "command again to go on:",
+                                      failures.size(), order.size() + mounts.size());
+        for (const auto& f : failures) msg += "\n  " + f;
+        throw Error(msg);
+    }
+
+    // Manifests: children by digest, then the top under its tag (or digest and digest tag).
+    for (const auto& p : plans) {
+        auto put = [&](const oci::RawManifest& m, const std::string& id) {
+            std::string entry = fmt::format("manifest {} {} {}", p.repo, id, m.digest.str());
+            if (journal.has(entry)) {
+                ++result.manifests_skipped;
+                return;
+            }
+            auto have = client.head_manifest(p.repo, id);
+            if (have && have->digest == m.digest) {
+                ++result.manifests_skipped;
+            } else {
+                client.put_manifest(p.repo, id, m);
+                ++result.manifests_pushed;
+            }
+            journal.add(entry);
+        };
+        for (const auto& c : p.children) put(c, c.digest.str());
+        if (p.target.has_tag()) {
+            put(p.top, p.target.tag());
+        } else {
+            put(p.top, p.top.digest.str());
+            put(p.top, digest_tag(p.top.digest.str()));
+        }
+        say(fmt::format("pushed {} -> {}", p.rec->ref, p.target.str()));
+        result.images.push_back({p.rec->ref, p.target.str(), p.top.digest, p.top.media_type});
+    }
+
+    // 5. The output folder, renamed into place last.
+    fs::path staged = work / "out";
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+    fs::create_directories(staged);
+    fs::copy(root / "k8s", staged / "k8s", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    rewrite::apply(staged, rw);
+    nlohmann::ordered_json lock = {{"bundle", {{"name", doc.name}, {"version", doc.version}, {"bundle_json", doc_id}}},
+                                   {"registry", o.registry},
+                                   {"images", nlohmann::ordered_json::array()}};
+    for (const auto& img : result.images)
+        lock["images"].push_back(
+            {{"source", img.source}, {"target", img.target}, {"digest", img.digest.str()}, {"media_type", img.media_type}});
+    util::write_file_atomic(staged / "images.lock.json", lock.dump(2) + "\n");
+    util::write_file_atomic(staged / "install.sh", install_script(doc, rw.releases, o.registry, staged / "k8s"),
+                            fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+    if (fs::exists(o.out)) {
+        fs::path old = o.out.string() + fmt::format(".old-{}", ::getpid());
+        fs::rename(o.out, old);
+        fs::rename(staged, o.out);
+        fs::remove_all(old, ec);
+    } else {
+        if (auto parent = o.out.parent_path(); !parent.empty()) fs::create_directories(parent);
+        fs::rename(staged, o.out);
+    }
+    fs::remove_all(work, ec);
+    return result;
+}
+
+} // namespace aas::load

@@ -1,0 +1,242 @@
+"""`aas-bundle load` into real registries (docker-registry 2.8 on 127.0.0.1): bundles
+packed by the project's own `pack` from a source registry, loaded into plain, TLS +
+basic auth and token-auth targets. Digests are checked with skopeo and the raw
+registry API, never with aas-bundle itself.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import bundles, images
+from harness.faultproxy import Rule
+
+
+def assert_ok(p):
+    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+
+
+@pytest.fixture
+def key(run_aas, workdir):
+    assert_ok(run_aas("keygen", "--out", workdir / "signer"))
+    return workdir / "signer"
+
+
+def target_flags(reg) -> list[str]:
+    flags = ["--plain-http"] if reg.scheme == "http" else ["--ca-file", reg.ca_file]
+    if reg.username:
+        flags += ["--username", reg.username, "--password-stdin"]
+    return flags
+
+
+def load(run_aas, bundle, reg, out, key, *extra, prefix="airgap", timeout=180):
+    args = ["load", bundle, "--registry", f"{reg.host}/{prefix}" if prefix else reg.host, "--out", out, "--json",
+            *target_flags(reg), *extra]
+    args += ["--key", f"{key}.pub"] if key else []
+    return run_aas(*args, input=(reg.password + "\n") if reg.username else None, timeout=timeout)
+
+
+@pytest.fixture
+def packed(plain_registry, run_aas, workdir, key):
+    """A bundle with an OCI image, a Docker manifest list, an OCI index and a digest-only image,
+    packed from ``plain_registry``; returns (bundle path, {ref: pushed object})."""
+    base = images.make_layer("ld-base", 60_000)
+    oci = images.oci_image([base, images.make_layer("ld-oci", 4_000)])
+    lst = images.multiarch("docker", seed="ld-list", shared_base=base)
+    pinned = images.oci_image([base, images.make_layer("ld-pinned", 3_000)])
+    index = images.multiarch("oci", seed="ld-index")
+    images.push(plain_registry, "bitnami/mongodb", "6.0.3", oci)
+    images.push(plain_registry, "ingress/controller", "v1.5", lst)
+    images.push(plain_registry, "knative/queue", None, pinned)
+    images.push(plain_registry, "knative/serving", "1.8", index)
+    refs = {plain_registry.ref("bitnami/mongodb", "6.0.3"): oci,
+            plain_registry.ref("ingress/controller", "v1.5"): lst,
+            f"{plain_registry.host}/knative/queue@{pinned.digest}": pinned,
+            plain_registry.ref("knative/serving", "1.8"): index}
+    manifest = bundles.project(workdir / "proj", list(refs))
+    out = workdir / "bundles" / "b.tar.zst"
+    p = run_aas("pack", "-f", manifest, "-o", out, "--key", f"{key}.key", "--plain-http",
+                "--cache", workdir / "cache")
+    assert_ok(p)
+    return out, refs
+
+
+def catalog(reg) -> list[str]:
+    r = images.RegistryClient(reg).request("GET", "/v2/_catalog")
+    assert r.status == 200, r.body
+    return json.loads(r.body).get("repositories") or []
+
+
+def target_path(ref: str) -> str:
+    """Repository path of a source reference without its registry."""
+    name = ref.split("@")[0]
+    host, _, rest = name.partition("/")
+    return rest.rsplit(":", 1)[0] if ":" in rest.split("/")[-1] else rest
+
+
+@pytest.mark.parametrize("mode", ["plain", "tls-basic", "token"])
+def test_load_into_each_registry_kind(packed, registry_factory, run_aas, workdir, key, skopeo, mode):
+    bundle, refs = packed
+    target = registry_factory(mode)
+    out = workdir / "out"
+    p = load(run_aas, bundle, target, out, key)
+    assert_ok(p)
+    summary = json.loads(p.stdout)
+    assert summary["blobs"]["uploaded"] >= 1 and summary["blobs"]["mounted"] >= 1  # the shared base
+    by_source = {i["source"]: i for i in summary["images"]}
+    for ref, obj in refs.items():
+        repo = "airgap/" + target_path(ref)
+        if "@" in ref:
+            tag = "sha256-" + obj.digest.split(":")[1]
+            assert by_source[ref]["target"] == f"{target.host}/{repo}@{obj.digest}"
+        else:
+            tag = ref.rsplit(":", 1)[1]
+            assert by_source[ref]["target"] == f"{target.host}/{repo}:{tag}"
+        # Byte for byte, so the digest is the source's; skopeo agrees.
+        assert images.fetch_manifest(target, repo, tag) == obj.manifest
+        assert images.fetch_manifest(target, repo, obj.digest) == obj.manifest
+        assert skopeo.digest(f"docker://{target.host}/{repo}:{tag}", target) == obj.digest
+        for d, (_mt, data) in obj.manifests().items():
+            assert images.fetch_manifest(target, repo, d) == data
+    # The output folder: rewritten plain manifest, lock file and install script.
+    app = (out / "k8s/plain/app.yaml").read_text()
+    for ref in refs:
+        assert ref not in app
+    assert app.count(f"{target.host}/airgap/") == len(refs)
+    lock = json.loads((out / "images.lock.json").read_text())
+    assert {i["source"] for i in lock["images"]} == set(refs)
+    assert {i["digest"] for i in lock["images"]} == {o.digest for o in refs.values()}
+    script = (out / "install.sh").read_text()
+    assert "kubectl apply -f k8s/plain/app.yaml" in script
+    assert (out / "k8s/README.txt").read_text() == "shipped as is\n"
+    assert not Path(f"{out}.aas-load").exists()
+    # Discovery over the output finds only images under the target registry.
+    p = run_aas("images", out / "k8s", "--json")
+    assert_ok(p)
+    found = json.loads(p.stdout)["images"]
+    assert len(found) == len(refs)
+    assert all(i["ref"].startswith(f"{target.host}/airgap/") for i in found)
+
+
+def test_second_load_pushes_nothing(packed, plain_registry, registry_factory, run_aas, workdir, key):
+    bundle, refs = packed
+    target = registry_factory("plain")
+    assert_ok(load(run_aas, bundle, target, workdir / "out", key))
+    p = load(run_aas, bundle, target, workdir / "out", key)
+    assert_ok(p)
+    s = json.loads(p.stdout)
+    assert s["blobs"]["uploaded"] == 0 and s["blobs"]["mounted"] == 0 and s["bytes_uploaded"] == 0
+    assert s["manifests"]["pushed"] == 0
+
+
+def test_tampered_bundle_is_not_loaded(packed, registry_factory, run_aas, workdir, key):
+    bundle, refs = packed
+    raw = bytearray(bundles.tar_bytes(bundle))
+    # Flip one byte inside the first layer's content.
+    doc = bundles.bundle_json(bundle)
+    layer = next(b for b in doc["blobs"] if b["kind"] == "layer")
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(bytes(raw)), mode="r:") as tar:
+        m = tar.getmember(f"images/blobs/sha256/{layer['digest'].split(':')[1]}")
+        raw[m.offset_data + 10] ^= 0xFF
+    bad = workdir / "bad.tar"
+    bad.write_bytes(bytes(raw))
+    target = registry_factory("plain")
+    p = load(run_aas, bad, target, workdir / "out", key)
+    assert p.returncode == 1
+    assert layer["digest"] in p.stderr and "nothing was loaded" in p.stderr
+    assert not (workdir / "out").exists()
+    assert catalog(target) == []
+
+
+def test_key_is_required_and_must_match(packed, registry_factory, run_aas, workdir):
+    bundle, _ = packed
+    target = registry_factory("plain")
+    p = run_aas("load", bundle, "--registry", target.host, "--out", workdir / "out", "--plain-http")
+    assert p.returncode == 2 and "--insecure-skip-signature" in p.stderr
+    assert_ok(run_aas("keygen", "--out", workdir / "other"))
+    p = run_aas("load", bundle, "--registry", target.host, "--out", workdir / "out", "--plain-http",
+                "--key", workdir / "other.pub")
+    assert p.returncode == 1 and "nothing was loaded" in p.stderr
+    assert not (workdir / "out").exists()
+    p = run_aas("load", bundle, "--registry", target.host, "--out", workdir / "out", "--plain-http",
+                "--insecure-skip-signature")
+    assert_ok(p)
+
+
+def test_dry_run_touches_nothing(packed, registry_factory, run_aas, workdir, key):
+    bundle, refs = packed
+    target = registry_factory("plain")
+    p = run_aas("load", bundle, "--registry", f"{target.host}/airgap", "--out", workdir / "out", "--plain-http",
+                "--key", f"{key}.pub", "--dry-run")
+    assert_ok(p)
+    assert "Would push:" in p.stdout
+    for ref in refs:
+        assert ref in p.stdout
+    assert "--- a/k8s/plain/app.yaml" in p.stdout and "+++ b/k8s/plain/app.yaml" in p.stdout
+    assert not (workdir / "out").exists() and not (workdir / "out.aas-load").exists()
+    assert catalog(target) == []
+
+
+def test_denied_push_says_what_to_do(packed, registry_factory, run_aas, workdir, key):
+    bundle, _ = packed
+    target = registry_factory("tls-basic")
+    p = run_aas("load", bundle, "--registry", target.host, "--out", workdir / "out", "--ca-file", target.ca_file,
+                "--key", f"{key}.pub")
+    assert p.returncode == 1
+    assert "preflight" in p.stderr and "nothing was pushed" in p.stderr
+    assert "--password-stdin" in p.stderr  # what to do
+    assert not (workdir / "out").exists()
+
+
+def test_flatten_and_its_collisions(plain_registry, registry_factory, run_aas, workdir, key):
+    a = images.oci_image([images.make_layer("ld-fa", 1_000)])
+    b = images.oci_image([images.make_layer("ld-fb", 1_000)])
+    images.push(plain_registry, "one/app", "1", a)
+    images.push(plain_registry, "two/app", "1", b)
+    manifest = bundles.project(workdir / "proj", [plain_registry.ref("one/app", "1"), plain_registry.ref("two/app", "1")])
+    bundle = workdir / "b.tar"
+    assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--plain-http", "--cache", workdir / "c"))
+    target = registry_factory("plain")
+    p = load(run_aas, bundle, target, workdir / "out", key, "--flatten")
+    assert p.returncode == 2 and "would both be" in p.stderr and "--flatten" in p.stderr
+    manifest = bundles.project(workdir / "proj", [plain_registry.ref("one/app", "1")])
+    assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--plain-http", "--cache", workdir / "c"))
+    p = load(run_aas, bundle, target, workdir / "out", key, "--flatten", prefix="")
+    assert_ok(p)
+    assert json.loads(p.stdout)["images"][0]["target"] == f"{target.host}/app:1"
+
+
+def test_kill9_during_load_then_rerun(packed, registry_factory, fault_proxy, aas_bundle, run_aas, workdir, key):
+    bundle, refs = packed
+    target = registry_factory("plain")
+    proxy = fault_proxy(target, [Rule(path_regex="/blobs/uploads/", action="delay", seconds=0.5, times=None)])
+    out = workdir / "out"
+    for delay in (0.8, 1.6):
+        proc = subprocess.Popen([str(aas_bundle), "load", str(bundle), "--registry", f"{proxy.host}/airgap",
+                                 "--out", str(out), "--plain-http", "--key", f"{key}.pub", "-j", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        finished = proc.poll() is not None
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate()
+        assert not finished, f"load finished before it was killed ({proc.returncode}): {err}"
+        assert not out.exists()
+    assert (workdir / "out.aas-load" / "journal").exists()
+    proxy.set_rules([])
+    p = run_aas("load", bundle, "--registry", f"{proxy.host}/airgap", "--out", out, "--plain-http", "--key",
+                f"{key}.pub", "--json")
+    assert_ok(p)
+    for ref, obj in refs.items():
+        repo = "airgap/" + target_path(ref)
+        assert images.fetch_manifest(target, repo, obj.digest) == obj.manifest
+        for d in obj.blobs:
+            assert images.RegistryClient(target).blob_exists(repo, d)
+    assert not (workdir / "out.aas-load").exists()
