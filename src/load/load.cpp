@@ -274,6 +274,29 @@ std::string preflight_hint(const registry::RegistryError& e, const std::string& 
     return "check the registry's logs; run again when it is fixed (nothing was pushed)";
 }
 
+// The bundle manifest of the rewritten folder (JSON strings are valid YAML scalars), so
+// that `aas-bundle images -f DIR/bundle.yaml` checks the result, airgap values included.
+std::string output_manifest(const bundle::BundleDoc& doc, const std::vector<bundle::ReleaseRecord>& releases) {
+    auto q = [](const std::string& v) { return nlohmann::json(v).dump(); };
+    std::string s = "# The rewritten deployment, written by aas-bundle load: every image from the private\n"
+                    "# registry. Check it with: aas-bundle images -f bundle.yaml\n";
+    s += fmt::format("apiVersion: aas-bundle/v1\nkind: Bundle\nname: {}\nversion: {}\nk8s: k8s\n", q(doc.name),
+                     q(doc.version));
+    if (!releases.empty()) s += "releases:\n";
+    for (const auto& r : releases) {
+        s += fmt::format("  - name: {}\n    chart: {}\n    namespace: {}\n", q(r.name), q(r.chart), q(r.namespace_));
+        if (!r.values.empty()) {
+            s += "    values:\n";
+            for (const auto& v : r.values) s += fmt::format("      - {}\n", q(v));
+        }
+    }
+    if (!doc.plain_manifests.empty()) {
+        s += "manifests:\n";
+        for (const auto& m : doc.plain_manifests) s += fmt::format("  - {}\n", q(m));
+    }
+    return s;
+}
+
 bool is_previous_output(const fs::path& dir) { return fs::exists(dir / "images.lock.json"); }
 
 } // namespace
@@ -553,6 +576,7 @@ Result load(const Options& o) {
     util::write_file_atomic(staged / "install.sh", install_script(doc, rw.releases, o.registry, staged / "k8s"),
                             fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
+    util::write_file_atomic(staged / "bundle.yaml", output_manifest(doc, rw.releases));
     if (fs::exists(o.out)) {
         fs::path old = o.out.string() + fmt::format(".old-{}", ::getpid());
         fs::rename(o.out, old);

@@ -327,6 +327,22 @@ struct Client::Impl {
         s.add_repository(repo, "pull");
         return s;
     }
+    /// Cancels the blob upload a 202 answer to `req` opened (DELETE of its Location); a
+    /// registry that will not is only logged: an abandoned upload expires by itself.
+    void cancel_upload(const http::Request& req, const http::Response& resp, const auth::Scopes& scopes,
+                       const std::string& what) {
+        auto loc = resp.header("location");
+        if (loc.empty()) return;
+        http::Request del;
+        del.method = "DELETE";
+        del.url = http::resolve_url(req.url, loc);
+        try {
+            send(del, scopes);
+        } catch (const RegistryError& e) {
+            log::debug("{}: cancelling the upload: {}", what, e.what());
+        }
+    }
+
     static auth::Scopes push_scope(std::string_view repo) {
         auth::Scopes s;
         s.add_repository(repo, "pull,push");
@@ -497,17 +513,7 @@ bool Client::mount_blob(std::string_view repository, const oci::Descriptor& blob
         auto resp = d.send(req, scopes);
         if (resp.status == 201) return true;
         if (resp.status != 202) throw d.error_from(req, resp);
-        // The registry opened an ordinary upload instead: cancel it.
-        if (auto loc = resp.header("location"); !loc.empty()) {
-            http::Request del;
-            del.method = "DELETE";
-            del.url = http::resolve_url(req.url, loc);
-            try {
-                d.send(del, scopes);
-            } catch (const RegistryError& e) {
-                log::debug("{}: cancelling the unused upload: {}", what, e.what());
-            }
-        }
+        d.cancel_upload(req, resp, scopes, what); // an ordinary upload was opened instead
         return false;
     });
 }
@@ -522,16 +528,7 @@ void Client::check_push(std::string_view repository) {
         req.url = d.url(fmt::format("/v2/{}/blobs/uploads/", repository));
         auto resp = d.send(req, scopes);
         if (resp.status != 202) throw d.error_from(req, resp);
-        if (auto loc = resp.header("location"); !loc.empty()) {
-            http::Request del;
-            del.method = "DELETE";
-            del.url = http::resolve_url(req.url, loc);
-            try {
-                d.send(del, scopes);
-            } catch (const RegistryError& e) {
-                log::debug("{}: cancelling the test upload: {}", what, e.what());
-            }
-        }
+        d.cancel_upload(req, resp, scopes, what);
         return true;
     });
 }

@@ -157,3 +157,11 @@ def run_aas(aas_bundle, workdir):
                               cwd=str(cwd or workdir))
 
     return run
+
+
+@pytest.fixture
+def key(run_aas, workdir) -> Path:
+    """A fresh Ed25519 key pair from ``aas-bundle keygen``: KEY.key and KEY.pub."""
+    p = run_aas("keygen", "--out", workdir / "signer")
+    assert p.returncode == 0, p.stderr
+    return workdir / "signer"

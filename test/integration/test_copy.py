@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from harness.checks import assert_ok
 from harness import images
 from harness.faultproxy import Rule
 from harness.registry import write_auth_file
@@ -35,9 +36,6 @@ def copy(run_aas, src_reg, src, dst_reg, dst, *extra, password_side=None, timeou
     args += [*extra, src, dst]
     return run_aas(*args, input=stdin, timeout=timeout)
 
-
-def assert_ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
 
 
 def manifest_bytes(reg, repo, ref):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import assert_ok
 from harness import bundles, images
 
 try:  # python3-yaml is no harness dependency: without it the YAML-level check is skipped
@@ -80,9 +81,6 @@ PREFIX = "ai-appstore"
 YAML_KEY = re.compile(r"^(\s*)(?:-\s+)?[\"']?([A-Za-z0-9_.-]+)[\"']?\s*:(?:\s|$)", re.ASCII)
 IMAGE_KEY_SUFFIXES = ("image", "repository", "registry", "tag")
 
-
-def assert_ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout[-4000:]}\nstderr:\n{p.stderr[-4000:]}"
 
 
 def split_ref(ref: str):

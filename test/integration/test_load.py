@@ -14,18 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import assert_ok
 from harness import bundles, images
 from harness.faultproxy import Rule
 
 
-def assert_ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
-
-
-@pytest.fixture
-def key(run_aas, workdir):
-    assert_ok(run_aas("keygen", "--out", workdir / "signer"))
-    return workdir / "signer"
 
 
 def target_flags(reg) -> list[str]:
@@ -117,7 +110,7 @@ def test_load_into_each_registry_kind(packed, registry_factory, run_aas, workdir
     assert (out / "k8s/README.txt").read_text() == "shipped as is\n"
     assert not Path(f"{out}.aas-load").exists()
     # Discovery over the output finds only images under the target registry.
-    p = run_aas("images", out / "k8s", "--json")
+    p = run_aas("images", "-f", out / "bundle.yaml", "--json")
     assert_ok(p)
     found = json.loads(p.stdout)["images"]
     assert len(found) == len(refs)

@@ -17,19 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import assert_ok
 from harness import bundles, images
 from harness.faultproxy import Rule
 
 
-def assert_ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
-
-
-@pytest.fixture
-def key(run_aas, workdir):
-    p = run_aas("keygen", "--out", workdir / "signer")
-    assert_ok(p)
-    return workdir / "signer"
 
 
 def pack(run_aas, manifest, out, key, *extra, timeout=180, input=None):

@@ -15,8 +15,8 @@
 //      children before indexes, tops under their tag (or digest). A journal in the work
 //      folder records what is done, so a re-run after a failure or kill -9 goes on from
 //      there and uploads nothing twice;
-//   5. the k8s folder is rewritten (rewrite::plan) and written with images.lock.json and
-//      install.sh to OUT.aas-load/out, which is renamed to OUT only when all of the above
+//   5. the k8s folder is rewritten (rewrite::plan) and written with images.lock.json,
+//      install.sh and bundle.yaml (the manifest of the rewritten folder) to OUT.aas-load/out, which is renamed to OUT only when all of the above
 //      succeeded. The work folder is removed after a successful load.
 //
 // Target names: HOST[:PORT][/PREFIX]/<source repository path>:<tag>
