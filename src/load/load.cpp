@@ -8,8 +8,6 @@
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle/verify/verify.hpp"
 
-#include "../verify/archive.hpp"
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -42,7 +40,6 @@ std::pair<std::string, std::string> split_registry(const std::string& registry) 
 }
 
 // ---------------------------------------------------------------------------------------
-// Extraction of the verified bundle into the work folder, every file hashed again.
 
 class FileSource : public registry::BlobSource {
 public:
@@ -69,91 +66,6 @@ private:
     int fd_ = -1;
     std::uint64_t size_ = 0;
 };
-
-// Writes the entries of the bundle whose names pass `want` under `dest`; every file is
-// hashed while it is written and compared with the verified bundle.json.
-void extract(const fs::path& bundle_path, const bundle::BundleDoc& doc, const fs::path& dest,
-             const std::function<bool(const std::string&)>& want, const Events& ev) {
-    std::map<std::string, const bundle::FileRecord*> files;
-    for (const auto& f : doc.files) files[f.path] = &f;
-    std::map<std::string, const bundle::BlobRecord*> blobs;
-    for (const auto& b : doc.blobs) blobs[bundle::blob_path(b.digest)] = &b;
-
-    auto where = bundle::locate(bundle_path);
-    bundle::StreamReader stream(where);
-    verify::detail::TarReader tar([&](char* p, std::size_t n) { return stream.read(p, n); }, bundle_path.string());
-    verify::detail::Entry e;
-    std::vector<std::pair<fs::path, unsigned>> dir_modes;
-    while (tar.next(e)) {
-        if (auto why = verify::detail::refusal(e); !why.empty())
-            throw Error(fmt::format("{}: entry {}: {}", bundle_path.string(), e.name, why));
-        if (!want(e.name)) {
-            tar.skip();
-            continue;
-        }
-        fs::path target = dest / e.name;
-        if (e.type == verify::detail::Entry::Type::dir) {
-            fs::create_directories(target);
-            dir_modes.emplace_back(target, e.mode);
-            continue;
-        }
-        if (e.type == verify::detail::Entry::Type::symlink) {
-            std::error_code ec;
-            fs::remove(target, ec);
-            fs::create_symlink(e.target, target);
-            continue;
-        }
-        oci::Digest expect;
-        std::uint64_t expect_size = 0;
-        unsigned mode = 0644;
-        if (auto b = blobs.find(e.name); b != blobs.end()) {
-            expect = b->second->digest;
-            expect_size = static_cast<std::uint64_t>(b->second->size);
-        } else if (auto f = files.find(e.name); f != files.end() && f->second->type == "file") {
-            expect = f->second->sha256;
-            expect_size = f->second->size;
-            mode = f->second->mode;
-        } else {
-            throw Error(fmt::format("{}: entry {} is not in bundle.json: the bundle changed after it was verified",
-                                    bundle_path.string(), e.name));
-        }
-        fs::create_directories(target.parent_path());
-        std::string tmp = target.string() + ".partial";
-        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) throw Error(fmt::format("writing {}: {}", tmp, errno_text()));
-        oci::Hasher h(expect.algorithm());
-        std::uint64_t got = 0;
-        const char* p;
-        try {
-            for (std::size_t n; (n = tar.read_block(&p)) > 0;) {
-                h.update(p, n);
-                got += n;
-                for (std::size_t off = 0; off < n;) {
-                    ssize_t w = ::write(fd, p + off, n - off);
-                    if (w < 0 && errno == EINTR) continue;
-                    if (w < 0) throw Error(fmt::format("writing {}: {}", tmp, errno_text()));
-                    off += static_cast<std::size_t>(w);
-                }
-                if (ev.bytes) ev.bytes(n);
-            }
-            if (::fchmod(fd, mode) != 0) throw Error(fmt::format("writing {}: {}", tmp, errno_text()));
-        } catch (...) {
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw;
-        }
-        ::close(fd);
-        if (got != expect_size || h.finish() != expect) {
-            ::unlink(tmp.c_str());
-            throw Error(fmt::format("{}: {} changed after it was verified (size {}, expected {}); verify the bundle again",
-                                    bundle_path.string(), e.name, got, expect_size));
-        }
-        if (::rename(tmp.c_str(), target.c_str()) != 0)
-            throw Error(fmt::format("renaming {}: {}", tmp, errno_text()));
-    }
-    for (auto it = dir_modes.rbegin(); it != dir_modes.rend(); ++it)
-        ::chmod(it->first.c_str(), it->second | 0700u);
-}
 
 // ---------------------------------------------------------------------------------------
 // The journal: what was pushed, one line each, synced, so that a re-run skips it.
@@ -336,12 +248,35 @@ Result load(const Options& o) {
     auto [host, prefix] = split_registry(o.registry);
     if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", o.registry));
 
-    // 1. Verify.
-    say(fmt::format("verifying {}", o.bundle.string()));
+    // 1 and 2. Verify, extracting images/ and k8s/ into the work folder in the same pass (a
+    // dry run extracts only k8s/, into a temporary folder). What was extracted is used only
+    // when the whole bundle verified.
+    fs::path work = o.dry_run ? fs::temp_directory_path() / fmt::format("aas-load-dry-{}", ::getpid())
+                              : fs::path(o.out.string() + ".aas-load");
+    const fs::path root = work / "bundle";
+    struct DryCleanup {
+        fs::path p;
+        bool on;
+        ~DryCleanup() {
+            std::error_code ec;
+            if (on) fs::remove_all(p, ec);
+        }
+    } dry_cleanup{work, o.dry_run};
+    {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+        fs::create_directories(root);
+    }
+    say(fmt::format("verifying {} and extracting it into {}", o.bundle.string(), work.string()));
     verify::Options vo;
     vo.bundle = o.bundle;
     vo.key = o.skip_signature ? fs::path() : o.key;
     vo.progress = o.events.bytes;
+    vo.extract_to = root;
+    vo.extract = [&](const std::string& name) {
+        if (name == "k8s" || name.rfind("k8s/", 0) == 0) return true;
+        return !o.dry_run && (name == "images" || name.rfind("images/", 0) == 0);
+    };
     if (o.events.phase) o.events.phase("verify", 0);
     auto report = verify::verify(vo);
     if (!report.ok() || !report.doc) {
@@ -352,6 +287,7 @@ Result load(const Options& o) {
     if (!o.skip_signature && report.signature != verify::Signature::valid)
         throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
     const bundle::BundleDoc& doc = *report.doc;
+    const std::string doc_id = oci::Digest::of(doc.to_json()).str();
     say(fmt::format("verified {} {}: {} images, {} blobs{}", doc.name, doc.version, doc.images.size(), doc.blobs.size(),
                     o.skip_signature ? " (signature NOT checked)" : ", signed by " + report.signer));
 
@@ -370,36 +306,6 @@ Result load(const Options& o) {
             throw UsageError(fmt::format("{} and {} would both be {}{}", it->second->ref, rec.ref, key,
                                          o.flatten ? ": this bundle cannot be loaded with --flatten" : ""));
         plans.push_back(std::move(p));
-    }
-
-    // 2. Extract (a dry run extracts only k8s/ into a temporary folder).
-    fs::path work = o.dry_run ? fs::temp_directory_path() / fmt::format("aas-load-dry-{}", ::getpid())
-                              : fs::path(o.out.string() + ".aas-load");
-    fs::create_directories(work);
-    struct DryCleanup {
-        fs::path p;
-        bool on;
-        ~DryCleanup() {
-            std::error_code ec;
-            if (on) fs::remove_all(p, ec);
-        }
-    } dry_cleanup{work, o.dry_run};
-    const std::string doc_id = oci::Digest::of(doc.to_json()).str();
-    fs::path marker = work / "extracted";
-    fs::path root = work / "bundle";
-    if (o.dry_run || !fs::exists(marker) || util::read_file(marker) != doc_id) {
-        std::error_code ec;
-        fs::remove_all(root, ec);
-        fs::remove(marker, ec);
-        say(o.dry_run ? "reading the k8s folder" : fmt::format("extracting into {}", work.string()));
-        if (o.events.phase) o.events.phase("extract", 0);
-        extract(o.bundle, doc, root,
-                [&](const std::string& name) {
-                    if (name == "k8s" || name.rfind("k8s/", 0) == 0) return true;
-                    return !o.dry_run && (name == "images" || name.rfind("images/", 0) == 0);
-                },
-                o.events);
-        if (!o.dry_run) util::write_file_atomic(marker, doc_id);
     }
 
     // Each image's manifests and blobs.

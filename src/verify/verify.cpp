@@ -60,6 +60,77 @@ bool is_manifest_type(std::string_view mt) {
     return oci::media_type::is_image_manifest(mt) || oci::media_type::is_index(mt);
 }
 
+/// Writes accepted entries under Options::extract_to while they are checked.
+class Extractor {
+public:
+    explicit Extractor(const Options& o) : o_(o) {}
+    ~Extractor() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+            ::unlink(tmp_.c_str());
+        }
+    }
+    bool wants(const std::string& name) const { return !o_.extract_to.empty() && (!o_.extract || o_.extract(name)); }
+
+    void dir(const std::string& name, unsigned mode) {
+        fs::create_directories(o_.extract_to / name);
+        dirs_.emplace_back(o_.extract_to / name, mode);
+    }
+    void symlink(const std::string& name, const std::string& target) {
+        auto p = o_.extract_to / name;
+        fs::create_directories(p.parent_path());
+        std::error_code ec;
+        fs::remove(p, ec);
+        fs::create_symlink(target, p);
+    }
+    void open(const std::string& name, unsigned mode) {
+        final_ = o_.extract_to / name;
+        fs::create_directories(final_.parent_path());
+        tmp_ = final_.string() + ".partial";
+        fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd_ < 0) fail("creating");
+        mode_ = mode;
+    }
+    bool is_open() const { return fd_ >= 0; }
+    void write(const char* p, std::size_t n) {
+        while (n > 0) {
+            ssize_t w = ::write(fd_, p, n);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) fail("writing");
+            p += w;
+            n -= static_cast<std::size_t>(w);
+        }
+    }
+    void close() {
+        if (::fchmod(fd_, mode_) != 0) fail("writing");
+        if (::close(fd_) != 0) {
+            fd_ = -1;
+            fail("writing");
+        }
+        fd_ = -1;
+        if (::rename(tmp_.c_str(), final_.c_str()) != 0) fail("renaming");
+    }
+    /// Folder modes last, so that folders stay writable while they are filled.
+    void finish() {
+        for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) ::chmod(it->first.c_str(), it->second | 0700u);
+    }
+
+private:
+    [[noreturn]] void fail(const char* what) {
+        std::string e = std::strerror(errno);
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+        ::unlink(tmp_.c_str());
+        throw Error(fmt::format("extracting: {} {}: {}", what, tmp_, e));
+    }
+    const Options& o_;
+    int fd_ = -1;
+    unsigned mode_ = 0644;
+    std::string tmp_;
+    fs::path final_;
+    std::vector<std::pair<fs::path, unsigned>> dirs_;
+};
+
 /// One entry whose content is being hashed.
 struct Hashed {
     std::size_t seq;
@@ -74,7 +145,7 @@ struct Hashed {
 
 class Checker {
 public:
-    Checker(Report& rep, std::string name, const Options& o) : rep_(rep), name_(std::move(name)), o_(o) {}
+    Checker(Report& rep, std::string name, const Options& o) : rep_(rep), name_(std::move(name)), o_(o), out_(o) {}
 
     void run(const detail::ReadFn& read);
 
@@ -91,7 +162,7 @@ private:
     void index_doc();
     void entry(detail::TarReader& tr, const Entry& e);
     void hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
-              oci::Digest expect, bool retain);
+              oci::Digest expect, bool retain, unsigned mode);
     void finish_hashes();
     void completeness();
     void layout();
@@ -99,6 +170,7 @@ private:
     Report& rep_;
     std::string name_;
     const Options& o_;
+    Extractor out_;
     std::vector<std::pair<std::size_t, Problem>> problems_;
     std::size_t seq_ = 0;
     std::unique_ptr<detail::HashPool> pool_;
@@ -211,7 +283,8 @@ void Checker::index_doc() {
 }
 
 void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
-                   oci::Digest expect, bool retain) {
+                   oci::Digest expect, bool retain, unsigned mode) {
+    if (out_.wants(e.name)) out_.open(e.name, mode);
     Hashed& h = hashed_.emplace_back();
     h.seq = seq_;
     h.job = pool_->start();
@@ -238,6 +311,7 @@ void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string
     const char* p;
     while (std::size_t n = tr.read_block(&p)) {
         if (h.retain) h.data.append(p, n);
+        if (out_.is_open()) out_.write(p, n);
         while (n > 0) {
             if (!buf) buf = pool_->buffer();
             std::size_t take = std::min(n, pool_->chunk_size() - fill);
@@ -253,6 +327,7 @@ void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string
         }
     }
     pool_->submit(h.job, buf, fill, true);
+    if (out_.is_open()) out_.close();
     rep_.bytes_hashed += e.size;
 }
 
@@ -297,7 +372,7 @@ void Checker::entry(detail::TarReader& tr, const Entry& e) {
             return;
         }
         bool retain = b.kind == "index" || b.kind == "manifest" || is_manifest_type(b.media_type);
-        hash(tr, e, true, d.str(), blob_label(b), d, retain);
+        hash(tr, e, true, d.str(), blob_label(b), d, retain, 0644);
         return;
     }
     auto it = files_.find(e.name);
@@ -323,10 +398,13 @@ void Checker::entry(detail::TarReader& tr, const Entry& e) {
         if (e.target != f.target)
             add(seq_, "file", f.path,
                 fmt::format("{}: modified (symlink to \"{}\", expected \"{}\")", f.path, e.target, f.target));
+        else if (out_.wants(e.name))
+            out_.symlink(e.name, e.target);
         tr.skip();
         return;
     }
     if (f.type == "dir") {
+        if (out_.wants(e.name)) out_.dir(e.name, f.mode);
         tr.skip();
         return;
     }
@@ -337,7 +415,7 @@ void Checker::entry(detail::TarReader& tr, const Entry& e) {
         tr.skip();
         return;
     }
-    hash(tr, e, false, f.path, f.path, f.sha256, f.path == bundle::index_json_path);
+    hash(tr, e, false, f.path, f.path, f.sha256, f.path == bundle::index_json_path, f.mode);
 }
 
 void Checker::finish_hashes() {
@@ -526,6 +604,7 @@ void Checker::run(const detail::ReadFn& read) {
         rep_.stopped = true;
     }
     if (decoder_) rep_.tar_bytes = decoder_->out_bytes();
+    out_.finish();
     finish_hashes();
     if (doc_) completeness();
     std::stable_sort(problems_.begin(), problems_.end(),

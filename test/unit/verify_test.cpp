@@ -224,3 +224,38 @@ TEST_CASE("verify: bundle.json must come first and be sane") {
     CHECK(all(run(ustar("x", '0', "y") + std::string(1024, '\0'))).find("not bundle.json") != std::string::npos);
     CHECK(all(run(ustar("bundle.json", '0', "{}") + std::string(1024, '\0'))).find("bundle.json") != std::string::npos);
 }
+
+TEST_CASE("verify: extract_to writes the accepted entries in the same pass") {
+    TempDir d;
+    Sample s;
+    s.write(d.path, true);
+    aas::verify::Options o;
+    o.bundle = d.path / "b.tar.zst";
+    o.extract_to = d.path / "out";
+    o.extract = [](const std::string& name) { return name == "k8s" || name.rfind("k8s/", 0) == 0 ||
+                                                     name.rfind("images/blobs/", 0) == 0; };
+    auto r = aas::verify::verify(o);
+    INFO(all(r));
+    CHECK(r.ok());
+    CHECK(slurp(d.path / "out/k8s/values.yaml") == s.values);
+    CHECK(slurp(d.path / "out" / aas::bundle::blob_path(Digest::of(s.layer))) == s.layer);
+    CHECK_FALSE(fs::exists(d.path / "out/images/index.json")); // not accepted by the filter
+    CHECK_FALSE(fs::exists(d.path / "out/bundle.json"));
+    for (const auto& e : fs::recursive_directory_iterator(d.path / "out"))
+        CHECK(e.path().extension() != ".partial");
+
+    // An unlisted entry appended to a plain tar is reported and never written.
+    s.write(d.path, false);
+    std::string bytes = slurp(d.path / "b.tar");
+    auto end = bytes.find_last_not_of('\0');
+    std::size_t cut = (end / 512 + 1) * 512;
+    bytes = bytes.substr(0, cut) + ustar("k8s/extra.yaml", '0', "added: true\n") + std::string(1024, '\0');
+    std::ofstream(d.path / "c.tar", std::ios::binary) << bytes;
+    o.bundle = d.path / "c.tar";
+    o.extract_to = d.path / "out2";
+    r = aas::verify::verify(o);
+    CHECK_FALSE(r.ok());
+    CHECK(all(r).find("k8s/extra.yaml") != std::string::npos);
+    CHECK(fs::exists(d.path / "out2/k8s/values.yaml"));
+    CHECK_FALSE(fs::exists(d.path / "out2/k8s/extra.yaml"));
+}

@@ -6,8 +6,8 @@
 // Order of work:
 //   1. verify (signature and every hash, as `aas-bundle verify`); a bundle that fails is
 //      not loaded at all;
-//   2. the bundle's images/ and k8s/ are extracted into a work folder beside the output
-//      (OUT.aas-load/), every file hashed again against the verified bundle.json;
+//   2. in the same pass, the bundle's images/ and k8s/ are extracted into a work folder
+//      beside the output (OUT.aas-load/), used only when the whole bundle verified;
 //   3. preflight: the registry answers, TLS and credentials are accepted, and a test
 //      upload to the first target repository is allowed (then cancelled);
 //   4. blobs: each distinct blob is uploaded once (skipped when the target has it), then

@@ -23,7 +23,9 @@
 // bundle.json says are refused (reported, their data skipped unread); a tar stream larger
 // than bundle.json accounts for (a decompression bomb) stops the pass, as do a truncated
 // archive, a broken zstd frame, a zstd window over 32 MiB and garbage, each named with the
-// offset. Nothing is ever written to disk. Memory is bounded (about 20 MiB of buffers plus
+// offset. Nothing is written to disk unless Options::extract_to asks for it (load's single
+// pass: each entry that is listed, of the listed type and size, is written as it is read;
+// only a report without problems makes what was written trustworthy). Memory is bounded (about 20 MiB of buffers plus
 // bundle.json and the layout's manifests) whatever the bundle's size.
 
 #include "aas_bundle/bundle/format.hpp"
@@ -63,6 +65,12 @@ struct Options {
     unsigned workers = 0;
     /// Called from the reading thread with the count of archive bytes just read.
     std::function<void(std::uint64_t)> progress;
+    /// When set, entries whose archive path `extract` accepts (all when it is empty) are
+    /// written under this folder during the same pass: folders, symlinks, and files (via a
+    /// ".partial" name, renamed when their bytes are written). Refused and unlisted entries
+    /// are never written. A write failure (disk full) throws aas::Error naming the file.
+    std::filesystem::path extract_to;
+    std::function<bool(const std::string& path)> extract;
 };
 
 struct Report {
