@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `aas-bundle pack` side by side with `skopeo copy` on the same work: pulling one image of
-# LAYERS x MIB MiB of incompressible layers from a local docker-registry (127.0.0.1) into
-# an OCI layout (skopeo) or into a bundle (pack, .tar and .tar.zst, cold cache, then warm
-# cache). Prints wall time and peak RSS of each.
+# `aas-bundle pack` and `load` side by side with `skopeo copy` on the same work: pulling one
+# image of LAYERS x MIB MiB of incompressible layers from a local docker-registry
+# (127.0.0.1) into an OCI layout (skopeo) or into a bundle (pack, .tar and .tar.zst, cold
+# cache, then warm cache); then pushing it into another local registry from the layout
+# (skopeo) or from the bundle (load, which also verifies it and rewrites the values).
+# Prints wall time and peak RSS of each.
 # Usage: scripts/bench-pack.sh [LAYERS] [MIB]   (default 4 x 64 MiB)
 # Environment: AAS_BUNDLE (binary, default build/src/cli/aas-bundle).
 set -euo pipefail
@@ -57,6 +59,16 @@ try:
     run("aas-bundle pack -o b.tar.zst (warm cache)",
         [binary, "pack", "-q", "-f", str(manifest), "-o", str(root / "b2.tar.zst"), "--key", f"{key}.key",
          "--plain-http", "--cache", str(root / "c2")])
+    target = start_registry(root / "t", "plain")
+    try:
+        run("skopeo copy --all oci: layout -> docker://",
+            ["skopeo", "--policy", str(policy), "copy", "--all", "--dest-tls-verify=false",
+             f"oci:{root / 'skopeo-layout'}:app", f"docker://{target.host}/skopeo/app:1"])
+        run("aas-bundle load b.tar.zst (verify, push, rewrite)",
+            [binary, "load", "-q", str(root / "b.tar.zst"), "--registry", f"{target.host}/airgap", "--key",
+             f"{key}.pub", "--plain-http", "--out", str(root / "out")])
+    finally:
+        target.stop()
 finally:
     reg.stop()
 PY
