@@ -280,6 +280,8 @@ Result load(const Options& o) {
     if (o.events.phase) o.events.phase("verify", 0);
     auto report = verify::verify(vo);
     if (!report.ok() || !report.doc) {
+        std::error_code ec;
+        fs::remove_all(root, ec); // nothing of a bundle that failed is kept
         std::string msg = fmt::format("{} failed verification; nothing was loaded:", o.bundle.string());
         for (const auto& p : report.problems) msg += "\n  " + p.message;
         throw Error(msg);

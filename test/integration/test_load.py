@@ -145,7 +145,7 @@ def test_tampered_bundle_is_not_loaded(packed, registry_factory, run_aas, workdi
     p = load(run_aas, bad, target, workdir / "out", key)
     assert p.returncode == 1
     assert layer["digest"] in p.stderr and "nothing was loaded" in p.stderr
-    assert not (workdir / "out").exists()
+    assert not (workdir / "out").exists() and not (workdir / "out.aas-load" / "bundle").exists()
     assert catalog(target) == []
 
 
