@@ -62,30 +62,13 @@ def test_bad_platform(run_aas):
 
 def test_progress_on_a_terminal(plain_registry, aas_bundle, workdir):
     """On a TTY, copy redraws one status line (\\r + erase) with bytes and rate."""
-    import os
-    import pty
-    import subprocess
     from harness import images
+    from harness.checks import run_on_terminal
     from harness.registry import clean_env
     images.push(plain_registry, "tty/img", "1", images.oci_image([images.make_layer("tty", 2 << 20)]))
-    master, slave = pty.openpty()
-    p = subprocess.Popen([str(aas_bundle), "copy", "--plain-http", plain_registry.ref("tty/img", "1"),
-                          plain_registry.ref("tty/copy")], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=slave, env=clean_env({"HOME": str(workdir)}))
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    p.wait(timeout=60)
-    os.close(master)
-    assert p.returncode == 0
-    text = out.decode(errors="replace")
+    rc, text = run_on_terminal([str(aas_bundle), "copy", "--plain-http", plain_registry.ref("tty/img", "1"),
+                                plain_registry.ref("tty/copy")], clean_env({"HOME": str(workdir)}))
+    assert rc == 0, text
     assert "\r\x1b[K" in text
     assert "pulled" in text and "pushed" in text
 

@@ -391,30 +391,15 @@ def test_escaping_symlink_in_k8s_is_refused(plain_registry, run_aas, workdir, ke
 
 def test_progress_bar_on_a_terminal(plain_registry, fault_proxy, aas_bundle, workdir, key):
     """On a TTY, pack prints a line per image and redraws a bar with bytes, rate and ETA."""
-    import pty
+    from harness.checks import run_on_terminal
     from harness.registry import clean_env
     images.push(plain_registry, "tty/app", "1", images.oci_image([images.make_layer("pk-tty", 500_000)]))
     proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/", action="delay", seconds=0.6, times=None)])
     manifest = bundles.project(workdir / "proj", [f"{proxy.host}/tty/app:1"])
-    master, slave = pty.openpty()
-    p = subprocess.Popen([str(aas_bundle), "pack", "-f", str(manifest), "-o", str(workdir / "b.tar"), "--key",
-                          f"{key}.key", "--plain-http", "--cache", str(workdir / "cache")],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                         env=clean_env({"HOME": str(workdir)}))
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    p.wait(timeout=60)
-    os.close(master)
-    assert p.returncode == 0
-    text = out.decode(errors="replace")
+    rc, text = run_on_terminal([str(aas_bundle), "pack", "-f", str(manifest), "-o", str(workdir / "b.tar"), "--key",
+                                f"{key}.key", "--plain-http", "--cache", str(workdir / "cache")],
+                               clean_env({"HOME": str(workdir)}))
+    assert rc == 0, text
     assert "\r\x1b[K" in text
     assert "download:" in text and "ETA" in text and "%)" in text
     assert f"image {proxy.host}/tty/app:1: sha256:" in text

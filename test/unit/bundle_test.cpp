@@ -1,3 +1,5 @@
+#include "testing.hpp"
+
 #include "aas_bundle/bundle/parts.hpp"
 #include "aas_bundle/bundle/writer.hpp"
 
@@ -21,6 +23,8 @@
 #include <vector>
 
 namespace fs = std::filesystem;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 using aas::bundle::BundleWriter;
 using aas::bundle::PartsIndex;
 using aas::bundle::StreamReader;
@@ -30,29 +34,11 @@ using aas::oci::Digest;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "aas-bundle-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::set<std::string> names() const {
-        std::set<std::string> out;
-        for (const auto& e : fs::directory_iterator(path))
-            out.insert(e.path().filename().string());
-        return out;
-    }
-};
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE(in.good());
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+/// File names in `dir`.
+std::set<std::string> names(const fs::path& dir) {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
+    return out;
 }
 
 void spit(const fs::path& p, std::string_view data) {
@@ -220,7 +206,7 @@ TEST_CASE("bundle::BundleWriter writes a tar that libarchive reads back") {
     CHECK(res.parts.empty());
     CHECK(res.size == bytes.size());
     CHECK(res.sha256 == Digest::of(bytes));
-    CHECK(dir.names() == std::set<std::string>{"b.tar"});
+    CHECK(names(dir.path) == std::set<std::string>{"b.tar"});
     CHECK((fs::status(out).permissions() & fs::perms::all) ==
           (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
            fs::perms::others_read));
@@ -362,7 +348,7 @@ TEST_CASE("bundle::BundleWriter splits into parts that concatenate to the whole"
     }
     expected_files.push_back(dir.path / "b.tar.parts");
     CHECK(res.files == expected_files);
-    CHECK(dir.names() == expected_names); // no temporary files left, no whole b.tar
+    CHECK(names(dir.path) == expected_names); // no temporary files left, no whole b.tar
     CHECK(cat == whole_bytes);
 
     PartsIndex pi = PartsIndex::parse(slurp(dir.path / "b.tar.parts"), "b.tar.parts");
@@ -395,7 +381,7 @@ TEST_CASE("bundle::BundleWriter cuts parts exactly at split_size, with no empty 
     REQUIRE(res.parts.size() == 4);
     for (const auto& p : res.parts)
         CHECK(p.size == 512);
-    CHECK(dir.names() == std::set<std::string>{"x.tar.part000", "x.tar.part001", "x.tar.part002",
+    CHECK(names(dir.path) == std::set<std::string>{"x.tar.part000", "x.tar.part001", "x.tar.part002",
                                                "x.tar.part003", "x.tar.parts"});
 }
 
@@ -464,11 +450,11 @@ TEST_CASE("bundle::BundleWriter destroyed without commit leaves no files") {
     {
         BundleWriter w(dir.path / "b.tar", opts);
         w.add_file("a", noise(50000, 1));
-        CHECK(!dir.names().empty()); // temporary files while writing
-        for (const auto& name : dir.names())
+        CHECK(!names(dir.path).empty()); // temporary files while writing
+        for (const auto& name : names(dir.path))
             CHECK(name.rfind(".b.tar.", 0) == 0);
     }
-    CHECK(dir.names().empty());
+    CHECK(names(dir.path).empty());
 }
 
 TEST_CASE("bundle::BundleWriter add_stream refuses a source of the wrong length") {
@@ -502,7 +488,7 @@ TEST_CASE("bundle::BundleWriter add_stream refuses a source of the wrong length"
               std::string::npos);
         CHECK(error_of([&] { w.add_file("more", "y"); }).find("unusable") != std::string::npos);
     }
-    CHECK(dir.names().empty());
+    CHECK(names(dir.path).empty());
 }
 
 TEST_CASE("bundle::BundleWriter reports a failed write naming the file and the cause") {
@@ -529,7 +515,7 @@ TEST_CASE("bundle::BundleWriter reports a failed write naming the file and the c
                     0) == 0);
     CHECK(err.find(std::strerror(EFBIG)) != std::string::npos);
     CHECK(commit_err.find("unusable after an earlier error") != std::string::npos);
-    CHECK(dir.names().empty());
+    CHECK(names(dir.path).empty());
 }
 
 TEST_CASE("bundle::BundleWriter refuses entry names that escape the folder") {
@@ -579,7 +565,7 @@ TEST_CASE("bundle::BundleWriter replaces an older bundle of the same name") {
         w.add_file("a", "short"); // 2048: 2 parts
         CHECK(w.commit().parts.size() == 2);
     }
-    CHECK(dir.names() == std::set<std::string>{"b.tar.part000", "b.tar.part001", "b.tar.parts",
+    CHECK(names(dir.path) == std::set<std::string>{"b.tar.part000", "b.tar.part001", "b.tar.parts",
                                                live, ".other.tmp-99999999-abcdef"});
     auto entries = read_tar(read_bundle(out));
     REQUIRE(entries.size() == 1);

@@ -1,5 +1,7 @@
 // bundle.json (bundle/format) and pack end to end from an OCI layout, without a network.
 
+#include "testing.hpp"
+
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/oci/media_types.hpp"
 #include "aas_bundle/pack/pack.hpp"
@@ -18,18 +20,11 @@
 #include <map>
 
 namespace fs = std::filesystem;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 using namespace aas;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "aas-pack-XXXXXX").string();
-        path = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 bundle::BundleDoc sample_doc() {
     bundle::BundleDoc d;

@@ -1,3 +1,5 @@
+#include "testing.hpp"
+
 #include "aas_bundle/rewrite/rewrite.hpp"
 
 #include "aas_bundle/discovery/discovery.hpp"
@@ -18,6 +20,8 @@
 #include <vector>
 
 namespace fs = std::filesystem;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 using aas::bundle::ReleaseRecord;
 using aas::bundle::SiteRecord;
 using aas::ref::Reference;
@@ -28,21 +32,6 @@ using aas::rewrite::Plan;
 namespace {
 
 constexpr const char* target_registry = "127.0.0.1:5999";
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "aas-rewrite-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
 
 fs::path source_dir() {
 #ifdef AAS_SOURCE_DIR

@@ -1,3 +1,5 @@
+#include "testing.hpp"
+
 #include "aas_bundle/signing/signing.hpp"
 
 #include <doctest/doctest.h>
@@ -8,24 +10,10 @@
 #include <sstream>
 
 namespace fs = std::filesystem;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "aas-signing-XXXXXX").string();
-        path = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 } // namespace
 

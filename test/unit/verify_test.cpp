@@ -1,6 +1,8 @@
 // verify: one pass over in-memory bundles written by BundleWriter, altered, or built by
 // hand (ustar headers) to be hostile.
 
+#include "testing.hpp"
+
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/bundle/writer.hpp"
 #include "aas_bundle/verify/verify.hpp"
@@ -15,26 +17,11 @@
 #include <sstream>
 
 namespace fs = std::filesystem;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 using aas::oci::Digest;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "aas-verify-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 const std::string ref = "docker.io/shop/a:1";
 
