@@ -289,7 +289,7 @@ Result load(const Options& o) {
     if (!o.skip_signature && report.signature != verify::Signature::valid)
         throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
     const bundle::BundleDoc& doc = *report.doc;
-    const std::string doc_id = oci::Digest::of(doc.to_json()).str();
+    const std::string doc_id = report.bundle_json_digest.str();
     say(fmt::format("verified {} {}: {} images, {} blobs{}", doc.name, doc.version, doc.images.size(), doc.blobs.size(),
                     o.skip_signature ? " (signature NOT checked)" : ", signed by " + report.signer));
 

@@ -53,20 +53,8 @@ namespace {
 std::string errno_text() { return std::strerror(errno); }
 
 // ---------------------------------------------------------------------------------------
-// Sources: one registry client per host, one source per image. Sources that are not
-// registries (archives, layouts) are read one blob at a time.
-
-struct SourceSlot {
-    std::unique_ptr<source::ImageSource> src;
-    bool serial = false;
-    std::mutex mu;
-
-    void fetch(const oci::Descriptor& d, registry::BlobSink& sink, const registry::ByteCallback& cb) {
-        if (!serial) return src->fetch_blob(d, sink, cb);
-        std::lock_guard lock(mu);
-        src->fetch_blob(d, sink, cb);
-    }
-};
+// Sources: one registry client per host, one source per image (sources may be read from
+// several threads at once, see source.hpp).
 
 class Sources {
 public:
@@ -74,13 +62,9 @@ public:
         : options_(o), mirrors_(std::move(mirrors)), base_(std::move(base)) {}
 
     /// Opens where `img` is read from; `from` is the manifest's source, or "".
-    std::shared_ptr<SourceSlot> open(const ref::Reference& ref, const std::string& from) {
-        auto slot = std::make_shared<SourceSlot>();
-        if (from.rfind("docker-archive:", 0) == 0 || from.rfind("oci:", 0) == 0) {
-            slot->src = source::open_from(from, base_, ref);
-            slot->serial = true;
-            return slot;
-        }
+    std::unique_ptr<source::ImageSource> open(const ref::Reference& ref, const std::string& from) {
+        if (from.rfind("docker-archive:", 0) == 0 || from.rfind("oci:", 0) == 0)
+            return source::open_from(from, base_, ref);
         ref::Reference at = from.empty() ? ref : ref::Reference::parse(from);
         std::string host = at.registry();
         std::string repo = at.repository();
@@ -90,8 +74,7 @@ public:
             host = m.substr(0, slash);
             if (slash != std::string::npos) repo = m.substr(slash + 1) + "/" + repo;
         }
-        slot->src = source::open_registry(client(host), repo, at.has_digest() ? at.digest() : at.tag());
-        return slot;
+        return source::open_registry(client(host), repo, at.has_digest() ? at.digest() : at.tag());
     }
 
 private:
@@ -118,7 +101,7 @@ private:
 struct Planned {
     const discovery::Image* img = nullptr;
     std::string ref;
-    std::shared_ptr<SourceSlot> slot;
+    std::unique_ptr<source::ImageSource> src;
     oci::RawManifest top;
     std::vector<oci::RawManifest> children;  ///< manifests an index lists (nested ones too)
     std::vector<oci::Descriptor> blobs;      ///< config and layers, each once
@@ -143,7 +126,7 @@ void add_blobs(Planned& p, const oci::ImageManifest& m, std::vector<std::string>
 void add_whole_index(Planned& p, const oci::Index& idx, int depth, std::vector<std::string>& warnings) {
     if (depth > 4) throw Error("indexes nested more than 4 deep");
     for (const auto& child : idx.manifests) {
-        auto raw = p.slot->src->manifest(child.digest);
+        auto raw = p.src->manifest(child.digest);
         auto parsed = oci::parse(raw);
         if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
             add_blobs(p, *img, warnings);
@@ -158,9 +141,9 @@ void add_whole_index(Planned& p, const oci::Index& idx, int depth, std::vector<s
 // The top manifest of `p` and what it needs, narrowed to `platforms` as the header says.
 void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Platform>& platforms,
                 std::vector<std::string>& warnings) {
-    p.top = p.slot->src->top();
+    p.top = p.src->top();
     if (ref.has_digest() && p.top.digest.str() != ref.digest())
-        throw Error(fmt::format("{} has digest {}, not the {} the reference pins", p.slot->src->describe(),
+        throw Error(fmt::format("{} has digest {}, not the {} the reference pins", p.src->describe(),
                                 p.top.digest.str(), ref.digest()));
     auto parsed = oci::parse(p.top);
     if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
@@ -189,7 +172,7 @@ void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Pl
     }
     p.index_digest = p.top.digest;
     if (picked.size() == 1) {
-        auto raw = p.slot->src->manifest(picked.front()->digest);
+        auto raw = p.src->manifest(picked.front()->digest);
         auto child = oci::parse(raw);
         auto* img = std::get_if<oci::ImageManifest>(&child);
         if (!img) throw Error(fmt::format("the entry for {} in its index is itself an index", picked.front()->platform->str()));
@@ -461,12 +444,12 @@ Result pack(const Options& o) {
                 std::string where = p.img->sites.empty() ? std::string() : site_where(p.img->sites.front());
                 std::vector<std::string> warns;
                 try {
-                    p.slot = sources.open(p.img->ref, p.img->source);
+                    p.src = sources.open(p.img->ref, p.img->source);
                     plan_image(p, p.img->ref, platforms, warns);
                 } catch (const std::exception& e) {
                     std::lock_guard lock(mu);
                     p.failed = true;
-                    std::string from = p.slot ? p.slot->src->describe() : p.img->source;
+                    std::string from = p.src ? p.src->describe() : p.img->source;
                     failures.push_back({p.ref, where, from.empty() || from == p.ref ? e.what() : fmt::format("from {}: {}", from, e.what())});
                     continue;
                 }
@@ -551,7 +534,7 @@ Result pack(const Options& o) {
                 auto& b = *todo[i];
                 try {
                     cache.fill(b.desc, [&](registry::BlobSink& sink) {
-                        b.first->slot->fetch(b.desc, sink, [&](std::uint64_t n) {
+                        b.first->src->fetch_blob(b.desc, sink, [&](std::uint64_t n) {
                             if (o.events.bytes) o.events.bytes(n);
                         });
                     });
@@ -564,7 +547,7 @@ Result pack(const Options& o) {
                 } catch (const std::exception& e) {
                     std::lock_guard lock(mu);
                     b.first->failed = true;
-                    failures.push_back({b.first->ref, b.first->slot->src->describe(),
+                    failures.push_back({b.first->ref, b.first->src->describe(),
                                         fmt::format("{} {}: {}", b.kind, b.desc.digest.str(), e.what())});
                 }
             }
@@ -589,7 +572,7 @@ Result pack(const Options& o) {
     for (auto& p : plan) {
         bundle::ImageRecord rec;
         rec.ref = p.ref;
-        rec.source = p.slot->src->describe();
+        rec.source = p.src->describe();
         rec.digest = p.top.digest;
         rec.media_type = p.top.media_type;
         rec.size = static_cast<std::int64_t>(p.top.bytes.size());

@@ -290,17 +290,10 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------
-// An uncompressed tar, indexed once, read with pread
+// What both kinds of tar share: the archive, its members, and their sizes
 
-class PlainTarStore final : public FileStore {
+class TarStore : public FileStore {
 public:
-    PlainTarStore(fs::path path, std::string where, int fd, std::uint64_t file_size)
-        : path_(std::move(path)), where_(std::move(where)), fd_(fd) {
-        members_ = index_tar([&](void* out, std::size_t n,
-                                 std::uint64_t off) { return pread_full(fd_.get(), out, n, off); },
-                             file_size, where_);
-    }
-
     std::string container() const override { return path_.string(); }
 
     std::optional<std::uint64_t> size(const std::string& path) const override {
@@ -308,6 +301,26 @@ public:
         if (!m)
             return std::nullopt;
         return m->size;
+    }
+
+protected:
+    TarStore(fs::path path, std::string where) : path_(std::move(path)), where_(std::move(where)) {}
+
+    fs::path path_;
+    std::string where_;
+    std::map<std::string, TarMember> members_;
+};
+
+// ---------------------------------------------------------------------------------------
+// An uncompressed tar, indexed once, read with pread
+
+class PlainTarStore final : public TarStore {
+public:
+    PlainTarStore(fs::path path, std::string where, int fd, std::uint64_t file_size)
+        : TarStore(std::move(path), std::move(where)), fd_(fd) {
+        members_ = index_tar([&](void* out, std::size_t n,
+                                 std::uint64_t off) { return pread_full(fd_.get(), out, n, off); },
+                             file_size, where_);
     }
 
     std::string read(const std::string& path, std::uint64_t max_bytes) const override {
@@ -360,10 +373,7 @@ private:
                                     where_, path));
     }
 
-    fs::path path_;
-    std::string where_;
     Fd fd_;
-    std::map<std::string, TarMember> members_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -398,10 +408,9 @@ std::string entry_name(archive_entry* e) {
     return p ? normalize_member(p) : std::string();
 }
 
-class CompressedTarStore final : public FileStore {
+class CompressedTarStore final : public TarStore {
 public:
-    CompressedTarStore(fs::path path, std::string where)
-        : path_(std::move(path)), where_(std::move(where)) {
+    CompressedTarStore(fs::path path, std::string where) : TarStore(std::move(path), std::move(where)) {
         ArchiveReader r(path_, where_);
         archive_entry* e = nullptr;
         std::uint64_t ordinal = 0;
@@ -442,15 +451,6 @@ public:
             if (!name.empty())
                 members_[name] = std::move(m);
         }
-    }
-
-    std::string container() const override { return path_.string(); }
-
-    std::optional<std::uint64_t> size(const std::string& path) const override {
-        const auto* m = resolve_member(members_, path);
-        if (!m)
-            return std::nullopt;
-        return m->size;
     }
 
     std::string read(const std::string& path, std::uint64_t max_bytes) const override {
@@ -536,9 +536,6 @@ private:
         return out;
     }
 
-    fs::path path_;
-    std::string where_;
-    std::map<std::string, TarMember> members_;
     std::map<std::string, std::string> cache_;
     std::map<std::string, std::string> heads_;
 };

@@ -231,6 +231,7 @@ void Checker::header_entries(detail::TarReader& tr, Entry& pending, bool& have_p
         throw FatalError(fmt::format("{}: bundle.json is {} bytes, more than the limit of {}; refused", name_, e.size,
                                      bundle::max_bundle_json));
     std::string json = read_small(tr, e.size);
+    rep_.bundle_json_digest = oci::Digest::of(json);
 
     std::optional<std::string> sig;
     have_pending = tr.next(pending);

@@ -105,6 +105,7 @@ def test_load_into_each_registry_kind(packed, registry_factory, run_aas, workdir
     lock = json.loads((out / "images.lock.json").read_text())
     assert {i["source"] for i in lock["images"]} == set(refs)
     assert {i["digest"] for i in lock["images"]} == {o.digest for o in refs.values()}
+    assert lock["bundle"]["bundle_json"] == images.sha256_digest(bundles.bundle_json_bytes(bundle))
     script = (out / "install.sh").read_text()
     assert "kubectl apply -f k8s/plain/app.yaml" in script
     assert (out / "k8s/README.txt").read_text() == "shipped as is\n"

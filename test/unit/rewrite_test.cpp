@@ -71,6 +71,17 @@ SiteRecord record_of(const aas::discovery::Site& s) {
                       aas::discovery::to_string(s.cls)};
 }
 
+// Every image found, pointed at 127.0.0.1:5999/airgap/<path> with all its sites.
+std::vector<ImageTarget> targets_of(const aas::discovery::Result& found) {
+    std::vector<ImageTarget> targets;
+    for (const auto& img : found.images) {
+        ImageTarget t{img.ref.str(), target_of(img.ref), {}};
+        for (const auto& s : img.sites) t.sites.push_back(record_of(s));
+        targets.push_back(std::move(t));
+    }
+    return targets;
+}
+
 bool in_k8s(const std::string& file) { return file.rfind("k8s/", 0) == 0; }
 
 // Copies a k8s folder into a temporary root, discovers it with `manifest_file`, points every
@@ -89,11 +100,7 @@ struct Run {
         manifest = aas::manifest::load(manifest_file);
         before = aas::discovery::discover(manifest, dir.path / "k8s");
         for (const auto& r : manifest.releases) releases.push_back(ReleaseRecord{r.name, r.chart, r.namespace_, r.values});
-        for (const auto& img : before.images) {
-            ImageTarget t{img.ref.str(), target_of(img.ref), {}};
-            for (const auto& s : img.sites) t.sites.push_back(record_of(s));
-            targets.push_back(std::move(t));
-        }
+        targets = targets_of(before);
         plan = aas::rewrite::plan(dir.path, targets, releases);
         aas::rewrite::apply(dir.path, plan);
         auto m2 = manifest;
@@ -234,12 +241,7 @@ struct Mini {
         file("bundle.yaml", manifest_text);
         auto m = aas::manifest::load(dir.path / "bundle.yaml");
         auto res = aas::discovery::discover(m, k8s());
-        std::vector<ImageTarget> targets;
-        for (const auto& img : res.images) {
-            ImageTarget t{img.ref.str(), target_of(img.ref), {}};
-            for (const auto& s : img.sites) t.sites.push_back(record_of(s));
-            targets.push_back(std::move(t));
-        }
+        auto targets = targets_of(res);
         std::vector<ReleaseRecord> releases;
         for (const auto& r : m.releases) releases.push_back(ReleaseRecord{r.name, r.chart, r.namespace_, r.values});
         if (found) *found = res;
@@ -340,12 +342,7 @@ TEST_CASE("rewrite::a folder scanned without a manifest edits chart defaults in 
     TempDir dir;
     fs::copy(k8s, dir.path / "k8s", fs::copy_options::recursive);
     auto before = aas::discovery::discover_path(dir.path / "k8s");
-    std::vector<ImageTarget> targets;
-    for (const auto& img : before.images) {
-        ImageTarget t{img.ref.str(), target_of(img.ref), {}};
-        for (const auto& s : img.sites) t.sites.push_back(record_of(s));
-        targets.push_back(std::move(t));
-    }
+    auto targets = targets_of(before);
     auto p = aas::rewrite::plan(dir.path, targets, {});
     for (const auto& w : p.warnings) MESSAGE("warning: ", w);
     CHECK(p.warnings.empty());
@@ -383,12 +380,7 @@ TEST_CASE("rewrite::AI App Store corpus") {
     TempDir dir;
     fs::copy(k8s, dir.path / "k8s", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
     auto before = aas::discovery::discover_path(dir.path / "k8s");
-    std::vector<ImageTarget> targets;
-    for (const auto& img : before.images) {
-        ImageTarget t{img.ref.str(), target_of(img.ref), {}};
-        for (const auto& s : img.sites) t.sites.push_back(record_of(s));
-        targets.push_back(std::move(t));
-    }
+    auto targets = targets_of(before);
     auto p = aas::rewrite::plan(dir.path, targets, {});
     for (const auto& w : p.warnings) MESSAGE("folder scan warning: ", w);
     aas::rewrite::apply(dir.path, p);

@@ -79,6 +79,7 @@ struct Report {
     std::string signer;           ///< bundle.json's signer ("" when unreadable or unsigned)
     std::string key_fingerprint;  ///< of the key given
     std::optional<bundle::BundleDoc> doc; ///< parsed bundle.json (unauthenticated unless signature == valid)
+    oci::Digest bundle_json_digest;  ///< sha256 of bundle.json's exact bytes (empty when it was not read)
     std::vector<Problem> problems;
     /// True when the pass stopped early (truncated, bomb, missing part…): entries after
     /// the stop were not checked.

@@ -64,9 +64,13 @@ def extract(path, dest) -> Path:
     return dest
 
 
-def bundle_json(path) -> dict:
+def bundle_json_bytes(path) -> bytes:
     with tarfile.open(fileobj=io.BytesIO(tar_bytes(path)), mode="r:") as tar:
-        return json.load(tar.extractfile("bundle.json"))
+        return tar.extractfile("bundle.json").read()
+
+
+def bundle_json(path) -> dict:
+    return json.loads(bundle_json_bytes(path))
 
 
 def project(root, refs, *, extra_images=(), platforms=None, name="demo", version="1.0.0",
