@@ -1,6 +1,7 @@
 #include "aas_bundle/bundle/format.hpp"
 
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/strings.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -165,6 +166,8 @@ std::string BundleDoc::to_json() const {
 BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
     if (json.size() > max_bundle_json)
         throw Error(fmt::format("{}: {} bytes, more than the limit of {}", where, json.size(), max_bundle_json));
+    if (auto at = util::json_too_deep(json, max_json_depth))
+        throw Error(fmt::format("{}: nested more than {} levels deep at byte {}; refused", where, max_json_depth, *at));
     ojson j = ojson::parse(json, nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
     Reader r{where};
@@ -255,6 +258,53 @@ BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
         d.files.push_back(std::move(fr));
     }
     return d;
+}
+
+std::vector<FieldProblem> field_problems(const BundleDoc& d) {
+    std::vector<FieldProblem> out;
+    auto add = [&](std::string field, std::string msg) { out.push_back({std::move(field), std::move(msg)}); };
+    auto text = [&](const std::string& field, const std::string& v) {
+        if (util::has_control(v))
+            add(field, fmt::format("bundle.json {} \"{}\" holds a control character; refused", field,
+                                   util::escape_control(v)));
+    };
+    // A path inside the shipped k8s folder, as install.sh and the rewrite use it.
+    auto k8s_path = [&](const std::string& field, const std::string& v, bool with_prefix) {
+        std::string full = with_prefix ? std::string(k8s_dir) + "/" + v : v;
+        if (!safe_path(full) || util::has_control(full) || (!with_prefix && full.rfind("k8s/", 0) != 0))
+            add(field, fmt::format("bundle.json {} \"{}\" is not a relative path inside k8s/; refused", field,
+                                   util::escape_control(v)));
+    };
+    text("name", d.name);
+    text("version", d.version);
+    for (std::size_t i = 0; i < d.releases.size(); ++i) {
+        const auto& r = d.releases[i];
+        std::string f = fmt::format("releases[{}]", i);
+        if (auto why = util::helm_release_name_problem(r.name); !why.empty())
+            add(f + ".name", fmt::format("bundle.json {}.name \"{}\": {}; refused", f, util::escape_control(r.name), why));
+        if (auto why = util::dns1123_label_problem(r.namespace_); !why.empty())
+            add(f + ".namespace", fmt::format("bundle.json {}.namespace \"{}\": {}; refused", f,
+                                              util::escape_control(r.namespace_), why));
+        k8s_path(f + ".chart", r.chart, true);
+        for (std::size_t k = 0; k < r.values.size(); ++k) k8s_path(fmt::format("{}.values[{}]", f, k), r.values[k], true);
+    }
+    for (std::size_t i = 0; i < d.plain_manifests.size(); ++i)
+        k8s_path(fmt::format("plain_manifests[{}]", i), d.plain_manifests[i], true);
+    for (std::size_t i = 0; i < d.images.size(); ++i) {
+        const auto& img = d.images[i];
+        text(fmt::format("images[{}].ref", i), img.ref);
+        for (std::size_t k = 0; k < img.sites.size(); ++k) // sites outside k8s/ (the manifest's) are never edited
+            if (img.sites[k].file.rfind("k8s/", 0) == 0)
+                k8s_path(fmt::format("images[{}].sites[{}].file", i, k), img.sites[k].file, false);
+    }
+    for (std::size_t i = 0; i < d.files.size(); ++i) {
+        const auto& f = d.files[i];
+        if (f.mode & 07000u)
+            add(fmt::format("files[{}].mode", i),
+                fmt::format("bundle.json files[{}] ({}) has mode {}: setuid, setgid and sticky bits are refused", i,
+                            util::escape_control(f.path), mode_str(f.mode)));
+    }
+    return out;
 }
 
 } // namespace aas::bundle

@@ -4,7 +4,9 @@
 #include "aas_bundle/bundle/parts.hpp"
 
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/strings.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -83,6 +85,8 @@ PartsIndex PartsIndex::parse(std::string_view json, const std::string& where) {
     };
     if (json.size() > max_index_size)
         fail(fmt::format("larger than the limit of {} bytes", max_index_size));
+    if (auto at = util::json_too_deep(json, max_json_depth))
+        fail(fmt::format("nested more than {} levels deep at byte {}", max_json_depth, *at));
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(json);

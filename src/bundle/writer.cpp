@@ -12,6 +12,7 @@
 #include "aas_bundle/bundle/parts.hpp"
 
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/signals.hpp"
 #include "aas_bundle/util/fs.hpp"
 
 #include <archive.h>
@@ -231,6 +232,7 @@ public:
     const oci::Digest& sha256() const { return whole_sha256_; }
 
 private:
+    std::vector<std::unique_ptr<util::RemoveOnSignal>> on_signal_; // temp files, removed on SIGINT/SIGTERM
     void open_next() {
         std::string base = "." + name_;
         if (split_size_ > 0)
@@ -251,6 +253,7 @@ private:
                 throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}",
                                         out_.string(), dir_.string(), errno_text(errno)));
             files_.push_back(File{temp, fd, 0, {}});
+            on_signal_.push_back(std::make_unique<util::RemoveOnSignal>(temp));
             if (::fchmod(fd, 0644) != 0)
                 throw Error(fmt::format("writing {}: chmod: {}", temp.string(), errno_text(errno)));
             return;

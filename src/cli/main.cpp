@@ -5,6 +5,7 @@
 
 #include "aas_bundle/util/error.hpp"
 #include "aas_bundle/util/log.hpp"
+#include "aas_bundle/util/signals.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle_version.hpp"
 
@@ -41,6 +42,7 @@ int unknown_command(const std::string& word) {
 } // namespace
 
 int main(int argc, char** argv) {
+    aas::util::install_signal_cleanup(); // first: every thread started later inherits the mask
     CLI::App app{"aas-bundle: air-gap bundles of Kubernetes applications and their images", "aas-bundle"};
     app.set_version_flag("--version", std::string("aas-bundle ") + AAS_BUNDLE_VERSION);
     app.require_subcommand(1);

@@ -5,6 +5,7 @@
 #include "aas_bundle/rewrite/rewrite.hpp"
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/log.hpp"
+#include "aas_bundle/util/signals.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle/verify/verify.hpp"
 
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -20,6 +22,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <optional>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -104,6 +108,7 @@ private:
 
 struct ImagePlan {
     const bundle::ImageRecord* rec = nullptr;
+    std::size_t index = 0;                   ///< in bundle.json's images
     ref::Reference target;
     std::string repo;                        ///< target repository path
     std::vector<oci::RawManifest> children;  ///< pushed by digest, before the top
@@ -118,18 +123,23 @@ oci::RawManifest read_manifest(const fs::path& layout, const oci::Digest& d, con
     return raw;
 }
 
-void walk(const fs::path& layout, ImagePlan& p, const oci::RawManifest& m, int depth) {
+// `stored`: the blobs the bundle holds. A foreign layer it does not hold (by design, see
+// oci::is_foreign) is not pushed: the registry takes the manifest without it.
+void walk(const fs::path& layout, ImagePlan& p, const oci::RawManifest& m, int depth,
+          const std::set<oci::Digest>& stored) {
     if (depth > 4) throw Error("indexes nested more than 4 deep");
     auto parsed = oci::parse(m);
     if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
-        for (const auto& b : oci::blobs_of(*img))
+        for (const auto& b : oci::blobs_of(*img)) {
+            if (!stored.count(b.digest) && oci::is_foreign(b)) continue;
             if (std::none_of(p.blobs.begin(), p.blobs.end(), [&](const auto& x) { return x.digest == b.digest; }))
                 p.blobs.push_back(b);
+        }
         return;
     }
     for (const auto& c : std::get<oci::Index>(parsed).manifests) {
         auto child = read_manifest(layout, c.digest, c.media_type);
-        walk(layout, p, child, depth + 1);
+        walk(layout, p, child, depth + 1, stored);
         p.children.push_back(std::move(child));
     }
 }
@@ -142,21 +152,26 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
+// Every value install.sh runs with goes through shell_quote; comments carry bundle text
+// with control characters escaped, so that no newline can end them.
 std::string install_script(const bundle::BundleDoc& doc, const std::vector<bundle::ReleaseRecord>& releases,
                            const std::string& registry, const fs::path& k8s) {
     std::string s = fmt::format(
         "#!/bin/sh\n"
-        "# Installs {} {} with every image from {}.\n"
+        "# Installs the bundle's releases with every image from the private registry.\n"
+        "# bundle: {}\n"
+        "# registry: {}\n"
         "# Written by aas-bundle load: run it from anywhere on the machine that reaches the cluster\n"
         "# (kubectl and helm configured). Re-running it upgrades the releases in place.\n"
         "set -eu\n"
         "cd \"$(dirname \"$0\")\"\n\n",
-        doc.name, doc.version, registry);
+        util::escape_control(doc.name + " " + doc.version), util::escape_control(registry));
     if (fs::exists(k8s / "namespaces.yaml")) s += "kubectl apply -f k8s/namespaces.yaml\n";
     for (const auto& m : doc.plain_manifests) s += fmt::format("kubectl apply -f {}\n", shell_quote("k8s/" + m));
     for (const auto& r : releases) {
-        s += fmt::format("\necho '== {}'\nhelm upgrade --install {} {} --namespace {} --create-namespace", r.name,
-                         shell_quote(r.name), shell_quote("k8s/" + r.chart), shell_quote(r.namespace_));
+        s += fmt::format("\necho {}\nhelm upgrade --install {} {} --namespace {} --create-namespace",
+                         shell_quote("== " + r.name), shell_quote(r.name), shell_quote("k8s/" + r.chart),
+                         shell_quote(r.namespace_));
         for (const auto& v : r.values) s += fmt::format(" \\\n    --values {}", shell_quote("k8s/" + v));
         s += "\n";
     }
@@ -209,7 +224,85 @@ std::string output_manifest(const bundle::BundleDoc& doc, const std::vector<bund
     return s;
 }
 
-bool is_previous_output(const fs::path& dir) { return fs::exists(dir / "images.lock.json"); }
+// The marker load writes into every output folder: the only proof that a folder at --out
+// may be replaced.
+constexpr const char* marker_name = ".aas-load";
+
+bool is_previous_output(const fs::path& dir) {
+    struct stat st {};
+    return ::lstat((dir / marker_name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// --out without trailing slashes ("new/" -> "new"), checked before the bundle is read:
+// a symlink, a file or a folder that is not load's own output is refused.
+fs::path checked_out(const fs::path& given) {
+    std::string s = given.string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    if (s.empty() || s == "/" || s == "." || s == "..")
+        throw UsageError(fmt::format("--out \"{}\": give the path of a folder to write (it is created)", given.string()));
+    fs::path out(s);
+    struct stat st {};
+    if (::lstat(out.c_str(), &st) != 0) {
+        if (errno != ENOENT) throw UsageError(fmt::format("--out {}: {}", s, errno_text()));
+        return out;
+    }
+    if (S_ISLNK(st.st_mode))
+        throw UsageError(fmt::format("--out {} is a symlink; give the folder's own path (load replaces what it "
+                                     "writes, and never through a link)",
+                                     s));
+    if (!S_ISDIR(st.st_mode))
+        throw UsageError(fmt::format("--out {} exists and is not a folder; give a new folder", s));
+    if (!fs::is_empty(out) && !is_previous_output(out))
+        throw UsageError(fmt::format("--out {} exists and is not the output of an earlier load (it has no {} "
+                                     "marker); nothing in it was touched: give a new folder",
+                                     s, marker_name));
+    return out;
+}
+
+// A lock file beside the output, held for the whole load: a second load into the same
+// folder is refused while the first runs, naming it.
+class OutLock {
+public:
+    explicit OutLock(const fs::path& out) : path_(out.string() + ".aas-load.lock") {
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (fd_ < 0) throw UsageError(fmt::format("--out {}: cannot create the lock {}: {}", out.string(), path_.string(), errno_text()));
+            if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+                std::string who;
+                char buf[64] = {};
+                if (::pread(fd_, buf, sizeof buf - 1, 0) > 0) who = util::escape_control(util::trim(buf));
+                ::close(fd_);
+                fd_ = -1;
+                throw UsageError(fmt::format("another load{} is writing {} (lock {}); wait for it to end, or stop it",
+                                             who.empty() ? "" : " (process " + who + ")", out.string(),
+                                             path_.string()));
+            }
+            // The file locked must still be the one at the path (an ending load removes it).
+            struct stat a {}, b {};
+            if (::fstat(fd_, &a) == 0 && ::lstat(path_.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+                std::string pid = std::to_string(::getpid()) + "\n";
+                if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+                    // the pid is informative only
+                }
+                return;
+            }
+            ::close(fd_);
+            fd_ = -1;
+        }
+        throw UsageError(fmt::format("--out {}: the lock {} keeps changing; is another load running?", out.string(), path_.string()));
+    }
+    ~OutLock() {
+        if (fd_ < 0) return;
+        ::unlink(path_.c_str());
+        ::close(fd_);
+    }
+    OutLock(const OutLock&) = delete;
+    OutLock& operator=(const OutLock&) = delete;
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+};
 
 } // namespace
 
@@ -234,39 +327,108 @@ ref::Reference target_for(const ref::Reference& source, const std::string& regis
     }
 }
 
+namespace {
+
+void check_registry(const std::string& registry) {
+    if (registry.find("://") != std::string::npos)
+        throw UsageError(fmt::format("--registry \"{}\": give HOST[:PORT][/PREFIX] without a scheme (TLS is the "
+                                     "default; --plain-http for HTTP)",
+                                     registry));
+    if (registry.find('@') != std::string::npos)
+        throw UsageError(fmt::format("--registry: give HOST[:PORT][/PREFIX] without credentials (use --username and "
+                                     "--password-stdin)"));
+    auto [host, prefix] = split_registry(registry);
+    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
+    ref::validate_registry(host);
+    // Every prefix part must be a repository path component (lower case, as registries require).
+    for (const auto& part : util::split(prefix, '/')) {
+        if (prefix.empty()) break;
+        bool ok = !part.empty() && std::isalnum(static_cast<unsigned char>(part.front())) &&
+                  std::isalnum(static_cast<unsigned char>(part.back()));
+        for (char c : part)
+            ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+        if (!ok)
+            throw UsageError(fmt::format("--registry \"{}\": the prefix part \"{}\" is not a repository name (lower-case "
+                                         "letters, digits and . _ - inside){}",
+                                         registry, part,
+                                         util::to_lower(part) != part
+                                             ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
+                                             : ""));
+    }
+}
+
+} // namespace
+
 Result load(const Options& o) {
     auto say = [&](const std::string& s) {
         if (o.events.line) o.events.line(s);
     };
+    // Every check of the options first, before the bundle is opened.
     if (o.key.empty() && !o.skip_signature)
         throw UsageError("load needs the signer's public key (--key NAME.pub) to check the bundle's signature; "
                          "--insecure-skip-signature loads a bundle whose origin is not checked");
     if (o.out.empty()) throw UsageError("load needs an output folder (--out DIR)");
-    if (fs::exists(o.out) && !fs::is_empty(o.out) && !is_previous_output(o.out))
-        throw UsageError(fmt::format("--out {} exists and is not the output of an earlier load; give a new folder",
-                                     o.out.string()));
+    check_registry(o.registry);
+    const fs::path out_dir = checked_out(o.out);
     auto [host, prefix] = split_registry(o.registry);
-    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", o.registry));
+    std::optional<OutLock> out_lock;
+    if (!o.dry_run) out_lock.emplace(out_dir);
 
     // 1 and 2. Verify, extracting images/ and k8s/ into the work folder in the same pass (a
-    // dry run extracts only k8s/, into a temporary folder). What was extracted is used only
+    // dry run extracts only k8s/, into a private temporary folder). Nothing past
+    // bundle.json is read unless its signature verifies; what was extracted is used only
     // when the whole bundle verified.
-    fs::path work = o.dry_run ? fs::temp_directory_path() / fmt::format("aas-load-dry-{}", ::getpid())
-                              : fs::path(o.out.string() + ".aas-load");
+    fs::path work;
+    if (o.dry_run) {
+        work = util::make_private_dir("aas-load-dry-");
+    } else {
+        work = fs::path(out_dir.string() + ".aas-load");
+        struct stat st {};
+        if (::lstat(work.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+            throw UsageError(fmt::format("{} (load's work folder for --out {}) exists and is not a folder; remove it",
+                                         work.string(), out_dir.string()));
+        fs::create_directories(work);
+    }
     const fs::path root = work / "bundle";
-    struct DryCleanup {
+    struct Cleanup {
         fs::path p;
         bool on;
-        ~DryCleanup() {
+        ~Cleanup() {
             std::error_code ec;
             if (on) fs::remove_all(p, ec);
         }
     } dry_cleanup{work, o.dry_run};
+    util::RemoveOnSignal remove_extracted(o.dry_run ? work : root);
+    util::RemoveOnSignal remove_staged(work / "out");
     {
         std::error_code ec;
         fs::remove_all(root, ec);
-        fs::create_directories(root);
+        fs::create_directory(root);
     }
+
+    // Targets, and collisions under --flatten: checked as soon as bundle.json is read.
+    Result result;
+    std::vector<ImagePlan> plans;
+    auto plan_targets = [&](const verify::Report& rep) {
+        if (!o.skip_signature && rep.signature != verify::Signature::valid)
+            throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
+        std::map<std::string, const bundle::ImageRecord*> seen; // target name:tag (or @digest) -> image
+        for (const auto& rec : rep.doc->images) {
+            ImagePlan p;
+            p.rec = &rec;
+            p.index = plans.size();
+            p.target = target_for(ref::Reference::parse(rec.ref), o.registry, o.flatten);
+            p.repo = p.target.repository();
+            auto key = p.target.has_tag() ? p.target.without_digest().str() : p.target.str();
+            auto [it, fresh] = seen.emplace(key, &rec);
+            if (!fresh && it->second->digest != rec.digest)
+                throw UsageError(fmt::format("{} and {} would both be {}{}; nothing was loaded", it->second->ref,
+                                             rec.ref, key,
+                                             o.flatten ? ": this bundle cannot be loaded with --flatten" : ""));
+            plans.push_back(std::move(p));
+        }
+    };
+
     say(fmt::format("verifying {} and extracting it into {}", o.bundle.string(), work.string()));
     verify::Options vo;
     vo.bundle = o.bundle;
@@ -277,45 +439,40 @@ Result load(const Options& o) {
         if (name == "k8s" || name.rfind("k8s/", 0) == 0) return true;
         return !o.dry_run && (name == "images" || name.rfind("images/", 0) == 0);
     };
+    vo.on_header = plan_targets;
     if (o.events.phase) o.events.phase("verify", 0);
-    auto report = verify::verify(vo);
+    verify::Report report;
+    try {
+        report = verify::verify(vo);
+    } catch (...) {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+        fs::remove(work, ec);
+        throw;
+    }
     if (!report.ok() || !report.doc) {
         std::error_code ec;
         fs::remove_all(root, ec); // nothing of a bundle that failed is kept
+        fs::remove(work, ec);     // the work folder too, unless it holds a journal
         std::string msg = fmt::format("{} failed verification; nothing was loaded:", o.bundle.string());
         for (const auto& p : report.problems) msg += "\n  " + p.message;
         throw Error(msg);
     }
-    if (!o.skip_signature && report.signature != verify::Signature::valid)
-        throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
     const bundle::BundleDoc& doc = *report.doc;
     const std::string doc_id = report.bundle_json_digest.str();
-    say(fmt::format("verified {} {}: {} images, {} blobs{}", doc.name, doc.version, doc.images.size(), doc.blobs.size(),
+    for (auto& p : plans) p.rec = &doc.images[p.index]; // the report's own copy
+    say(fmt::format("verified {} {}: {} images, {} blobs{}", util::escape_control(doc.name),
+                    util::escape_control(doc.version), doc.images.size(), doc.blobs.size(),
                     o.skip_signature ? " (signature NOT checked)" : ", signed by " + report.signer));
-
-    // Targets, and collisions under --flatten.
-    Result result;
-    std::vector<ImagePlan> plans;
-    std::map<std::string, const bundle::ImageRecord*> seen; // target name:tag (or @digest) -> image
-    for (const auto& rec : doc.images) {
-        ImagePlan p;
-        p.rec = &rec;
-        p.target = target_for(ref::Reference::parse(rec.ref), o.registry, o.flatten);
-        p.repo = p.target.repository();
-        auto key = p.target.has_tag() ? p.target.without_digest().str() : p.target.str();
-        auto [it, fresh] = seen.emplace(key, &rec);
-        if (!fresh && it->second->digest != rec.digest)
-            throw UsageError(fmt::format("{} and {} would both be {}{}", it->second->ref, rec.ref, key,
-                                         o.flatten ? ": this bundle cannot be loaded with --flatten" : ""));
-        plans.push_back(std::move(p));
-    }
+    std::set<oci::Digest> stored;
+    for (const auto& b : doc.blobs) stored.insert(b.digest);
 
     // Each image's manifests and blobs.
     const fs::path layout = root / "images";
     if (!o.dry_run) {
         for (auto& p : plans) {
             p.top = read_manifest(layout, p.rec->digest, p.rec->media_type);
-            walk(layout, p, p.top, 1);
+            walk(layout, p, p.top, 1, stored);
         }
     }
 
@@ -405,7 +562,7 @@ Result load(const Options& o) {
             count(out, static_cast<std::uint64_t>(n.desc.size));
         } catch (const std::exception& e) {
             std::lock_guard lock(mu);
-            failures.push_back(fmt::format("blob {} to {}/{}: {}", n.desc.digest.str(), o.registry, repo, e.what()));
+            failures.push_back(fmt::format("blob {} to {}/{}: {}", n.desc.digest.str(), host, repo, e.what()));
         }
     });
     std::vector<std::pair<const BlobNeed*, std::string>> mounts;
@@ -427,7 +584,7 @@ Result load(const Options& o) {
                 journal.add(entry);
             } catch (const std::exception& e) {
                 std::lock_guard lock(mu);
-                failures.push_back(fmt::format("blob {} to {}/{}: {}", n->desc.digest.str(), o.registry, repo, e.what()));
+                failures.push_back(fmt::format("blob {} to {}/{}: {}", n->desc.digest.str(), host, repo, e.what()));
             }
         });
     }
@@ -485,14 +642,18 @@ Result load(const Options& o) {
                             fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
     util::write_file_atomic(staged / "bundle.yaml", output_manifest(doc, rw.releases));
-    if (fs::exists(o.out)) {
-        fs::path old = o.out.string() + fmt::format(".old-{}", ::getpid());
-        fs::rename(o.out, old);
-        fs::rename(staged, o.out);
+    nlohmann::ordered_json marker = {{"written_by", "aas-bundle load"},
+                                     {"bundle", {{"name", doc.name}, {"version", doc.version}, {"bundle_json", doc_id}}},
+                                     {"source", fs::absolute(o.bundle).string()}};
+    util::write_file_atomic(staged / marker_name, marker.dump(2) + "\n");
+    if (fs::exists(fs::symlink_status(out_dir))) {
+        fs::path old = out_dir.string() + fmt::format(".old-{}", ::getpid());
+        fs::rename(out_dir, old);
+        fs::rename(staged, out_dir);
         fs::remove_all(old, ec);
     } else {
-        if (auto parent = o.out.parent_path(); !parent.empty()) fs::create_directories(parent);
-        fs::rename(staged, o.out);
+        if (auto parent = out_dir.parent_path(); !parent.empty()) fs::create_directories(parent);
+        fs::rename(staged, out_dir);
     }
     fs::remove_all(work, ec);
     return result;

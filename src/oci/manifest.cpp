@@ -1,4 +1,5 @@
 #include "aas_bundle/oci/manifest.hpp"
+#include "aas_bundle/util/strings.hpp"
 
 #include "aas_bundle/oci/media_types.hpp"
 
@@ -11,6 +12,10 @@ using json = nlohmann::json;
 namespace {
 
 json parse_json(std::string_view bytes, std::string_view where) {
+    // The parser recurses per level: refuse deep nesting (manifests come from bundles and
+    // registries nobody vouches for) before it can exhaust the stack.
+    if (auto at = util::json_too_deep(bytes, 64))
+        throw Error(fmt::format("{}: JSON nested more than 64 levels deep at byte {}; refused", where, *at));
     try {
         return json::parse(bytes.begin(), bytes.end());
     } catch (const json::parse_error& e) {
@@ -135,6 +140,13 @@ std::vector<Descriptor> blobs_of(const ImageManifest& m) {
     out.push_back(m.config);
     out.insert(out.end(), m.layers.begin(), m.layers.end());
     return out;
+}
+
+bool is_foreign(const Descriptor& d) {
+    if (d.urls.empty()) return false;
+    std::string_view mt = d.media_type;
+    return mt == media_type::docker_foreign_layer ||
+           mt.rfind("application/vnd.oci.image.layer.nondistributable.v1.tar", 0) == 0;
 }
 
 } // namespace aas::oci

@@ -113,7 +113,7 @@ struct Planned {
 
 void add_blobs(Planned& p, const oci::ImageManifest& m, std::vector<std::string>& warnings) {
     for (const auto& b : oci::blobs_of(m)) {
-        if (!b.urls.empty() && b.media_type == oci::media_type::docker_foreign_layer) {
+        if (oci::is_foreign(b)) {
             warnings.push_back(fmt::format("{}: layer {} is a non-distributable foreign layer ({}); it is not packed",
                                            p.ref, b.digest.str(), b.urls.front()));
             continue;
@@ -331,7 +331,7 @@ std::vector<K8sEntry> scan_k8s(const fs::path& root) {
     struct stat st {};
     if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         throw UsageError(fmt::format("the k8s folder {} is not a folder", root.string()));
-    out.push_back({{std::string(bundle::k8s_dir), "dir", st.st_mode & 07777u, 0, {}, {}}, root, mtime_of(st)});
+    out.push_back({{std::string(bundle::k8s_dir), "dir", st.st_mode & 0777u, 0, {}, {}}, root, mtime_of(st)});
     std::vector<std::string> problems;
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
@@ -345,7 +345,7 @@ std::vector<K8sEntry> scan_k8s(const fs::path& root) {
         e.source = p;
         e.mtime = mtime_of(st);
         e.rec.path = arc;
-        e.rec.mode = st.st_mode & 07777u;
+        e.rec.mode = st.st_mode & 0777u;
         if (S_ISDIR(st.st_mode)) {
             e.rec.type = "dir";
         } else if (S_ISREG(st.st_mode)) {

@@ -47,7 +47,7 @@ struct Plan {
 
 void add_image(Plan& plan, const oci::ImageManifest& m) {
     for (const auto& b : oci::blobs_of(m)) {
-        if (!b.urls.empty() && b.media_type == oci::media_type::docker_foreign_layer) {
+        if (oci::is_foreign(b)) {
             log::warn("layer {} is a non-distributable foreign layer ({}); it is not copied", b.digest.short_str(),
                       b.urls.front());
             continue;

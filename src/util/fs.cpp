@@ -7,8 +7,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace aas::util {
@@ -119,6 +122,141 @@ std::size_t TempFile::read_at(void* out, std::size_t n, std::uint64_t offset) co
         }
         return static_cast<std::size_t>(r);
     }
+}
+
+fs::path make_private_dir(const std::string& prefix, const fs::path& parent) {
+    fs::path base = parent;
+    if (base.empty()) {
+        const char* t = std::getenv("TMPDIR");
+        base = (t && *t) ? fs::path(t) : fs::path("/tmp");
+    }
+    std::string tmpl = (base / (prefix + "XXXXXX")).string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+        throw Error(fmt::format("creating a private folder in {}: {}", base.string(), errno_text()));
+    return tmpl;
+}
+
+// ---------------------------------------------------------------------------------------
+// SafeTree
+
+namespace {
+
+std::vector<std::string> components(std::string_view rel) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= rel.size()) {
+        auto end = rel.find('/', start);
+        if (end == std::string_view::npos) end = rel.size();
+        auto c = rel.substr(start, end - start);
+        if (c.empty() || c == "." || c == ".." || c.find('\0') != std::string_view::npos)
+            throw Error(fmt::format("\"{}\" is not a plain relative path", rel));
+        out.emplace_back(c);
+        start = end + 1;
+    }
+    return out;
+}
+
+// openat2 confined to `dirfd` and refusing every symlink; -1 with errno ENOSYS where the
+// kernel lacks it.
+int open_beneath(int dirfd, const std::string& rel, int flags) {
+#ifdef SYS_openat2
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    for (;;) {
+        long fd = ::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how);
+        if (fd >= 0 || errno != EAGAIN) return static_cast<int>(fd);
+    }
+#else
+    (void)dirfd, (void)rel, (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+} // namespace
+
+SafeTree::SafeTree(const fs::path& root) : root_(root) {
+    fd_ = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd_ < 0) throw Error(fmt::format("opening the folder {}: {}", root.string(), errno_text()));
+}
+
+SafeTree::~SafeTree() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::pair<int, std::string> SafeTree::parent(std::string_view rel) {
+    auto parts = components(rel);
+    std::string last = parts.back();
+    parts.pop_back();
+    const int dflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    if (parts.empty()) {
+        int fd = ::dup(fd_);
+        if (fd < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_text()));
+        return {fd, last};
+    }
+    std::string joined;
+    for (const auto& c : parts) joined += (joined.empty() ? "" : "/") + c;
+    if (int fd = open_beneath(fd_, joined, dflags); fd >= 0) return {fd, last};
+    if (errno != ENOSYS && errno != ENOENT)
+        throw Error(fmt::format("extracting {}: the folder {} cannot be entered without following a symlink or "
+                                "leaving {}: {}",
+                                rel, joined, root_.string(), errno_text()));
+    // One component at a time, never following a symlink, creating what is missing.
+    int cur = ::dup(fd_);
+    if (cur < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_text()));
+    for (const auto& c : parts) {
+        int next = ::openat(cur, c.c_str(), dflags);
+        if (next < 0 && errno == ENOENT) {
+            if (::mkdirat(cur, c.c_str(), 0755) != 0 && errno != EEXIST) {
+                auto e = errno_text();
+                ::close(cur);
+                throw Error(fmt::format("extracting {}: creating the folder {}: {}", rel, c, e));
+            }
+            next = ::openat(cur, c.c_str(), dflags);
+        }
+        if (next < 0) {
+            auto e = errno == ELOOP || errno == ENOTDIR ? std::string("a symlink or a file is in the way")
+                                                        : errno_text();
+            ::close(cur);
+            throw Error(fmt::format("extracting {}: {} is not a folder: {}", rel, c, e));
+        }
+        ::close(cur);
+        cur = next;
+    }
+    return {cur, last};
+}
+
+void SafeTree::mkdirs(std::string_view rel) {
+    auto [dir, name] = parent(rel);
+    if (::mkdirat(dir, name.c_str(), 0755) != 0 && errno != EEXIST) {
+        auto e = errno_text();
+        ::close(dir);
+        throw Error(fmt::format("extracting {}: creating the folder: {}", rel, e));
+    }
+    struct stat st {};
+    bool ok = ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    ::close(dir);
+    if (!ok) throw Error(fmt::format("extracting {}: something that is not a folder is in the way", rel));
+}
+
+void SafeTree::chmod(std::string_view rel, unsigned mode) {
+    auto [dir, name] = parent(rel);
+    int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ::close(dir);
+    if (fd < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_text()));
+    int rc = ::fchmod(fd, static_cast<mode_t>(mode & 0777u));
+    auto e = errno_text();
+    ::close(fd);
+    if (rc != 0) throw Error(fmt::format("extracting {}: chmod: {}", rel, e));
+}
+
+void SafeTree::symlink(std::string_view rel, const std::string& target) {
+    auto [dir, name] = parent(rel);
+    int rc = ::symlinkat(target.c_str(), dir, name.c_str());
+    auto e = errno_text();
+    ::close(dir);
+    if (rc != 0) throw Error(fmt::format("extracting {}: creating the symlink: {}", rel, e));
 }
 
 } // namespace aas::util

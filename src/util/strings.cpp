@@ -120,4 +120,74 @@ std::string url_encode(std::string_view s) {
     return out;
 }
 
+std::optional<std::size_t> json_too_deep(std::string_view s, std::size_t max_depth) {
+    std::size_t depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\') ++i;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth) return i;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return std::nullopt;
+}
+
+bool has_control(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+std::string escape_control(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        auto u = static_cast<unsigned char>(c);
+        if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\t') out += "\\t";
+        else if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+        else out += c;
+    }
+    return out;
+}
+
+namespace {
+std::string label_problem(std::string_view s, std::size_t max) {
+    if (s.empty()) return "it is empty";
+    if (s.size() > max) return fmt::format("it is {} characters long, more than {}", s.size(), max);
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return has_control(std::string_view(&c, 1))
+                       ? "it holds a control character"
+                       : fmt::format("'{}' is not allowed (lower-case letters, digits and '-' only)", c);
+    if (s.front() == '-' || s.back() == '-') return "it must start and end with a letter or digit";
+    return {};
+}
+} // namespace
+
+std::string dns1123_label_problem(std::string_view s) {
+    auto why = label_problem(s, 63);
+    return why.empty() ? why : why + " (a Kubernetes name: DNS-1123 label)";
+}
+
+std::string helm_release_name_problem(std::string_view s) {
+    constexpr std::string_view rule = " (a Helm release name: DNS-1123 subdomain of at most 53 characters)";
+    if (s.size() > 53) return fmt::format("it is {} characters long, more than 53{}", s.size(), rule);
+    for (const auto& label : split(s, '.'))
+        if (auto why = label_problem(label, 53); !why.empty()) return why + std::string(rule);
+    return {};
+}
+
 } // namespace aas::util

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <vector>
 
 namespace aas::verify::detail {
@@ -120,6 +121,11 @@ std::size_t Decoder::read(char* out, std::size_t n) {
         throw FatalError(fmt::format("{}: the tar stream goes past the {} bytes {}; stopped reading at byte {} "
                                      "(a decompression bomb, or data added to the bundle)",
                                      name_, limit_, limit_why_, limit_));
+    if (ratio_ && out_bytes_ > in_bytes_ * ratio_ + slack_)
+        throw FatalError(fmt::format("{}: the tar stream grows to {} bytes from {} bytes of the archive, past the "
+                                     "{}x + {} MiB allowed while bundle.json is not authenticated; stopped reading "
+                                     "(a decompression bomb; give --key to check the signature)",
+                                     name_, out_bytes_, in_bytes_, ratio_, slack_ >> 20));
     return got;
 }
 
@@ -203,7 +209,14 @@ std::string refusal(const Entry& e) {
 struct TarReader::Impl {
     archive* a = nullptr;
     Decoder* dec = nullptr;
-    std::vector<char> buf;
+    // Two buffers used in turn: libarchive needs only the last one handed out, so the one
+    // before stays intact for drain() to scan what libarchive read ahead of the end.
+    std::vector<char> buf[2];
+    std::size_t buf_len[2] = {0, 0};
+    std::uint64_t buf_at[2] = {0, 0}; // tar stream offset of each buffer's first byte
+    int cur = 1;
+    std::uint64_t fed = 0;            // bytes handed to libarchive
+    std::int64_t end_consumed = -1;   // bytes libarchive consumed when it saw the end
     std::exception_ptr error;
     std::uint64_t data_offset = 0; // of the current entry's next block
     std::string name;
@@ -217,8 +230,13 @@ namespace {
 la_ssize_t tar_read_cb(archive* a, void* ud, const void** out) {
     auto* m = static_cast<TarReader::Impl*>(ud);
     try {
-        std::size_t got = m->dec->read(m->buf.data(), m->buf.size());
-        *out = m->buf.data();
+        int k = 1 - m->cur;
+        std::size_t got = m->dec->read(m->buf[k].data(), m->buf[k].size());
+        m->cur = k;
+        m->buf_len[k] = got;
+        m->buf_at[k] = m->fed;
+        m->fed += got;
+        *out = m->buf[k].data();
         return static_cast<la_ssize_t>(got);
     } catch (...) {
         m->error = std::current_exception();
@@ -232,7 +250,8 @@ TarReader::TarReader(ReadFn in, std::string name)
     : dec_(std::make_unique<Decoder>(std::move(in), name)), impl_(std::make_unique<Impl>()) {
     impl_->name = std::move(name);
     impl_->dec = dec_.get();
-    impl_->buf.resize(tar_block);
+    impl_->buf[0].resize(tar_block);
+    impl_->buf[1].resize(tar_block);
     impl_->a = archive_read_new();
     if (!impl_->a) throw Error("libarchive: out of memory");
     archive_read_support_format_tar(impl_->a);
@@ -264,7 +283,10 @@ void TarReader::fail(const char* doing) {
 bool TarReader::next(Entry& e) {
     archive_entry* ae = nullptr;
     int r = archive_read_next_header(impl_->a, &ae);
-    if (r == ARCHIVE_EOF) return false;
+    if (r == ARCHIVE_EOF) {
+        impl_->end_consumed = archive_filter_bytes(impl_->a, 0);
+        return false;
+    }
     if (r < ARCHIVE_WARN || ae == nullptr) fail("reading an entry header");
     e = Entry{};
     e.offset = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_read_header_position(impl_->a)));
@@ -321,15 +343,31 @@ void TarReader::skip() {
     if (archive_read_data_skip(impl_->a) < ARCHIVE_WARN) fail("skipping an entry's data");
 }
 
-std::uint64_t TarReader::drain() {
-    std::uint64_t nonzero = 0;
-    for (;;) {
-        std::size_t got = dec_->read(impl_->buf.data(), impl_->buf.size());
-        if (got == 0) break;
-        nonzero += static_cast<std::uint64_t>(
-            std::count_if(impl_->buf.data(), impl_->buf.data() + got, [](char c) { return c != 0; }));
+std::optional<std::uint64_t> TarReader::drain() {
+    std::optional<std::uint64_t> first;
+    auto scan = [&](const char* p, std::size_t n, std::uint64_t at) {
+        if (first) return;
+        auto it = std::find_if(p, p + n, [](char c) { return c != 0; });
+        if (it != p + n) first = at + static_cast<std::uint64_t>(it - p);
+    };
+    // What libarchive read past the end-of-archive marker, still in the two buffers.
+    if (impl_->end_consumed >= 0) {
+        auto from = static_cast<std::uint64_t>(impl_->end_consumed);
+        for (int k : {1 - impl_->cur, impl_->cur}) {
+            std::uint64_t lo = impl_->buf_at[k], hi = lo + impl_->buf_len[k];
+            if (hi <= from || impl_->buf_len[k] == 0) continue;
+            std::uint64_t start = std::max(lo, from);
+            scan(impl_->buf[k].data() + (start - lo), static_cast<std::size_t>(hi - start), start);
+        }
     }
-    return nonzero;
+    auto& b = impl_->buf[0];
+    for (;;) {
+        std::uint64_t at = dec_->out_bytes();
+        std::size_t got = dec_->read(b.data(), b.size());
+        if (got == 0) break;
+        scan(b.data(), got, at);
+    }
+    return first;
 }
 
 } // namespace aas::verify::detail

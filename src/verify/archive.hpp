@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace aas::verify::detail {
@@ -42,6 +43,13 @@ public:
         limit_ = bytes;
         limit_why_ = std::move(why);
     }
+    /// Also refuses more than `ratio` tar bytes per archive byte read so far, plus
+    /// `slack` (0: no such cap). For bundles whose bundle.json is not authenticated, whose
+    /// sizes cannot be trusted to bound anything.
+    void set_ratio_cap(std::uint64_t ratio, std::uint64_t slack) {
+        ratio_ = ratio;
+        slack_ = slack;
+    }
 
 private:
     void start();
@@ -54,6 +62,7 @@ private:
     std::size_t last_ret_ = 0;
     std::uint64_t in_bytes_ = 0, out_bytes_ = 0;
     std::uint64_t limit_ = UINT64_MAX;
+    std::uint64_t ratio_ = 0, slack_ = 0;
     std::string limit_why_;
     std::string prefix_; // bytes read to sniff the magic, of a plain tar
     struct Zstd;
@@ -92,8 +101,9 @@ public:
     /// Skips the rest of the current entry's data (it is read through, not seeked).
     void skip();
     /// After next() returned false: reads what is left of the bytes (zstd checksums, the
-    /// parts' final check) and returns how many non-zero bytes followed the archive.
-    std::uint64_t drain();
+    /// parts' final check) and returns the tar stream offset of the first non-zero byte
+    /// after the end-of-archive marker (data appended to the bundle), if any.
+    std::optional<std::uint64_t> drain();
     Decoder& decoder() { return *dec_; }
 
     struct Impl; // public for libarchive's callback

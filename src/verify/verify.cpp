@@ -9,6 +9,8 @@
 #include "aas_bundle/oci/media_types.hpp"
 #include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/strings.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -39,7 +41,18 @@ constexpr std::uint64_t max_retained = 48u << 20;   // all of them together
 constexpr std::uint64_t entry_overhead = 8u << 10;  // headers (pax included) allowed per entry
 constexpr std::string_view blob_prefix = "images/blobs/sha256/";
 
-std::uint64_t round512(std::uint64_t n) { return (n + 511) / 512 * 512; }
+// Integrity-only reading (no key): the tar stream may be at most this many times the
+// archive bytes read so far, plus the slack; sizes from an unauthenticated bundle.json
+// never bound anything alone.
+constexpr std::uint64_t unauthenticated_ratio = 128;
+constexpr std::uint64_t unauthenticated_slack = 16u << 20;
+
+std::uint64_t round512(std::uint64_t n) { return n > UINT64_MAX - 511 ? UINT64_MAX : (n + 511) / 512 * 512; }
+std::uint64_t sat_add(std::uint64_t a, std::uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+/// Thrown when a key was given and bundle.json's signature does not verify: the pass
+/// stops there (the signature problem is in the report).
+struct Untrusted {};
 
 bool is_hex64(std::string_view s) {
     return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -60,36 +73,36 @@ bool is_manifest_type(std::string_view mt) {
     return oci::media_type::is_image_manifest(mt) || oci::media_type::is_index(mt);
 }
 
-/// Writes accepted entries under Options::extract_to while they are checked.
+/// Writes accepted entries under Options::extract_to while they are checked. Every path is
+/// created through util::SafeTree (no symlink is ever followed); symlinks are created only
+/// at the end, once the whole tree has been checked; modes lose setuid, setgid and sticky.
 class Extractor {
 public:
     explicit Extractor(const Options& o) : o_(o) {}
     ~Extractor() {
         if (fd_ >= 0) {
             ::close(fd_);
-            ::unlink(tmp_.c_str());
+            ::unlinkat(dir_, partial_.c_str(), 0);
         }
+        if (dir_ >= 0) ::close(dir_);
     }
     bool wants(const std::string& name) const { return !o_.extract_to.empty() && (!o_.extract || o_.extract(name)); }
 
     void dir(const std::string& name, unsigned mode) {
-        fs::create_directories(o_.extract_to / name);
-        dirs_.emplace_back(o_.extract_to / name, mode);
+        tree().mkdirs(name);
+        dirs_.emplace_back(name, mode);
     }
-    void symlink(const std::string& name, const std::string& target) {
-        auto p = o_.extract_to / name;
-        fs::create_directories(p.parent_path());
-        std::error_code ec;
-        fs::remove(p, ec);
-        fs::create_symlink(target, p);
-    }
+    void symlink(const std::string& name, const std::string& target) { links_.emplace_back(name, target); }
     void open(const std::string& name, unsigned mode) {
-        final_ = o_.extract_to / name;
-        fs::create_directories(final_.parent_path());
-        tmp_ = final_.string() + ".partial";
-        fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        name_ = name;
+        auto [dir, base] = tree().parent(name);
+        dir_ = dir;
+        base_ = base;
+        partial_ = base + ".partial";
+        ::unlinkat(dir_, partial_.c_str(), 0);
+        fd_ = ::openat(dir_, partial_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd_ < 0) fail("creating");
-        mode_ = mode;
+        mode_ = mode & 0777u;
     }
     bool is_open() const { return fd_ >= 0; }
     void write(const char* p, std::size_t n) {
@@ -108,27 +121,47 @@ public:
             fail("writing");
         }
         fd_ = -1;
-        if (::rename(tmp_.c_str(), final_.c_str()) != 0) fail("renaming");
+        if (::renameat(dir_, partial_.c_str(), dir_, base_.c_str()) != 0) fail("renaming");
+        ::close(dir_);
+        dir_ = -1;
     }
-    /// Folder modes last, so that folders stay writable while they are filled.
-    void finish() {
-        for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) ::chmod(it->first.c_str(), it->second | 0700u);
+    /// After the whole pass: when `tree_ok` (every symlink was resolved against the final
+    /// tree and stays inside k8s/), the symlinks; then folder modes, last, so that folders
+    /// stay writable while they are filled.
+    void finish(bool tree_ok) {
+        if (o_.extract_to.empty()) return;
+        if (tree_ok)
+            for (const auto& [name, target] : links_) tree().symlink(name, target);
+        for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) tree().chmod(it->first, (it->second | 0700u) & 0777u);
     }
 
 private:
+    util::SafeTree& tree() {
+        if (!tree_) {
+            fs::create_directories(o_.extract_to); // the caller's folder, trusted
+            tree_ = std::make_unique<util::SafeTree>(o_.extract_to);
+        }
+        return *tree_;
+    }
     [[noreturn]] void fail(const char* what) {
         std::string e = std::strerror(errno);
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
-        ::unlink(tmp_.c_str());
-        throw Error(fmt::format("extracting: {} {}: {}", what, tmp_, e));
+        if (dir_ >= 0) {
+            ::unlinkat(dir_, partial_.c_str(), 0);
+            ::close(dir_);
+            dir_ = -1;
+        }
+        throw Error(fmt::format("extracting: {} {}: {}", what, (o_.extract_to / name_).string(), e));
     }
     const Options& o_;
+    std::unique_ptr<util::SafeTree> tree_;
     int fd_ = -1;
+    int dir_ = -1;
     unsigned mode_ = 0644;
-    std::string tmp_;
-    fs::path final_;
-    std::vector<std::pair<fs::path, unsigned>> dirs_;
+    std::string name_, base_, partial_;
+    std::vector<std::pair<std::string, unsigned>> dirs_;
+    std::vector<std::pair<std::string, std::string>> links_;
 };
 
 /// One entry whose content is being hashed.
@@ -166,6 +199,8 @@ private:
     void finish_hashes();
     void completeness();
     void layout();
+    void tree_check();
+    std::string resolve(const std::string& link, int& hops, bool& escaped) const;
 
     Report& rep_;
     std::string name_;
@@ -183,6 +218,9 @@ private:
     std::set<oci::Digest> blobs_seen_;
     std::set<std::string> files_seen_;
     std::map<std::string, std::uint64_t> names_; // name -> offset, for duplicates
+    /// Accepted entries (listed, of the listed type): type and symlink target, the tree
+    /// that symlinks are resolved against.
+    std::map<std::string, std::pair<Entry::Type, std::string>> tree_;
     std::map<oci::Digest, std::string> manifests_; // verified manifest bytes
     std::optional<std::string> index_json_;         // verified images/index.json
     std::set<oci::Digest> blobs_ok_;                // present with the right content
@@ -248,6 +286,24 @@ void Checker::header_entries(detail::TarReader& tr, Entry& pending, bool& have_p
         }
     }
     check_signature(json, sig);
+    bool authenticated = rep_.signature == Signature::valid;
+    if (!o_.key.empty() && !authenticated) {
+        // Trust order: nothing past an unauthenticated bundle.json is read, hashed or written.
+        try {
+            auto doc = bundle::BundleDoc::parse(json, name_ + ": bundle.json");
+            rep_.signer = doc.signer;
+            if (!doc.signer.empty() && !rep_.key_fingerprint.empty() && doc.signer != rep_.key_fingerprint)
+                for (auto& [s, p] : problems_)
+                    if (p.kind == "signature")
+                        p.message += fmt::format(" (bundle.json names signer {}; {} is {})",
+                                                 util::escape_control(doc.signer), o_.key.filename().string(),
+                                                 rep_.key_fingerprint);
+        } catch (const Error&) {
+        }
+        for (auto& [s, p] : problems_)
+            if (p.kind == "signature") p.message += "; nothing after bundle.json was read";
+        throw Untrusted();
+    }
 
     try {
         rep_.doc = bundle::BundleDoc::parse(json, name_ + ": bundle.json");
@@ -257,14 +313,10 @@ void Checker::header_entries(detail::TarReader& tr, Entry& pending, bool& have_p
     doc_ = &*rep_.doc;
     tr_limit_base_ = decoder_->out_bytes();
     rep_.signer = doc_->signer;
-    if (rep_.signature == Signature::invalid && !doc_->signer.empty() && !rep_.key_fingerprint.empty() &&
-        doc_->signer != rep_.key_fingerprint) {
-        for (auto& [s, p] : problems_)
-            if (p.kind == "signature")
-                p.message += fmt::format(" (bundle.json names signer {}; {} is {})", doc_->signer,
-                                         o_.key.filename().string(), rep_.key_fingerprint);
-    }
+    for (auto& fp : bundle::field_problems(*doc_)) add(1, "field", fp.field, fp.message);
     index_doc();
+    if (!authenticated) decoder_->set_ratio_cap(unauthenticated_ratio, unauthenticated_slack);
+    if (o_.on_header) o_.on_header(rep_);
 }
 
 void Checker::index_doc() {
@@ -272,12 +324,12 @@ void Checker::index_doc() {
     for (const auto& b : doc_->blobs) {
         if (!blobs_.emplace(b.digest, &b).second)
             add(2, "layout", b.digest.str(), fmt::format("bundle.json lists blob {} twice", b.digest.str()));
-        limit += entry_overhead + round512(static_cast<std::uint64_t>(b.size));
+        limit = sat_add(limit, entry_overhead + round512(static_cast<std::uint64_t>(b.size)));
     }
     for (const auto& f : doc_->files) {
         if (!files_.emplace(f.path, &f).second)
             add(2, "layout", f.path, fmt::format("bundle.json lists {} twice", f.path));
-        limit += entry_overhead + round512(f.size) + f.path.size() + f.target.size();
+        limit = sat_add(limit, sat_add(entry_overhead + f.path.size() + f.target.size(), round512(f.size)));
     }
     limit += 1u << 20; // end of archive, block padding
     decoder_->set_limit(limit, "that bundle.json accounts for");
@@ -395,6 +447,14 @@ void Checker::entry(detail::TarReader& tr, const Entry& e) {
     }
     if (f.type != "symlink" && e.mode != f.mode)
         add(seq_, "file", f.path, fmt::format("{}: mode {}, expected {}", f.path, mode_str(e.mode), mode_str(f.mode)));
+    if (f.type != "symlink" && (e.mode & 07000u)) {
+        add(seq_, "refused", f.path,
+            fmt::format("entry \"{}\" ({}) refused: mode {} sets setuid, setgid or sticky bits", f.path, at,
+                        mode_str(e.mode)));
+        tr.skip();
+        return;
+    }
+    tree_[e.name] = {e.type, e.target};
     if (f.type == "symlink") {
         if (e.target != f.target)
             add(seq_, "file", f.path,
@@ -459,7 +519,77 @@ void Checker::completeness() {
         if (!blobs_seen_.count(d)) add(last, "missing", d.str(), fmt::format("{}: missing", blob_label(*b)));
     for (const auto& f : doc_->files)
         if (!files_seen_.count(f.path)) add(last, "missing", f.path, fmt::format("{}: missing", f.path));
+    tree_check();
     layout();
+}
+
+// Where the symlink `link` leads in the final tree: its target taken component by
+// component from the link's folder, every symlink met on the way expanded in turn (as the
+// kernel does), at most 40 of them. `escaped` is set when the walk climbs above the
+// bundle's root; the result is the path reached ("" for the root).
+std::string Checker::resolve(const std::string& link, int& hops, bool& escaped) const {
+    std::vector<std::string> cur = util::split(link, '/');
+    cur.pop_back(); // the link's folder
+    auto joined = [&] {
+        std::string out;
+        for (const auto& c : cur) out += (out.empty() ? "" : "/") + c;
+        return out;
+    };
+    std::function<void(const std::string&)> walk = [&](const std::string& target) {
+        if (!target.empty() && target.front() == '/') {
+            escaped = true;
+            return;
+        }
+        for (const auto& c : util::split(target, '/')) {
+            if (escaped || hops > 40) return;
+            if (c.empty() || c == ".") continue;
+            if (c == "..") {
+                if (cur.empty()) {
+                    escaped = true;
+                    return;
+                }
+                cur.pop_back();
+                continue;
+            }
+            cur.push_back(c);
+            auto it = tree_.find(joined());
+            if (it != tree_.end() && it->second.first == Entry::Type::symlink) {
+                if (++hops > 40) return;
+                cur.pop_back();
+                walk(it->second.second);
+            }
+        }
+    };
+    auto it = tree_.find(link);
+    walk(it == tree_.end() ? std::string() : it->second.second);
+    return joined();
+}
+
+// Symlinks checked against the whole tree, as extraction will leave it: no entry lies
+// beneath a symlink, and every symlink, followed through the others, ends inside k8s/.
+void Checker::tree_check() {
+    for (const auto& [name, node] : tree_) {
+        if (node.first != Entry::Type::symlink) continue;
+        auto below = tree_.lower_bound(name + "/");
+        if (below != tree_.end() && below->first.rfind(name + "/", 0) == 0)
+            add(SIZE_MAX, "refused", below->first,
+                fmt::format("entry \"{}\" refused: its path goes through the symlink \"{}\" (-> \"{}\")",
+                            below->first, name, node.second));
+        int hops = 0;
+        bool escaped = false;
+        auto to = resolve(name, hops, escaped);
+        if (hops > 40)
+            add(SIZE_MAX, "refused", name,
+                fmt::format("entry \"{}\" refused: the symlink (-> \"{}\") does not resolve: more than 40 symlinks "
+                            "in a row (a loop)",
+                            name, node.second));
+        else if (escaped || (to != bundle::k8s_dir && to.rfind("k8s/", 0) != 0))
+            add(SIZE_MAX, "refused", name,
+                fmt::format("entry \"{}\" refused: the symlink (-> \"{}\"), followed through the other symlinks, "
+                            "leads to {}, outside k8s/",
+                            name, node.second,
+                            escaped ? "above the bundle's root" : to.empty() ? "the bundle's root" : "\"" + to + "\""));
+    }
 }
 
 void Checker::layout() {
@@ -533,7 +663,7 @@ void Checker::layout() {
         std::string kind = manifest ? (oci::media_type::is_index(t.d.media_type) ? "index" : "manifest") : "blob";
         std::string label = fmt::format("blob {} ({} of {})", t.d.digest.str(), kind, t.ref);
         if (listed == blobs_.end()) {
-            bool foreign = !t.d.urls.empty() || t.d.media_type == oci::media_type::docker_foreign_layer;
+            bool foreign = oci::is_foreign(t.d);
             if (!foreign)
                 fail(t.d.digest.str(), fmt::format("{}: missing: {} references it, but it is neither in bundle.json "
                                                    "nor in the archive",
@@ -580,6 +710,7 @@ void Checker::run(const detail::ReadFn& read) {
         return got;
     };
     std::unique_ptr<detail::TarReader> tr;
+    bool untrusted = false;
     try {
         tr = std::make_unique<detail::TarReader>(counted, name_);
         decoder_ = &tr->decoder();
@@ -596,7 +727,12 @@ void Checker::run(const detail::ReadFn& read) {
         for (Entry e; tr->next(e); ++seq_) entry(*tr, e);
         if (auto junk = tr->drain())
             add(seq_, "archive", name_,
-                fmt::format("{} non-zero bytes follow the end of the tar archive (data appended to the bundle)", junk));
+                fmt::format("{}: data follows the end of the tar archive, from byte {} of the tar stream (appended "
+                            "to the bundle; only zero padding may follow)",
+                            name_, *junk));
+    } catch (const Untrusted&) {
+        untrusted = true;
+        rep_.stopped = true;
     } catch (const bundle::PartError& e) {
         add(seq_, "part", name_, e.what());
         rep_.stopped = true;
@@ -605,9 +741,9 @@ void Checker::run(const detail::ReadFn& read) {
         rep_.stopped = true;
     }
     if (decoder_) rep_.tar_bytes = decoder_->out_bytes();
-    out_.finish();
     finish_hashes();
-    if (doc_) completeness();
+    if (doc_ && !untrusted) completeness();
+    out_.finish(problems_.empty());
     std::stable_sort(problems_.begin(), problems_.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& [s, p] : problems_) rep_.problems.push_back(std::move(p));

@@ -360,9 +360,15 @@ def test_every_problem_is_reported(run_aas, made):
         rewrite(m.out, lambda it: [x for x in it if x[0].name != "k8s/README.txt"]
                 + [info("k8s/added.txt", b"x")])
 
+    # With a key, the broken signature stops the pass: nothing else of an unauthenticated
+    # bundle is read (the trust order).
     p, j = tampered(run_aas, made, change)
-    assert len(j["problems"]) == 5, j["problems"]
-    assert {x["kind"] for x in j["problems"]} == {"signature", "blob", "file", "missing", "unlisted"}
+    assert [x["kind"] for x in j["problems"]] == ["signature"], j["problems"]
+    assert "nothing after bundle.json was read" in p.stderr
+    # Without one, integrity only: every other problem, each named.
+    p, j = verify_json(run_aas, made.out)
+    assert len(j["problems"]) == 4, j["problems"]
+    assert {x["kind"] for x in j["problems"]} == {"blob", "file", "missing", "unlisted"}
 
 
 # ---- malicious archives ----------------------------------------------------------------

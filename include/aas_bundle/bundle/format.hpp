@@ -110,6 +110,22 @@ struct BundleDoc {
     static BundleDoc parse(std::string_view json, const std::string& where);
 };
 
+/// JSON read from a bundle (bundle.json, manifests, indexes, the parts index) nesting
+/// deeper than this is refused before it is parsed.
+inline constexpr std::size_t max_json_depth = 64;
+
+/// A field of bundle.json that a reader must not act on.
+struct FieldProblem {
+    std::string field;   ///< "releases[0].name"
+    std::string message; ///< a full sentence, untrusted text escaped
+};
+
+/// What in `doc` is unsafe to use even when it is authentic: control characters in the
+/// name, version or references; release names that are not Helm release names and
+/// namespaces that are not DNS-1123 labels; chart, values, manifest and site paths that
+/// leave k8s/; file modes with setuid, setgid or sticky bits. Empty when all is well.
+std::vector<FieldProblem> field_problems(const BundleDoc& doc);
+
 /// RFC 3339 UTC ("2026-11-29T13:00:00Z") of seconds since the epoch.
 std::string rfc3339(std::int64_t epoch_seconds);
 

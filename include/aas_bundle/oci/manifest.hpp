@@ -58,4 +58,10 @@ Parsed parse(const RawManifest& raw);
 /// Every blob an image manifest references: the config first, then the layers.
 std::vector<Descriptor> blobs_of(const ImageManifest& m);
 
+/// A non-distributable ("foreign") layer: one with download URLs whose media type is
+/// Docker's foreign layer or an OCI non-distributable layer. Registries accept a manifest
+/// naming one without holding it, so pack leaves it out, verify does not miss it, load
+/// does not push it and copy does not copy it: the one rule, used by all four.
+bool is_foreign(const Descriptor& d);
+
 } // namespace aas::oci

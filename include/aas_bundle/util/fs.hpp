@@ -45,4 +45,39 @@ private:
     std::uint64_t size_ = 0;
 };
 
+/// Creates a new folder only this user can enter (mkdtemp, mode 0700) in `parent`
+/// (default: $TMPDIR or /tmp), named `prefix` and six random characters. Never reuses or
+/// follows what is already there.
+std::filesystem::path make_private_dir(const std::string& prefix, const std::filesystem::path& parent = {});
+
+/// A folder that untrusted archive entries are written into. Every path is walked from
+/// the root without following a symlink (openat2 with RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk of each component where the kernel lacks
+/// openat2), so nothing can be created, replaced or opened outside the root, whatever
+/// symlinks the tree holds. Paths are relative, '/'-separated, without "." or ".."
+/// components (anything else is refused with aas::Error).
+class SafeTree {
+public:
+    /// `root` must be an existing folder (itself not a symlink).
+    explicit SafeTree(const std::filesystem::path& root);
+    ~SafeTree();
+    SafeTree(const SafeTree&) = delete;
+    SafeTree& operator=(const SafeTree&) = delete;
+
+    /// The folder holding `rel`'s last component, opened (missing folders are created
+    /// with mode 0755), and that component. The caller closes the descriptor.
+    std::pair<int, std::string> parent(std::string_view rel);
+    /// Creates the folder `rel` and the missing ones above it.
+    void mkdirs(std::string_view rel);
+    /// Sets the permission bits of an existing folder or file (not through a symlink).
+    void chmod(std::string_view rel, unsigned mode);
+    /// Creates the symlink `rel` -> `target` (fails when `rel` exists).
+    void symlink(std::string_view rel, const std::string& target);
+    const std::filesystem::path& root() const { return root_; }
+
+private:
+    std::filesystem::path root_;
+    int fd_ = -1;
+};
+
 } // namespace aas::util

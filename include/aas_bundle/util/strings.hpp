@@ -40,4 +40,25 @@ std::string human_bytes(std::uint64_t n);
 /// Percent-encodes `s` for use in a URL query value (RFC 3986 unreserved kept).
 std::string url_encode(std::string_view s);
 
+/// The byte offset at which JSON text `s` opens its (max_depth+1)th nested array or
+/// object, or nullopt when it nests at most `max_depth` deep. Strings are skipped, so the
+/// check is exact for valid JSON; run it before parsing untrusted JSON (the parser
+/// recurses per level).
+std::optional<std::size_t> json_too_deep(std::string_view s, std::size_t max_depth);
+
+/// Whether `s` holds an ASCII control character (0x00-0x1f, 0x7f), a newline included.
+bool has_control(std::string_view s);
+
+/// `s` with control characters and backslashes escaped ("\n", "\x1b", "\\"), for
+/// printing untrusted text on one line of a terminal.
+std::string escape_control(std::string_view s);
+
+/// Why `s` is not a DNS-1123 label (Kubernetes namespaces: at most 63 lower-case
+/// letters, digits and '-', starting and ending with a letter or digit), or "".
+std::string dns1123_label_problem(std::string_view s);
+
+/// Why `s` is not a Helm release name (DNS-1123 subdomain of at most 53 characters:
+/// labels as above joined by '.'), or "".
+std::string helm_release_name_problem(std::string_view s);
+
 } // namespace aas::util

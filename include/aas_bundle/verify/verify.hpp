@@ -57,6 +57,8 @@ enum class Signature {
     invalid,     ///< the signature does not match the key given
 };
 
+struct Report;
+
 struct Options {
     std::filesystem::path bundle;
     /// Ed25519 public key (aas-bundle keygen's NAME.pub); empty: integrity only.
@@ -71,6 +73,11 @@ struct Options {
     /// are never written. A write failure (disk full) throws aas::Error naming the file.
     std::filesystem::path extract_to;
     std::function<bool(const std::string& path)> extract;
+    /// Called once bundle.json is read, its signature checked (and, with a key, found
+    /// valid) and its fields checked, before any further entry is read: `report.doc` is
+    /// set. An exception it throws ends the pass and leaves verify() (load checks its
+    /// targets there, so that a bundle it cannot load is refused within a second).
+    std::function<void(const Report& report)> on_header;
 };
 
 struct Report {
