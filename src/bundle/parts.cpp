@@ -187,6 +187,23 @@ static BundleLocation split_at(const fs::path& index) {
         throw Error(fmt::format("reading parts index {}: {}", index.string(), e.what()));
     }
     loc.parts = PartsIndex::parse(text, index.string());
+    // Part files beside it that the index does not list are not read: say so.
+    std::string name = index.filename().string();
+    std::string base = name.substr(0, name.size() - std::string_view(".parts").size());
+    std::set<std::string> listed;
+    for (const auto& p : loc.parts->parts) listed.insert(p.name);
+    std::error_code ec;
+    fs::path dir = index.parent_path().empty() ? fs::path(".") : index.parent_path();
+    std::vector<std::string> extra;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string f = it->path().filename().string();
+        if (strip_part_suffix(f) == base && !listed.count(f)) extra.push_back(f);
+    }
+    std::sort(extra.begin(), extra.end());
+    for (const auto& f : extra)
+        loc.warnings.push_back(fmt::format("{} is not listed in the parts index {} ({} parts) and is ignored: it is "
+                                           "left from another bundle, or was copied by mistake",
+                                           (dir / f).string(), index.string(), loc.parts->parts.size()));
     return loc;
 }
 

@@ -72,10 +72,12 @@ int run(const InspectFlags& f) {
         std::cout << to_json(in).dump(2) << "\n";
         return in.signature == verify::Signature::invalid ? failure : ok;
     }
+    // Everything from bundle.json is untrusted text: control characters are printed escaped.
+    auto e = [](const std::string& x) { return util::escape_control(x); };
     const auto& d = in.doc;
     std::string out;
-    out += fmt::format("bundle   {} {}\n", d.name, d.version);
-    out += fmt::format("created  {} by {}\n", d.created, d.tool.empty() ? "?" : d.tool);
+    out += fmt::format("bundle   {} {}\n", e(d.name), e(d.version));
+    out += fmt::format("created  {} by {}\n", e(d.created), d.tool.empty() ? "?" : e(d.tool));
     std::string sig;
     switch (in.signature) {
     case verify::Signature::valid: sig = fmt::format("signature valid for {} (contents not checked: run verify)", f.key); break;
@@ -83,26 +85,26 @@ int run(const InspectFlags& f) {
     case verify::Signature::unsigned_: sig = "UNSIGNED"; break;
     case verify::Signature::not_checked: sig = "signature not checked (give --key, or run verify)"; break;
     }
-    out += fmt::format("signer   {} ({})\n", d.signer.empty() ? "none" : d.signer, sig);
-    if (!d.platforms.empty()) out += fmt::format("platforms {}\n", fmt::join(d.platforms, ", "));
+    out += fmt::format("signer   {} ({})\n", d.signer.empty() ? "none" : e(d.signer), sig);
+    if (!d.platforms.empty()) out += fmt::format("platforms {}\n", e(fmt::format("{}", fmt::join(d.platforms, ", "))));
     out += fmt::format("\nreleases, in install order:\n");
     if (d.releases.empty()) out += "  (none)\n";
     for (std::size_t i = 0; i < d.releases.size(); ++i) {
         const auto& r = d.releases[i];
-        out += fmt::format("  {}. {} (chart {}, namespace {})\n", i + 1, r.name, r.chart, r.namespace_);
-        for (const auto& v : r.values) out += fmt::format("       values {}\n", v);
+        out += fmt::format("  {}. {} (chart {}, namespace {})\n", i + 1, e(r.name), e(r.chart), e(r.namespace_));
+        for (const auto& v : r.values) out += fmt::format("       values {}\n", e(v));
     }
-    if (!d.plain_manifests.empty()) out += fmt::format("plain manifests: {}\n", fmt::join(d.plain_manifests, ", "));
+    if (!d.plain_manifests.empty()) out += fmt::format("plain manifests: {}\n", e(fmt::format("{}", fmt::join(d.plain_manifests, ", "))));
     out += fmt::format("\nimages ({}):\n", d.images.size());
     for (const auto& i : d.images) {
-        out += fmt::format("  {}  [{}]\n", i.ref, i.cls);
-        if (!i.source.empty() && i.source != i.ref) out += fmt::format("      from     {}\n", i.source);
-        out += fmt::format("      digest   {} ({}, {} bytes)\n", i.digest.str(), i.media_type, i.size);
-        if (!i.platforms.empty()) out += fmt::format("      platform {}\n", fmt::join(i.platforms, ", "));
+        out += fmt::format("  {}  [{}]\n", e(i.ref), e(i.cls));
+        if (!i.source.empty() && i.source != i.ref) out += fmt::format("      from     {}\n", e(i.source));
+        out += fmt::format("      digest   {} ({}, {} bytes)\n", i.digest.str(), e(i.media_type), i.size);
+        if (!i.platforms.empty()) out += fmt::format("      platform {}\n", e(fmt::format("{}", fmt::join(i.platforms, ", "))));
         out += fmt::format("      size     {}\n", util::human_bytes(i.blob_bytes));
         for (const auto& s : i.sites)
-            out += fmt::format("      rewrites {}:{} {}{}\n", s.file, s.line, s.values_path,
-                               s.written.empty() ? "" : fmt::format(" (written \"{}\")", s.written));
+            out += fmt::format("      rewrites {}:{} {}{}\n", e(s.file), s.line, e(s.values_path),
+                               s.written.empty() ? "" : fmt::format(" (written \"{}\")", e(s.written)));
     }
     out += fmt::format("\ntotals: {} images, {} blobs, {} stored, {} saved by shared layers; archive {} ({}){}\n",
                        d.images.size(), d.blobs.size(), util::human_bytes(in.bytes_stored),
@@ -110,7 +112,7 @@ int run(const InspectFlags& f) {
                        in.compressed ? "zstd" : "tar",
                        in.parts ? fmt::format(" in {} parts", in.parts->parts.size()) : std::string());
     if (in.parts)
-        for (const auto& p : in.parts->parts) out += fmt::format("  {} {}\n", p.name, util::human_bytes(p.size));
+        for (const auto& p : in.parts->parts) out += fmt::format("  {} {}\n", e(p.name), util::human_bytes(p.size));
     std::cout << out;
     return in.signature == verify::Signature::invalid ? failure : ok;
 }

@@ -66,6 +66,7 @@ int run(const VerifyFlags& f) {
             problems.push_back({{"kind", p.kind}, {"subject", p.subject}, {"message", p.message}});
         nlohmann::ordered_json j = {{"bundle", r.bundle},
                             {"ok", r.ok()},
+                            {"warnings", r.warnings},
                             {"authentic", r.signature == verify::Signature::valid},
                             {"signature", signature_word(r.signature)},
                             {"signer", r.signer},
@@ -85,14 +86,15 @@ int run(const VerifyFlags& f) {
         return r.ok() ? ok : failure;
     }
 
-    for (const auto& p : r.problems) log::error("{}", p.message);
+    for (const auto& w : r.warnings) log::warn("{}", util::escape_control(w));
+    for (const auto& p : r.problems) log::error("{}", util::escape_control(p.message));
     std::string key = std::filesystem::path(f.key).filename().string();
     if (!r.ok()) {
         bool only_signature = std::all_of(r.problems.begin(), r.problems.end(),
                                           [](const verify::Problem& p) { return p.kind == "signature"; });
         std::cerr << fmt::format("{}: verification FAILED, {} problem{}{}\n", f.bundle, r.problems.size(),
                                  r.problems.size() == 1 ? "" : "s",
-                                 only_signature ? ": the contents match bundle.json, but it is NOT authentic"
+                                 only_signature ? ": bundle.json is NOT authentic, so nothing else was read"
                                  : r.stopped    ? " (reading stopped early)"
                                                 : "");
         return failure;
@@ -109,7 +111,7 @@ int run(const VerifyFlags& f) {
     } else {
         std::cout << fmt::format("authenticity NOT checked: no --key given; bundle.json says it was signed by {}. "
                                  "Run again with --key NAME.pub to prove who made it\n",
-                                 r.signer.empty() ? "nobody" : r.signer);
+                                 r.signer.empty() ? "nobody" : util::escape_control(r.signer));
     }
     return ok;
 }

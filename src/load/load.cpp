@@ -455,9 +455,10 @@ Result load(const Options& o) {
         fs::remove_all(root, ec); // nothing of a bundle that failed is kept
         fs::remove(work, ec);     // the work folder too, unless it holds a journal
         std::string msg = fmt::format("{} failed verification; nothing was loaded:", o.bundle.string());
-        for (const auto& p : report.problems) msg += "\n  " + p.message;
+        for (const auto& p : report.problems) msg += "\n  " + util::escape_control(p.message);
         throw Error(msg);
     }
+    for (const auto& w : report.warnings) result.warnings.push_back(w);
     const bundle::BundleDoc& doc = *report.doc;
     const std::string doc_id = report.bundle_json_digest.str();
     for (auto& p : plans) p.rec = &doc.images[p.index]; // the report's own copy

@@ -147,6 +147,8 @@ Manifest load(const fs::path& file) {
     if (!m.name.empty() && !valid_name(m.name))
         r.problem(*root.find("name"), fmt::format("name \"{}\": use lower case letters, digits, '-', '.', '_'", m.name));
     m.version = r.string(root, "version", "the bundle manifest", true);
+    if (util::has_control(m.version))
+        r.problem(*root.find("version"), fmt::format("version \"{}\" holds a control character", util::escape_control(m.version)));
 
     const fs::path base = file.has_parent_path() ? file.parent_path() : fs::path(".");
     if (auto k = r.string(root, "k8s", "the bundle manifest", false); !k.empty()) m.k8s = fs::absolute(base / k).lexically_normal();
@@ -170,6 +172,12 @@ Manifest load(const fs::path& file) {
                 if (auto ns = r.string(item, "namespace", where, false); !ns.empty()) rel.namespace_ = ns;
                 rel.values = r.strings(item, "values", where);
                 if (!rel.name.empty() && !names.insert(rel.name).second) r.problem(item, fmt::format("release \"{}\" is listed twice", rel.name));
+                if (auto why = util::helm_release_name_problem(rel.name); !rel.name.empty() && !why.empty())
+                    r.problem(*item.find("name"), fmt::format("release name \"{}\": {}", util::escape_control(rel.name), why));
+                if (auto why = util::dns1123_label_problem(rel.namespace_); !why.empty())
+                    r.problem(item.find("namespace") ? *item.find("namespace") : item,
+                              fmt::format("{}: namespace \"{}\": {}", util::escape_control(where),
+                                          util::escape_control(rel.namespace_), why));
                 if (!rel.chart.empty() && !relative_inside(rel.chart))
                     r.problem(*item.find("chart"), fmt::format("{}: chart \"{}\" must be a path inside the k8s folder", where, rel.chart));
                 for (const auto& v : rel.values)

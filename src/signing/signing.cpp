@@ -38,7 +38,9 @@ std::string openssl_error() {
     return buf;
 }
 
-Pkey read_key(const fs::path& file, bool want_private) {
+// `strict_public`: a private key file is refused where a public key is asked for
+// (verifying), instead of reading its public half.
+Pkey read_key(const fs::path& file, bool want_private, bool strict_public = false) {
     std::string pem = util::read_file(file, 64u << 10);
     Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     Pkey key(want_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
@@ -48,6 +50,10 @@ Pkey read_key(const fs::path& file, bool want_private) {
         Bio again(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
         ERR_clear_error();
         key.reset(PEM_read_bio_PrivateKey(again.get(), nullptr, nullptr, nullptr));
+        if (key && strict_public)
+            throw Error(fmt::format("{} is a private key: give the public key (NAME.pub) instead; the private key "
+                                    "stays on the online side",
+                                    file.string()));
     }
     if (!key) {
         ERR_clear_error();
@@ -112,7 +118,7 @@ std::string sign(const fs::path& private_key_file, std::string_view data) {
 }
 
 bool verify(const fs::path& public_key_file, std::string_view data, std::string_view signature) {
-    Pkey key = read_key(public_key_file, false);
+    Pkey key = read_key(public_key_file, false, true);
     MdCtx ctx(EVP_MD_CTX_new());
     if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1)
         throw Error(fmt::format("verifying with {}: {}", public_key_file.string(), openssl_error()));
@@ -124,6 +130,11 @@ bool verify(const fs::path& public_key_file, std::string_view data, std::string_
 
 std::string fingerprint(const fs::path& key_file) {
     Pkey key = read_key(key_file, false);
+    return fingerprint_of(key.get());
+}
+
+std::string public_fingerprint(const fs::path& public_key_file) {
+    Pkey key = read_key(public_key_file, false, true);
     return fingerprint_of(key.get());
 }
 

@@ -843,7 +843,7 @@ Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read,
                                          "keygen wrote)",
                                          o.key.string()));
         try {
-            rep.key_fingerprint = signing::fingerprint(o.key);
+            rep.key_fingerprint = signing::public_fingerprint(o.key);
         } catch (const Error& e) {
             throw UsageError(fmt::format("--key {}: {}", o.key.string(), e.what()));
         }
@@ -856,6 +856,7 @@ Report verify(const Options& o) {
     auto loc = bundle::locate(o.bundle);
     bundle::StreamReader in(loc);
     Report rep = verify_stream([&](char* out, std::size_t n) { return in.read(out, n); }, o.bundle.string(), o);
+    rep.warnings = loc.warnings;
     if (loc.parts) {
         rep.parts = loc.parts->parts.size();
         bool part_failed = std::any_of(rep.problems.begin(), rep.problems.end(),
@@ -921,7 +922,7 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
     out.doc = bundle::BundleDoc::parse(json, name + ": bundle.json");
     if (!key.empty()) {
         try {
-            out.key_fingerprint = signing::fingerprint(key);
+            out.key_fingerprint = signing::public_fingerprint(key);
         } catch (const Error& ex) {
             throw UsageError(fmt::format("--key {}: {}", key.string(), ex.what()));
         }

@@ -39,3 +39,36 @@ TEST_CASE("util::url_encode") {
     CHECK(url_encode("repository:a/b:pull,push") == "repository%3Aa%2Fb%3Apull%2Cpush");
     CHECK(url_encode("AZaz09-_.~") == "AZaz09-_.~");
 }
+
+TEST_CASE("util::json_too_deep counts nesting outside strings") {
+    CHECK_FALSE(aas::util::json_too_deep(R"({"a":[1,{"b":[]}]})", 4));
+    CHECK(aas::util::json_too_deep(R"({"a":[1,{"b":[]}]})", 3) == std::optional<std::size_t>(13));
+    CHECK(aas::util::json_too_deep(R"({"a":[1,{"b":[]}]})", 2) == std::optional<std::size_t>(8));
+    CHECK_FALSE(aas::util::json_too_deep(R"({"s":"[[[[[[\"[[[["})", 1)); // brackets inside strings
+    CHECK(aas::util::json_too_deep(std::string(100000, '['), 64) == std::optional<std::size_t>(64));
+}
+
+TEST_CASE("util::escape_control") {
+    CHECK_FALSE(aas::util::has_control("1.0.0 plain"));
+    CHECK(aas::util::has_control("1.0.0\ntouch /tmp/x"));
+    CHECK(aas::util::has_control(std::string("a\0b", 3)));
+    CHECK(aas::util::escape_control("1.0.0\ntouch\t\x1b[31m\\") == "1.0.0\\ntouch\\t\\x1b[31m\\\\");
+}
+
+TEST_CASE("util: Kubernetes and Helm name rules") {
+    using aas::util::dns1123_label_problem;
+    using aas::util::helm_release_name_problem;
+    CHECK(dns1123_label_problem("ai-appstore").empty());
+    CHECK(dns1123_label_problem("a1").empty());
+    CHECK_FALSE(dns1123_label_problem("").empty());
+    CHECK(dns1123_label_problem("Upper").find("'U'") != std::string::npos);
+    CHECK_FALSE(dns1123_label_problem("-x").empty());
+    CHECK_FALSE(dns1123_label_problem("a.b").empty());
+    CHECK_FALSE(dns1123_label_problem(std::string(64, 'a')).empty());
+    CHECK(dns1123_label_problem("x\ny").find("control") != std::string::npos);
+    CHECK(helm_release_name_problem("mongodb").empty());
+    CHECK(helm_release_name_problem("my.release-1").empty());
+    CHECK_FALSE(helm_release_name_problem("x'; touch /tmp/p; '").empty());
+    CHECK_FALSE(helm_release_name_problem("a..b").empty());
+    CHECK_FALSE(helm_release_name_problem(std::string(54, 'a')).empty());
+}

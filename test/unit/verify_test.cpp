@@ -5,6 +5,7 @@
 
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/bundle/writer.hpp"
+#include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/verify/verify.hpp"
 
 #include <doctest/doctest.h>
@@ -109,7 +110,7 @@ std::string all(const aas::verify::Report& r) {
 std::string ustar(const std::string& name, char type, const std::string& data = "", const std::string& link = "") {
     char h[512] = {};
     std::memcpy(h, name.data(), std::min<std::size_t>(name.size(), 100));
-    std::snprintf(h + 100, 8, "%07o", 0644);
+    std::snprintf(h + 100, 8, "%07o", type == '5' ? 0755 : 0644);
     std::snprintf(h + 108, 8, "%07o", 0);
     std::snprintf(h + 116, 8, "%07o", 0);
     std::snprintf(h + 124, 12, "%011lo", static_cast<unsigned long>(data.size()));
@@ -245,4 +246,136 @@ TEST_CASE("verify: extract_to writes the accepted entries in the same pass") {
     CHECK(all(r).find("k8s/extra.yaml") != std::string::npos);
     CHECK(fs::exists(d.path / "out2/k8s/values.yaml"));
     CHECK_FALSE(fs::exists(d.path / "out2/k8s/extra.yaml"));
+}
+
+namespace {
+// The Sample's bundle as a hand-made plain tar, with `extra` entries before the end
+// marker and `extra_files` listed in bundle.json; `tail` after the end marker.
+std::string hand_tar(Sample& s, const std::string& extra, const std::vector<aas::bundle::FileRecord>& extra_files,
+                     const std::string& tail = "") {
+    auto doc = s.doc;
+    for (const auto& f : extra_files) doc.files.push_back(f);
+    std::string tar = ustar("bundle.json", '0', doc.to_json());
+    tar += ustar("images", '5') + ustar("images/index.json", '0', s.index);
+    for (const auto& b : doc.blobs)
+        tar += ustar(aas::bundle::blob_path(b.digest), '0',
+                     b.kind == "manifest" ? s.manifest : b.kind == "config" ? s.config : s.layer);
+    tar += ustar("k8s", '5') + ustar("k8s/values.yaml", '0', s.values) + extra;
+    return tar + std::string(1024, '\0') + tail;
+}
+
+aas::bundle::FileRecord link_rec(const std::string& p, const std::string& target) {
+    return {p, "symlink", 0, 0, {}, target};
+}
+} // namespace
+
+TEST_CASE("verify: symlinks are resolved through each other against the whole tree") {
+    Sample s;
+    // The chain from the hostile-input issue: each link alone looks harmless.
+    std::string extra;
+    std::vector<aas::bundle::FileRecord> files;
+    extra += ustar("k8s/l0", '2', "", ".");
+    files.push_back(link_rec("k8s/l0", "."));
+    for (int i = 1; i < 16; ++i) {
+        extra += ustar(fmt::format("k8s/l{}", i), '2', "", fmt::format("l{}/..", i - 1));
+        files.push_back(link_rec(fmt::format("k8s/l{}", i), fmt::format("l{}/..", i - 1)));
+    }
+    std::string victim = "pwned";
+    extra += ustar("k8s/l15/tmp/x/victim.txt", '0', victim);
+    files.push_back({"k8s/l15/tmp/x/victim.txt", "file", 0644, victim.size(), Digest::of(victim), {}});
+    auto r = run(hand_tar(s, extra, files));
+    auto text = all(r);
+    INFO(text);
+    CHECK_FALSE(r.ok());
+    CHECK(text.find("entry \"k8s/l1\" refused: the symlink (-> \"l0/..\"), followed through the other symlinks, "
+                    "leads to the bundle's root, outside k8s/") != std::string::npos);
+    CHECK(text.find("entry \"k8s/l15\" refused") != std::string::npos);
+    CHECK(text.find("entry \"k8s/l15/tmp/x/victim.txt\" refused: its path goes through the symlink \"k8s/l15\"") !=
+          std::string::npos);
+    CHECK(text.find("\"k8s/l0\" refused") == std::string::npos); // l0 -> . stays in k8s/
+
+    // The shorter chain, relative to the work folder.
+    std::string e2;
+    std::vector<aas::bundle::FileRecord> f2;
+    std::vector<std::pair<std::string, std::string>> chain = {
+        {"s", "."}, {"t", "s/.."}, {"u", "t/.."}, {"v", "u/.."}, {"w", "v/.."}, {"x", "w/outside"}};
+    for (const auto& [n, t] : chain) {
+        e2 += ustar("k8s/" + n, '2', "", t);
+        f2.push_back(link_rec("k8s/" + n, t));
+    }
+    text = all(run(hand_tar(s, e2, f2)));
+    CHECK(text.find("entry \"k8s/x\" refused") != std::string::npos);
+    CHECK(text.find("entry \"k8s/t\" refused") != std::string::npos);
+
+    // Links that stay inside, through each other, pass; a loop does not.
+    std::string e3 = ustar("k8s/a", '2', "", "b") + ustar("k8s/b", '2', "", "values.yaml");
+    auto r3 = run(hand_tar(s, e3, {link_rec("k8s/a", "b"), link_rec("k8s/b", "values.yaml")}));
+    INFO(all(r3));
+    CHECK(r3.ok());
+    std::string e4 = ustar("k8s/p", '2', "", "q") + ustar("k8s/q", '2', "", "p");
+    CHECK(all(run(hand_tar(s, e4, {link_rec("k8s/p", "q"), link_rec("k8s/q", "p")}))).find("a loop") !=
+          std::string::npos);
+}
+
+TEST_CASE("verify: setuid, setgid and sticky modes are refused") {
+    Sample s;
+    std::string data = "x";
+    std::string entry = ustar("k8s/suid", '0', data);
+    std::snprintf(entry.data() + 100, 8, "%07o", 04755); // mode field; checksum redone below
+    std::memset(entry.data() + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(entry[static_cast<std::size_t>(i)]);
+    std::snprintf(entry.data() + 148, 8, "%06o", sum);
+    auto text = all(run(hand_tar(s, entry, {{"k8s/suid", "file", 04755, data.size(), Digest::of(data), {}}})));
+    INFO(text);
+    CHECK(text.find("mode 4755 sets setuid, setgid or sticky bits") != std::string::npos);
+    CHECK(text.find("files[4] (k8s/suid) has mode 4755") != std::string::npos);
+}
+
+TEST_CASE("verify: only zero padding may follow the end of a plain tar") {
+    Sample s;
+    auto clean = run(hand_tar(s, "", {}, std::string(10240, '\0')));
+    INFO(all(clean));
+    CHECK(clean.ok());
+    auto r = run(hand_tar(s, "", {}, std::string(10, '\0') + "garbage"));
+    CHECK_FALSE(r.ok());
+    CHECK(all(r).find("data follows the end of the tar archive, from byte") != std::string::npos);
+    // A whole entry after the end marker (what `tar -i` would extract).
+    CHECK_FALSE(run(hand_tar(s, "", {}, ustar("k8s/late", '0', "late"))).ok());
+}
+
+TEST_CASE("verify: a bundle.json nested past the depth cap is refused, not parsed") {
+    Sample s;
+    auto json = s.doc_json;
+    json.insert(json.rfind('}'), ",\"x\":" + std::string(100000, '[') + std::string(100000, ']'));
+    auto r = run(ustar("bundle.json", '0', json) + std::string(1024, '\0'));
+    CHECK_FALSE(r.ok());
+    CHECK(all(r).find("nested more than 64 levels deep") != std::string::npos);
+}
+
+TEST_CASE("verify: with a key, nothing past an unauthenticated bundle.json is read") {
+    TempDir d;
+    Sample s;
+    std::string bytes = s.write(d.path, false);
+    REQUIRE_NOTHROW(aas::signing::generate_keypair(d.path / "k"));
+    std::size_t pos = 0, asked = 0;
+    aas::verify::Options o;
+    o.key = d.path / "k.pub";
+    bool header_called = false;
+    o.on_header = [&](const aas::verify::Report&) { header_called = true; };
+    auto r = aas::verify::verify_stream(
+        [&](char* out, std::size_t n) {
+            std::size_t take = std::min({n, bytes.size() - pos, std::size_t{4096}});
+            std::memcpy(out, bytes.data() + pos, take);
+            pos += take;
+            asked += take;
+            return take;
+        },
+        "mem", o);
+    CHECK(r.signature == aas::verify::Signature::unsigned_);
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].message.find("nothing after bundle.json was read") != std::string::npos);
+    CHECK_FALSE(header_called);
+    CHECK(r.bytes_hashed == 0);
+    CHECK(asked < bytes.size() / 2); // the 300 KB layer was never read
 }

@@ -40,6 +40,8 @@ struct BundleLocation {
     std::filesystem::path whole;               ///< set for a whole bundle
     std::filesystem::path index;               ///< set for a split bundle
     std::optional<PartsIndex> parts;           ///< the parsed index of a split bundle
+    /// Part files beside the index that it does not list (ignored), one sentence each.
+    std::vector<std::string> warnings;
 };
 
 /// Resolves `path` as above. Throws aas::UsageError naming the path when it names none.

@@ -31,4 +31,8 @@ bool verify(const std::filesystem::path& public_key_file, std::string_view data,
 /// also be a private key file: its public half is used).
 std::string fingerprint(const std::filesystem::path& key_file);
 
+/// Like fingerprint(), for a key that must be public (verify, inspect and load take one):
+/// a private key file is refused with aas::Error saying so.
+std::string public_fingerprint(const std::filesystem::path& public_key_file);
+
 } // namespace aas::signing

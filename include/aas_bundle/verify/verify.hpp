@@ -97,6 +97,7 @@ struct Report {
     std::size_t blobs_checked = 0;
     std::size_t files_checked = 0;   ///< files, folders and symlinks
     std::size_t parts = 0;           ///< parts of a split bundle (0: one file)
+    std::vector<std::string> warnings; ///< not problems: e.g. part files the index does not list
 
     bool ok() const { return problems.empty(); }
 };
