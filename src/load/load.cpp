@@ -280,6 +280,7 @@ public:
             // The file locked must still be the one at the path (an ending load removes it).
             struct stat a {}, b {};
             if (::fstat(fd_, &a) == 0 && ::lstat(path_.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+                on_signal_.emplace(path_);
                 std::string pid = std::to_string(::getpid()) + "\n";
                 if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
                     // the pid is informative only
@@ -302,6 +303,7 @@ public:
 private:
     fs::path path_;
     int fd_ = -1;
+    std::optional<util::RemoveOnSignal> on_signal_;
 };
 
 } // namespace

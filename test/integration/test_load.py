@@ -234,3 +234,33 @@ def test_kill9_during_load_then_rerun(packed, registry_factory, fault_proxy, aas
         for d in obj.blobs:
             assert images.RegistryClient(target).blob_exists(repo, d)
     assert not (workdir / "out.aas-load").exists()
+
+
+def test_image_with_a_foreign_layer_packs_verifies_and_loads(registry_factory, run_aas, workdir, key):
+    """One rule across pack, verify and load: a non-distributable layer (with URLs) is not
+    in the bundle by design, is not missed by verify and is not pushed by load; the
+    registry takes the manifest without it."""
+    import dataclasses
+    base = images.docker_image([images.make_layer("fl-a", 3_000)])
+    m = json.loads(base.manifest)
+    foreign = {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+               "digest": "sha256:" + "f" * 64, "size": 123456,
+               "urls": ["http://127.0.0.1:9/windows-base-layer.tar.gz"]}
+    m["layers"].insert(0, foreign)
+    img = dataclasses.replace(base, manifest=json.dumps(m, separators=(",", ":")).encode())
+    layout = images.write_oci_layout(workdir / "layout", [("1.0", img)])
+    manifest = bundles.project(workdir / "proj", ["shop/win:1.0"],
+                               extra_images=[{"ref": "shop/win:1.0", "from": f"oci:{layout}:1.0"}])
+    bundle = workdir / "b.tar"
+    p = run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--cache", workdir / "cache")
+    assert_ok(p)
+    assert "non-distributable foreign layer" in p.stderr
+    doc = bundles.bundle_json(bundle)
+    assert foreign["digest"] not in [b["digest"] for b in doc["blobs"]]
+    assert_ok(run_aas("verify", bundle, "--key", f"{key}.pub"))
+    target = registry_factory("plain")
+    p = load(run_aas, bundle, target, workdir / "out", key)
+    assert_ok(p)
+    assert images.fetch_manifest(target, "airgap/shop/win", "1.0") == img.manifest
+    assert not images.RegistryClient(target).blob_exists("airgap/shop/win", foreign["digest"])
+    assert json.loads(p.stdout)["blobs"]["uploaded"] == 2  # config and the one real layer

@@ -317,6 +317,9 @@ def start_registry(workdir, mode: str, *,
                 },
                 "http": http_cfg,
                 "health": {"storagedriver": {"enabled": False}},
+                # Manifests naming non-distributable (foreign) layers by URL are refused by
+                # default since distribution 2.7; a registry that serves such images allows them.
+                "validation": {"manifests": {"urls": {"allow": ["^https?://"]}}},
             }
             if auth_cfg:
                 config["auth"] = auth_cfg
