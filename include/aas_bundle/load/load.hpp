@@ -4,10 +4,16 @@
 // pointing there, plus images.lock.json and install.sh.
 //
 // Order of work:
-//   1. verify (signature and every hash, as `aas-bundle verify`); a bundle that fails is
-//      not loaded at all;
+//   0. the options, before the bundle is opened: --registry, --out (refused when it is a
+//      file, a symlink, or a folder without load's `.aas-load` marker), the lock beside
+//      it (OUT.aas-load.lock, refusing a second load into the same folder);
+//   1. verify (signature and every hash, as `aas-bundle verify`); with a key, a bad
+//      signature stops it after bundle.json; target names and --flatten collisions are
+//      checked right after bundle.json; a bundle that fails is not loaded at all;
 //   2. in the same pass, the bundle's images/ and k8s/ are extracted into a work folder
-//      beside the output (OUT.aas-load/), used only when the whole bundle verified;
+//      beside the output (OUT.aas-load/), through util::SafeTree (never following a
+//      symlink), used only when the whole bundle verified (a dry run extracts k8s/ only,
+//      into a private mkdtemp folder);
 //   3. preflight: the registry answers, TLS and credentials are accepted, and a test
 //      upload to the first target repository is allowed (then cancelled);
 //   4. blobs: each distinct blob is uploaded once (skipped when the target has it), then

@@ -10,11 +10,16 @@
 //              read by libarchive (tar formats only) from memory, never extracted
 //   entry 1 := "bundle.json" (at most bundle::max_bundle_json bytes)
 //   entry 2 := "bundle.json.sig" (optional, at most 1 KiB): the signature over entry 1 is
-//              checked first, before anything else is hashed
+//              checked first; with a key, a missing or bad signature ends the pass there
+//              (nothing else is read, hashed or written). bundle.json's fields are then
+//              checked (bundle::field_problems), and without a valid signature the tar
+//              stream is capped at 128x the archive bytes read + 16 MiB
 //   rest    := every entry checked against bundle.json: blobs against their digest and
 //              size, files against size, sha256 and mode, folders and symlinks by type
 //              and target; hashing runs on worker threads while the reader decodes
-//   after   := completeness: every entry listed is present, nothing unlisted is present,
+//   after   := the tree: no entry beneath a symlink, every symlink followed through the
+//              others ends inside k8s/; nothing but zero padding after a plain tar's end;
+//              completeness: every entry listed is present, nothing unlisted is present,
 //              every blob that images/index.json or any manifest or index in the layout
 //              references is present, and index.json's entries match bundle.json's images
 //
@@ -24,8 +29,10 @@
 // than bundle.json accounts for (a decompression bomb) stops the pass, as do a truncated
 // archive, a broken zstd frame, a zstd window over 32 MiB and garbage, each named with the
 // offset. Nothing is written to disk unless Options::extract_to asks for it (load's single
-// pass: each entry that is listed, of the listed type and size, is written as it is read;
-// only a report without problems makes what was written trustworthy). Memory is bounded (about 20 MiB of buffers plus
+// pass: each entry that is listed, of the listed type and size, is written as it is read,
+// through util::SafeTree, modes without setuid/setgid/sticky; symlinks only at the end and
+// only when no problem was found; only a report without problems makes what was written
+// trustworthy). docs/bundle-format.md, "Reading a bundle safely", states the rules. Memory is bounded (about 20 MiB of buffers plus
 // bundle.json and the layout's manifests) whatever the bundle's size.
 
 #include "aas_bundle/bundle/format.hpp"
