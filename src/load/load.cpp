@@ -646,8 +646,7 @@ Result load(const Options& o) {
                                 fs::perms::others_read | fs::perms::others_exec);
     util::write_file_atomic(staged / "bundle.yaml", output_manifest(doc, rw.releases));
     nlohmann::ordered_json marker = {{"written_by", "aas-bundle load"},
-                                     {"bundle", {{"name", doc.name}, {"version", doc.version}, {"bundle_json", doc_id}}},
-                                     {"source", fs::absolute(o.bundle).string()}};
+                                     {"bundle", {{"name", doc.name}, {"version", doc.version}, {"bundle_json", doc_id}}}};
     util::write_file_atomic(staged / marker_name, marker.dump(2) + "\n");
     if (fs::exists(fs::symlink_status(out_dir))) {
         fs::path old = out_dir.string() + fmt::format(".old-{}", ::getpid());

@@ -326,8 +326,13 @@ oci::Digest hash_file(const fs::path& p, std::uint64_t& size) {
     return h.finish();
 }
 
+// `root` empty: an images-only manifest; the bundle gets an empty k8s/ folder.
 std::vector<K8sEntry> scan_k8s(const fs::path& root) {
     std::vector<K8sEntry> out;
+    if (root.empty()) {
+        out.push_back({{std::string(bundle::k8s_dir), "dir", 0755, 0, {}, {}}, {}, -1});
+        return out;
+    }
     struct stat st {};
     if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         throw UsageError(fmt::format("the k8s folder {} is not a folder", root.string()));
@@ -415,6 +420,8 @@ Result pack(const Options& o) {
 
     auto m = manifest::load(o.manifest_file);
     fs::path k8s = o.k8s_override.empty() ? m.k8s : o.k8s_override;
+    if (struct stat st {}; !k8s.empty() && (::stat(k8s.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+        throw UsageError(fmt::format("the k8s folder {} is not a folder", k8s.string())); // before any download
     auto platforms = o.platforms.empty() ? m.platforms : o.platforms;
     auto mirrors = m.mirrors;
     for (const auto& [k, v] : o.mirrors) mirrors[k] = v;

@@ -264,3 +264,31 @@ def test_image_with_a_foreign_layer_packs_verifies_and_loads(registry_factory, r
     assert images.fetch_manifest(target, "airgap/shop/win", "1.0") == img.manifest
     assert not images.RegistryClient(target).blob_exists("airgap/shop/win", foreign["digest"])
     assert json.loads(p.stdout)["blobs"]["uploaded"] == 2  # config and the one real layer
+
+
+def test_images_only_manifest_packs_and_loads(registry_factory, run_aas, workdir, key):
+    """A manifest with only `images` (no k8s folder, documented as valid): an empty k8s/
+    in the bundle, every image loaded."""
+    img = images.oci_image([images.make_layer("io-a", 2_000)])
+    layout = images.write_oci_layout(workdir / "layout", {"1.0": img})
+    manifest = workdir / "images-only.yaml"
+    manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: imgs\nversion: 1.0.0\nimages:\n"
+                        f"  - ref: shop/only:1.0\n    from: oci:{layout}:1.0\n")
+    bundle = workdir / "b.tar.zst"
+    assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--cache", workdir / "cache"))
+    assert [f["path"] for f in bundles.bundle_json(bundle)["files"] if f["path"].startswith("k8s")] == ["k8s"]
+    assert_ok(run_aas("verify", bundle, "--key", f"{key}.pub"))
+    target = registry_factory("plain")
+    assert_ok(load(run_aas, bundle, target, workdir / "out", key))
+    assert images.fetch_manifest(target, "airgap/shop/only", "1.0") == img.manifest
+    assert (workdir / "out" / "k8s").is_dir() and (workdir / "out" / "install.sh").exists()
+
+
+def test_missing_k8s_folder_fails_before_any_download(run_aas, workdir, key):
+    manifest = workdir / "m.yaml"
+    manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: x\nversion: 1.0.0\nk8s: nowhere\n"
+                        "images:\n  - ref: 127.0.0.1:9/never/fetched:1\n")
+    p = run_aas("pack", "-f", manifest, "-o", workdir / "b.tar", "--key", f"{key}.key", "--cache", workdir / "c",
+                timeout=20)
+    assert p.returncode == 2, p.stderr
+    assert "nowhere is not a folder" in p.stderr
