@@ -216,10 +216,11 @@ Manifest load(const fs::path& file) {
                 if (item.is_map()) img.from = r.string(item, "from", "image", false);
                 if (!img.from.empty()) {
                     bool ok = img.from.rfind("docker-archive:", 0) == 0 || img.from.rfind("oci:", 0) == 0 ||
+                              img.from.rfind("oci-archive:", 0) == 0 ||
                               ref::Reference::try_parse(img.from).has_value();
                     if (!ok)
                         r.problem(*item.find("from"),
-                                  fmt::format("from \"{}\": expected docker-archive:PATH, oci:PATH[:TAG] or an image reference", img.from));
+                                  fmt::format("from \"{}\": expected docker-archive:PATH[:REF], oci:PATH[:NAME], oci-archive:PATH[:NAME] or an image reference", img.from));
                 }
                 m.images.push_back(std::move(img));
             }

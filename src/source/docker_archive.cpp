@@ -110,11 +110,13 @@ std::string join(const std::vector<std::string>& xs) {
     return out.empty() ? "no tagged images" : out;
 }
 
+// `strict`: the image was named explicitly (docker-archive:PATH:REF), so even an archive
+// of one image must hold it.
 std::size_t pick_save_entry(const std::vector<SaveEntry>& entries, const ref::Reference& wanted,
-                            const std::string& where) {
+                            const std::string& where, bool strict) {
     if (entries.empty())
         throw Error(fmt::format("{}: manifest.json lists no images", where));
-    if (entries.size() == 1)
+    if (entries.size() == 1 && !strict)
         return 0;
     std::vector<std::string> all;
     for (std::size_t i = 0; i < entries.size(); ++i)
@@ -175,7 +177,7 @@ std::optional<oci::Descriptor> entry_by_repo_tags(const detail::Layout& layout,
 
 std::unique_ptr<ImageSource> open_oci_style(std::shared_ptr<const FileStore> store,
                                             const ref::Reference& wanted,
-                                            const std::string& where) {
+                                            const std::string& where, bool strict) {
     auto layout = std::make_shared<detail::Layout>(std::move(store), where);
     const auto& entries = layout->entries();
     if (entries.empty())
@@ -184,7 +186,7 @@ std::unique_ptr<ImageSource> open_oci_style(std::shared_ptr<const FileStore> sto
     for (const auto& e : entries)
         all.insert(e.digest);
     std::optional<oci::Descriptor> top;
-    if (all.size() == 1) {
+    if (all.size() == 1 && !strict) {
         top = entries.front();
     } else {
         std::set<oci::Digest> matched;
@@ -284,9 +286,9 @@ std::vector<std::string> diff_ids_of(const std::string& config) {
 }
 
 std::unique_ptr<ImageSource> open_classic(std::shared_ptr<const FileStore> store,
-                                          const ref::Reference& wanted, const std::string& where) {
+                                          const ref::Reference& wanted, const std::string& where, bool strict) {
     auto entries = read_save_manifest(*store, where);
-    const SaveEntry& entry = entries[pick_save_entry(entries, wanted, where)];
+    const SaveEntry& entry = entries[pick_save_entry(entries, wanted, where, strict)];
     std::map<oci::Digest, std::string> blobs;
 
     std::string config_path = detail::normalize_member(entry.config);
@@ -343,17 +345,17 @@ std::unique_ptr<ImageSource> open_classic(std::shared_ptr<const FileStore> store
 } // namespace
 
 std::unique_ptr<ImageSource> open_docker_archive(const std::filesystem::path& archive,
-                                                 const ref::Reference& wanted) {
+                                                 const ref::Reference& wanted, bool strict) {
     auto abs = std::filesystem::absolute(archive).lexically_normal();
     std::string where = "docker-archive:" + abs.string();
     std::shared_ptr<const FileStore> store = detail::open_tar(abs, where);
     if (store->size("oci-layout") && store->size("index.json"))
-        return open_oci_style(std::move(store), wanted, where);
+        return open_oci_style(std::move(store), wanted, where, strict);
     if (!store->size("manifest.json"))
         throw Error(fmt::format(
             "{}: not a `docker save` archive: it has neither manifest.json nor an OCI index.json",
             where));
-    return open_classic(std::move(store), wanted, where);
+    return open_classic(std::move(store), wanted, where, strict);
 }
 
 } // namespace aas::source

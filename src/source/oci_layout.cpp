@@ -221,15 +221,11 @@ std::string layout_entry_names(const std::vector<oci::Descriptor>& entries) {
 
 } // namespace detail
 
-std::unique_ptr<ImageSource> open_oci_layout(const std::filesystem::path& layout, std::string tag) {
-    auto abs = std::filesystem::absolute(layout).lexically_normal();
-    std::string describe = "oci:" + abs.string() + (tag.empty() ? "" : ":" + tag);
-    std::shared_ptr<const detail::FileStore> store;
-    try {
-        store = detail::open_folder(abs);
-    } catch (const Error& e) {
-        throw Error(fmt::format("{}: cannot open the OCI layout: {}", describe, e.what()));
-    }
+namespace {
+
+// The image of an OCI layout (a folder or an archive) that `tag` names, or its only one.
+std::unique_ptr<ImageSource> layout_source(std::shared_ptr<const detail::FileStore> store, std::string describe,
+                                           const std::string& tag, const std::string& scheme) {
     auto l = std::make_shared<detail::Layout>(store, describe);
     oci::Descriptor top;
     if (tag.empty()) {
@@ -237,8 +233,8 @@ std::unique_ptr<ImageSource> open_oci_layout(const std::filesystem::path& layout
             throw Error(fmt::format("{}: index.json lists no images", describe));
         if (detail::distinct_digests(l->entries()) != 1)
             throw Error(fmt::format(
-                "{}: index.json lists {} images; name one with oci:PATH:TAG (it has: {})", describe,
-                l->entries().size(), detail::entry_names(l->entries())));
+                "{}: index.json lists {} images; name one with {}PATH:NAME, NAME being one of: {}", describe,
+                l->entries().size(), scheme, detail::entry_names(l->entries())));
         top = l->entries().front();
     } else {
         top = detail::pick_one(detail::entries_tagged(l->entries(), tag), l->entries(), describe,
@@ -249,6 +245,31 @@ std::unique_ptr<ImageSource> open_oci_layout(const std::filesystem::path& layout
             fmt::format("{}: index.json entry {} has media type \"{}\", not a manifest or index",
                         describe, top.digest.str(), top.media_type));
     return detail::make_layout_source(std::move(l), std::move(top), std::move(describe));
+}
+
+} // namespace
+
+std::unique_ptr<ImageSource> open_oci_layout(const std::filesystem::path& layout, std::string tag) {
+    auto abs = std::filesystem::absolute(layout).lexically_normal();
+    std::string describe = "oci:" + abs.string() + (tag.empty() ? "" : ":" + tag);
+    std::shared_ptr<const detail::FileStore> store;
+    try {
+        store = detail::open_folder(abs);
+    } catch (const Error& e) {
+        throw Error(fmt::format("{}: cannot open the OCI layout: {}", describe, e.what()));
+    }
+    return layout_source(std::move(store), std::move(describe), tag, "oci:");
+}
+
+std::unique_ptr<ImageSource> open_oci_archive(const std::filesystem::path& archive, std::string tag) {
+    auto abs = std::filesystem::absolute(archive).lexically_normal();
+    std::string describe = "oci-archive:" + abs.string() + (tag.empty() ? "" : ":" + tag);
+    std::shared_ptr<const detail::FileStore> store = detail::open_tar(abs, describe);
+    if (!store->size("oci-layout") || !store->size("index.json"))
+        throw Error(fmt::format("{}: not an OCI archive: it has no oci-layout and index.json at its top{}", describe,
+                                store->size("manifest.json") ? " (it is a `docker save` archive: use docker-archive:)"
+                                                              : ""));
+    return layout_source(std::move(store), std::move(describe), tag, "oci-archive:");
 }
 
 } // namespace aas::source

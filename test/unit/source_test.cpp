@@ -309,7 +309,7 @@ TEST_CASE("source::oci_layout tag selection errors") {
     CHECK(error_of([&] { aas::source::open_oci_layout(f.layout, "3.0"); }) ==
           "oci:" + abs + ":3.0: no image tagged '3.0' in index.json (it has: 1.0, 2.0)");
     auto many = error_of([&] { aas::source::open_oci_layout(f.layout, ""); });
-    CHECK(many.find("index.json lists 2 images; name one with oci:PATH:TAG (it has: 1.0, 2.0)") !=
+    CHECK(many.find("index.json lists 2 images; name one with oci:PATH:NAME, NAME being one of: 1.0, 2.0") !=
           std::string::npos);
     CHECK(error_of([&] {
               aas::source::open_oci_layout(f.dir.path() / "missing", "");
@@ -550,15 +550,21 @@ TEST_CASE("source::docker_archive Docker 25 OCI layout inside the tar") {
 TEST_CASE("source::open_from parses the source kinds") {
     TempDir dir;
     auto wanted = R("shop/app:1");
-    // oci: the tag follows the last ':' only when no '/' follows it.
-    auto err = error_of([&] { aas::source::open_from("oci:lay:out/dir", dir.path(), wanted); });
-    CHECK_MESSAGE(err.find("oci:" + (dir.path() / "lay:out/dir").string() + ": cannot open") == 0,
+    // Split at the first ':' (containers/image's rule): the name may hold '/' and ':'.
+    auto err = error_of([&] { aas::source::open_from("oci:lay:localhost/x/y:2.0", dir.path(), wanted); });
+    CHECK_MESSAGE(err.find("oci:" + (dir.path() / "lay").string() + ":localhost/x/y:2.0: cannot open") == 0,
                   err);
     err = error_of([&] { aas::source::open_from("oci:/abs/layout:v1.2", dir.path(), wanted); });
     CHECK_MESSAGE(err.find("oci:/abs/layout:v1.2:") == 0, err);
     err =
         error_of([&] { aas::source::open_from("docker-archive:/abs/x.tar", dir.path(), wanted); });
     CHECK_MESSAGE(err.find("docker-archive:/abs/x.tar: cannot open the archive") == 0, err);
+    err = error_of([&] { aas::source::open_from("docker-archive:/abs/x.tar:localhost/a/b:1", dir.path(), wanted); });
+    CHECK_MESSAGE(err.find("docker-archive:/abs/x.tar: cannot open the archive") == 0, err);
+    err = error_of([&] { aas::source::open_from("oci-archive:/abs/x.tar:1.0", dir.path(), wanted); });
+    CHECK_MESSAGE(err.find("oci-archive:/abs/x.tar:1.0") == 0, err);
+    CHECK_THROWS_AS(aas::source::open_from("docker-archive:x.tar:Not A Ref", dir.path(), wanted), aas::UsageError);
+    CHECK_THROWS_AS(aas::source::open_from("oci-archive:", dir.path(), wanted), aas::UsageError);
 
     CHECK_THROWS_AS(aas::source::open_from("oci:", dir.path(), wanted), aas::UsageError);
     CHECK_THROWS_AS(aas::source::open_from("oci:dir:", dir.path(), wanted), aas::UsageError);

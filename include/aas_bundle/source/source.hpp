@@ -18,6 +18,7 @@
 //   oci:             an OCI image layout folder; `oci:PATH:TAG` picks the index.json entry
 //                    whose org.opencontainers.image.ref.name is TAG (or whose
 //                    io.containerd.image.name is TAG); `oci:PATH` needs exactly one entry.
+//   oci-archive:     a tar of an OCI image layout, read in place like docker-archive:.
 //
 // Every manifest returned has the exact bytes the source holds (or the synthesised bytes);
 // every blob streamed is verified against its descriptor's size and digest, and a mismatch
@@ -69,18 +70,29 @@ std::unique_ptr<ImageSource> open_registry(registry::Client& client, std::string
 /// io.containerd.image.name or org.opencontainers.image.ref.name names `wanted` (a bare
 /// ref.name is compared with `wanted`'s tag), else through manifest.json's RepoTags. The
 /// exact bytes of a classic archive's synthesised manifest are given in docker_archive.cpp.
+/// `strict` (the image was named, docker-archive:PATH:REF): an archive of one image must
+/// hold `wanted` too.
 std::unique_ptr<ImageSource> open_docker_archive(const std::filesystem::path& archive,
-                                                 const ref::Reference& wanted);
+                                                 const ref::Reference& wanted, bool strict = false);
 
 /// An OCI image layout folder; `tag` empty means the layout must hold exactly one image.
 std::unique_ptr<ImageSource> open_oci_layout(const std::filesystem::path& layout, std::string tag);
 
-/// Opens the source a bundle manifest's `from` names: "docker-archive:PATH",
-/// "oci:PATH[:TAG]" (PATH relative to `base_dir` unless absolute). For oci:, TAG is what
-/// follows the last ':' when that holds no '/' ("oci:a:b/c" is the folder "a:b/c",
-/// "oci:a:b:1.0" is folder "a:b", tag "1.0"); an empty TAG ("oci:dir:") is a usage error. A
-/// plain reference is not handled here (the caller opens a registry). Throws
-/// aas::UsageError for an unknown scheme or an empty path.
+/// A tar (optionally gzip- or zstd-compressed) of an OCI image layout, as `podman save
+/// --format oci-archive`, buildah and `skopeo copy … oci-archive:` write; `tag` as for
+/// open_oci_layout.
+std::unique_ptr<ImageSource> open_oci_archive(const std::filesystem::path& archive, std::string tag);
+
+/// Opens the source a bundle manifest's `from` names (PATH relative to `base_dir` unless
+/// absolute), split at the first ':' as containers/image (skopeo, podman) does, so that
+/// the name may hold '/' and ':' and a PATH cannot hold ':':
+///   "docker-archive:PATH[:REF]"  REF (a reference, "localhost/x/y:2.0") picks the image
+///                                among the archive's RepoTags; without it `wanted` does
+///   "oci:PATH[:NAME]"            NAME is an index.json entry's ref.name ("1.0",
+///                                "localhost/x/y:2.0", "docker.io/shop/a:1.0")
+///   "oci-archive:PATH[:NAME]"    the same, in a tar
+/// An empty NAME ("oci:dir:") is a usage error. A plain reference is not handled here (the
+/// caller opens a registry). Throws aas::UsageError for an unknown scheme or an empty path.
 std::unique_ptr<ImageSource> open_from(std::string_view from, const std::filesystem::path& base_dir,
                                        const ref::Reference& wanted);
 
