@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import json
 import os
+import hashlib
 import re
+import shutil
 import subprocess
-import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -67,6 +69,21 @@ class Ctx:
     canary: Path
     registry: object
     cache: dict = field(default_factory=dict)
+    pristine: dict = field(default_factory=dict)
+
+    def reset_canary(self):
+        """Makes the canary pristine again after a test that changed it (so that each test
+        sees only its own changes)."""
+        if hostile.tree_digest(self.canary) != self.pristine:
+            shutil.rmtree(self.canary)
+            hostile.make_canary(self.canary)
+            assert hostile.tree_digest(self.canary) == self.pristine
+
+    def place(self) -> "Place":
+        """A fresh folder for one run, with a neutral name (not the test's: messages quote
+        paths, and must not pass for naming an entry)."""
+        (self.root / "runs").mkdir(exist_ok=True)
+        return Place(Path(tempfile.mkdtemp(prefix="r", dir=self.root / "runs")))
 
     @property
     def canary_rel(self) -> str:
@@ -89,7 +106,9 @@ def ctx(aas_bundle, tmp_path_factory):
             "zst": Crafted.read(hostile.pack_small(run, root / "pack", trusted, name="b.tar.zst"))}
     canary = hostile.make_canary(root / "canary")
     reg = start_registry(root / "registry", "plain")
-    yield Ctx(root, run, trusted, other, base, canary, reg)
+    x = Ctx(root, run, trusted, other, base, canary, reg)
+    x.pristine = hostile.tree_digest(canary)
+    yield x
     reg.stop()
 
 
@@ -111,7 +130,7 @@ class Case:
         """What an unauthenticated run must not print: it never reads the hostile entry."""
         if self.kind != "entry":
             return ()
-        return tuple(n for n in self.names if not n.startswith("@")) + tuple(info["names"])
+        return tuple(n for n in self.names if "/" in n and not n.startswith("@")) + tuple(info["names"])
 
 
 def _chain16(mode=0o644, victim="victim.txt"):
@@ -268,8 +287,8 @@ CASES: dict[str, Case] = {
     "duplicate-blob": Case(_dup_blob, ("@NAMES",), ("second", "twice", "duplicate")),
     "duplicate-bundle-json": Case(_dup_first_entry("bundle.json"), ("bundle.json",), ("second", "twice", "duplicate"),
                                   kind="stream"),
-    "duplicate-signature": Case(_dup_first_entry("bundle.json.sig"), ("bundle.json.sig",),
-                                ("second", "twice", "duplicate"), kind="stream"),
+    # (unsigned, it is the only signature, at the wrong place: named, for whatever reason)
+    "duplicate-signature": Case(_dup_first_entry("bundle.json.sig"), ("bundle.json.sig",), kind="stream"),
     "bundle-json-symlink-first": Case(_bundle_json_symlink, ("bundle.json",), kind="stream"),
     # modes
     "setuid-file": Case(_added(lambda x: file("k8s/suid.sh", b"#!/bin/sh\nid\n", mode=0o4755)), ("k8s/suid.sh",),
@@ -294,8 +313,9 @@ CASES: dict[str, Case] = {
                            ("bundle.json",), ("deep", "nest", "depth"), kind="doc", inspect_reads=True),
     "nesting-unclosed": Case(_nest(lambda d, v: d.__setitem__("platforms", v), "[" * DEEP),
                              ("bundle.json",), ("deep", "nest", "depth", "json"), kind="doc", inspect_reads=True),
+    # (the depth cap is the implementation's to choose: only refused, without a crash)
     "nesting-1000": Case(_nest(lambda d, v: d.__setitem__("platforms", v), "[" * 1000 + "]" * 1000),
-                         ("bundle.json",), ("deep", "nest", "depth"), kind="doc", inspect_reads=True),
+                         ("bundle.json",), kind="doc", inspect_reads=True),
     # trailing data
     "trailing-zeros": Case(_trailing(lambda: b"\0" * 10240), (), kind="stream", fine=True),
     "trailing-zeros-zst": Case(_trailing(lambda: b"\0" * 10240), (), kind="stream", fine=True, zst=True),
@@ -342,7 +362,8 @@ def crafted(x: Ctx, case_id: str, sign: str) -> tuple[Path, dict]:
     c = x.base["zst" if case.zst else "tar"].copy()
     kw = case.craft(c, x) or {}
     signer = hostile.sign_mode_key(sign, x.trusted, x.other)
-    path = x.root / "crafted" / sign / (case_id + (".tar.zst" if case.zst else ".tar"))
+    # A neutral file name: messages quote the path, and must not pass for naming the entry.
+    path = x.root / "crafted" / f"s{SIGNS.index(sign)}" / (f"c{list(CASES).index(case_id):02d}" + (".tar.zst" if case.zst else ".tar"))
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {"names": kw.pop("names", ())}
     if "bomb" in kw:
@@ -448,12 +469,14 @@ MATRIX = [(c, s, m) for c in CASES for s in SIGNS for m in COMMANDS[s]]
 
 
 @pytest.mark.parametrize("case_id,sign,cmd", MATRIX, ids=[f"{c}-{s}-{m}" for c, s, m in MATRIX])
-def test_hostile_bundle(ctx, tmp_path, case_id, sign, cmd):
+def test_hostile_bundle(ctx, case_id, sign, cmd):
     case = CASES[case_id]
     bundle, info = crafted(ctx, case_id, sign)
-    place = Place(tmp_path)
+    ctx.reset_canary()
+    place = ctx.place()
+    tmp_path = place.top
     place.tmp.mkdir(parents=True)
-    prefix = re.sub(r"[^a-z0-9]+", "-", f"{case_id}-{sign}-{cmd}".lower())
+    prefix = "p" + hashlib.sha256(f"{case_id}/{sign}/{cmd}".encode()).hexdigest()[:10]
     args, env, wrapper = command(ctx, cmd, bundle, place, prefix)
 
     canary_before = hostile.tree_digest(ctx.canary)
@@ -573,8 +596,10 @@ def bombs(ctx):
     made = {}
     for sign in ("other", "unsigned"):
         key = hostile.sign_mode_key(sign, ctx.trusted, ctx.other)
-        made[("zst", sign)] = ctx.base["tar"].copy().write_bomb(ctx.root / "bombs" / f"{sign}.tar.zst", key)
-        made[("sparse", sign)] = ctx.base["tar"].copy().write_sparse_bomb(ctx.root / "bombs" / f"{sign}.tar", key)
+        # Neutral names: messages quote the path ("unsigned", "bomb" must come from the text).
+        n = SIGNS.index(sign)
+        made[("zst", sign)] = ctx.base["tar"].copy().write_bomb(ctx.root / "z" / f"z{n}.tar.zst", key)
+        made[("sparse", sign)] = ctx.base["tar"].copy().write_sparse_bomb(ctx.root / "z" / f"y{n}.tar", key)
     return made
 
 
@@ -600,14 +625,15 @@ def test_bomb_is_small_and_what_it_claims(ctx, bombs):
 @pytest.mark.parametrize("kind", ["zst", "sparse"])
 @pytest.mark.parametrize("sign", ["other", "unsigned"])
 @pytest.mark.parametrize("cmd", ["load", "verify"])
-def test_unauthenticated_bomb_writes_and_reads_little(ctx, bombs, tmp_path, kind, sign, cmd):
+def test_unauthenticated_bomb_writes_and_reads_little(ctx, bombs, kind, sign, cmd):
     """With --key, a bomb signed by another key or unsigned is refused right after
     bundle.json: under 64 MiB written (write syscalls, /proc/PID/io wchar; and what is on
     disk under the work folder and TMPDIR while it runs) and, for the plain tar, read."""
-    place = Place(tmp_path)
+    place = ctx.place()
     place.work.mkdir(parents=True)
+    prefix = f"q{kind}{SIGNS.index(sign)}"
     args = ["verify", bombs[(kind, sign)], "--key", ctx.trusted.pub] if cmd == "verify" else [
-        "load", bombs[(kind, sign)], "--registry", f"{ctx.registry.host}/bomb-{kind}-{sign}", "--out", place.out,
+        "load", bombs[(kind, sign)], "--registry", f"{ctx.registry.host}/{prefix}", "--out", place.out,
         "--plain-http", "--key", ctx.trusted.pub]
     r = measured(ctx, args, place)
     report = (f"exit {r['rc']}, wrote {r['wchar']} bytes (write_bytes {r['write_bytes']}), read {r['rchar']}, "
@@ -620,14 +646,14 @@ def test_unauthenticated_bomb_writes_and_reads_little(ctx, bombs, tmp_path, kind
     if kind == "sparse":
         assert 0 <= r["rchar"] < LIMIT, "read on past bundle.json: " + report
     assert not place.out.exists(), report
-    assert not repos_under(ctx.registry, f"bomb-{kind}-{sign}")
+    assert not repos_under(ctx.registry, prefix)
 
 
-def test_bomb_without_key_stops_bounded(ctx, bombs, tmp_path):
+def test_bomb_without_key_stops_bounded(ctx, bombs):
     """Integrity-only verify caps what a ~90 KB archive may expand to by the archive's own
     size, not by its bundle.json: the 2 GiB listing is refused as a bomb, well before 2
     GiB (no 'byte N' past 1 GiB in the message)."""
-    place = Place(tmp_path)
+    place = ctx.place()
     place.work.mkdir(parents=True)
     r = measured(ctx, ["verify", bombs[("zst", "unsigned")]], place)
     report = f"exit {r['rc']}, wrote {r['wchar']}\nstderr:\n{r['stderr'][-3000:]}"

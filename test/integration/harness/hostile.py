@@ -473,6 +473,7 @@ class Crafted:
         head = self.tar(sign, end=b"")
         hdr = file(name).info
         hdr.size = size
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             f.write(head + hdr.tobuf(format=tarfile.PAX_FORMAT))
             f.seek(size, os.SEEK_CUR)
