@@ -120,14 +120,14 @@ CHART_TEMPLATE = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ 
 
 
 def write_project(root: Path, layout: Path, *, chart_dir="charts/web", values_file="environments/prod/web-values.yaml",
-                  release="web", namespace="shop", version="1.0.0", name="demo") -> Path:
+                  release="web", namespace="shop", version="1.0.0", name="demo", plain_file="plain/app.yaml") -> Path:
     """A k8s folder with a plain manifest (image shop/a:1.0) and one chart release (image
     shop/web:1.0, overridden in a values file), both images read from the OCI layout
     ``layout`` (tags a and web); returns the bundle manifest's path."""
     root = Path(root)
     k8s = root / "k8s"
-    (k8s / "plain").mkdir(parents=True, exist_ok=True)
-    (k8s / "plain" / "app.yaml").write_text(
+    (k8s / plain_file).parent.mkdir(parents=True, exist_ok=True)
+    (k8s / plain_file).write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n"
         "      containers:\n        - name: a\n          image: shop/a:1.0\n")
     (k8s / "README.txt").write_text("shipped as is\n")
@@ -142,7 +142,7 @@ def write_project(root: Path, layout: Path, *, chart_dir="charts/web", values_fi
     manifest = root / "bundle.yaml"
     manifest.write_text("\n".join([
         "apiVersion: aas-bundle/v1", "kind: Bundle", f"name: {json.dumps(name)}", f"version: {json.dumps(version)}",
-        "k8s: k8s", "manifests: [plain/app.yaml]", "releases:",
+        "k8s: k8s", f"manifests: [{json.dumps(plain_file)}]", "releases:",
         f"  - name: {json.dumps(release)}", f"    chart: {json.dumps(chart_dir)}",
         f"    namespace: {json.dumps(namespace)}", f"    values: [{json.dumps(values_file)}]",
         "images:",
