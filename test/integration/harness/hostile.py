@@ -152,9 +152,10 @@ def write_project(root: Path, layout: Path, *, chart_dir="charts/web", values_fi
     return manifest
 
 
-def write_layout(path: Path, seed: str = "hb") -> Path:
-    """An OCI layout with two small images, tags ``a`` and ``web``."""
-    base = images.make_layer(f"{seed}-base", 4_000)
+def write_layout(path: Path, seed: str = "hb", base_size: int = 4_000) -> Path:
+    """An OCI layout with two small images, tags ``a`` and ``web`` (sharing a base layer
+    of ``base_size`` bytes)."""
+    base = images.make_layer(f"{seed}-base", base_size)
     a = images.oci_image([base, images.make_layer(f"{seed}-a", 2_000)])
     web = images.oci_image([base, images.make_layer(f"{seed}-web", 1_500)])
     images.write_oci_layout(path, {"a": a, "web": web})
