@@ -5,14 +5,17 @@ values, ``--key`` given a private key, and a part file beyond the parts index.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from harness import hostile
+from harness import hostile, images
+from harness.faultproxy import Rule
 
 HERE = Path(__file__).resolve().parent
 
@@ -108,3 +111,112 @@ def test_extra_part_is_a_warning(env, neutral):
     p = run("verify", neutral / "s.tar.parts", "--key", key.pub, cwd=neutral)
     assert p.returncode == 0, p.stderr
     assert extra.name in p.stderr and "warning" in p.stderr.lower(), p.stderr
+
+
+# ---- --flatten collisions before the archive is read ------------------------------------------
+
+def two_apps(root: Path) -> Path:
+    """A manifest with two images whose last path component is the same (one/app, two/app)."""
+    hostile.write_layout(root / "layout")
+    k8s = root / "k8s" / "plain"
+    k8s.mkdir(parents=True)
+    (k8s / "app.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+                                  "    - name: a\n      image: one/app:1.0\n    - name: b\n      image: two/app:1.0\n")
+    m = root / "bundle.yaml"
+    m.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: demo\nversion: 1.0.0\nk8s: k8s\n"
+                 "manifests: [plain/app.yaml]\nimages:\n"
+                 f"  - ref: one/app:1.0\n    from: oci:{root / 'layout'}:a\n"
+                 f"  - ref: two/app:1.0\n    from: oci:{root / 'layout'}:web\n")
+    return m
+
+
+def test_flatten_collision_is_reported_before_the_archive_is_read(env, neutral, plain_registry):
+    """The archive is cut right after bundle.json and its signature: a load that reports
+    the --flatten collision first says so (usage error), one that verifies first reports
+    the truncation. The message names the target once (no doubled prefix)."""
+    run, key, _ = env
+    p = run("pack", "-f", two_apps(neutral), "-o", neutral / "b.tar", "--key", key.private, "--cache",
+            neutral / "c", "-q", cwd=neutral)
+    assert p.returncode == 0, p.stderr
+    c = hostile.Crafted.read(neutral / "b.tar")
+    data = c.tar(key, end=b"")
+    head = data[: len(hostile.file("bundle.json", c.doc_bytes()).to_bytes()) + 1024]  # bundle.json and its signature
+    cut = neutral / "cut.tar"
+    cut.write_bytes(head)
+    p = run("load", cut, "--registry", f"{plain_registry.host}/fp", "--out", neutral / "out", "--plain-http",
+            "--key", key.pub, "--flatten", cwd=neutral, timeout=60)
+    assert p.returncode == 2, f"exit {p.returncode}\n{p.stderr}"
+    assert "--flatten" in p.stderr and f"{plain_registry.host}/fp/app" in p.stderr, p.stderr
+    assert "/fp/fp/" not in p.stderr, p.stderr
+    assert not (neutral / "out").exists()
+    work = Path(f"{neutral / 'out'}.aas-load")
+    assert not any(q.name in ("k8s", "images") for q in work.rglob("*")) if work.exists() else True
+
+
+# ---- signals ------------------------------------------------------------------------------------
+
+def temp_files(folder: Path) -> list[str]:
+    return [str(q.relative_to(folder)) for q in folder.rglob("*") if ".tmp" in q.name]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_pack_interrupted_removes_its_temporary_files(env, neutral, plain_registry, fault_proxy, sig, code):
+    run, key, _ = env
+    big = images.oci_image([images.make_layer("sig-big", 3_000_000)])
+    images.push(plain_registry, "shop/big", "1.0", big)
+    proxy = fault_proxy(plain_registry, [Rule(method="GET", path_regex="/blobs/sha256:", action="stall",
+                                               fraction=0.3, seconds=8, times=None)])
+    manifest = hostile.bundles.project(neutral / "proj", [f"{proxy.host}/shop/big:1.0"])
+    out = neutral / "o" / "b.tar"
+    out.parent.mkdir()
+    proc = subprocess.Popen([str(run.binary), "pack", "-f", str(manifest), "-o", str(out), "--key", str(key.private),
+                             "--cache", str(neutral / "cache"), "--plain-http", "-q"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=run.env(), cwd=str(neutral))
+    try:
+        deadline = time.monotonic() + 60
+        while not any(e["fault"] for e in proxy.log):
+            assert proc.poll() is None, f"pack ended early ({proc.returncode}): {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "pack never reached a blob"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == code, f"exit {rc} after {sig.name}: {proc.stderr.read()}"
+    left = temp_files(out.parent) + [f"cache/{f}" for f in temp_files(neutral / "cache")]
+    assert left == [], f"{sig.name} left temporary files: {left}"
+    assert not out.exists()
+
+
+def test_load_interrupted_exits_143_and_a_rerun_loads(env, neutral, plain_registry, fault_proxy):
+    run, key, root = env
+    bundle = root / "pack" / "b.tar"
+    if not bundle.exists():
+        bundle = hostile.pack_small(run, root / "pack", key)
+    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/uploads/", action="delay", seconds=30, times=None)])
+    out = neutral / "out"
+    args = [str(run.binary), "load", str(bundle), "--registry", f"{proxy.host}/airgap", "--out", str(out),
+            "--plain-http", "--key", str(key.pub), "-j", "1"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=run.env(),
+                            cwd=str(neutral))
+    try:
+        deadline = time.monotonic() + 60
+        while not proxy.requests(path_regex="/blobs/uploads/"):
+            assert proc.poll() is None, f"load ended early ({proc.returncode}): {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "load never started pushing"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 143, f"exit {rc}: {proc.stderr.read()}"
+    assert not out.exists() and temp_files(neutral) == []
+    proxy.set_rules([])
+    p = run(*args[1:], cwd=neutral)
+    assert p.returncode == 0, p.stderr
+    assert (out / "install.sh").is_file()
