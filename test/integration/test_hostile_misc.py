@@ -196,7 +196,7 @@ def test_load_interrupted_exits_143_and_a_rerun_loads(env, neutral, plain_regist
     bundle = root / "pack" / "b.tar"
     if not bundle.exists():
         bundle = hostile.pack_small(run, root / "pack", key)
-    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/uploads/", action="delay", seconds=30, times=None)])
+    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/uploads/", action="delay", seconds=8, times=None)])
     out = neutral / "out"
     args = [str(run.binary), "load", str(bundle), "--registry", f"{proxy.host}/airgap", "--out", str(out),
             "--plain-http", "--key", str(key.pub), "-j", "1"]
@@ -220,3 +220,36 @@ def test_load_interrupted_exits_143_and_a_rerun_loads(env, neutral, plain_regist
     p = run(*args[1:], cwd=neutral)
     assert p.returncode == 0, p.stderr
     assert (out / "install.sh").is_file()
+
+
+# ---- a template symlink leaving the chart ---------------------------------------------------
+
+@pytest.mark.parametrize("cmd", ["images", "pack"])
+def test_template_symlink_out_of_the_chart_is_refused(env, neutral, cmd):
+    """images refuses a chart whose template is a symlink to a file outside the chart, as
+    pack does (neither reads it). The image it names is on a closed loopback port, so a
+    reader that follows the link touches nothing beyond 127.0.0.1."""
+    run, key, _ = env
+    outside = neutral / "outside.yaml"
+    outside.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n"
+                       "    - name: x\n      image: 127.0.0.1:9/evil/secret:1\n")
+    chart = neutral / "k8s" / "charts" / "web"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(hostile.CHART_YAML)
+    (chart / "values.yaml").write_text(hostile.CHART_VALUES)
+    (chart / "templates" / "deploy.yaml").write_text(hostile.CHART_TEMPLATE)
+    (chart / "templates" / "leak.yaml").symlink_to("../../../../outside.yaml")
+    assert (chart / "templates" / "leak.yaml").read_text() == outside.read_text()
+    if cmd == "images":
+        p = run("images", chart, "--json", cwd=neutral)
+    else:
+        hostile.write_layout(neutral / "layout")
+        manifest = neutral / "bundle.yaml"
+        manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: demo\nversion: 1.0.0\nk8s: k8s\n"
+                            "releases:\n  - name: web\n    chart: charts/web\n    namespace: shop\n"
+                            f"images:\n  - ref: shop/web:1.0\n    from: oci:{neutral / 'layout'}:web\n")
+        p = run("pack", "-f", manifest, "-o", neutral / "b.tar", "--key", key.private, "--cache", neutral / "c",
+                "-q", "--retries", "0", "--plain-http", cwd=neutral)
+    assert p.returncode in (1, 2), f"{cmd} followed the symlink (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr}"
+    assert "leak.yaml" in p.stderr and "symlink" in p.stderr.lower(), p.stderr
+    assert "evil/secret" not in p.stdout

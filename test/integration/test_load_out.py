@@ -132,7 +132,7 @@ def test_second_concurrent_load_is_refused_naming_the_first(packed, plain_regist
     second, into the same --out (and straight to another registry, so that without a
     lock it would finish quickly), must be refused with the first one's PID."""
     run, key, bundle = packed
-    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/uploads/", action="delay", seconds=20, times=None)])
+    proxy = fault_proxy(plain_registry, [Rule(path_regex="/blobs/uploads/", action="delay", seconds=10, times=None)])
     out = place / "out"
     first = subprocess.Popen([str(run.binary), "load", str(bundle), "--registry", f"{proxy.host}/airgap", "--out",
                               str(out), "--plain-http", "--key", str(key.pub), "-j", "1"],
