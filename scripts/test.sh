@@ -63,7 +63,7 @@ echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:=20} s per target)"
 if CXX=clang++ build build-fuzz -Dfuzzers=true -Dtests=disabled -Db_sanitize=address,undefined \
         -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null; then
     fuzz_dir=$(mktemp -d)
-    for target in fuzz_reference fuzz_values fuzz_template fuzz_bundle; do
+    for target in fuzz_reference fuzz_values fuzz_template fuzz_bundle fuzz_tar_index fuzz_parts; do
         corpus="$fuzz_dir/$target"
         mkdir -p "$corpus"
         seeds="test/fuzz/corpus/${target#fuzz_}"
