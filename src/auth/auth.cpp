@@ -6,6 +6,8 @@
 #include "aas_bundle/util/strings.hpp"
 
 #include <fmt/format.h>
+
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -92,10 +94,22 @@ DockerConfig DockerConfig::load(const fs::path& path) {
     }
     DockerConfig cfg;
     if (!j.is_object()) throw Error(fmt::format("registry config {}: not a JSON object", path.string()));
-    if (j.contains("credsStore") || j.contains("credHelpers"))
-        log::warn("registry config {}: credential helpers (credsStore, credHelpers) are not used; "
-                  "only \"auths\" entries are read",
-                  path.string());
+    auto valid_helper = [&](const std::string& name, const std::string& field) {
+        // The suffix of a program name: no path, no shell.
+        bool ok = !name.empty() && name.size() <= 64;
+        for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+        if (!ok)
+            throw Error(fmt::format("registry config {}: {} \"{}\" is not a credential helper name (the NAME of "
+                                    "docker-credential-NAME)",
+                                    path.string(), field, util::escape_control(name)));
+        return name;
+    };
+    if (auto cs = j.find("credsStore"); cs != j.end() && cs->is_string() && !cs->get<std::string>().empty())
+        cfg.creds_store_ = valid_helper(cs->get<std::string>(), "credsStore");
+    if (auto ch = j.find("credHelpers"); ch != j.end() && ch->is_object())
+        for (const auto& [host, name] : ch->items())
+            if (name.is_string())
+                cfg.cred_helpers_[normalize_key(host)] = valid_helper(name.get<std::string>(), "credHelpers[\"" + host + "\"]");
     auto auths = j.find("auths");
     if (auths == j.end()) return cfg;
     if (!auths->is_object()) throw Error(fmt::format("registry config {}: \"auths\" is not an object", path.string()));
@@ -132,7 +146,18 @@ DockerConfig DockerConfig::load_default() {
     return load(p);
 }
 
+std::string DockerConfig::helper_for(std::string_view registry) const {
+    if (auto h = cred_helpers_.find(normalize_key(registry)); h != cred_helpers_.end()) return h->second;
+    return creds_store_;
+}
+
 std::optional<Credential> DockerConfig::find(std::string_view registry) const {
+    if (auto helper = helper_for(registry); !helper.empty()) {
+        // Docker Hub's server name in helpers is its v1 URL.
+        std::string server = normalize_key(registry) == "docker.io" ? "https://index.docker.io/v1/"
+                                                                     : std::string(registry);
+        if (auto c = run_credential_helper(helper, server)) return c;
+    }
     auto it = entries_.find(normalize_key(registry));
     if (it == entries_.end()) return std::nullopt;
     return it->second;

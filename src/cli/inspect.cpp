@@ -2,6 +2,7 @@
 
 #include "commands.hpp"
 
+#include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle/verify/verify.hpp"
 
@@ -68,9 +69,17 @@ nlohmann::ordered_json to_json(const verify::Inspection& in) {
 
 int run(const InspectFlags& f) {
     auto in = verify::inspect(f.bundle, f.key);
+    // With a key, an unauthenticated bundle is an error (stderr, exit 1); what it says of
+    // itself is still shown, escaped, for the one who must decide.
+    bool refused = !f.key.empty() && in.signature != verify::Signature::valid;
+    if (refused)
+        log::error("{}: {}", f.bundle,
+                   in.signature == verify::Signature::unsigned_
+                       ? fmt::format("the bundle is unsigned: it cannot be authenticated with key {}", f.key)
+                       : fmt::format("the signature does not match key {}: bundle.json is not authentic", f.key));
     if (f.json) {
         std::cout << to_json(in).dump(2) << "\n";
-        return in.signature == verify::Signature::invalid ? failure : ok;
+        return refused || in.signature == verify::Signature::invalid ? failure : ok;
     }
     // Everything from bundle.json is untrusted text: control characters are printed escaped.
     auto e = [](const std::string& x) { return util::escape_control(x); };
@@ -114,7 +123,7 @@ int run(const InspectFlags& f) {
     if (in.parts)
         for (const auto& p : in.parts->parts) out += fmt::format("  {} {}\n", e(p.name), util::human_bytes(p.size));
     std::cout << out;
-    return in.signature == verify::Signature::invalid ? failure : ok;
+    return refused || in.signature == verify::Signature::invalid ? failure : ok;
 }
 
 } // namespace

@@ -145,7 +145,7 @@ Manifest load(const fs::path& file) {
     if (!kind.empty() && kind != "Bundle") r.problem(*root.find("kind"), fmt::format("kind \"{}\" is not supported (expected Bundle)", kind));
     m.name = r.string(root, "name", "the bundle manifest", true);
     if (!m.name.empty() && !valid_name(m.name))
-        r.problem(*root.find("name"), fmt::format("name \"{}\": use lower case letters, digits, '-', '.', '_'", m.name));
+        r.problem(*root.find("name"), fmt::format("name \"{}\": use lower case letters, digits, '-', '.', '_'", util::escape_control(m.name)));
     m.version = r.string(root, "version", "the bundle manifest", true);
     if (util::has_control(m.version))
         r.problem(*root.find("version"), fmt::format("version \"{}\" holds a control character", util::escape_control(m.version)));

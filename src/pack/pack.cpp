@@ -5,6 +5,7 @@
 #include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/source/source.hpp"
 #include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/signals.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle_version.hpp"
@@ -249,6 +250,7 @@ public:
         std::string tmpl = (final_path.parent_path() / fmt::format(".tmp-{}-{}-XXXXXX", ::getpid(), d.digest.hex())).string();
         int fd = ::mkstemp(tmpl.data());
         if (fd < 0) throw Error(fmt::format("creating a file in the cache {}: {}", final_path.parent_path().string(), errno_text()));
+        util::RemoveOnSignal on_signal(tmpl); // a download in progress is not kept on SIGINT/SIGTERM
         struct Sink : registry::BlobSink {
             int fd;
             std::string name;

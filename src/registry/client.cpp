@@ -77,11 +77,16 @@ std::vector<ErrorEntry> parse_error_body(const std::string& body) {
 
 bool is_temporary_status(long status) { return status == 408 || status == 429 || status >= 500; }
 
-std::string hint_for(long status, const std::string& registry) {
+// `user`: the account whose credentials were sent, "" when none were.
+std::string hint_for(long status, const std::string& registry, const std::string& user) {
     switch (status) {
     case 401:
-        return fmt::format("authentication failed for {}: give credentials with --username and "
-                           "--password-stdin, or in the registry config (--registry-config)",
+        if (!user.empty())
+            return fmt::format("{} refused the credentials of user \"{}\": check the password (or token), and that "
+                               "the account exists there",
+                               registry, user);
+        return fmt::format("authentication failed for {}: it needs credentials; give them with --username and "
+                           "--password-stdin, or in the registry config (--registry-config, a credential helper)",
                            registry);
     case 403: return fmt::format("access denied by {}: the account may not push or pull this repository", registry);
     default: return {};
@@ -184,7 +189,7 @@ struct Client::Impl {
 
     RegistryError error_from(const http::Request& req, const http::Response& resp, std::string detail = {}) {
         auto errors = parse_error_body(resp.body);
-        if (detail.empty()) detail = hint_for(resp.status, registry);
+        if (detail.empty()) detail = hint_for(resp.status, registry, options.credential ? options.credential->username : "");
         std::chrono::seconds ra = parse_retry_after(resp.header("retry-after"));
         return RegistryError(req.method, log::redact_url(req.url), resp.status, std::move(errors), detail,
                              is_temporary_status(resp.status), ra);

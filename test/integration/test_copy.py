@@ -175,7 +175,8 @@ def test_wrong_password_is_a_clear_error(tls_registry, plain_registry, run_aas):
                 plain_registry.ref("x/y", "1"), tls_registry.ref("x/y"), input="not-the-password\n")
     assert p.returncode == 1
     assert "HTTP 401" in p.stderr
-    assert "authentication failed" in p.stderr
+    # told apart from missing credentials (test_missing_credentials_say_what_to_do)
+    assert f"refused the credentials of user \"{tls_registry.username}\"" in p.stderr, p.stderr
     assert "not-the-password" not in p.stderr + p.stdout
 
 

@@ -8,7 +8,13 @@
 //      `auth` (base64 "user:password") or `username` + `password`, and is keyed by the
 //      registry host, optionally with a scheme and path ("https://host/v1/"); Docker Hub
 //      is also found under "https://index.docker.io/v1/".
-// Credential helpers (`credsStore`, `credHelpers`) are not run; a warning says so.
+//   3. a credential helper named in that config.json, as docker, oras and crane run them:
+//      `credHelpers[host]` first, then `credsStore`: the program `docker-credential-NAME`
+//      (found on PATH) is run with the argument `get` and the server ("host[:port]") on
+//      stdin, and answers {"ServerURL","Username","Secret"} on stdout. It runs for at most
+//      20 s; its own error (stderr, or stdout when it says "credentials not found") is
+//      shown; its answer is never logged and the secret is registered as one. A helper
+//      that has no credentials for the server falls back to `auths`.
 
 #include <filesystem>
 #include <map>
@@ -34,15 +40,26 @@ public:
     /// empty config when there is none.
     static DockerConfig load_default();
 
-    /// The credential for `registry` ("host[:port]"), if any.
+    /// The credential for `registry` ("host[:port]"), if any: from its credential helper
+    /// when one is configured, else from `auths`. Throws aas::Error naming the helper when
+    /// it cannot be run, fails or times out.
     std::optional<Credential> find(std::string_view registry) const;
+    /// The helper program that find() would run for `registry` ("" when none).
+    std::string helper_for(std::string_view registry) const;
 
     /// Every secret found (registered with the logger so that it is never printed).
     const std::map<std::string, Credential>& entries() const { return entries_; }
 
 private:
     std::map<std::string, Credential> entries_; // key: normalised host[:port]
+    std::string creds_store_;                   // credsStore: helper suffix for every registry
+    std::map<std::string, std::string> cred_helpers_; // credHelpers: normalised host -> suffix
 };
+
+/// Runs `docker-credential-NAME get` for `server` as described above. nullopt when the
+/// helper says it holds no credentials for it; throws aas::Error otherwise on failure.
+std::optional<Credential> run_credential_helper(const std::string& name, const std::string& server,
+                                                int timeout_seconds = 20);
 
 /// "Basic <base64(user:password)>".
 std::string basic_authorization(const Credential& c);
