@@ -61,7 +61,7 @@ def main(binary):
 
         step("online side: a signing key, then pack (split in 1 MiB parts, as for a FAT32 stick)")
         key = work / "signer"
-        run(binary, "keygen", "--out", key)
+        run(binary, "keygen", "-o", key)
         BUNDLE.parent.mkdir(exist_ok=True)
         for old in BUNDLE.parent.glob(BUNDLE.name + ".part*"):
             old.unlink()
@@ -76,7 +76,7 @@ def main(binary):
 
         step("offline side: load into the private registry, values rewritten")
         run(binary, "load", first, "--registry", f"{offline.host}/shop", "--key", f"{key}.pub",
-            "--out", OFFLINE_OUT, "--ca-file", offline.ca_file, "--username", offline.username,
+            "--output", OFFLINE_OUT, "--ca-file", offline.ca_file, "--username", offline.username,
             "--password-stdin", input=offline.password + "\n")
 
         step("what changed in the k8s folder (diff -ru original rewritten)")

@@ -50,6 +50,15 @@ registry::Options make_options(const RegistryFlags& flags, const std::string& re
 /// when it is empty.
 std::string read_password_stdin();
 
+/// The flag vocabulary shared by every command (README, "Flags"): `-f, --file` names the
+/// bundle manifest read, `-o, --output` the file or folder written. `old` is a former
+/// spelling, kept as a hidden alias of `names` that sets the same value. A required option is checked by require_option() after parsing, since
+/// either spelling satisfies it.
+CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, const std::string& old,
+                                   std::string& value, const std::string& help);
+/// Throws UsageError("COMMAND needs FLAG …") when `value` is empty.
+void require_option(const std::string& value, const std::string& command, const std::string& flag);
+
 
 // Subcommands.
 std::function<int()> install_copy(CLI::App& app);

@@ -72,4 +72,15 @@ registry::Options make_options(const RegistryFlags& flags, const std::string& re
     return o;
 }
 
+CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, const std::string& old,
+                                   std::string& value, const std::string& help) {
+    auto* main = app.add_option(names, value, help);
+    app.add_option(old, value, "same as " + names)->group(""); // hidden from --help
+    return main;
+}
+
+void require_option(const std::string& value, const std::string& command, const std::string& flag) {
+    if (value.empty()) throw UsageError(fmt::format("{} needs {}", command, flag));
+}
+
 } // namespace aas::cli

@@ -25,6 +25,7 @@ struct LoadFlags {
 };
 
 int run(LoadFlags& f) {
+    require_option(f.out, "load", "-o/--output DIR (the folder to write)");
     load::Options o;
     o.bundle = f.bundle;
     o.registry = f.registry;
@@ -91,8 +92,8 @@ std::function<int()> install_load(CLI::App& app) {
     app.add_option("--registry", f->registry, "Private registry: HOST[:PORT][/PREFIX]")->required();
     app.add_option("--key", f->key, "The signer's public key (NAME.pub)")->check(CLI::ExistingFile);
     app.add_flag("--insecure-skip-signature", f->skip_signature, "Load without checking who signed the bundle");
-    app.add_option("--out", f->out, "Folder to write: k8s/ with rewritten image values, images.lock.json, install.sh")
-        ->required();
+    add_option_with_alias(app, "-o,--output", "--out", f->out,
+                          "Folder to write: k8s/ with rewritten image values, images.lock.json, install.sh");
     app.add_option("-j,--jobs", f->jobs, "Blobs pushed at once")->check(CLI::Range(1, 64));
     app.add_flag("--dry-run", f->dry_run, "Print every push and every values change (a diff); touch nothing");
     app.add_flag("--flatten", f->flatten, "Keep only the last path component of each repository");

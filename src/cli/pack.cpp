@@ -54,6 +54,8 @@ nlohmann::json to_json(const pack::Result& r, double secs) {
 }
 
 int run(PackFlags& f) {
+    require_option(f.manifest_file, "pack", "-f/--file MANIFEST (the bundle manifest)");
+    require_option(f.output, "pack", "-o/--output BUNDLE (the bundle to write)");
     pack::Options o;
     o.manifest_file = f.manifest_file;
     o.k8s_override = f.k8s;
@@ -139,8 +141,9 @@ int run(PackFlags& f) {
 
 std::function<int()> install_pack(CLI::App& app) {
     auto f = std::make_shared<PackFlags>();
-    app.add_option("-f,--manifest", f->manifest_file, "Bundle manifest (docs/bundle-manifest.md)")->required()->check(CLI::ExistingFile);
-    app.add_option("-o,--output", f->output, "Bundle to write (zstd-compressed when it ends in .zst)")->required();
+    add_option_with_alias(app, "-f,--file", "--manifest", f->manifest_file, "Bundle manifest (docs/bundle-manifest.md)")
+        ->check(CLI::ExistingFile);
+    add_option_with_alias(app, "-o,--output", "--out", f->output, "Bundle to write (zstd-compressed when it ends in .zst)");
     app.add_option("--key", f->key, "Ed25519 private key that signs the bundle (aas-bundle keygen)")->check(CLI::ExistingFile);
     app.add_flag("--unsigned", f->unsigned_, "Write a bundle without a signature (it cannot be authenticated)");
     app.add_option("--k8s", f->k8s, "k8s folder to use instead of the manifest's")->check(CLI::ExistingDirectory);

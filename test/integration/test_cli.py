@@ -98,3 +98,27 @@ def test_keygen(run_aas, workdir):
     p = run_aas("keygen", "--out", str(workdir / "signer"), "--force")
     assert p.returncode == 0
     assert (workdir / "signer.key").read_bytes() != before
+
+
+def test_one_flag_vocabulary_with_the_old_spellings_hidden(run_aas, workdir):
+    """-f/--file is what is read, -o/--output what is written, in every command; the
+    spellings of earlier versions still work but are not in --help."""
+    for cmd, shown, hidden in [("pack", ("-f,--file", "-o,--output"), ("--manifest", "--out")),
+                               ("load", ("-o,--output",), ("--out",)),
+                               ("keygen", ("-o,--output",), ("--out",)),
+                               ("images", ("-f,--file",), ())]:
+        p = run_aas(cmd, "--help")
+        assert p.returncode == 0, p.stderr
+        for s in shown:
+            assert s in p.stdout, (cmd, p.stdout)
+        for h in hidden:
+            assert h not in p.stdout.replace("-o,--output", "").replace("--output", ""), (cmd, h, p.stdout)
+    assert run_aas("keygen", "-o", workdir / "a").returncode == 0
+    assert run_aas("keygen", "--output", workdir / "b").returncode == 0
+    assert run_aas("keygen", "--out", workdir / "c").returncode == 0  # the old spelling
+    for n in ("a", "b", "c"):
+        assert (workdir / f"{n}.pub").exists()
+    p = run_aas("keygen")
+    assert p.returncode == 2 and "-o/--output" in p.stderr, p.stderr
+    p = run_aas("pack", "-o", workdir / "x.tar")
+    assert p.returncode == 2 and "-f/--file" in p.stderr, p.stderr
