@@ -1,4 +1,5 @@
 #include "aas_bundle/load/load.hpp"
+#include "aas_bundle/load/mirrors.hpp"
 
 #include "aas_bundle/bundle/parts.hpp"
 #include "aas_bundle/oci/media_types.hpp"
@@ -645,6 +646,19 @@ Result load(const Options& o) {
                             fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
     util::write_file_atomic(staged / "bundle.yaml", output_manifest(doc, rw.releases));
+    if (o.flatten) {
+        result.warnings.push_back("--flatten: no registry mirror configuration was written (a mirror keeps the "
+                                  "repository path, which --flatten changes)");
+    } else {
+        std::set<std::string> upstreams;
+        for (const auto& p : plans) upstreams.insert(ref::Reference::parse(p.rec->ref).registry());
+        MirrorOptions mo{o.registry, o.registry_options.plain_http, o.registry_options.insecure,
+                         o.registry_options.ca_file};
+        for (const auto& f : mirror_files({upstreams.begin(), upstreams.end()}, mo)) {
+            fs::create_directories((staged / f.path).parent_path());
+            util::write_file_atomic(staged / f.path, f.text);
+        }
+    }
     nlohmann::ordered_json marker = {{"written_by", "aas-bundle load"},
                                      {"bundle", {{"name", doc.name}, {"version", doc.version}, {"bundle_json", doc_id}}}};
     util::write_file_atomic(staged / marker_name, marker.dump(2) + "\n");

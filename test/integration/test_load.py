@@ -292,3 +292,116 @@ def test_missing_k8s_folder_fails_before_any_download(run_aas, workdir, key):
                 timeout=20)
     assert p.returncode == 2, p.stderr
     assert "nowhere is not a folder" in p.stderr
+
+
+def test_mirror_configuration_makes_upstream_names_pull_from_the_private_registry(registry_factory, run_aas,
+                                                                                 workdir, key, skopeo):
+    """load writes containerd, CRI-O/podman and RKE2/k3s mirror configuration; skopeo,
+    given the registries.conf drop-in, pulls the upstream name from the private registry.
+    The upstream here is a closed loopback port, so nothing but the mirror can answer."""
+    img = images.oci_image([images.make_layer("mir-a", 2_000)])
+    layout = images.write_oci_layout(workdir / "layout", {"1.0": img})
+    upstream = "127.0.0.1:1"
+    manifest = bundles.project(workdir / "proj", [f"{upstream}/shop/mirrored:1.0"], extra_images=[
+        {"ref": f"{upstream}/shop/mirrored:1.0", "from": f"oci:{layout}:1.0"}])
+    bundle = workdir / "b.tar"
+    assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--cache", workdir / "cache"))
+    target = registry_factory("plain")
+    out = workdir / "out"
+    assert_ok(load(run_aas, bundle, target, out, key))
+    reg = out / "registries"
+    hosts = (reg / "containerd" / "certs.d" / upstream / "hosts.toml").read_text()
+    assert f'[host."http://{target.host}/v2/airgap"]' in hosts and "override_path = true" in hosts, hosts
+    assert f'server = "https://{upstream}"' in hosts
+    conf = reg / "registries.conf.d" / "50-aas-bundle.conf"
+    assert f'location = "{target.host}/airgap"' in conf.read_text()
+    k3s = (reg / "registries.yaml").read_text()
+    assert f'"{upstream}":' in k3s and f'- "http://{target.host}"' in k3s and '"airgap/$1"' in k3s, k3s
+    import tomllib
+    tomllib.loads(hosts)
+    tomllib.loads(conf.read_text())
+    raw = skopeo.run("inspect", "--raw", "--registries-conf", str(conf),
+                     f"docker://{upstream}/shop/mirrored:1.0").stdout
+    assert raw == img.manifest
+
+
+def test_mirror_configuration_carries_the_ca(registry_factory, run_aas, workdir, key):
+    img = images.oci_image([images.make_layer("mir-ca", 1_000)])
+    layout = images.write_oci_layout(workdir / "layout", {"1.0": img})
+    manifest = bundles.project(workdir / "proj", ["docker.io/shop/withca:1.0"], extra_images=[
+        {"ref": "docker.io/shop/withca:1.0", "from": f"oci:{layout}:1.0"}])
+    bundle = workdir / "b.tar"
+    assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--cache", workdir / "cache"))
+    target = registry_factory("tls-basic")
+    out = workdir / "out"
+    assert_ok(load(run_aas, bundle, target, out, key, prefix=""))
+    reg = out / "registries"
+    hosts = (reg / "containerd" / "certs.d" / "docker.io" / "hosts.toml").read_text()
+    assert 'server = "https://registry-1.docker.io"' in hosts
+    assert f'[host."https://{target.host}"]' in hosts and "override_path" not in hosts, hosts
+    assert 'ca = "/etc/containerd/certs.d/docker.io/ca.crt"' in hosts
+    ca = Path(target.ca_file).read_bytes()
+    assert (reg / "containerd" / "certs.d" / "docker.io" / "ca.crt").read_bytes() == ca
+    assert (reg / "containers" / "certs.d" / target.host / "ca.crt").read_bytes() == ca
+    assert (reg / "rancher" / "ca.crt").read_bytes() == ca
+    assert "rewrite" not in (reg / "registries.yaml").read_text()
+
+
+@pytest.fixture
+def containerd():
+    """containerd (Debian's) on a private socket, CRI plugin off; skipped visibly when the
+    daemon cannot start here."""
+    import shutil
+    import tempfile
+    if not shutil.which("containerd") or not shutil.which("ctr"):
+        pytest.skip("containerd and ctr are not installed (scripts/setup.sh installs them)")
+    d = Path(tempfile.mkdtemp(prefix="ctd", dir="/tmp"))  # short: a unix socket path has 108 bytes
+    (d / "cfg.toml").write_text(
+        f'version = 2\nroot = "{d}/root"\nstate = "{d}/state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{d}/ctd.sock"\n[ttrpc]\n  address = "{d}/ttrpc.sock"\n'
+        '[debug]\n  address = ""\n[metrics]\n  address = ""\n')
+    log = open(d / "log.txt", "w")
+    proc = subprocess.Popen(["containerd", "--config", str(d / "cfg.toml")], stdout=log, stderr=log)
+    sock = d / "ctd.sock"
+    for _ in range(100):
+        if sock.exists() and subprocess.run(["ctr", "--address", str(sock), "version"],
+                                            capture_output=True).returncode == 0:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+    if proc.poll() is not None:
+        pytest.skip(f"containerd did not start here: {(d / 'log.txt').read_text()[-500:]}")
+    yield sock
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    subprocess.run(["rm", "-rf", str(d)])
+
+
+def test_containerd_pulls_upstream_names_through_the_written_hosts_toml(registry_factory, run_aas, workdir, key,
+                                                                          containerd):
+    img = images.oci_image([images.make_layer("mir-ctr", 2_000)])
+    layout = images.write_oci_layout(workdir / "layout", {"1.0": img})
+    upstream = "127.0.0.1:1"
+    name = f"{upstream}/shop/byctr:1.0"
+    manifest = bundles.project(workdir / "proj", [name], extra_images=[{"ref": name, "from": f"oci:{layout}:1.0"}])
+    bundle = workdir / "b.tar"
+    assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--cache", workdir / "cache"))
+    target = registry_factory("plain")
+    out = workdir / "out"
+    assert_ok(load(run_aas, bundle, target, out, key))
+    p = subprocess.run(["ctr", "--address", str(containerd), "content", "fetch", "--hosts-dir",
+                        str(out / "registries" / "containerd" / "certs.d"), name],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    listed = subprocess.run(["ctr", "--address", str(containerd), "content", "ls", "-q"], capture_output=True,
+                            text=True, timeout=60).stdout.split()
+    assert img.digest in listed and all(layer.digest in listed for layer in img.layers), listed
