@@ -156,7 +156,11 @@ std::optional<Credential> DockerConfig::find(std::string_view registry) const {
         // Docker Hub's server name in helpers is its v1 URL.
         std::string server = normalize_key(registry) == "docker.io" ? "https://index.docker.io/v1/"
                                                                      : std::string(registry);
-        if (auto c = run_credential_helper(helper, server)) return c;
+        try {
+            if (auto c = run_credential_helper(helper, server)) return c;
+        } catch (const HelperNotFound& e) {
+            log::warn("{}; using the auths entries", e.what());
+        }
     }
     auto it = entries_.find(normalize_key(registry));
     if (it == entries_.end()) return std::nullopt;

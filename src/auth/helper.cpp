@@ -74,10 +74,11 @@ std::optional<Credential> run_credential_helper(const std::string& name, const s
     int rc = ::posix_spawnp(&pid, program.c_str(), &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        throw fail(rc == ENOENT ? "not found on PATH (install it, or remove credsStore/credHelpers from the "
-                                  "registry config)"
-                                : std::strerror(rc));
+    if (rc == ENOENT)
+        throw HelperNotFound(fmt::format("credential helper {} (for {}): not found on PATH (install it, or remove "
+                                         "credsStore/credHelpers from the registry config)",
+                                         program, server));
+    if (rc != 0) throw fail(std::strerror(rc));
     in_r.reset();
     out_w.reset();
     err_w.reset();

@@ -14,7 +14,10 @@
 //      stdin, and answers {"ServerURL","Username","Secret"} on stdout. It runs for at most
 //      20 s; its own error (stderr, or stdout when it says "credentials not found") is
 //      shown; its answer is never logged and the secret is registered as one. A helper
-//      that has no credentials for the server falls back to `auths`.
+//      that has no credentials for the server, or is not installed (a warning says so),
+//      falls back to `auths`.
+
+#include "aas_bundle/util/error.hpp"
 
 #include <filesystem>
 #include <map>
@@ -54,6 +57,13 @@ private:
     std::map<std::string, Credential> entries_; // key: normalised host[:port]
     std::string creds_store_;                   // credsStore: helper suffix for every registry
     std::map<std::string, std::string> cred_helpers_; // credHelpers: normalised host -> suffix
+};
+
+/// The helper program is not on PATH (find() then warns and falls back to `auths`, as a
+/// config.json copied from a desktop often names one).
+class HelperNotFound : public Error {
+public:
+    using Error::Error;
 };
 
 /// Runs `docker-credential-NAME get` for `server` as described above. nullopt when the
