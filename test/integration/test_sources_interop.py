@@ -1,6 +1,7 @@
-"""Image sources written by a real producer (skopeo, from Debian; no daemon): an OCI
-layout whose names hold '/' and ':', an OCI archive and a docker archive picked by
-reference, each packed and checked against the digests skopeo reports."""
+"""Image sources written by real producers (skopeo, podman, buildah, from Debian; no
+daemon, vfs storage): an OCI layout whose names hold '/' and ':', an OCI archive and a
+docker archive picked by reference, each packed and checked against the digests the
+producer reports."""
 
 from __future__ import annotations
 
@@ -76,3 +77,83 @@ def test_oci_archive_of_a_docker_save_tar_says_which_kind_it_is(run_aas, workdir
     p, _ = pack_from(run_aas, workdir, key, "wrongkind", f"oci-archive:{out / 'image.docker.tar'}")
     assert p.returncode == 1
     assert "use docker-archive:" in p.stderr, p.stderr
+
+
+# ---- podman and buildah (Debian's, no daemon: vfs storage in the test's folder) -----------------
+
+def _tool(name):
+    import shutil
+    if not shutil.which(name):
+        pytest.skip(f"{name} is not installed (scripts/setup.sh installs it)")
+    return name
+
+
+@pytest.fixture
+def runroot():
+    """A short folder for podman's and buildah's run state (podman wants at most 50
+    characters), removed afterwards."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="pr", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _storage(workdir, tool, run):
+    return [tool, "--root", str(workdir / f"{tool}-root"), "--runroot", run, "--storage-driver", "vfs"]
+
+
+def _run(cmd, **kw):
+    import subprocess
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=180, **kw)
+    assert p.returncode == 0, f"{cmd[0]} failed:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+@pytest.fixture
+def podman_made(workdir, runroot):
+    """An image made by `podman import`, saved by podman in its three formats."""
+    _tool("podman")
+    pm = _storage(workdir, "podman", runroot) + ["--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+    ctx = workdir / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("made by podman\n")
+    import tarfile
+    with tarfile.open(workdir / "rootfs.tar", "w") as t:
+        t.add(ctx / "hello.txt", arcname="hello.txt")
+    name = "localhost/interop/made:1.0"
+    _run(pm + ["import", workdir / "rootfs.tar", name])
+    out = workdir / "podman"
+    out.mkdir()
+    _run(pm + ["save", "--format", "oci-archive", "-o", out / "img.oci.tar", name])
+    _run(pm + ["save", "--format", "oci-dir", "-o", out / "img.ocidir", name])
+    _run(pm + ["save", "--format", "docker-archive", "-o", out / "img.docker.tar", name])
+    digest = json.loads((out / "img.ocidir" / "index.json").read_text())["manifests"][0]["digest"]
+    return name, out, digest
+
+
+@pytest.mark.parametrize("kind,file", [("oci-archive", "img.oci.tar"), ("oci", "img.ocidir"),
+                                       ("docker-archive", "img.docker.tar")])
+def test_podman_save_formats(run_aas, workdir, key, podman_made, kind, file):
+    name, out, digest = podman_made
+    p, bundle = pack_from(run_aas, workdir, key, f"pm-{kind}", f"{kind}:{out / file}:{name}")
+    assert_ok(p)
+    doc = bundles.bundle_json(bundle)
+    if kind != "docker-archive":  # podman's OCI manifest kept byte for byte
+        assert doc["images"][0]["digest"] == digest
+    assert_ok(run_aas("verify", bundle, "--key", f"{key}.pub"))
+
+
+def test_buildah_push_oci_archive(run_aas, workdir, key, runroot):
+    _tool("buildah")
+    bh = _storage(workdir, "buildah", runroot)
+    (workdir / "hello.txt").write_text("made by buildah\n")
+    c = _run(bh + ["from", "scratch"]).stdout.strip()
+    _run(bh + ["copy", c, workdir / "hello.txt", "/hello.txt"])
+    name = "localhost/interop/built:1.0"
+    _run(bh + ["commit", "-q", c, name])
+    archive = workdir / "built.oci.tar"
+    _run(bh + ["push", name, f"oci-archive:{archive}:{name}"])
+    p, bundle = pack_from(run_aas, workdir, key, "bh", f"oci-archive:{archive}:{name}")
+    assert_ok(p)
+    assert len(bundles.bundle_json(bundle)["images"]) == 1
