@@ -164,6 +164,11 @@ public:
             add(match->ref, Class::required, s, match->from);
         }
         result_.unresolved = std::move(still);
+        // A possible value that discovery found as an image (by its values) is not "possible".
+        std::erase_if(result_.possible, [&](const Possible& p) {
+            auto r = ref::Reference::try_parse(p.value);
+            return r && images_.count(r->str());
+        });
         for (auto& [key, img] : images_) result_.images.push_back(std::move(img));
         return std::move(result_);
     }
@@ -350,6 +355,14 @@ private:
         if (!parsed) {
             // Report the value as written, where it was written.
             std::string shown = placeholder_src ? placeholder_text : value;
+            if (!img.live) {
+                // Only a branch the values do not take builds it: not what the install uses.
+                warn(fmt::format("{}:{}: {}: \"{}\" is not a valid image reference: {} (only in a branch "
+                                 "the values do not take, {}:{})",
+                                 site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
+                                 shown, why, img.file, img.line));
+                return;
+            }
             error(site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
                   fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
             return;
@@ -511,6 +524,8 @@ private:
         }
         return nullptr;
     }
+
+    void warn(std::string w) { result_.warnings.push_back(std::move(w)); }
 
     void error(const std::string& file, int line, const std::string& path, const std::string& message) {
         if (!errors_seen_.insert({file, line, path}).second) return;

@@ -94,10 +94,30 @@ struct TemplateImage {
     bool test_hook = false;  ///< in a document annotated helm.sh/hook: test (or test-success)
     std::vector<Origin> sources; ///< origins of the values the reference was built from
     std::string unevaluated; ///< non-empty when part of the value could not be evaluated
+    /// Where it was found: "" for an `image:` field; otherwise the kind of place a
+    /// reference built from image-shaped values landed ("value", "argument", "text").
+    std::string found_in;
 };
+
+/// Whether a values path names an image or part of one: some key contains "image"
+/// (`image.repository`, `images.sriovCni`, `defaultImageRegistry`), or the last key is
+/// `repository`, `repo` or `registry`. `tag_part` tells whether the last key is a tag,
+/// version or digest (`tag`, `defaultImageTag`, `version`), which names no image by itself.
+bool image_shaped_path(const std::string& values_path, bool* tag_part = nullptr);
 
 /// Finds every `image:` in rendered output (documents separated by `---`; commented lines
 /// ignored). A document's hook annotations decide `test_hook`.
+///
+/// An `image:` whose value is a bare name beside `repository:` and `version:`/`tag:` keys of
+/// the same map (NVIDIA's NicClusterPolicy / ClusterPolicy style) is composed the way those
+/// operators do: `repository/image:version` (`@version` when the version is a digest).
+///
+/// Besides `image:` fields, every other reference-shaped word of the output (an env value,
+/// a `--flag=REF` or the argument after a flag, a command item, ConfigMap text in any
+/// format, a custom-resource field, an annotation) is a reference when its name part comes
+/// from image-shaped values (see image_shaped_path) and it carries a tag or digest, or it
+/// names a registry and is the whole of an image-shaped value. Literal text is never
+/// taken this way (it has no provenance).
 std::vector<TemplateImage> scan_images(const Rendered& r);
 
 } // namespace aas::chart::tmpl
