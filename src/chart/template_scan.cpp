@@ -400,6 +400,10 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
         }
         std::size_t vb = v;
         std::size_t ve = strip_comment(t, v, le);
+        while (ve > vb && blank(t[ve - 1]))
+            --ve;
+        if (ve > vb && t[ve - 1] == ',' && ve - vb >= 2 && t[ve - 2] == '"')
+            --ve; // a JSON member: "image": "repo:tag",
         unquote(t, vb, ve);
         std::string value = t.substr(vb, ve - vb);
         TemplateImage img;
@@ -432,6 +436,41 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
             }
             img.value = composed;
             img.found_in = "split fields";
+        }
+        // image: followed by a map of repository (+ registry, tag, digest), as custom
+        // resources write it: composed registry/repository:tag@digest.
+        std::size_t nb = 0, ne = 0;
+        if (value.empty() && img.unevaluated.empty() && next < t.size()) {
+            std::size_t nle = t.find('\n', next);
+            if (nle == std::string::npos)
+                nle = t.size();
+            std::size_t col = indent_of(t, next, nle);
+            if (col > p - ls && next + col < nle && t[next + col] != '-' &&
+                sibling_value(t, next, col, "repository", nb, ne)) {
+                std::string composed;
+                auto part = [&](std::string_view field, std::string_view sep, bool before) {
+                    std::size_t b = 0, e = 0;
+                    if (!sibling_value(t, next, col, field, b, e))
+                        return;
+                    Span ps = attribute(r, l, b, e);
+                    live = live && ps.live;
+                    for (auto& o : ps.sources)
+                        img.sources.push_back(std::move(o));
+                    std::string text = t.substr(b, e - b);
+                    composed = before ? text + std::string(sep) + composed : composed + std::string(sep) + text;
+                };
+                composed = t.substr(nb, ne - nb);
+                Span rs = attribute(r, l, nb, ne);
+                live = live && rs.live;
+                for (auto& o : rs.sources)
+                    img.sources.push_back(std::move(o));
+                part("registry", "/", true);
+                part("tag", ":", false);
+                part("digest", "@", false);
+                img.value = composed;
+                img.found_in = "image map";
+                value = composed;
+            }
         }
         img.live = live;
         // Not an image reference: nothing (a nested map follows), or an empty map.

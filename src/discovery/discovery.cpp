@@ -164,6 +164,19 @@ public:
             add(match->ref, Class::required, s, match->from);
         }
         result_.unresolved = std::move(still);
+        // An untagged reference only a branch the values do not take builds, beside the same
+        // repository with a tag or digest: the fallback `{{ else }}repo{{ end }}` of a tag the
+        // defaults set, which nothing installs.
+        std::set<std::string> pinned;
+        for (const auto& [key, img] : images_)
+            if (!untagged_optional_.count(key)) pinned.insert(img.ref.name());
+        for (auto it = images_.begin(); it != images_.end();) {
+            if (it->second.cls == Class::optional && untagged_optional_.count(it->first) &&
+                pinned.count(it->second.ref.name()))
+                it = images_.erase(it);
+            else
+                ++it;
+        }
         // A possible value that discovery found as an image (by its values) is not "possible".
         std::erase_if(result_.possible, [&](const Possible& p) {
             auto r = ref::Reference::try_parse(p.value);
@@ -367,6 +380,10 @@ private:
                   fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
             return;
         }
+        if (cls == Class::optional && !parsed->has_digest() &&
+            (resolved.rfind(':') == std::string::npos ||
+             (resolved.rfind('/') != std::string::npos && resolved.rfind(':') < resolved.rfind('/'))))
+            untagged_optional_.insert(parsed->str());
         add(*parsed, cls, site, "");
     }
 
@@ -384,15 +401,17 @@ private:
             if (doc.is_map()) possible_in(doc, node.chart->display, f.display, true);
     }
 
-    static bool looks_like_image(std::string_view s) {
+    // `relaxed` (container args and env): a tag or digest is enough, without a registry.
+    static bool looks_like_image(std::string_view s, bool relaxed = false) {
         if (s.size() < 5 || s.size() > 512 || s.find(' ') != std::string_view::npos) return false;
         if (is_placeholder(s)) { // "<REGISTRY>/path:tag": judge the rest under a stand-in registry
             std::string stand_in = "placeholder.invalid" + std::string(s.substr(s.find('>') + 1));
-            return looks_like_image(stand_in);
+            return looks_like_image(stand_in, relaxed);
         }
         if (s.find('/') == std::string_view::npos) return false;
         auto first = s.substr(0, s.find('/'));
-        if (first.find('.') == std::string_view::npos && first.find(':') == std::string_view::npos && first != "localhost")
+        if (!relaxed && first.find('.') == std::string_view::npos && first.find(':') == std::string_view::npos &&
+            first != "localhost")
             return false;
         if (s.find("://") != std::string_view::npos) return false;
         auto r = ref::Reference::try_parse(s);
@@ -403,7 +422,7 @@ private:
         const Value* kind = doc.find("kind");
         std::string k = kind && kind->is_scalar() ? kind->text() : "";
         auto report = [&](const Value& v, const std::string& why) {
-            if (!v.is_scalar() || !looks_like_image(v.text())) return;
+            if (!v.is_scalar() || !looks_like_image(v.text(), why.rfind("container", 0) == 0)) return;
             if (from_template && v.origin().line == 0) return;
             result_.possible.push_back(Possible{v.text(), chart, file, v.origin().line, why});
         };
@@ -557,6 +576,7 @@ private:
     std::map<std::string, Image> images_;
     std::set<std::tuple<std::string, int, std::string>> errors_seen_;
     std::set<std::string> flipped_; // template + switch already rendered flipped
+    std::set<std::string> untagged_optional_; // images added from untagged shadow references
 };
 
 } // namespace
