@@ -13,19 +13,21 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <set>
 
 namespace aas::chart::tmpl::detail {
 namespace {
 
-constexpr int max_depth = 64;                       // nested template/include/tpl calls
+constexpr int max_depth = 256; // nested template/include/tpl calls (recursive merge helpers)
 constexpr std::size_t max_output = 8u << 20;        // bytes of one rendered file
 constexpr std::size_t max_total_output = 64u << 20; // bytes emitted, captures included
 constexpr std::size_t max_string = 8u << 20;        // bytes of one string value
 constexpr std::size_t max_iterations = 10000;       // per range
 constexpr std::uint64_t max_steps =
-    200'000; // commands evaluated per render (real charts: < 5000)
+    5'000'000; // commands evaluated per render (real charts: < 100,000; recursive merges more)
+constexpr std::chrono::milliseconds max_time{3000}; // wall time of one render
 constexpr std::size_t max_diagnostics = 200;
 
 /// Stops a render (output or step budget exhausted); the diagnostic is already recorded.
@@ -105,11 +107,13 @@ public:
         sink_ = &out;
         top_ = &out;
         vars_.push_back({"$", root});
+        started_ = std::chrono::steady_clock::now();
         try {
             exec_list(f.main->nodes, root);
         } catch (const Abort&) {
             // Diagnostic already recorded; keep what was rendered.
         }
+        r.incomplete = incomplete_;
         finish(out, r);
         for (auto& d : diags_)
             r.diagnostics.push_back(std::move(d));
@@ -231,10 +235,11 @@ private:
             minor = bare.substr(dot + 1);
             minor = minor.substr(0, minor.find('.'));
         }
-        kube.dict->m["Version"] = make_str(kv);
-        kube.dict->m["GitVersion"] = make_str(kv);
-        kube.dict->m["Major"] = make_str(major);
-        kube.dict->m["Minor"] = make_str(minor);
+        const Origin* kube_src = own(Origin{std::string(kube_version_origin), 0, std::string()});
+        kube.dict->m["Version"] = make_str(kv, Srcs{kube_src});
+        kube.dict->m["GitVersion"] = make_str(kv, Srcs{kube_src});
+        kube.dict->m["Major"] = make_str(major, Srcs{kube_src});
+        kube.dict->m["Minor"] = make_str(minor, Srcs{kube_src});
         caps.dict->m["KubeVersion"] = kube;
         caps.dict->m["APIVersions"] = make_object("APIVersions");
         Val helm = make_dict(0);
@@ -269,16 +274,14 @@ private:
             if (top_bytes_ > max_output) {
                 s.text.resize(s.text.size() - (top_bytes_ - max_output));
                 append_seg(*sink_, std::move(s));
-                diag(
+                stop(
                     fmt::format("rendering stopped: more than {} MiB of output", max_output >> 20));
-                throw Abort{};
             }
         }
         append_seg(*sink_, std::move(s));
         if (total_bytes_ > max_total_output) {
-            diag(fmt::format("rendering stopped: more than {} MiB of output",
+            stop(fmt::format("rendering stopped: more than {} MiB of output",
                              max_total_output >> 20));
-            throw Abort{};
         }
     }
 
@@ -383,8 +386,10 @@ private:
 
     void step() {
         if (++steps_ > max_steps) {
-            diag(fmt::format("rendering stopped: more than {} evaluation steps", max_steps));
-            throw Abort{};
+            stop(fmt::format("rendering stopped: more than {} evaluation steps", max_steps));
+        }
+        if ((steps_ & 1023) == 0 && std::chrono::steady_clock::now() - started_ > max_time) {
+            stop(fmt::format("rendering stopped: more than {} s", max_time.count() / 1000.0));
         }
     }
 
@@ -583,14 +588,25 @@ private:
         return result;
     }
 
+    /// Stops the render: what was rendered so far is kept, and marked incomplete.
+    [[noreturn]] void stop(const std::string& why) {
+        diag(why);
+        if (incomplete_.empty())
+            incomplete_ = why;
+        throw Abort{};
+    }
+
     /// Whether a template call would nest too deep (reported once per render).
     bool too_deep(const std::string& name) {
         if (depth_ < max_depth)
             return false;
         if (!depth_reported_) {
             depth_reported_ = true;
-            diag(fmt::format("template \"{}\": calls nested more than {} levels deep", name,
-                             max_depth));
+            std::string why = fmt::format("template \"{}\": calls nested more than {} levels deep",
+                                          name, max_depth);
+            diag(why);
+            if (incomplete_.empty())
+                incomplete_ = why;
         }
         return true;
     }
@@ -906,6 +922,8 @@ private:
     std::size_t total_bytes_ = 0;
     std::size_t top_bytes_ = 0;
     bool depth_reported_ = false;
+    std::string incomplete_;
+    std::chrono::steady_clock::time_point started_;
     int alt_ = 0;
     int depth_ = 0;
     int top_line_ = 0;

@@ -97,6 +97,10 @@ public:
         if (root_display_.empty()) root_display_ = root_.parent_path().filename().string();
     }
 
+    void kube_version(const std::string& v) {
+        if (!v.empty()) kube_version_ = v[0] == 'v' ? v : "v" + v;
+    }
+
     std::string display(const std::string& rel) const { return rel.empty() ? root_display_ : root_display_ + "/" + rel; }
 
     void release(const std::string& name, const std::string& chart_rel, const std::string& ns,
@@ -183,6 +187,14 @@ public:
             return r && images_.count(r->str());
         });
         for (auto& [key, img] : images_) result_.images.push_back(std::move(img));
+        // The same warning from many renders (a helper used by every template) once, counted.
+        std::map<std::string, std::size_t> count;
+        std::vector<std::string> order;
+        for (auto& w : result_.warnings)
+            if (count[w]++ == 0) order.push_back(w);
+        result_.warnings.clear();
+        for (auto& w : order)
+            result_.warnings.push_back(count[w] > 1 ? fmt::format("{} ({} times)", w, count[w]) : w);
         return std::move(result_);
     }
 
@@ -231,8 +243,16 @@ private:
             ctx.release_name = rel.name.empty() ? node.chart->name : rel.name;
             ctx.release_namespace = rel.ns;
             ctx.shadow = here_shadow;
+            ctx.kube_version = kube_version_;
             auto r = rel.templates->render(f.display, ctx);
             for (const auto& d : r.diagnostics) result_.warnings.push_back(d);
+            if (!r.incomplete.empty()) {
+                std::string what = fmt::format("{}: {}: {}", node.chart->display, f.display, r.incomplete);
+                result_.incomplete.push_back(what);
+                result_.warnings.push_back(fmt::format("{}: {}: incomplete, images past that point are not "
+                                                       "discovered ({})",
+                                                       node.chart->display, f.display, r.incomplete));
+            }
             bool test_file = f.name.rfind("templates/tests/", 0) == 0;
             auto found = chart::tmpl::scan_images(r);
             for (const auto& img : found) template_image(rel, node, defaults, img, test_file);
@@ -384,7 +404,16 @@ private:
             (resolved.rfind(':') == std::string::npos ||
              (resolved.rfind('/') != std::string::npos && resolved.rfind(':') < resolved.rfind('/'))))
             untagged_optional_.insert(parsed->str());
+        bool from_kube = std::any_of(img.sources.begin(), img.sources.end(), [](const Origin& o) {
+            return o.file == chart::tmpl::kube_version_origin;
+        });
         add(*parsed, cls, site, "");
+        if (from_kube) {
+            images_[parsed->str()].kube_version_dependent = true;
+            warn(fmt::format("{}:{}: {} takes part of its reference from .Capabilities.KubeVersion ({}; "
+                             "set the cluster's with --kube-version)",
+                             img.file, img.line, parsed->str(), kube_version_));
+        }
     }
 
     // Container args/env and ConfigMap data that look like images, in rendered output.
@@ -493,7 +522,27 @@ private:
         add(*parsed, Class::required, s, "");
     }
 
+    // Each chart's own annotation against the images of that chart and its subcharts.
     void cross_check(const std::string& release, const chart::Chart& ch) {
+        for (const auto& sub : ch.subcharts) cross_check(release, sub);
+        // The charts an annotation speaks for: its own, and subcharts without one of their own.
+        std::set<std::string> covered;
+        auto cover = [&](auto&& self, const chart::Chart& c) -> void {
+            covered.insert(c.display);
+            for (const auto& s : c.subcharts) {
+                bool own = false;
+                for (const char* k : {"artifacthub.io/images", "helm.sh/images", "images"})
+                    own = own || s.annotations.count(k);
+                if (!own) self(self, s);
+            }
+        };
+        cover(cover, ch);
+        auto in_chart = [&](const std::string& site_chart) {
+            if (site_chart.rfind(ch.display, 0) != 0) return false;
+            if (site_chart.size() == ch.display.size()) return true;
+            char c = site_chart[ch.display.size()];
+            return c == '/' || c == ':';
+        };
         for (const char* key : {"artifacthub.io/images", "helm.sh/images", "images"}) {
             auto it = ch.annotations.find(key);
             if (it == ch.annotations.end()) continue;
@@ -504,21 +553,28 @@ private:
                 result_.warnings.push_back(e.what());
                 continue;
             }
+            // A digest names the image whatever tag is written beside it (repo:tag@d = repo@d).
+            auto key_of = [](const ref::Reference& r) {
+                return r.has_digest() ? r.name() + "@" + r.digest() : r.str();
+            };
             std::set<std::string> named;
             for (const auto& doc : docs) {
                 if (!doc.is_list()) continue;
                 for (const auto& item : doc.items()) {
                     const Value* img = item.is_map() ? item.find("image") : nullptr;
                     if (!img || !img->is_scalar()) continue;
-                    if (auto r = ref::Reference::try_parse(img->text())) named.insert(r->str());
+                    if (auto r = ref::Reference::try_parse(img->text())) named.insert(key_of(*r));
                 }
             }
-            std::set<std::string> found;
+            std::set<std::string> found, anywhere;
             for (const auto& [k, img] : images_)
-                for (const auto& s : img.sites)
-                    if (s.release == release && s.chart.rfind(ch.display, 0) == 0) found.insert(k);
+                for (const auto& s : img.sites) {
+                    if (s.release != release || !in_chart(s.chart)) continue;
+                    anywhere.insert(key_of(img.ref));
+                    if (covered.count(s.chart) && s.cls != Class::test) found.insert(key_of(img.ref));
+                }
             for (const auto& n : named)
-                if (!found.count(n))
+                if (!anywhere.count(n))
                     result_.warnings.push_back(fmt::format("{}: annotation {} names {}, which discovery did not find "
                                                            "in the chart's templates",
                                                            ch.display, key, n));
@@ -576,12 +632,13 @@ private:
     std::map<std::string, Image> images_;
     std::set<std::tuple<std::string, int, std::string>> errors_seen_;
     std::set<std::string> flipped_; // template + switch already rendered flipped
-    std::set<std::string> untagged_optional_; // images added from untagged shadow references
+    std::set<std::string> untagged_optional_;
+    std::string kube_version_ = std::string(chart::tmpl::default_kube_version); // images added from untagged shadow references
 };
 
 } // namespace
 
-Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
+Result discover(const manifest::Manifest& m, const fs::path& k8s_override, const std::string& kube_version) {
     fs::path root = k8s_override.empty() ? m.k8s : fs::absolute(k8s_override).lexically_normal();
     if (!m.releases.empty() || !m.plain_manifests.empty()) {
         std::error_code ec;
@@ -590,6 +647,7 @@ Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
                                          m.file.string(), root.string()));
     }
     Discoverer d(root, &m);
+    d.kube_version(kube_version);
     for (const auto& r : m.releases) {
         std::error_code ec;
         if (!fs::exists(root / r.chart, ec))
@@ -602,17 +660,19 @@ Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
     return d.finish();
 }
 
-Result discover_path(const fs::path& path) {
+Result discover_path(const fs::path& path, const std::string& kube_version) {
     fs::path abs = fs::absolute(path).lexically_normal();
     std::error_code ec;
     if (!fs::exists(abs, ec)) throw UsageError(fmt::format("{}: no such file or folder", path.string()));
     bool single = abs.extension() == ".tgz" || fs::exists(abs / "Chart.yaml", ec);
     if (single) {
         Discoverer d(abs.parent_path(), nullptr);
+        d.kube_version(kube_version);
         d.release("", abs.filename().string(), "default", {});
         return d.finish();
     }
     Discoverer d(abs, nullptr);
+    d.kube_version(kube_version);
     std::vector<std::string> charts, manifests;
     for (auto it = fs::recursive_directory_iterator(abs, fs::directory_options::skip_permission_denied, ec);
          it != fs::recursive_directory_iterator(); it.increment(ec)) {

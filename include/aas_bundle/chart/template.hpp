@@ -27,17 +27,25 @@
 #include "aas_bundle/chart/values.hpp"
 
 #include <memory>
+#include <string_view>
 #include <string>
 #include <vector>
 
 namespace aas::chart::tmpl {
+
+/// What `helm template` (v3.14, the .Capabilities.HelmVersion) assumes without --kube-version.
+inline constexpr std::string_view default_kube_version = "v1.29.0";
+
+/// The origin of text that comes from .Capabilities.KubeVersion (Origin::file).
+inline constexpr std::string_view kube_version_origin = ".Capabilities.KubeVersion";
 
 /// What `.Release`, `.Chart`, `.Capabilities` and `.Values` are while rendering.
 struct Context {
     const Coalesced* chart = nullptr; ///< `.Values` is chart->values, `.Chart` is chart->chart
     std::string release_name = "release";
     std::string release_namespace = "default";
-    std::string kube_version = "v1.25.0"; ///< .Capabilities.KubeVersion(.Version)
+    /// .Capabilities.KubeVersion(.Version): helm 3.14's `helm template` default (its client-go).
+    std::string kube_version = std::string(default_kube_version);
     bool shadow = false; ///< render everything as shadow (a disabled subchart)
 };
 
@@ -54,6 +62,9 @@ struct Rendered {
     std::string file;             ///< the template's display name
     std::vector<Piece> pieces;
     std::vector<std::string> diagnostics; ///< "FILE:LINE: message" for parse/evaluation problems
+    /// Non-empty when an evaluation limit (steps, time, output, nesting) cut the render
+    /// short: what stopped it. Images past that point are missing.
+    std::string incomplete;
     /// The whole output text (pieces concatenated).
     std::string text() const;
 };
@@ -73,7 +84,8 @@ public:
 
     /// Renders the template file added under `display` name (File::display).
     /// Never throws for template problems: they become diagnostics or placeholder pieces.
-    /// Evaluation is bounded (recursion depth, output size, loop iterations).
+    /// Evaluation is bounded (nesting depth 256, 5,000,000 steps, 3 s, output size, loop
+    /// iterations); a render cut short says so in Rendered::incomplete.
     Rendered render(const std::string& display, const Context& ctx) const;
 
     /// Parse problems of every file added so far.
