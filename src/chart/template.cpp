@@ -550,7 +550,8 @@ private:
             unknown = true;
             break;
         default:
-            diag(fmt::format("range can't iterate over {}", format_v(coll)));
+            if (live())
+                diag(fmt::format("range can't iterate over {}", format_v(coll)));
             break;
         }
         Flow result = Flow::normal;
@@ -612,7 +613,17 @@ private:
     }
 
     /// Executes a template body with `data` as `.` and `$` (the caller checked too_deep).
+    /// A template that calls itself inside a branch the values do not take is not entered
+    /// again: its shadow side would render both sides of every level (exponential), with
+    /// data the values never give it (a recursive merge helper ranging over a string).
     void call(const Tree& t, const Val& data, const Srcs& text_srcs) {
+        if (alt_ > 0 && std::find(calls_.begin(), calls_.end(), &t) != calls_.end())
+            return;
+        calls_.push_back(&t);
+        struct Pop {
+            std::vector<const Tree*>& v;
+            ~Pop() { v.pop_back(); }
+        } pop{calls_};
         std::size_t base = var_base_;
         const std::string* file = cur_file_;
         int line = cur_line_;
@@ -922,6 +933,7 @@ private:
     std::size_t total_bytes_ = 0;
     std::size_t top_bytes_ = 0;
     bool depth_reported_ = false;
+    std::vector<const Tree*> calls_; // templates being executed, outermost first
     std::string incomplete_;
     std::chrono::steady_clock::time_point started_;
     int alt_ = 0;

@@ -189,6 +189,11 @@ bool sibling_value(const std::string& t, std::size_t ls, std::size_t col, std::s
         unquote(t, vb, ve);
         return vb < ve;
     };
+    {
+        std::size_t le = t.find('\n', ls);
+        if (check(ls, le == std::string::npos ? t.size() : le))
+            return true;
+    }
     // Forward, to the first line indented less (or a new list item at this column).
     for (std::size_t b = t.find('\n', ls); b != std::string::npos && b + 1 < t.size();) {
         ++b;

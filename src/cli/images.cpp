@@ -108,6 +108,7 @@ int run(const ImagesFlags& f) {
     }
     if (f.json) {
         std::cout << to_json(r).dump(2) << "\n";
+        for (const auto& i : r.incomplete) log::warn("incomplete: {}", i);
     } else {
         print_table(r, f.warnings);
     }
