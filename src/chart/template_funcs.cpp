@@ -2286,6 +2286,26 @@ Val f_toyaml(Exec&, Args& a) {
 Val f_tojson(Exec&, Args& a) {
     return make_str(to_json(a[0], false), srcs_of(a[0]));
 }
+/// sprig's toRawJson: encoding/json without HTML escaping of <, > and &.
+Val f_torawjson(Exec&, Args& a) {
+    std::string j = to_json(a[0], false), out;
+    out.reserve(j.size());
+    for (std::size_t i = 0; i < j.size(); ++i) {
+        if (j.compare(i, 6, "\\u003c") == 0 || j.compare(i, 6, "\\u003e") == 0 || j.compare(i, 6, "\\u0026") == 0) {
+            // Only when the backslash itself is not escaped.
+            std::size_t n = 0;
+            while (n < i && j[i - 1 - n] == '\\')
+                ++n;
+            if (n % 2 == 0) {
+                out.push_back(j[i + 5] == 'c' ? '<' : j[i + 5] == 'e' ? '>' : '&');
+                i += 5;
+                continue;
+            }
+        }
+        out.push_back(j[i]);
+    }
+    return make_str(out, srcs_of(a[0]));
+}
 Val f_toprettyjson(Exec&, Args& a) {
     return make_str(to_json(a[0], true), srcs_of(a[0]));
 }
@@ -2526,10 +2546,10 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"mustToYaml", {f_toyaml, 1, 1, true}},
             {"toJson", {f_tojson, 1, 1, false}},
             {"mustToJson", {f_tojson, 1, 1, false}},
-            {"toRawJson", {f_tojson, 1, 1, false}},
+            {"toRawJson", {f_torawjson, 1, 1, false}},
             {"toPrettyJson", {f_toprettyjson, 1, 1, false}},
             {"mustToPrettyJson", {f_toprettyjson, 1, 1, false}},
-            {"mustToRawJson", {f_tojson, 1, 1, false}},
+            {"mustToRawJson", {f_torawjson, 1, 1, false}},
             {"toYamlPretty", {f_toyaml, 1, 1, true}},
             {"fromYaml", {f_fromyaml, 1, 1, false}},
             {"fromJson", {f_fromyaml, 1, 1, false}},

@@ -327,8 +327,8 @@ bool image_shaped_path(const std::string& values_path, bool* tag_part) {
     auto ends = [&](std::string_view suf) {
         return leaf.size() >= suf.size() && leaf.compare(leaf.size() - suf.size(), suf.size(), suf) == 0;
     };
-    if (leaf.find("pull") != std::string::npos || leaf.find("policy") != std::string::npos ||
-        leaf.find("secret") != std::string::npos)
+    if (p.find("pull") != std::string::npos || p.find("policy") != std::string::npos ||
+        p.find("secret") != std::string::npos)
         return false;
     bool shaped = p.find("image") != std::string::npos || leaf == "repository" || leaf == "repo" ||
                   ends("registry");
@@ -405,10 +405,13 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
         }
         std::size_t vb = v;
         std::size_t ve = strip_comment(t, v, le);
-        while (ve > vb && blank(t[ve - 1]))
-            --ve;
-        if (ve > vb && t[ve - 1] == ',' && ve - vb >= 2 && t[ve - 2] == '"')
-            --ve; // a JSON member: "image": "repo:tag",
+        {
+            std::size_t ce = ve;
+            while (ce > vb && blank(t[ce - 1]))
+                --ce;
+            if (ce > vb + 1 && t[ce - 1] == ',' && t[ce - 2] == '"')
+                ve = ce - 1; // a JSON member: "image": "repo:tag",
+        }
         unquote(t, vb, ve);
         std::string value = t.substr(vb, ve - vb);
         TemplateImage img;
@@ -450,8 +453,13 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
             if (nle == std::string::npos)
                 nle = t.size();
             std::size_t col = indent_of(t, next, nle);
+            bool from_values = false;
             if (col > p - ls && next + col < nle && t[next + col] != '-' &&
                 sibling_value(t, next, col, "repository", nb, ne)) {
+                for (const auto& o : attribute(r, l, nb, ne).sources)
+                    from_values = from_values || image_shaped_path(o.values_path);
+            }
+            if (from_values) {
                 std::string composed;
                 auto part = [&](std::string_view field, std::string_view sep, bool before) {
                     std::size_t b = 0, e = 0;
