@@ -81,6 +81,7 @@ bool relevant_dir(std::string_view rel) {
 FileMap read_folder(const fs::path& root, Budget& budget) {
     FileMap files;
     std::error_code ec;
+    const fs::path real_root = fs::weakly_canonical(root, ec);
     fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
     if (ec) throw Error(fmt::format("loading chart {}: {}", budget.top, ec.message()));
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -92,6 +93,16 @@ FileMap read_folder(const fs::path& root, Budget& budget) {
             continue;
         }
         if (!it->is_regular_file(sec) || !relevant_file(rel)) continue;
+        if (it->is_symlink(sec)) {
+            // As pack: a symlink must stay inside (here: inside the chart), through every link.
+            std::error_code cec;
+            fs::path target = fs::weakly_canonical(it->path(), cec);
+            auto inside = target.lexically_relative(real_root);
+            if (cec || inside.empty() || inside.begin()->string() == "..")
+                throw Error(fmt::format("loading chart {}: {} is a symlink to {}, outside the chart; replace it "
+                                        "with the file it points to (pack refuses it too)",
+                                        budget.top, rel, fs::read_symlink(it->path(), cec).string()));
+        }
         std::string data = util::read_file(it->path(), max_file_bytes);
         budget.charge(data.size());
         files.emplace(std::move(rel), std::move(data));

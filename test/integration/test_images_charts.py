@@ -165,3 +165,16 @@ def test_annotation_cross_check(run_aas, workdir):
     p = run_aas("images", str(chart), "--warnings")
     assert "annotation images names docker.io/example/ghost:1.0, which discovery did not find" in p.stderr
     assert "discovery found docker.io/example/os-shell:12-r3, which annotation images does not name" in p.stderr
+
+
+def test_template_symlink_leaving_the_chart_is_refused(run_aas, workdir):
+    (workdir / "outside.yaml").write_text("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n"
+                                          "    - image: registry.example.io/leak/secret:1.0\n")
+    chart = workdir / "leaky"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: leaky\nversion: 0.1.0\n")
+    (chart / "templates" / "pod.yaml").symlink_to("../../outside.yaml")
+    p = run_aas("images", str(chart), "--json")
+    assert p.returncode != 0
+    assert "templates/pod.yaml is a symlink to ../../outside.yaml, outside the chart" in p.stderr
+    assert "registry.example.io/leak/secret" not in p.stdout

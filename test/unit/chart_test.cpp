@@ -439,6 +439,29 @@ TEST_CASE("chart::load_chart errors name the file") {
                          aas::Error);
 }
 
+TEST_CASE("chart::load_chart refuses a template symlink that leaves the chart") {
+    TempDir t;
+    t.write("outside/secret.yaml", "kind: Secret\n");
+    t.write("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1\n");
+    t.write("c/files/inside.yaml", "kind: ConfigMap\n");
+    std::filesystem::create_directories(t.path / "c" / "templates");
+    // Inside the chart: allowed, read through the link.
+    std::filesystem::create_symlink("../files/inside.yaml", t.path / "c" / "templates" / "inside.yaml");
+    auto ch = load_chart(t.path / "c", "charts/c");
+    REQUIRE(ch.templates.size() == 1);
+    CHECK(ch.templates[0].text == "kind: ConfigMap\n");
+    // Out of the chart, directly or through a chain of links: refused, naming the file.
+    std::filesystem::create_symlink("../../outside/secret.yaml", t.path / "c" / "templates" / "leak.yaml");
+    CHECK_THROWS_WITH_AS(load_chart(t.path / "c", "charts/c"),
+                         doctest::Contains("templates/leak.yaml is a symlink to ../../outside/secret.yaml, outside "
+                                           "the chart"),
+                         aas::Error);
+    std::filesystem::remove(t.path / "c" / "templates" / "leak.yaml");
+    std::filesystem::create_symlink("../../outside", t.path / "c" / "files" / "up");
+    std::filesystem::create_symlink("../files/up/secret.yaml", t.path / "c" / "templates" / "chain.yaml");
+    CHECK_THROWS_WITH_AS(load_chart(t.path / "c", "charts/c"), doctest::Contains("outside the chart"), aas::Error);
+}
+
 TEST_CASE("chart::load_chart refuses oversized files") {
     TempDir t;
     t.write("big/Chart.yaml", "apiVersion: v2\nname: big\nversion: 1\n");
