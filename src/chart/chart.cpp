@@ -58,7 +58,7 @@ bool ends_with(std::string_view s, std::string_view p) {
 bool relevant_file(std::string_view rel) {
     if (rel == "Chart.yaml" || rel == "values.yaml" || rel == "requirements.yaml") return true;
     if (starts_with(rel, "templates/") || starts_with(rel, "crds/")) return true;
-    if (!starts_with(rel, "charts/")) return false;
+    if (!starts_with(rel, "charts/")) return !starts_with(rel, ".") && rel.find("/.") == std::string_view::npos;
     std::string_view rest = rel.substr(7);
     auto slash = rest.find('/');
     if (slash == std::string_view::npos) return ends_with(rest, ".tgz");
@@ -70,7 +70,7 @@ bool relevant_dir(std::string_view rel) {
     auto slash = rel.find('/');
     std::string_view first = rel.substr(0, slash);
     if (first == "templates" || first == "crds") return true;
-    if (first != "charts") return false;
+    if (first != "charts") return !starts_with(first, "."); // .Files (not .git/ and the like)
     if (slash == std::string_view::npos) return true;
     std::string_view rest = rel.substr(slash + 1); // "<subchart>[/...]"
     auto slash2 = rest.find('/');
@@ -323,6 +323,10 @@ Chart build_chart(FileMap files, const std::string& display, Budget& budget, int
             c.templates.push_back(File{name, display + "/" + name, std::move(data)});
         else if (starts_with(name, "crds/"))
             c.crds.push_back(File{name, display + "/" + name, std::move(data)});
+        else if (!starts_with(name, "charts/") && name != "Chart.yaml" && name != "values.yaml" &&
+                 name != "requirements.yaml" && name != "requirements.lock" && name != "Chart.lock" &&
+                 name != "values.schema.json")
+            c.files.push_back(File{name, display + "/" + name, std::move(data)});
     }
 
     load_subcharts(c, files, budget, depth);

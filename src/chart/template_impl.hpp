@@ -125,6 +125,7 @@ struct List {
 struct Dict {
     std::map<std::string, Val> m; ///< sorted, like Go's map iteration in templates
     int made_alt = 0;
+    bool files = false; ///< a .Files.Glob result (has AsConfig and AsSecrets)
 };
 
 Val make_nil(Srcs s = {});

@@ -195,13 +195,28 @@ TEST_CASE("tmpl::eval fields, missing keys and builtin objects") {
 TEST_CASE("tmpl::eval .Files and lookup") {
     auto r = render1(
         "data: {{ .Files.Get \"config.ini\" }}\nimage: {{ (lookup \"v1\" \"ConfigMap\" \"ns\" \"x\").data.image }}\n");
-    bool files = false, lookup = false;
-    for (const auto& p : r.pieces) {
-        if (p.unevaluated.find(".Files.Get") != std::string::npos) files = true;
+    bool lookup = false;
+    for (const auto& p : r.pieces)
         if (p.unevaluated.find("lookup reads the cluster") != std::string::npos) lookup = true;
-    }
-    CHECK(files);
     CHECK(lookup); // never guessed: the image is reported as not evaluated
+    CHECK(live_text(r).rfind("data: \n", 0) == 0); // no such file: "", as helm
+
+    // The chart's other files, as helm's Files object gives them.
+    Demo d;
+    d.chart.files.push_back(File{"files/a.yaml", "charts/demo/files/a.yaml", "image: reg.example.io/a/b:1\n"});
+    d.chart.files.push_back(File{"files/sub/c.txt", "charts/demo/files/sub/c.txt", "x\ny"});
+    d.chart.files.push_back(File{"config/d.ini", "charts/demo/config/d.ini", "k=v\n"});
+    d.add("t.yaml", "{{ .Files.Get \"files/a.yaml\" }}|{{ len (.Files.Lines \"files/sub/c.txt\") }}|"
+                    "{{ range $p, $_ := .Files.Glob \"files/*\" }}{{ $p }};{{ end }}|"
+                    "{{ range $p, $_ := .Files.Glob \"files/**\" }}{{ $p }};{{ end }}|"
+                    "{{ range $p, $_ := .Files.Glob \"{config,files}/*.{ini,yaml}\" }}{{ $p }};{{ end }}|"
+                    "{{ (.Files.Glob \"config/*\").AsConfig }}|{{ (.Files.Glob \"config/*\").AsSecrets }}");
+    CHECK(live_text(d.render("t.yaml")) == "image: reg.example.io/a/b:1\n|2|files/a.yaml;|files/a.yaml;files/sub/c.txt;|"
+                                           "config/d.ini;files/a.yaml;|d.ini: |\n  k=v|d.ini: az12Cg==");
+    // A reference in a chart file is found where the template puts it, its origin the file.
+    auto images = scan_images(d.render("t.yaml"));
+    REQUIRE_FALSE(images.empty());
+    CHECK(images[0].value == "reg.example.io/a/b:1");
 }
 
 TEST_CASE("tmpl::eval variables and scoping") {
