@@ -122,6 +122,7 @@ struct Span {
     std::string unevaluated;
     bool name_from_values = false; ///< some piece before `name_end` has an image-name origin
     bool whole_value = false;      ///< the span is exactly one image-name value's text
+    bool tag_from_values = false;  ///< some piece from `name_end` on has an image tag origin
 };
 
 Span attribute(const Rendered& r, const Layout& l, std::size_t vb, std::size_t ve,
@@ -151,6 +152,13 @@ Span attribute(const Rendered& r, const Layout& l, std::size_t vb, std::size_t v
         }
         if (sp.unevaluated.empty() && !piece.unevaluated.empty())
             sp.unevaluated = piece.unevaluated;
+        if (pe > name_end && ps < ve && !piece.text.empty()) {
+            for (const auto& o : piece.sources) {
+                bool tag = false;
+                if (image_shaped_path(o.values_path, &tag) && tag)
+                    sp.tag_from_values = true;
+            }
+        }
         if (ps < name_end && pe > vb && !piece.text.empty()) {
             for (const auto& o : piece.sources) {
                 bool tag = false;
@@ -292,7 +300,10 @@ void value_refs(const Rendered& r, const Layout& l, std::size_t ls, std::size_t 
         if (!tagged && !digest && !registry)
             continue;
         Span sp = attribute(r, l, b, e, b + name_end);
-        if (!sp.name_from_values || !sp.unevaluated.empty())
+        // The name from image values, or a registry-qualified literal name whose tag or
+        // digest comes from image values (`--image=ghcr.io/org/x:{{ .Values.image.tag }}`).
+        bool by_tag = sp.tag_from_values && registry && (tagged || digest);
+        if ((!sp.name_from_values && !by_tag) || !sp.unevaluated.empty())
             continue;
         if (!tagged && !digest && !sp.whole_value)
             continue;

@@ -1222,3 +1222,15 @@ TEST_CASE("tmpl::image_shaped_path") {
     CHECK_FALSE(image_shaped_path("service.name"));
     CHECK_FALSE(image_shaped_path(""));
 }
+
+TEST_CASE("tmpl::scan_images a literal registry name with its tag from image values") {
+    Demo d("image: {tag: v2.5.2}\nversion: '9'\n");
+    d.add("t.yaml", "args:\n  - --webhook-image=ghcr.io/org/webhook:{{ .Values.image.tag }}\n"
+                    "  - --other=ghcr.io/org/other:{{ .Values.version }}\n"
+                    "  - --short=org/short:{{ .Values.image.tag }}\n");
+    auto images = scan_images(d.render("t.yaml"));
+    // Only the first: `version` is not an image value, and a name without a registry is not
+    // enough when only the tag comes from the values.
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "ghcr.io/org/webhook:v2.5.2");
+}
