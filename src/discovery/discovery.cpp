@@ -311,6 +311,22 @@ private:
         }
         std::string value = std::string(util::trim(img.value));
         if (value.empty()) return;
+        if (!img.found_in.empty() && value.find('@') == std::string::npos &&
+            (value.rfind(':') == std::string::npos || value.rfind(':') < value.rfind('/'))) {
+            // An untagged reference outside image: fields is the whole of one image value;
+            // when that value sits beside a tag, version or digest it is only the name part
+            // (IMAGE_NAME: {{ .Values.image.name }} next to image.tag), not a reference.
+            for (const auto& o : img.sources) {
+                auto dot = o.values_path.rfind('.');
+                if (o.values_path.empty() || dot == std::string::npos) continue;
+                const Value* parent = lookup(node, o.values_path.substr(0, dot));
+                if (!parent || !parent->is_map()) continue;
+                for (const auto& [k, v] : parent->entries()) {
+                    std::string lk = util::to_lower(k);
+                    if (lk.ends_with("tag") || lk.ends_with("version") || lk.ends_with("digest")) return;
+                }
+            }
+        }
 
         // The sources of the reference, and which one wrote its name (placeholder first).
         std::vector<std::string> paths;
