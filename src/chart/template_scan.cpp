@@ -155,7 +155,10 @@ Span attribute(const Rendered& r, const Layout& l, std::size_t vb, std::size_t v
         if (pe > name_end && ps < ve && !piece.text.empty()) {
             for (const auto& o : piece.sources) {
                 bool tag = false;
-                if (image_shaped_path(o.values_path, &tag) && tag)
+                // An image tag value, or the chart's appVersion (.Chart.AppVersion).
+                bool app_version = o.values_path.empty() && o.file.size() >= 10 &&
+                                   o.file.compare(o.file.size() - 10, 10, "Chart.yaml") == 0;
+                if ((image_shaped_path(o.values_path, &tag) && tag) || app_version)
                     sp.tag_from_values = true;
             }
         }

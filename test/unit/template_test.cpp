@@ -1227,10 +1227,13 @@ TEST_CASE("tmpl::scan_images a literal registry name with its tag from image val
     Demo d("image: {tag: v2.5.2}\nversion: '9'\n");
     d.add("t.yaml", "args:\n  - --webhook-image=ghcr.io/org/webhook:{{ .Values.image.tag }}\n"
                     "  - --other=ghcr.io/org/other:{{ .Values.version }}\n"
-                    "  - --short=org/short:{{ .Values.image.tag }}\n");
+                    "  - --short=org/short:{{ .Values.image.tag }}\n"
+                    "  - --agent-image=ghcr.io/org/agent:{{ .Chart.AppVersion }}\n"
+                    "  - --app-version={{ .Chart.AppVersion }}\n");
     auto images = scan_images(d.render("t.yaml"));
-    // Only the first: `version` is not an image value, and a name without a registry is not
-    // enough when only the tag comes from the values.
-    REQUIRE(images.size() == 1);
+    // Not --other (`version` is not an image value) nor --short (a name without a registry is
+    // not enough when only the tag comes from the values); the appVersion counts as a tag.
+    REQUIRE(images.size() == 2);
     CHECK(images[0].value == "ghcr.io/org/webhook:v2.5.2");
+    CHECK(images[1].value == "ghcr.io/org/agent:4.5.6");
 }
