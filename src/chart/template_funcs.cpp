@@ -2283,31 +2283,43 @@ Val f_toyaml(Exec&, Args& a) {
     return make_segs(std::move(segs));
 }
 
+Val json_val(const Val& v, bool pretty) {
+    auto segs = to_json_segs(v, pretty);
+    if (segs.empty())
+        return make_str("", srcs_of(v));
+    return make_segs(std::move(segs));
+}
 Val f_tojson(Exec&, Args& a) {
-    return make_str(to_json(a[0], false), srcs_of(a[0]));
+    return json_val(a[0], false);
 }
 /// sprig's toRawJson: encoding/json without HTML escaping of <, > and &.
 Val f_torawjson(Exec&, Args& a) {
-    std::string j = to_json(a[0], false), out;
-    out.reserve(j.size());
-    for (std::size_t i = 0; i < j.size(); ++i) {
-        if (j.compare(i, 6, "\\u003c") == 0 || j.compare(i, 6, "\\u003e") == 0 || j.compare(i, 6, "\\u0026") == 0) {
-            // Only when the backslash itself is not escaped.
-            std::size_t n = 0;
-            while (n < i && j[i - 1 - n] == '\\')
-                ++n;
-            if (n % 2 == 0) {
-                out.push_back(j[i + 5] == 'c' ? '<' : j[i + 5] == 'e' ? '>' : '&');
-                i += 5;
-                continue;
+    auto segs = to_json_segs(a[0], false);
+    for (auto& sg : segs) {
+        const std::string& j = sg.text;
+        std::string out;
+        out.reserve(j.size());
+        for (std::size_t i = 0; i < j.size(); ++i) {
+            if (j.compare(i, 6, "\\u003c") == 0 || j.compare(i, 6, "\\u003e") == 0 || j.compare(i, 6, "\\u0026") == 0) {
+                std::size_t n = 0; // only when the backslash itself is not escaped
+                while (n < i && j[i - 1 - n] == '\\')
+                    ++n;
+                if (n % 2 == 0) {
+                    out.push_back(j[i + 5] == 'c' ? '<' : j[i + 5] == 'e' ? '>' : '&');
+                    i += 5;
+                    continue;
+                }
             }
+            out.push_back(j[i]);
         }
-        out.push_back(j[i]);
+        sg.text = std::move(out);
     }
-    return make_str(out, srcs_of(a[0]));
+    if (segs.empty())
+        return make_str("", srcs_of(a[0]));
+    return make_segs(std::move(segs));
 }
 Val f_toprettyjson(Exec&, Args& a) {
-    return make_str(to_json(a[0], true), srcs_of(a[0]));
+    return json_val(a[0], true);
 }
 
 Val from_text(Exec& ex, const Val& text, bool want_list) {

@@ -1237,3 +1237,13 @@ TEST_CASE("tmpl::scan_images a literal registry name with its tag from image val
     CHECK(images[0].value == "ghcr.io/org/webhook:v2.5.2");
     CHECK(images[1].value == "ghcr.io/org/agent:4.5.6");
 }
+
+TEST_CASE("tmpl::scan_images toJson keeps each value's origins") {
+    Demo d("cfg:\n  cache: redis:6379\n  image: {repository: registry.example.io/j/app, tag: '1.0'}\n");
+    d.add("t.yaml", "data:\n  config.json: {{ .Values.cfg | toJson | quote }}\n"
+                    "  raw.json: {{ .Values.cfg | toRawJson | quote }}\n");
+    auto images = scan_images(d.render("t.yaml"));
+    // `redis:6379` is beside the image in the same JSON text, but is not an image value.
+    for (const auto& i : images) CHECK(i.value.find("redis") == std::string::npos);
+    CHECK(live_text(d.render("t.yaml")).find(R"({\"cache\":\"redis:6379\")") != std::string::npos);
+}
