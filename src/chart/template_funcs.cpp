@@ -796,6 +796,16 @@ Val f_quote(Exec&, Args& a) {
             append_seg(out, Seg{"\"", {}, "", 0, 0});
             append_segs(out, inner);
             append_seg(out, Seg{"\"", {}, "", 0, 0});
+        } else if (v.is_str() && why_of(v).empty()) {
+            // Escaped segment by segment: each keeps its origins (quoted JSON text).
+            append_seg(out, Seg{"\"", {}, "", 0, 0});
+            for (const auto& s : inner) {
+                if (s.rel != 0)
+                    continue;
+                std::string q = go_quote(s.text);
+                append_seg(out, Seg{q.substr(1, q.size() - 2), s.srcs, "", 0, 0});
+            }
+            append_seg(out, Seg{"\"", {}, "", 0, 0});
         } else {
             append_seg(out, Seg{go_quote(strval(v)), srcs_of(v), why_of(v), 0, 0});
         }
