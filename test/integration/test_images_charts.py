@@ -178,3 +178,23 @@ def test_template_symlink_leaving_the_chart_is_refused(run_aas, workdir):
     assert p.returncode != 0
     assert "templates/pod.yaml is a symlink to ../../outside.yaml, outside the chart" in p.stderr
     assert "registry.example.io/leak/secret" not in p.stdout
+
+
+def test_kube_version_sets_capabilities_and_flags_the_image(run_aas, workdir):
+    chart = workdir / "kubectl"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: kubectl\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("image:\n  repository: registry.example.io/tools/kubectl\n")
+    (chart / "templates" / "job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: k\nspec:\n  template:\n    spec:\n      containers:\n"
+        "        - name: k\n          image: \"{{ .Values.image.repository }}:"
+        "{{ .Capabilities.KubeVersion.Major }}.{{ .Capabilities.KubeVersion.Minor }}\"\n")
+    p, out = run_images(run_aas, str(chart))
+    assert p.returncode == 0, p.stderr
+    assert [(i["ref"], i.get("kube_version_dependent")) for i in out["images"]] == \
+        [("registry.example.io/tools/kubectl:1.29", True)]
+    assert any("KubeVersion" in w for w in out["warnings"])
+    p, out = run_images(run_aas, str(chart), "--kube-version", "1.31.2")
+    assert [i["ref"] for i in out["images"]] == ["registry.example.io/tools/kubectl:1.31"]
+    p = run_aas("images", str(chart), "--kube-version", "latest")
+    assert p.returncode != 0 and "v1.29.0" in p.stderr
