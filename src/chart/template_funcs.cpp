@@ -2293,6 +2293,105 @@ Val f_toyaml(Exec&, Args& a) {
     return make_segs(std::move(segs));
 }
 
+/// helm's toToml (BurntSushi/toml's encoder): sorted keys, plain values before tables,
+/// `[a.b]` tables and `[[a]]` arrays of tables indented two spaces a level; strings keep
+/// their origins.
+struct TomlWriter {
+    std::vector<Seg> out;
+
+    void text(const std::string& t, Srcs srcs = {}) { append_seg(out, Seg{t, std::move(srcs), "", 0, 0}); }
+    static bool is_table(const Val& v) { return v.k == Val::K::dict; }
+    static bool is_table_array(const Val& v) {
+        return v.k == Val::K::list && !v.list->items.empty() &&
+               std::all_of(v.list->items.begin(), v.list->items.end(), [](const Val& e) { return is_table(e); });
+    }
+    static std::string key(const std::string& k) {
+        bool bare = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        return bare ? k : go_quote(k);
+    }
+    void value(const Val& v) {
+        switch (v.k) {
+        case Val::K::boolean: text(v.b ? "true" : "false", v.srcs); return;
+        case Val::K::integer: text(std::to_string(v.i), v.srcs); return;
+        case Val::K::floating: {
+            std::string f = fmt::format("{}", v.f);
+            if (f.find_first_of(".eEn") == std::string::npos) f += ".0";
+            text(f, v.srcs);
+            return;
+        }
+        case Val::K::string: {
+            std::string q = go_quote(primary(v));
+            text(q, srcs_of(v));
+            return;
+        }
+        case Val::K::list: {
+            text("[");
+            bool first = true;
+            for (const auto& e : v.list->items) {
+                if (e.is_nil()) continue;
+                if (!first) text(", ");
+                first = false;
+                value(e);
+            }
+            text("]");
+            return;
+        }
+        case Val::K::dict: { // an inline table inside an array
+            text("{");
+            bool first = true;
+            for (const auto& [k, e] : v.dict->m) {
+                if (e.is_nil()) continue;
+                if (!first) text(", ");
+                first = false;
+                text(key(k) + " = ");
+                value(e);
+            }
+            text("}");
+            return;
+        }
+        default: text("\"\""); return;
+        }
+    }
+    void table(const Val& d, const std::string& prefix, int level) {
+        std::string pad(static_cast<std::size_t>(level) * 2, ' ');
+        for (const auto& [k, e] : d.dict->m) {
+            if (e.is_nil() || is_table(e) || is_table_array(e)) continue;
+            text(pad + key(k) + " = ");
+            value(e);
+            text("\n");
+        }
+        for (const auto& [k, e] : d.dict->m) {
+            std::string name = prefix.empty() ? key(k) : prefix + "." + key(k);
+            std::string sub(static_cast<std::size_t>(level) * 2, ' ');
+            if (is_table(e)) {
+                text("\n" + sub + "[" + name + "]\n");
+                table(e, name, level + 1);
+            } else if (is_table_array(e)) {
+                for (const auto& item : e.list->items) {
+                    text("\n" + sub + "[[" + name + "]]\n");
+                    table(item, name, level + 1);
+                }
+            }
+        }
+    }
+};
+
+Val f_totoml(Exec&, Args& a) {
+    if (a[0].k != Val::K::dict)
+        fail("toToml: only a map can be written as TOML");
+    TomlWriter w;
+    w.table(a[0], "", 0);
+    if (w.out.empty())
+        return make_str("", srcs_of(a[0]));
+    return make_segs(std::move(w.out));
+}
+
+Val f_hello(Exec&, Args&) {
+    return make_str("Hello!");
+}
+
 Val json_val(const Val& v, bool pretty) {
     auto segs = to_json_segs(v, pretty);
     if (segs.empty())
@@ -2573,6 +2672,8 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"mustToPrettyJson", {f_toprettyjson, 1, 1, false}},
             {"mustToRawJson", {f_torawjson, 1, 1, false}},
             {"toYamlPretty", {f_toyaml, 1, 1, true}},
+            {"toToml", {f_totoml, 1, 1, false}},
+            {"hello", {f_hello, 0, 0, false}},
             {"fromYaml", {f_fromyaml, 1, 1, false}},
             {"fromJson", {f_fromyaml, 1, 1, false}},
             {"mustFromJson", {f_fromyaml, 1, 1, false}},
@@ -2618,6 +2719,11 @@ const FnInfo* find_function(const std::string& name, std::string* not_evaluated)
         "htmlDate",
         "htmlDateInZone",
         "dateModify",
+        "date_modify",
+        "date_in_zone",
+        "mustDateModify",
+        "must_date_modify",
+        "mustToDate",
         "ago",
         "toDate",
         "unixEpoch",
@@ -2642,7 +2748,6 @@ const FnInfo* find_function(const std::string& name, std::string* not_evaluated)
         "getHostByName",
         "env",
         "expandenv",
-        "toToml",
         "call",
         "fromToml",
         "b32enc",

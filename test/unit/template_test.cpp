@@ -1085,6 +1085,8 @@ TEST_CASE("tmpl::eval sprig and helm functions give their documented outputs") {
          "foo/baz true b.txt 5.00"},
         {R"T({{ dict "a" 1 | mustToPrettyJson }})T", "{\n  \"a\": 1\n}"},
         {R"T({{ dict "a" "<b>" | mustToRawJson }})T", "{\"a\":\"<b>\"}"},
+        {R"T({{ dict "a" 1 "b" (dict "c" "x" "d" (list 1 2)) | toToml }})T", "a = 1\n\n[b]\n  c = \"x\"\n  d = [1, 2]\n"},
+        {R"T({{ hello }})T", "Hello!"},
     };
     for (const auto& row : rows) {
         CAPTURE(row.tmpl);
