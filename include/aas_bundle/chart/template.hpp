@@ -14,14 +14,12 @@
 // `$x =`, `$`), fields and `.Values.a.b`, method-less chains; `if`/`else if`/`else`,
 // `with`/`else`, `range` (lists, maps, `$i, $v :=`), `define`, `template`, `block`,
 // `include`; functions: the Go builtins (and, or, not, eq, ne, lt, le, gt, ge, len, index,
-// print, printf, println, html, js, urlquery, call) and the sprig/helm functions charts use
-// for images and around them (default, empty, coalesce, ternary, required, fail, quote,
-// squote, toString, toYaml, toJson, fromYaml, tpl, include, nindent, indent, trim,
-// trimSuffix, trimPrefix, trimAll, upper, lower, title, replace, contains, hasPrefix,
-// hasSuffix, trunc, substr, split, splitList, join, list, dict, get, set, hasKey, keys,
-// merge, mergeOverwrite, deepCopy, first, last, append, uniq, int, int64, float64, add,
-// sub, mul, div, mod, max, min, semverCompare, regexMatch, regexReplaceAll, b64enc,
-// b64dec, sha256sum, typeOf, kindIs, typeIs, toStrings, sortAlpha, until, dig, print).
+// slice, print, printf, println, html, js, urlquery, call) and sprig's and helm's function map
+// (template_funcs.cpp's table: strings, lists, maps, numbers, semver, encodings, toYaml,
+// toJson, toToml, fromYaml, tpl, required, regular expressions by RE2, …). Functions whose
+// results are random, time-dependent, cryptographic or from the cluster (`lookup`) are
+// placeholders. `.Files` reads the chart's other files (Get, GetBytes, Lines, Glob,
+// AsConfig, AsSecrets).
 
 #include "aas_bundle/chart/chart.hpp"
 #include "aas_bundle/chart/values.hpp"
