@@ -424,8 +424,8 @@ private:
             return o.file == chart::tmpl::kube_version_origin;
         });
         add(*parsed, cls, site, "");
-        if (from_kube) {
-            images_[parsed->str()].kube_version_dependent = true;
+        if (auto it = images_.find(parsed->str()); from_kube && it != images_.end()) {
+            it->second.kube_version_dependent = true;
             warn(fmt::format("{}:{}: {} takes part of its reference from .Capabilities.KubeVersion ({}; "
                              "set the cluster's with --kube-version)",
                              img.file, img.line, parsed->str(), kube_version_));
