@@ -440,7 +440,16 @@ private:
         try {
             docs = chart::parse_yaml_documents(text, f.display);
         } catch (const Error&) {
-            return; // rendered output that is not YAML (shadow branches may not be): nothing to report
+            // Both sides of a condition need not make YAML together (a column-0 toYaml block in
+            // a branch not taken): what helm would print, the live output, is read instead.
+            std::string live;
+            for (const auto& p : r.pieces)
+                if (p.live) live += p.text;
+            try {
+                docs = chart::parse_yaml_documents(live, f.display);
+            } catch (const Error&) {
+                return; // not YAML either way: nothing to report
+            }
         }
         for (const auto& doc : docs)
             if (doc.is_map()) possible_in(doc, node.chart->display, f.display, true);
