@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -133,4 +134,38 @@ TEST_CASE("discovery::pattern charts round trip through load's rewrite") {
             CHECK(img.ref.registry() == target_registry);
         }
     }
+}
+
+TEST_CASE("discovery::an invalid reference only a branch not taken builds is a warning, a live one an error") {
+    TempDir t;
+    auto write = [&](const std::string& rel, const std::string& text) {
+        fs::create_directories((t.path / rel).parent_path());
+        std::ofstream(t.path / rel) << text;
+    };
+    write("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n");
+    write("c/values.yaml", "head: {}\nimage: {repository: rayproject/ray, tag: '2.52.0'}\n"
+                           "bad: {repository: registry.example.io/x/y, digest: 'sha256:v1'}\n");
+    write("c/templates/pod.yaml",
+          "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: a\n"
+          "      {{- if .Values.head.image }}\n"
+          "      image: {{ .Values.head.image.repository }}:{{ .Values.head.image.tag }}\n"
+          "      {{- else }}\n"
+          "      image: {{ .Values.image.repository }}:{{ .Values.image.tag }}\n"
+          "      {{- end }}\n");
+    auto r = aas::discovery::discover_path(t.path / "c");
+    CHECK(r.ok());
+    REQUIRE(r.images.size() == 1);
+    CHECK(r.images[0].ref.str() == "docker.io/rayproject/ray:2.52.0");
+    CHECK(std::any_of(r.warnings.begin(), r.warnings.end(), [](const std::string& w) {
+        return w.find("\":\" is not a valid image reference") != std::string::npos &&
+               w.find("only in a branch the values do not take") != std::string::npos;
+    }));
+    // The same kind of mistake on the path the values take stays an error at its values line.
+    write("c/templates/bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b\nspec:\n  containers:\n"
+                                  "    - name: b\n      image: {{ .Values.bad.repository }}@{{ .Values.bad.digest }}\n");
+    r = aas::discovery::discover_path(t.path / "c");
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].file.find("values.yaml") != std::string::npos);
+    CHECK(r.errors[0].line == 3);
 }
