@@ -440,7 +440,11 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
         live = live && sp.live;
         // Split fields: image: NAME beside repository: and version:/tag:.
         std::size_t rb = 0, re = 0;
-        if (!value.empty() && value.find_first_of("/:@ {}|>") == std::string::npos &&
+        // The image part may hold a path (`nvidia/driver`), not a registry.
+        std::string_view first_part = std::string_view(value).substr(0, value.find('/'));
+        bool path_only = value.find('/') == std::string::npos ||
+                         (first_part.find('.') == std::string_view::npos && first_part != "localhost");
+        if (!value.empty() && value.find_first_of(":@ {}|>") == std::string::npos && path_only &&
             sibling_value(t, ls, p - ls, "repository", rb, re)) {
             std::string composed = t.substr(rb, re - rb) + "/" + value;
             Span rs = attribute(r, l, rb, re);

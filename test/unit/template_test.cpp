@@ -1195,6 +1195,10 @@ spec:
   exporter:
     image:
       {{- toYaml .Values.exporter.image | nindent 6 }}
+  pathed:
+    repository: nvcr.example.io
+    image: nvidia/toolkit
+    version: v1.14.0
   other:
     image: busybox
 )");
@@ -1206,6 +1210,7 @@ spec:
                         "nvcr.example.io/nvidia/driver:550.1",
                         "nvcr.example.io/nvidia/plugin@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
                         "registry.example.io/dcgm/exporter:3.3",
+                        "nvcr.example.io/nvidia/toolkit:v1.14.0",
                         "busybox",
                     });
 }
