@@ -433,8 +433,37 @@ private:
     }
 
     // Container args/env and ConfigMap data that look like images, in rendered output.
+    // CustomResourceDefinition documents blanked out, line for line: they hold no container
+    // args, env or ConfigMap data, and parsing their schemas (MBs from .Files) is most of the time.
+    static std::string without_crds(const std::string& text) {
+        if (text.find("kind: CustomResourceDefinition") == std::string::npos) return text;
+        std::string out;
+        out.reserve(text.size());
+        std::size_t doc = 0; // start of the current document in `text`
+        auto flush = [&](std::size_t end) {
+            std::string_view d(text.data() + doc, end - doc);
+            bool crd = d.rfind("kind: CustomResourceDefinition", 0) == 0 ||
+                       d.find("\nkind: CustomResourceDefinition") != std::string_view::npos;
+            if (crd)
+                out.append(static_cast<std::size_t>(std::count(d.begin(), d.end(), '\n')), '\n');
+            else
+                out.append(d);
+        };
+        for (std::size_t ls = 0; ls < text.size();) {
+            std::size_t le = text.find('\n', ls);
+            std::size_t next = le == std::string::npos ? text.size() : le + 1;
+            if (text.compare(ls, 3, "---") == 0 && ls > doc) {
+                flush(ls);
+                doc = ls;
+            }
+            ls = next;
+        }
+        flush(text.size());
+        return out;
+    }
+
     void possible_in_rendered(const Coalesced& node, const chart::File& f, const chart::tmpl::Rendered& r) {
-        std::string text = r.text();
+        std::string text = without_crds(r.text());
         if (text.find("kind:") == std::string::npos) return;
         std::vector<Value> docs;
         try {
@@ -445,6 +474,7 @@ private:
             std::string live;
             for (const auto& p : r.pieces)
                 if (p.live) live += p.text;
+            live = without_crds(live);
             try {
                 docs = chart::parse_yaml_documents(live, f.display);
             } catch (const Error&) {
