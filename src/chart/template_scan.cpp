@@ -79,6 +79,8 @@ std::size_t after_key(const std::string& t, std::size_t p, std::size_t e, std::s
         if (q >= e || t[q] != quote)
             return std::string::npos;
         ++q;
+        while (q < e && blank(t[q])) // JSON written as `"image" : "…"`
+            ++q;
     }
     if (q >= e || t[q] != ':')
         return std::string::npos;

@@ -1245,6 +1245,13 @@ TEST_CASE("tmpl::scan_images a literal registry name with its tag from image val
     CHECK(images[1].value == "ghcr.io/org/agent:4.5.6");
 }
 
+TEST_CASE("tmpl::scan_images JSON members in ConfigMap text") {
+    auto images = scan_images(render1("data:\n  agent: |-\n    {\n        \"image\" : \"kserve/agent:v0.11\",\n"
+                                      "        \"memory\": \"1Gi\"\n    }\n"));
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "kserve/agent:v0.11");
+}
+
 TEST_CASE("tmpl::scan_images toJson keeps each value's origins") {
     Demo d("cfg:\n  cache: redis:6379\n  image: {repository: registry.example.io/j/app, tag: '1.0'}\n");
     d.add("t.yaml", "data:\n  config.json: {{ .Values.cfg | toJson | quote }}\n"
