@@ -302,8 +302,9 @@ void value_refs(const Rendered& r, const Layout& l, std::size_t ls, std::size_t 
         bool registry = w.find('/') != std::string_view::npos &&
                         (first.find('.') != std::string_view::npos ||
                          first.find(':') != std::string_view::npos || first == "localhost");
-        if (!tagged && !digest && !registry)
-            continue;
+        if (!tagged && !digest && w.find('/') == std::string_view::npos)
+            continue; // a bare word: at most the name part of something
+
         Span sp = attribute(r, l, b, e, b + name_end);
         // The name from image values, or a registry-qualified literal name whose tag or
         // digest comes from image values (`--image=ghcr.io/org/x:{{ .Values.image.tag }}`).

@@ -1245,6 +1245,15 @@ TEST_CASE("tmpl::scan_images a literal registry name with its tag from image val
     CHECK(images[1].value == "ghcr.io/org/agent:4.5.6");
 }
 
+TEST_CASE("tmpl::scan_images an untagged Docker Hub name that is a whole image value") {
+    Demo d("modelServers:\n  OLlama:\n    images:\n      default: ollama/ollama\n      cpu: ollama\n");
+    d.add("t.yaml", "data:\n  system.yaml: |\n    {{- toYaml .Values.modelServers | nindent 4 }}\n");
+    auto images = scan_images(d.render("t.yaml"));
+    // `ollama/ollama` (latest); the bare word `ollama` is not taken outside image: fields.
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "ollama/ollama");
+}
+
 TEST_CASE("tmpl::scan_images JSON members in ConfigMap text") {
     auto images = scan_images(render1("data:\n  agent: |-\n    {\n        \"image\" : \"kserve/agent:v0.11\",\n"
                                       "        \"memory\": \"1Gi\"\n    }\n"));
