@@ -126,7 +126,8 @@ bool image_shaped_path(const std::string& values_path, bool* tag_part = nullptr)
 /// a `--flag=REF` or the argument after a flag, a command item, ConfigMap text in any
 /// format, a custom-resource field, an annotation) is a reference when its name part comes
 /// from image-shaped values (see image_shaped_path) and it carries a tag or digest, or it
-/// names a registry and is the whole of an image-shaped value. Literal text is never
+/// has a path (org/name) and is the whole of an image-shaped value; or its name is a
+/// registry-qualified literal and its tag comes from an image tag value or the appVersion. Literal text is never
 /// taken this way (it has no provenance).
 std::vector<TemplateImage> scan_images(const Rendered& r);
 
