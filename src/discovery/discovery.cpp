@@ -432,7 +432,6 @@ private:
         }
     }
 
-    // Container args/env and ConfigMap data that look like images, in rendered output.
     // CustomResourceDefinition documents blanked out, line for line: they hold no container
     // args, env or ConfigMap data, and parsing their schemas (MBs from .Files) is most of the time.
     static std::string without_crds(const std::string& text) {
@@ -462,6 +461,7 @@ private:
         return out;
     }
 
+    // Container args/env and ConfigMap data that look like images, in rendered output.
     void possible_in_rendered(const Coalesced& node, const chart::File& f, const chart::tmpl::Rendered& r) {
         std::string text = without_crds(r.text());
         if (text.find("kind:") == std::string::npos) return;
