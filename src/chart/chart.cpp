@@ -58,19 +58,44 @@ bool ends_with(std::string_view s, std::string_view p) {
 bool relevant_file(std::string_view rel) {
     if (rel == "Chart.yaml" || rel == "values.yaml" || rel == "requirements.yaml") return true;
     if (starts_with(rel, "templates/") || starts_with(rel, "crds/")) return true;
-    if (!starts_with(rel, "charts/")) return false;
+    if (!starts_with(rel, "charts/")) return !starts_with(rel, ".") && rel.find("/.") == std::string_view::npos;
     std::string_view rest = rel.substr(7);
     auto slash = rest.find('/');
     if (slash == std::string_view::npos) return ends_with(rest, ".tgz");
     return relevant_file(rest.substr(slash + 1));
 }
 
+// Whether a relevant file is one of a chart's other files (.Files: files/, config/, README…),
+// which templates may read but need not: too large ones are left out instead of failing.
+bool extra_file(std::string_view rel) {
+    while (starts_with(rel, "charts/")) {
+        std::string_view rest = rel.substr(7);
+        auto slash = rest.find('/');
+        if (slash == std::string_view::npos) return false; // a packaged subchart
+        rel = rest.substr(slash + 1);
+    }
+    return !(rel == "Chart.yaml" || rel == "values.yaml" || rel == "requirements.yaml" ||
+             starts_with(rel, "templates/") || starts_with(rel, "crds/"));
+}
+// Whether a file is a template (of the chart or a subchart folder): what renders images.
+bool template_file(std::string_view rel) {
+    while (starts_with(rel, "charts/")) {
+        std::string_view rest = rel.substr(7);
+        auto slash = rest.find('/');
+        if (slash == std::string_view::npos) return false;
+        rel = rest.substr(slash + 1);
+    }
+    return starts_with(rel, "templates/");
+}
+constexpr std::uint64_t max_extra_file_bytes = 4ull << 20;
+constexpr std::uint64_t max_extra_total_bytes = 32ull << 20;
+
 // Whether a folder (relative to a chart root) can hold relevant files: the walk skips others.
 bool relevant_dir(std::string_view rel) {
     auto slash = rel.find('/');
     std::string_view first = rel.substr(0, slash);
     if (first == "templates" || first == "crds") return true;
-    if (first != "charts") return false;
+    if (first != "charts") return !starts_with(first, "."); // .Files (not .git/ and the like)
     if (slash == std::string_view::npos) return true;
     std::string_view rest = rel.substr(slash + 1); // "<subchart>[/...]"
     auto slash2 = rest.find('/');
@@ -81,6 +106,7 @@ bool relevant_dir(std::string_view rel) {
 FileMap read_folder(const fs::path& root, Budget& budget) {
     FileMap files;
     std::error_code ec;
+    const fs::path real_root = fs::weakly_canonical(root, ec);
     fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
     if (ec) throw Error(fmt::format("loading chart {}: {}", budget.top, ec.message()));
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -92,6 +118,26 @@ FileMap read_folder(const fs::path& root, Budget& budget) {
             continue;
         }
         if (!it->is_regular_file(sec) || !relevant_file(rel)) continue;
+        bool extra = extra_file(rel);
+        if (extra) {
+            std::error_code zec;
+            auto size = it->file_size(zec);
+            if (zec || size > max_extra_file_bytes || budget.used + size > max_extra_total_bytes) continue;
+        }
+        if (it->is_symlink(sec)) {
+            // As pack: a symlink must stay inside (here: inside the chart), through every link.
+            std::error_code cec;
+            fs::path target = fs::weakly_canonical(it->path(), cec);
+            auto inside = target.lexically_relative(real_root);
+            bool outside = cec || inside.empty() || inside.begin()->string() == "..";
+            // A README or CRD linked from elsewhere in the repository is not read; a template that
+            // leaves the chart is refused, as pack refuses it.
+            if (outside && !template_file(rel)) continue;
+            if (outside)
+                throw Error(fmt::format("loading chart {}: {} is a symlink to {}, outside the chart; replace it "
+                                        "with the file it points to (pack refuses it too)",
+                                        budget.top, rel, fs::read_symlink(it->path(), cec).string()));
+        }
         std::string data = util::read_file(it->path(), max_file_bytes);
         budget.charge(data.size());
         files.emplace(std::move(rel), std::move(data));
@@ -157,7 +203,11 @@ FileMap read_archive(std::string_view data, const std::string& display, Budget& 
         std::string rel;
         for (std::size_t i = 1; i < parts.size(); ++i) rel += (i > 1 ? "/" : "") + parts[i];
 
-        if (!relevant_file(rel)) {
+        bool too_big_extra = extra_file(rel) && archive_entry_size_is_set(entry) &&
+                             (static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry))) >
+                                  max_extra_file_bytes ||
+                              budget.used > max_extra_total_bytes);
+        if (!relevant_file(rel) || too_big_extra) {
             // Skipped data is still decompressed: count its declared size so a bomb is refused.
             if (archive_entry_size_is_set(entry))
                 budget.charge(static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry))));
@@ -312,6 +362,10 @@ Chart build_chart(FileMap files, const std::string& display, Budget& budget, int
             c.templates.push_back(File{name, display + "/" + name, std::move(data)});
         else if (starts_with(name, "crds/"))
             c.crds.push_back(File{name, display + "/" + name, std::move(data)});
+        else if (!starts_with(name, "charts/") && name != "Chart.yaml" && name != "values.yaml" &&
+                 name != "requirements.yaml" && name != "requirements.lock" && name != "Chart.lock" &&
+                 name != "values.schema.json")
+            c.files.push_back(File{name, display + "/" + name, std::move(data)});
     }
 
     load_subcharts(c, files, budget, depth);

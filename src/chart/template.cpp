@@ -13,19 +13,21 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <set>
 
 namespace aas::chart::tmpl::detail {
 namespace {
 
-constexpr int max_depth = 64;                       // nested template/include/tpl calls
+constexpr int max_depth = 256; // nested template/include/tpl calls (recursive merge helpers)
 constexpr std::size_t max_output = 8u << 20;        // bytes of one rendered file
 constexpr std::size_t max_total_output = 64u << 20; // bytes emitted, captures included
 constexpr std::size_t max_string = 8u << 20;        // bytes of one string value
 constexpr std::size_t max_iterations = 10000;       // per range
 constexpr std::uint64_t max_steps =
-    200'000; // commands evaluated per render (real charts: < 5000)
+    5'000'000; // commands evaluated per render (real charts: < 100,000; recursive merges more)
+constexpr std::chrono::milliseconds max_time{3000}; // wall time of one render
 constexpr std::size_t max_diagnostics = 200;
 
 /// Stops a render (output or step budget exhausted); the diagnostic is already recorded.
@@ -105,11 +107,13 @@ public:
         sink_ = &out;
         top_ = &out;
         vars_.push_back({"$", root});
+        started_ = std::chrono::steady_clock::now();
         try {
             exec_list(f.main->nodes, root);
         } catch (const Abort&) {
             // Diagnostic already recorded; keep what was rendered.
         }
+        r.incomplete = incomplete_;
         finish(out, r);
         for (auto& d : diags_)
             r.diagnostics.push_back(std::move(d));
@@ -231,10 +235,11 @@ private:
             minor = bare.substr(dot + 1);
             minor = minor.substr(0, minor.find('.'));
         }
-        kube.dict->m["Version"] = make_str(kv);
-        kube.dict->m["GitVersion"] = make_str(kv);
-        kube.dict->m["Major"] = make_str(major);
-        kube.dict->m["Minor"] = make_str(minor);
+        const Origin* kube_src = own(Origin{std::string(kube_version_origin), 0, std::string()});
+        kube.dict->m["Version"] = make_str(kv, Srcs{kube_src});
+        kube.dict->m["GitVersion"] = make_str(kv, Srcs{kube_src});
+        kube.dict->m["Major"] = make_str(major, Srcs{kube_src});
+        kube.dict->m["Minor"] = make_str(minor, Srcs{kube_src});
         caps.dict->m["KubeVersion"] = kube;
         caps.dict->m["APIVersions"] = make_object("APIVersions");
         Val helm = make_dict(0);
@@ -269,16 +274,14 @@ private:
             if (top_bytes_ > max_output) {
                 s.text.resize(s.text.size() - (top_bytes_ - max_output));
                 append_seg(*sink_, std::move(s));
-                diag(
+                stop(
                     fmt::format("rendering stopped: more than {} MiB of output", max_output >> 20));
-                throw Abort{};
             }
         }
         append_seg(*sink_, std::move(s));
         if (total_bytes_ > max_total_output) {
-            diag(fmt::format("rendering stopped: more than {} MiB of output",
+            stop(fmt::format("rendering stopped: more than {} MiB of output",
                              max_total_output >> 20));
-            throw Abort{};
         }
     }
 
@@ -383,8 +386,10 @@ private:
 
     void step() {
         if (++steps_ > max_steps) {
-            diag(fmt::format("rendering stopped: more than {} evaluation steps", max_steps));
-            throw Abort{};
+            stop(fmt::format("rendering stopped: more than {} evaluation steps", max_steps));
+        }
+        if ((steps_ & 1023) == 0 && std::chrono::steady_clock::now() - started_ > max_time) {
+            stop(fmt::format("rendering stopped: more than {} s", max_time.count() / 1000.0));
         }
     }
 
@@ -545,7 +550,8 @@ private:
             unknown = true;
             break;
         default:
-            diag(fmt::format("range can't iterate over {}", format_v(coll)));
+            if (live())
+                diag(fmt::format("range can't iterate over {}", format_v(coll)));
             break;
         }
         Flow result = Flow::normal;
@@ -583,20 +589,41 @@ private:
         return result;
     }
 
+    /// Stops the render: what was rendered so far is kept, and marked incomplete.
+    [[noreturn]] void stop(const std::string& why) {
+        diag(why);
+        if (incomplete_.empty())
+            incomplete_ = why;
+        throw Abort{};
+    }
+
     /// Whether a template call would nest too deep (reported once per render).
     bool too_deep(const std::string& name) {
         if (depth_ < max_depth)
             return false;
         if (!depth_reported_) {
             depth_reported_ = true;
-            diag(fmt::format("template \"{}\": calls nested more than {} levels deep", name,
-                             max_depth));
+            std::string why = fmt::format("template \"{}\": calls nested more than {} levels deep",
+                                          name, max_depth);
+            diag(why);
+            if (incomplete_.empty())
+                incomplete_ = why;
         }
         return true;
     }
 
     /// Executes a template body with `data` as `.` and `$` (the caller checked too_deep).
+    /// A template that calls itself inside a branch the values do not take is not entered
+    /// again: its shadow side would render both sides of every level (exponential), with
+    /// data the values never give it (a recursive merge helper ranging over a string).
     void call(const Tree& t, const Val& data, const Srcs& text_srcs) {
+        if (alt_ > 0 && std::find(calls_.begin(), calls_.end(), &t) != calls_.end())
+            return;
+        calls_.push_back(&t);
+        struct Pop {
+            std::vector<const Tree*>& v;
+            ~Pop() { v.pop_back(); }
+        } pop{calls_};
         std::size_t base = var_base_;
         const std::string* file = cur_file_;
         int line = cur_line_;
@@ -775,8 +802,11 @@ private:
         switch (v.k) {
         case Val::K::dict: {
             auto it = v.dict->m.find(name);
-            if (it == v.dict->m.end())
+            if (it == v.dict->m.end()) {
+                if (v.dict->files && (name == "AsConfig" || name == "AsSecrets"))
+                    return files_as(v, name == "AsSecrets");
                 return make_nil();
+            }
             return it->second;
         }
         case Val::K::nil:
@@ -795,13 +825,156 @@ private:
     }
 
     Val call_method(const Val& m, std::vector<Val>& args) {
-        (void)args;
         if (m.name == "APIVersions.Has")
             return make_bool(true);
         if (m.name.rfind("Files.", 0) == 0)
-            return make_unknown(fmt::format(
-                ".{} is not evaluated: chart files other than templates are not read", m.name));
+            return files_method(m.name.substr(6), args);
         return make_unknown(fmt::format(".{} is not evaluated", m.name));
+    }
+
+    // ---- .Files ----------------------------------------------------------------------------
+
+    const std::vector<File>* chart_files() const {
+        return ctx_.chart && ctx_.chart->chart ? &ctx_.chart->chart->files : nullptr;
+    }
+
+    /// The text of a chart file with its origin (the file, no values path).
+    Val file_text(const File& f) {
+        const Origin* o = own(Origin{f.display, 1, std::string()});
+        return make_str(f.text, Srcs{o});
+    }
+
+    /// helm's Files: Get, GetBytes, Lines, Glob (a map of name -> content; AsConfig and
+    /// AsSecrets on it are fields, see field()), AsConfig, AsSecrets of all files.
+    Val files_method(const std::string& name, std::vector<Val>& args) {
+        const auto* files = chart_files();
+        static const std::vector<File> none;
+        if (!files)
+            files = &none;
+        auto arg = [&](std::size_t i) { return i < args.size() ? str_arg(args[i]) : std::string(); };
+        if (name == "Get" || name == "GetBytes" || name == "Lines") {
+            std::string path = arg(0);
+            for (const auto& f : *files) {
+                if (f.name != path)
+                    continue;
+                if (name != "Lines")
+                    return file_text(f);
+                Val l = make_list(alt_);
+                const Origin* o = own(Origin{f.display, 1, std::string()});
+                std::size_t b = 0;
+                while (b <= f.text.size()) {
+                    std::size_t e = f.text.find('\n', b);
+                    if (e == std::string::npos) {
+                        if (b < f.text.size())
+                            l.list->items.push_back(make_str(f.text.substr(b), Srcs{o}));
+                        break;
+                    }
+                    l.list->items.push_back(make_str(f.text.substr(b, e - b), Srcs{o}));
+                    b = e + 1;
+                }
+                return l;
+            }
+            return name == "Lines" ? make_list(alt_) : make_str("");
+        }
+        if (name == "Glob") {
+            Val d = make_dict(alt_);
+            d.dict->files = true;
+            for (const auto& f : *files)
+                if (glob_match(arg(0), f.name))
+                    d.dict->m[f.name] = file_text(f);
+            return d;
+        }
+        if (name == "AsConfig" || name == "AsSecrets") {
+            Val d = make_dict(alt_);
+            d.dict->files = true;
+            for (const auto& f : *files)
+                d.dict->m[f.name] = file_text(f);
+            return files_as(d, name == "AsSecrets");
+        }
+        return make_unknown(fmt::format(".Files.{} is not evaluated", name));
+    }
+
+    /// AsConfig / AsSecrets of a Glob result: YAML of base name -> content (base64 for secrets).
+    Val files_as(const Val& d, bool secret) {
+        Val m = make_dict(alt_);
+        for (const auto& [k, v] : d.dict->m) {
+            std::string base = k.substr(k.rfind('/') == std::string::npos ? 0 : k.rfind('/') + 1);
+            if (secret) {
+                std::vector<Val> a{v};
+                std::string not_evaluated;
+                const FnInfo* b64 = find_function("b64enc", &not_evaluated);
+                m.dict->m[base] = b64 ? b64->fn(*this, a) : v;
+            } else {
+                m.dict->m[base] = v;
+            }
+        }
+        return make_segs(to_yaml(m));
+    }
+
+    /// gobwas/glob with '/' as separator, as helm's Files.Glob: `*` and `?` stop at '/',
+    /// `**` crosses it, `[...]` classes, `{a,b}` alternatives.
+    static bool glob_match(std::string_view pat, std::string_view s) {
+        if (auto open = pat.find('{'); open != std::string_view::npos) {
+            auto close = pat.find('}', open);
+            if (close != std::string_view::npos) {
+                std::string_view alts = pat.substr(open + 1, close - open - 1);
+                std::size_t b = 0;
+                while (b <= alts.size()) {
+                    std::size_t e = alts.find(',', b);
+                    if (e == std::string_view::npos)
+                        e = alts.size();
+                    std::string p = std::string(pat.substr(0, open)) + std::string(alts.substr(b, e - b)) +
+                                    std::string(pat.substr(close + 1));
+                    if (glob_match(p, s))
+                        return true;
+                    b = e + 1;
+                }
+                return false;
+            }
+        }
+        if (pat.empty())
+            return s.empty();
+        if (pat.substr(0, 2) == "**") {
+            for (std::size_t i = 0; i <= s.size(); ++i)
+                if (glob_match(pat.substr(2), s.substr(i)))
+                    return true;
+            return false;
+        }
+        if (pat[0] == '*') {
+            for (std::size_t i = 0; i <= s.size(); ++i) {
+                if (glob_match(pat.substr(1), s.substr(i)))
+                    return true;
+                if (i < s.size() && s[i] == '/')
+                    break;
+            }
+            return false;
+        }
+        if (s.empty())
+            return false;
+        if (pat[0] == '?')
+            return s[0] != '/' && glob_match(pat.substr(1), s.substr(1));
+        if (pat[0] == '[') {
+            auto close = pat.find(']', 1);
+            if (close != std::string_view::npos) {
+                std::string_view cls = pat.substr(1, close - 1);
+                bool neg = !cls.empty() && (cls[0] == '!' || cls[0] == '^');
+                if (neg)
+                    cls.remove_prefix(1);
+                bool in = false;
+                for (std::size_t i = 0; i < cls.size(); ++i) {
+                    if (i + 2 < cls.size() && cls[i + 1] == '-') {
+                        in = in || (s[0] >= cls[i] && s[0] <= cls[i + 2]);
+                        i += 2;
+                    } else {
+                        in = in || s[0] == cls[i];
+                    }
+                }
+                return in != neg && s[0] != '/' && glob_match(pat.substr(close + 1), s.substr(1));
+            }
+        }
+        if (pat[0] == '\\' && pat.size() > 1)
+            return s[0] == pat[1] && glob_match(pat.substr(2), s.substr(1));
+        return s[0] == pat[0] && glob_match(pat.substr(1), s.substr(1));
     }
 
     Val call_function(const std::string& name, const Cmd& c, const Val& dot, const Val* final) {
@@ -906,6 +1079,9 @@ private:
     std::size_t total_bytes_ = 0;
     std::size_t top_bytes_ = 0;
     bool depth_reported_ = false;
+    std::vector<const Tree*> calls_; // templates being executed, outermost first
+    std::string incomplete_;
+    std::chrono::steady_clock::time_point started_;
     int alt_ = 0;
     int depth_ = 0;
     int top_line_ = 0;

@@ -8,6 +8,7 @@
 #include "template_impl.hpp"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <array>
@@ -15,7 +16,6 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <regex>
 #include <unordered_map>
 
 namespace aas::chart::tmpl::detail {
@@ -796,6 +796,16 @@ Val f_quote(Exec&, Args& a) {
             append_seg(out, Seg{"\"", {}, "", 0, 0});
             append_segs(out, inner);
             append_seg(out, Seg{"\"", {}, "", 0, 0});
+        } else if (v.is_str() && why_of(v).empty()) {
+            // Escaped segment by segment: each keeps its origins (quoted JSON text).
+            append_seg(out, Seg{"\"", {}, "", 0, 0});
+            for (const auto& s : inner) {
+                if (s.rel != 0)
+                    continue;
+                std::string q = go_quote(s.text);
+                append_seg(out, Seg{q.substr(1, q.size() - 2), s.srcs, "", 0, 0});
+            }
+            append_seg(out, Seg{"\"", {}, "", 0, 0});
         } else {
             append_seg(out, Seg{go_quote(strval(v)), srcs_of(v), why_of(v), 0, 0});
         }
@@ -1199,99 +1209,212 @@ Val f_ext(Exec&, Args& a) {
 }
 
 // ---- regular expressions ---------------------------------------------------------------------
+// Go's regexp is RE2 syntax: RE2 itself evaluates it (Perl classes, (?i)/(?m)/(?s) flags,
+// named groups (?P<name>…), no backreferences or lookaround, as in Go).
 
-std::regex compile(const std::string& re) {
+constexpr std::size_t max_regex_input = 1u << 20;
+
+std::shared_ptr<const re2::RE2> compile(const std::string& re) {
     if (re.size() > 4096)
         fail("regular expression too long");
-    try {
-        return std::regex(re, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-        fail(fmt::format("error parsing regexp {}: {}", go_quote(re), e.what()));
-    }
+    static thread_local std::map<std::string, std::shared_ptr<const re2::RE2>> cache;
+    if (auto it = cache.find(re); it != cache.end())
+        return it->second;
+    re2::RE2::Options opt;
+    opt.set_log_errors(false);
+    opt.set_max_mem(8 << 20);
+    auto compiled = std::make_shared<const re2::RE2>(re, opt);
+    if (!compiled->ok())
+        fail(fmt::format("error parsing regexp: {}: `{}`", compiled->error(), re));
+    if (cache.size() > 256)
+        cache.clear();
+    cache.emplace(re, compiled);
+    return compiled;
 }
 
-Val f_regexmatch(Exec&, Args& a) {
-    std::string s = str_arg(a[1]);
-    if (s.size() > 65536)
-        fail("regexMatch: input too long");
-    return make_bool(std::regex_search(s, compile(str_arg(a[0]))));
+std::string regex_input(const Val& v, const char* fn) {
+    std::string s = str_arg(v);
+    if (s.size() > max_regex_input)
+        fail(fmt::format("{}: input over {} KiB", fn, max_regex_input >> 10));
+    return s;
 }
 
-Val f_regexfind(Exec&, Args& a) {
-    std::string s = str_arg(a[1]);
-    if (s.size() > 65536)
-        fail("regexFind: input too long");
-    std::smatch m;
-    if (std::regex_search(s, m, compile(str_arg(a[0]))))
-        return make_str(m.str(0), primary_srcs(a[1]));
-    return make_str("", primary_srcs(a[1]));
-}
-
-Val f_regexfindall(Exec& ex, Args& a) {
-    std::string s = str_arg(a[1]);
-    if (s.size() > 65536)
-        fail("regexFindAll: input too long");
-    std::regex re = compile(str_arg(a[0]));
-    std::int64_t n = to_int(a[2]);
-    Val l = make_list(ex.alt());
-    for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator();
-         ++it) {
-        if (n >= 0 && static_cast<std::int64_t>(l.list->items.size()) >= n)
+/// Every leftmost-first match of `re` in `s`, at most `n` when n >= 0, as Go's allMatches:
+/// an empty match right after the previous match is not delivered.
+std::vector<std::vector<re2::StringPiece>> find_all(const re2::RE2& re, const std::string& s,
+                                                   std::int64_t n) {
+    std::vector<std::vector<re2::StringPiece>> out;
+    int groups = re.NumberOfCapturingGroups() + 1;
+    std::vector<re2::StringPiece> m(static_cast<std::size_t>(groups));
+    re2::StringPiece text(s);
+    std::size_t pos = 0;
+    std::int64_t prev_end = -1;
+    while ((n < 0 || static_cast<std::int64_t>(out.size()) < n) && pos <= s.size()) {
+        if (!re.Match(text, pos, s.size(), re2::RE2::UNANCHORED, m.data(), groups))
             break;
-        l.list->items.push_back(make_str(it->str(0), primary_srcs(a[1])));
-    }
-    return l;
-}
-
-/// Go's regexp replacement syntax ($1, ${1}, $name is not supported) to ECMAScript's.
-std::string go_repl(const std::string& r) {
-    std::string out;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-        if (r[i] == '$' && i + 1 < r.size() && r[i + 1] == '{') {
-            std::size_t e = r.find('}', i);
-            if (e != std::string::npos) {
-                out += "$" + r.substr(i + 2, e - i - 2);
-                i = e;
-                continue;
+        auto b = static_cast<std::int64_t>(m[0].data() - s.data());
+        auto e = b + static_cast<std::int64_t>(m[0].size());
+        bool accept = true;
+        if (e == static_cast<std::int64_t>(pos)) {
+            if (b == prev_end)
+                accept = false;
+            // Past the next character (a UTF-8 sequence).
+            std::size_t w = 1;
+            if (pos < s.size()) {
+                auto c = static_cast<unsigned char>(s[pos]);
+                w = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
             }
+            pos += w;
+        } else {
+            pos = static_cast<std::size_t>(e);
         }
-        out.push_back(r[i]);
+        prev_end = e;
+        if (accept)
+            out.push_back(m);
     }
     return out;
 }
 
+/// Go's Regexp.Expand of `tmpl` for one match: $1, ${1}, $name, ${name}, $$.
+std::string go_expand(const re2::RE2& re, const std::string& tmpl,
+                      const std::vector<re2::StringPiece>& m) {
+    const auto& names = re.NamedCapturingGroups();
+    std::string out;
+    for (std::size_t i = 0; i < tmpl.size(); ++i) {
+        char c = tmpl[i];
+        if (c != '$' || i + 1 >= tmpl.size()) {
+            out.push_back(c);
+            continue;
+        }
+        if (tmpl[i + 1] == '$') {
+            out.push_back('$');
+            ++i;
+            continue;
+        }
+        std::string name;
+        std::size_t j = i + 1;
+        bool brace = tmpl[j] == '{';
+        if (brace) {
+            std::size_t close = tmpl.find('}', j);
+            if (close == std::string::npos) {
+                out.push_back(c);
+                continue;
+            }
+            name = tmpl.substr(j + 1, close - j - 1);
+            j = close + 1;
+        } else {
+            while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_'))
+                ++j;
+            name = tmpl.substr(i + 1, j - i - 1);
+        }
+        if (name.empty()) {
+            out.push_back(c);
+            continue;
+        }
+        int idx = -1;
+        if (std::all_of(name.begin(), name.end(), [](char d) { return d >= '0' && d <= '9'; })) {
+            idx = name.size() > 6 ? -1 : std::stoi(name);
+        } else if (auto it = names.find(name); it != names.end()) {
+            idx = it->second;
+        }
+        if (idx >= 0 && static_cast<std::size_t>(idx) < m.size() && m[static_cast<std::size_t>(idx)].data())
+            out.append(m[static_cast<std::size_t>(idx)].data(), m[static_cast<std::size_t>(idx)].size());
+        i = j - 1;
+    }
+    return out;
+}
+
+std::string replace_all(const re2::RE2& re, const std::string& s, const std::string& repl, bool literal) {
+    std::string out;
+    std::size_t last = 0;
+    for (const auto& m : find_all(re, s, -1)) {
+        std::size_t b = static_cast<std::size_t>(m[0].data() - s.data());
+        out.append(s, last, b - last);
+        out += literal ? repl : go_expand(re, repl, m);
+        last = b + m[0].size();
+        if (out.size() > max_regex_input * 8)
+            fail("regexReplaceAll: result too long");
+    }
+    out.append(s, last, std::string::npos);
+    return out;
+}
+
+Val f_regexmatch(Exec&, Args& a) {
+    std::string s = regex_input(a[1], "regexMatch");
+    auto re = compile(str_arg(a[0]));
+    return make_bool(re2::RE2::PartialMatch(s, *re));
+}
+
+Val f_regexfind(Exec&, Args& a) {
+    std::string s = regex_input(a[1], "regexFind");
+    auto re = compile(str_arg(a[0]));
+    auto all = find_all(*re, s, 1);
+    if (!all.empty())
+        return make_str(std::string(all[0][0].data(), all[0][0].size()), primary_srcs(a[1]));
+    return make_str("", primary_srcs(a[1]));
+}
+
+Val f_regexfindall(Exec& ex, Args& a) {
+    std::string s = regex_input(a[1], "regexFindAll");
+    auto re = compile(str_arg(a[0]));
+    std::int64_t n = to_int(a[2]);
+    Val l = make_list(ex.alt());
+    if (n == 0)
+        return l;
+    for (const auto& m : find_all(*re, s, n))
+        l.list->items.push_back(make_str(std::string(m[0].data(), m[0].size()), primary_srcs(a[1])));
+    return l;
+}
+
 Val f_regexreplaceall(Exec&, Args& a) {
-    std::string s = str_arg(a[1]);
-    if (s.size() > 65536)
-        fail("regexReplaceAll: input too long");
-    return make_str(std::regex_replace(s, compile(str_arg(a[0])), go_repl(str_arg(a[2]))),
-                    all_srcs(a));
+    std::string s = regex_input(a[1], "regexReplaceAll");
+    auto re = compile(str_arg(a[0]));
+    return make_str(replace_all(*re, s, str_arg(a[2]), false), all_srcs(a));
 }
 
 Val f_regexreplaceallliteral(Exec&, Args& a) {
-    std::string s = str_arg(a[1]);
-    if (s.size() > 65536)
-        fail("regexReplaceAllLiteral: input too long");
-    return make_str(std::regex_replace(s, compile(str_arg(a[0])), str_arg(a[2]),
-                                       std::regex_constants::format_sed),
-                    all_srcs(a));
+    std::string s = regex_input(a[1], "regexReplaceAllLiteral");
+    auto re = compile(str_arg(a[0]));
+    return make_str(replace_all(*re, s, str_arg(a[2]), true), all_srcs(a));
 }
 
+/// Go's Regexp.Split(s, n).
 Val f_regexsplit(Exec& ex, Args& a) {
-    std::string s = str_arg(a[1]);
-    if (s.size() > 65536)
-        fail("regexSplit: input too long");
-    std::regex re = compile(str_arg(a[0]));
+    std::string s = regex_input(a[1], "regexSplit");
+    std::string expr = str_arg(a[0]);
+    auto re = compile(expr);
     std::int64_t n = to_int(a[2]);
     Val l = make_list(ex.alt());
     auto srcs = primary_srcs(a[1]);
-    std::sregex_token_iterator it(s.begin(), s.end(), re, -1), end;
-    for (; it != end; ++it) {
-        if (n >= 0 && static_cast<std::int64_t>(l.list->items.size()) >= n)
-            break;
-        l.list->items.push_back(make_str(it->str(), srcs));
+    if (n == 0)
+        return l;
+    if (!expr.empty() && s.empty()) {
+        l.list->items.push_back(make_str("", srcs));
+        return l;
     }
+    std::size_t beg = 0, end = 0;
+    for (const auto& m : find_all(*re, s, n)) {
+        if (n > 0 && static_cast<std::int64_t>(l.list->items.size()) == n - 1)
+            break;
+        end = static_cast<std::size_t>(m[0].data() - s.data());
+        if (end + m[0].size() != 0)
+            l.list->items.push_back(make_str(s.substr(beg, end - beg), srcs));
+        beg = end + m[0].size();
+    }
+    if (end != s.size())
+        l.list->items.push_back(make_str(s.substr(beg), srcs));
     return l;
+}
+
+Val f_regexquotemeta(Exec&, Args& a) {
+    // Go's QuoteMeta escapes exactly `\.+*?()|[]{}^$`.
+    std::string s = str_arg(a[0]), out;
+    for (char c : s) {
+        if (std::string_view("\\.+*?()|[]{}^$").find(c) != std::string_view::npos)
+            out.push_back('\\');
+        out.push_back(c);
+    }
+    return make_str(out, primary_srcs(a[0]));
 }
 
 // ---- lists and maps --------------------------------------------------------------------------
@@ -1643,6 +1766,156 @@ Val f_min(Exec&, Args& a) {
         m = std::min(m, to_int(v));
     return make_int(m, all_srcs(a));
 }
+Val f_maxf(Exec&, Args& a) {
+    double m = to_float(a[0]);
+    for (const auto& v : a)
+        m = std::max(m, to_float(v));
+    return make_float(m, all_srcs(a));
+}
+Val f_minf(Exec&, Args& a) {
+    double m = to_float(a[0]);
+    for (const auto& v : a)
+        m = std::min(m, to_float(v));
+    return make_float(m, all_srcs(a));
+}
+Val f_add1f(Exec&, Args& a) {
+    return make_float(to_float(a[0]) + 1, all_srcs(a));
+}
+/// sprig's all / any: Go template truth of every / some argument.
+Val f_all(Exec&, Args& a) {
+    for (const auto& v : a)
+        if (!truth(v))
+            return make_bool(false, all_srcs(a));
+    return make_bool(true, all_srcs(a));
+}
+Val f_any(Exec&, Args& a) {
+    for (const auto& v : a)
+        if (truth(v))
+            return make_bool(true, all_srcs(a));
+    return make_bool(false, all_srcs(a));
+}
+/// sprig's seq: like GNU seq (1, 2 or 3 integer arguments), space separated.
+Val f_seq(Exec&, Args& a) {
+    std::int64_t first = 1, step = 1, last = 0;
+    if (a.size() == 1) {
+        last = to_int(a[0]);
+    } else if (a.size() == 2) {
+        first = to_int(a[0]);
+        last = to_int(a[1]);
+        step = first > last ? -1 : 1;
+    } else {
+        first = to_int(a[0]);
+        step = to_int(a[1]);
+        last = to_int(a[2]);
+    }
+    std::string out;
+    if (step == 0 || (step > 0 && first > last) || (step < 0 && first < last))
+        return make_str("", all_srcs(a));
+    std::int64_t count = 0;
+    for (std::int64_t i = first; step > 0 ? i <= last : i >= last; i += step) {
+        if (++count > max_list)
+            fail("seq: too many numbers");
+        out += (out.empty() ? "" : " ") + std::to_string(i);
+    }
+    return make_str(out, all_srcs(a));
+}
+/// sprig's chunk: a list cut into lists of `size` items.
+Val f_chunk(Exec& ex, Args& a) {
+    std::int64_t size = to_int(a[0]);
+    auto items = items_of(a[1], "chunk");
+    Val l = make_list(ex.alt());
+    if (size <= 0)
+        fail("chunk: size must be positive");
+    for (std::size_t i = 0; i < items.size(); i += static_cast<std::size_t>(size)) {
+        Val c = make_list(ex.alt());
+        for (std::size_t j = i; j < items.size() && j < i + static_cast<std::size_t>(size); ++j)
+            c.list->items.push_back(items[j]);
+        l.list->items.push_back(std::move(c));
+    }
+    return l;
+}
+/// sprig's abbrev / abbrevboth (goutils.Abbreviate / AbbreviateFull).
+std::string abbreviate(const std::string& s, std::int64_t offset, std::int64_t width) {
+    auto n = static_cast<std::int64_t>(s.size());
+    if (width < 4 || n <= width)
+        return s;
+    if (offset > n)
+        offset = n;
+    if (n - offset < width - 3)
+        offset = n - (width - 3);
+    if (offset <= 4)
+        return s.substr(0, static_cast<std::size_t>(width - 3)) + "...";
+    if (width < 7)
+        return s;
+    if (offset + width - 3 < n)
+        return "..." + abbreviate(s.substr(static_cast<std::size_t>(offset)), 0, width - 3);
+    return "..." + s.substr(static_cast<std::size_t>(n - (width - 3)));
+}
+Val f_abbrev(Exec&, Args& a) {
+    return make_str(abbreviate(str_arg(a[1]), 0, to_int(a[0])), all_srcs(a));
+}
+Val f_abbrevboth(Exec&, Args& a) {
+    return make_str(abbreviate(str_arg(a[2]), to_int(a[0]), to_int(a[1])), all_srcs(a));
+}
+Val f_initials(Exec&, Args& a) {
+    std::string s = str_arg(a[0]), out;
+    bool start = true;
+    for (char c : s) {
+        if (std::isspace(static_cast<unsigned char>(c))) {
+            start = true;
+        } else if (start) {
+            out.push_back(c);
+            start = false;
+        }
+    }
+    return make_str(out, all_srcs(a));
+}
+Val f_plural(Exec&, Args& a) {
+    return make_str(to_int(a[2]) == 1 ? str_arg(a[0]) : str_arg(a[1]), all_srcs(a));
+}
+Val f_swapcase(Exec&, Args& a) {
+    std::string s = str_arg(a[0]);
+    for (auto& c : s) {
+        auto u = static_cast<unsigned char>(c);
+        c = static_cast<char>(std::isupper(u) ? std::tolower(u) : std::islower(u) ? std::toupper(u) : u);
+    }
+    return make_str(s, all_srcs(a));
+}
+/// path.Clean.
+std::string clean_path(const std::string& p) {
+    if (p.empty())
+        return ".";
+    bool rooted = p[0] == '/';
+    std::vector<std::string> parts;
+    std::size_t i = 0;
+    while (i <= p.size()) {
+        std::size_t j = p.find('/', i);
+        if (j == std::string::npos)
+            j = p.size();
+        std::string part = p.substr(i, j - i);
+        if (part == "..") {
+            if (!parts.empty() && parts.back() != "..")
+                parts.pop_back();
+            else if (!rooted)
+                parts.push_back("..");
+        } else if (!part.empty() && part != ".") {
+            parts.push_back(part);
+        }
+        i = j + 1;
+    }
+    std::string out = rooted ? "/" : "";
+    for (std::size_t k = 0; k < parts.size(); ++k)
+        out += (k ? "/" : "") + parts[k];
+    return out.empty() ? "." : out;
+}
+Val f_clean(Exec&, Args& a) {
+    return make_str(clean_path(str_arg(a[0])), all_srcs(a));
+}
+Val f_isabs(Exec&, Args& a) {
+    std::string p = str_arg(a[0]);
+    return make_bool(!p.empty() && p[0] == '/', all_srcs(a));
+}
+
 Val f_addf(Exec&, Args& a) {
     double s = 0;
     for (const auto& v : a)
@@ -2020,11 +2293,142 @@ Val f_toyaml(Exec&, Args& a) {
     return make_segs(std::move(segs));
 }
 
+/// helm's toToml (BurntSushi/toml's encoder): sorted keys, plain values before tables,
+/// `[a.b]` tables and `[[a]]` arrays of tables indented two spaces a level; strings keep
+/// their origins.
+struct TomlWriter {
+    std::vector<Seg> out;
+
+    void text(const std::string& t, Srcs srcs = {}) { append_seg(out, Seg{t, std::move(srcs), "", 0, 0}); }
+    static bool is_table(const Val& v) { return v.k == Val::K::dict; }
+    static bool is_table_array(const Val& v) {
+        return v.k == Val::K::list && !v.list->items.empty() &&
+               std::all_of(v.list->items.begin(), v.list->items.end(), [](const Val& e) { return is_table(e); });
+    }
+    static std::string key(const std::string& k) {
+        bool bare = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        return bare ? k : go_quote(k);
+    }
+    void value(const Val& v) {
+        switch (v.k) {
+        case Val::K::boolean: text(v.b ? "true" : "false", v.srcs); return;
+        case Val::K::integer: text(std::to_string(v.i), v.srcs); return;
+        case Val::K::floating: {
+            std::string f = fmt::format("{}", v.f);
+            if (f.find_first_of(".eEn") == std::string::npos) f += ".0";
+            text(f, v.srcs);
+            return;
+        }
+        case Val::K::string: {
+            std::string q = go_quote(primary(v));
+            text(q, srcs_of(v));
+            return;
+        }
+        case Val::K::list: {
+            text("[");
+            bool first = true;
+            for (const auto& e : v.list->items) {
+                if (e.is_nil()) continue;
+                if (!first) text(", ");
+                first = false;
+                value(e);
+            }
+            text("]");
+            return;
+        }
+        case Val::K::dict: { // an inline table inside an array
+            text("{");
+            bool first = true;
+            for (const auto& [k, e] : v.dict->m) {
+                if (e.is_nil()) continue;
+                if (!first) text(", ");
+                first = false;
+                text(key(k) + " = ");
+                value(e);
+            }
+            text("}");
+            return;
+        }
+        default: text("\"\""); return;
+        }
+    }
+    void table(const Val& d, const std::string& prefix, int level) {
+        std::string pad(static_cast<std::size_t>(level) * 2, ' ');
+        for (const auto& [k, e] : d.dict->m) {
+            if (e.is_nil() || is_table(e) || is_table_array(e)) continue;
+            text(pad + key(k) + " = ");
+            value(e);
+            text("\n");
+        }
+        for (const auto& [k, e] : d.dict->m) {
+            std::string name = prefix.empty() ? key(k) : prefix + "." + key(k);
+            std::string sub(static_cast<std::size_t>(level) * 2, ' ');
+            if (is_table(e)) {
+                text("\n" + sub + "[" + name + "]\n");
+                table(e, name, level + 1);
+            } else if (is_table_array(e)) {
+                for (const auto& item : e.list->items) {
+                    text("\n" + sub + "[[" + name + "]]\n");
+                    table(item, name, level + 1);
+                }
+            }
+        }
+    }
+};
+
+Val f_totoml(Exec&, Args& a) {
+    if (a[0].k != Val::K::dict)
+        fail("toToml: only a map can be written as TOML");
+    TomlWriter w;
+    w.table(a[0], "", 0);
+    if (w.out.empty())
+        return make_str("", srcs_of(a[0]));
+    return make_segs(std::move(w.out));
+}
+
+Val f_hello(Exec&, Args&) {
+    return make_str("Hello!");
+}
+
+Val json_val(const Val& v, bool pretty) {
+    auto segs = to_json_segs(v, pretty);
+    if (segs.empty())
+        return make_str("", srcs_of(v));
+    return make_segs(std::move(segs));
+}
 Val f_tojson(Exec&, Args& a) {
-    return make_str(to_json(a[0], false), srcs_of(a[0]));
+    return json_val(a[0], false);
+}
+/// sprig's toRawJson: encoding/json without HTML escaping of <, > and &.
+Val f_torawjson(Exec&, Args& a) {
+    auto segs = to_json_segs(a[0], false);
+    for (auto& sg : segs) {
+        const std::string& j = sg.text;
+        std::string out;
+        out.reserve(j.size());
+        for (std::size_t i = 0; i < j.size(); ++i) {
+            if (j.compare(i, 6, "\\u003c") == 0 || j.compare(i, 6, "\\u003e") == 0 || j.compare(i, 6, "\\u0026") == 0) {
+                std::size_t n = 0; // only when the backslash itself is not escaped
+                while (n < i && j[i - 1 - n] == '\\')
+                    ++n;
+                if (n % 2 == 0) {
+                    out.push_back(j[i + 5] == 'c' ? '<' : j[i + 5] == 'e' ? '>' : '&');
+                    i += 5;
+                    continue;
+                }
+            }
+            out.push_back(j[i]);
+        }
+        sg.text = std::move(out);
+    }
+    if (segs.empty())
+        return make_str("", srcs_of(a[0]));
+    return make_segs(std::move(segs));
 }
 Val f_toprettyjson(Exec&, Args& a) {
-    return make_str(to_json(a[0], true), srcs_of(a[0]));
+    return json_val(a[0], true);
 }
 
 Val from_text(Exec& ex, const Val& text, bool want_list) {
@@ -2147,6 +2551,19 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"base", {f_base, 1, 1, false}},
             {"dir", {f_dir, 1, 1, false}},
             {"ext", {f_ext, 1, 1, false}},
+            {"clean", {f_clean, 1, 1, false}},
+            {"isAbs", {f_isabs, 1, 1, false}},
+            {"osBase", {f_base, 1, 1, false}},
+            {"osDir", {f_dir, 1, 1, false}},
+            {"osExt", {f_ext, 1, 1, false}},
+            {"osClean", {f_clean, 1, 1, false}},
+            {"osIsAbs", {f_isabs, 1, 1, false}},
+            {"trimall", {f_trimall, 2, 2, false}},
+            {"abbrev", {f_abbrev, 2, 2, false}},
+            {"abbrevboth", {f_abbrevboth, 3, 3, false}},
+            {"initials", {f_initials, 1, 1, false}},
+            {"plural", {f_plural, 3, 3, false}},
+            {"swapcase", {f_swapcase, 1, 1, false}},
             {"regexMatch", {f_regexmatch, 2, 2, false}},
             {"mustRegexMatch", {f_regexmatch, 2, 2, false}},
             {"regexFind", {f_regexfind, 2, 2, false}},
@@ -2154,6 +2571,12 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"regexReplaceAll", {f_regexreplaceall, 3, 3, false}},
             {"regexReplaceAllLiteral", {f_regexreplaceallliteral, 3, 3, false}},
             {"regexSplit", {f_regexsplit, 3, 3, false}},
+            {"mustRegexFind", {f_regexfind, 2, 2, false}},
+            {"mustRegexFindAll", {f_regexfindall, 3, 3, false}},
+            {"mustRegexReplaceAll", {f_regexreplaceall, 3, 3, false}},
+            {"mustRegexReplaceAllLiteral", {f_regexreplaceallliteral, 3, 3, false}},
+            {"mustRegexSplit", {f_regexsplit, 3, 3, false}},
+            {"regexQuoteMeta", {f_regexquotemeta, 1, 1, false}},
             // Lists and maps.
             {"list", {f_list, 0, -1, true}},
             {"tuple", {f_list, 0, -1, true}},
@@ -2189,6 +2612,23 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"without", {f_without, 1, -1, false}},
             {"has", {f_has, 2, 2, false}},
             {"sortAlpha", {f_sortalpha, 1, 1, false}},
+            {"mustUniq", {f_uniq, 1, 1, false}},
+            {"mustCompact", {f_compact, 1, 1, false}},
+            {"mustWithout", {f_without, 1, -1, false}},
+            {"mustHas", {f_has, 2, 2, false}},
+            {"mustFirst", {f_first, 1, 1, false}},
+            {"mustLast", {f_last, 1, 1, false}},
+            {"mustRest", {f_rest, 1, 1, false}},
+            {"mustInitial", {f_initial, 1, 1, false}},
+            {"mustReverse", {f_reverse, 1, 1, false}},
+            {"mustSlice", {f_slice, 1, 3, false}},
+            {"mustPrepend", {f_prepend, 2, 2, true}},
+            {"mustPush", {f_append, 2, 2, true}},
+            {"chunk", {f_chunk, 2, 2, false}},
+            {"mustChunk", {f_chunk, 2, 2, false}},
+            {"all", {f_all, 0, -1, false}},
+            {"any", {f_any, 0, -1, false}},
+            {"seq", {f_seq, 1, 3, false}},
             {"toStrings", {f_tostrings, 1, 1, false}},
             {"until", {f_until, 1, 1, false}},
             {"untilStep", {f_untilstep, 3, 3, false}},
@@ -2207,6 +2647,10 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"max", {f_max, 1, -1, false}},
             {"min", {f_min, 1, -1, false}},
             {"addf", {f_addf, 0, -1, false}},
+            {"add1f", {f_add1f, 1, 1, false}},
+            {"maxf", {f_maxf, 1, -1, false}},
+            {"minf", {f_minf, 1, -1, false}},
+            {"biggest", {f_max, 1, -1, false}},
             {"subf", {f_subf, 1, -1, false}},
             {"mulf", {f_mulf, 1, -1, false}},
             {"divf", {f_divf, 1, -1, false}},
@@ -2223,8 +2667,13 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"mustToYaml", {f_toyaml, 1, 1, true}},
             {"toJson", {f_tojson, 1, 1, false}},
             {"mustToJson", {f_tojson, 1, 1, false}},
-            {"toRawJson", {f_tojson, 1, 1, false}},
+            {"toRawJson", {f_torawjson, 1, 1, false}},
             {"toPrettyJson", {f_toprettyjson, 1, 1, false}},
+            {"mustToPrettyJson", {f_toprettyjson, 1, 1, false}},
+            {"mustToRawJson", {f_torawjson, 1, 1, false}},
+            {"toYamlPretty", {f_toyaml, 1, 1, true}},
+            {"toToml", {f_totoml, 1, 1, false}},
+            {"hello", {f_hello, 0, 0, false}},
             {"fromYaml", {f_fromyaml, 1, 1, false}},
             {"fromJson", {f_fromyaml, 1, 1, false}},
             {"mustFromJson", {f_fromyaml, 1, 1, false}},
@@ -2270,6 +2719,11 @@ const FnInfo* find_function(const std::string& name, std::string* not_evaluated)
         "htmlDate",
         "htmlDateInZone",
         "dateModify",
+        "date_modify",
+        "date_in_zone",
+        "mustDateModify",
+        "must_date_modify",
+        "mustToDate",
         "ago",
         "toDate",
         "unixEpoch",
@@ -2294,37 +2748,16 @@ const FnInfo* find_function(const std::string& name, std::string* not_evaluated)
         "getHostByName",
         "env",
         "expandenv",
-        "toToml",
         "call",
         "fromToml",
-        "osBase",
-        "osDir",
-        "osExt",
-        "osClean",
-        "osIsAbs",
         "b32enc",
         "b32dec",
         "wrap",
         "wrapWith",
-        "abbrev",
-        "abbrevboth",
-        "initials",
-        "plural",
-        "swapcase",
-        "chunk",
-        "mustRegexFind",
-        "mustRegexFindAll",
-        "mustRegexReplaceAll",
-        "mustRegexReplaceAllLiteral",
-        "mustRegexSplit",
-        "regexQuoteMeta",
         "urlParse",
         "urlJoin",
         "semverCompareStrict",
-        "seq",
         "sortAlphaNum",
-        "isAbs",
-        "clean",
     };
     for (const char* o : opaque) {
         if (name == o) {

@@ -125,6 +125,7 @@ struct List {
 struct Dict {
     std::map<std::string, Val> m; ///< sorted, like Go's map iteration in templates
     int made_alt = 0;
+    bool files = false; ///< a .Files.Glob result (has AsConfig and AsSecrets)
 };
 
 Val make_nil(Srcs s = {});
@@ -180,6 +181,8 @@ void append_segs(std::vector<Seg>& to, const std::vector<Seg>& from);
 std::vector<Seg> to_yaml(const Val& v);
 /// encoding/json-like toJson (sorted keys, HTML-safe escaping).
 std::string to_json(const Val& v, bool pretty);
+/// The same as segments: every scalar keeps its origins.
+std::vector<Seg> to_json_segs(const Val& v, bool pretty);
 /// Parses YAML or JSON text into a value carrying `srcs` (helm's fromYaml/fromJson);
 /// throws aas::Error on invalid input.
 Val from_yaml_text(const std::string& text, const Srcs& srcs, int made_alt);

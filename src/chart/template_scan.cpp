@@ -3,7 +3,10 @@
 
 #include "template_impl.hpp"
 
+#include "aas_bundle/ref/reference.hpp"
+
 #include <algorithm>
+#include <cctype>
 
 namespace aas::chart::tmpl {
 
@@ -76,6 +79,8 @@ std::size_t after_key(const std::string& t, std::size_t p, std::size_t e, std::s
         if (q >= e || t[q] != quote)
             return std::string::npos;
         ++q;
+        while (q < e && blank(t[q])) // JSON written as `"image" : "…"`
+            ++q;
     }
     if (q >= e || t[q] != ':')
         return std::string::npos;
@@ -105,7 +110,250 @@ bool same_origin(const Origin& a, const Origin& b) {
     return a.file == b.file && a.line == b.line && a.values_path == b.values_path;
 }
 
+std::size_t indent_of(const std::string& t, std::size_t ls, std::size_t le) {
+    std::size_t p = ls;
+    while (p < le && (t[p] == ' ' || t[p] == '\t'))
+        ++p;
+    return p - ls;
+}
+
+/// Attribution of [vb, ve) in the output: liveness, origins, the first placeholder.
+struct Span {
+    bool live = true;
+    std::vector<Origin> sources;
+    std::string unevaluated;
+    bool name_from_values = false; ///< some piece before `name_end` has an image-name origin
+    bool whole_value = false;      ///< the span is exactly one image-name value's text
+    bool tag_from_values = false;  ///< some piece from `name_end` on has an image tag origin
+};
+
+Span attribute(const Rendered& r, const Layout& l, std::size_t vb, std::size_t ve,
+               std::size_t name_end = std::string::npos) {
+    Span sp;
+    std::size_t first = static_cast<std::size_t>(
+        std::lower_bound(l.start.begin(), l.start.end(), vb) - l.start.begin());
+    while (first > 0 && (l.start[first - 1] + r.pieces[first - 1].text.size() > vb ||
+                         l.start[first - 1] == vb))
+        --first;
+    if (name_end == std::string::npos)
+        name_end = ve;
+    for (std::size_t i = first; i < r.pieces.size() && l.start[i] <= ve; ++i) {
+        const Piece& piece = r.pieces[i];
+        std::size_t ps = l.start[i], pe = ps + piece.text.size();
+        bool overlaps = piece.text.empty() ? (ps >= vb && ps <= ve) : (ps < ve && pe > vb);
+        if (!overlaps)
+            continue;
+        if (piece.text.empty() && piece.unevaluated.empty())
+            continue;
+        sp.live = sp.live && piece.live;
+        for (const auto& o : piece.sources) {
+            bool seen = std::any_of(sp.sources.begin(), sp.sources.end(),
+                                    [&](const Origin& x) { return same_origin(x, o); });
+            if (!seen)
+                sp.sources.push_back(o);
+        }
+        if (sp.unevaluated.empty() && !piece.unevaluated.empty())
+            sp.unevaluated = piece.unevaluated;
+        if (pe > name_end && ps < ve && !piece.text.empty()) {
+            for (const auto& o : piece.sources) {
+                bool tag = false;
+                // An image tag value, or the chart's appVersion (.Chart.AppVersion).
+                bool app_version = o.values_path.empty() && o.file.size() >= 10 &&
+                                   o.file.compare(o.file.size() - 10, 10, "Chart.yaml") == 0;
+                if ((image_shaped_path(o.values_path, &tag) && tag) || app_version)
+                    sp.tag_from_values = true;
+            }
+        }
+        if (ps < name_end && pe > vb && !piece.text.empty()) {
+            for (const auto& o : piece.sources) {
+                bool tag = false;
+                if (image_shaped_path(o.values_path, &tag) && !tag) {
+                    sp.name_from_values = true;
+                    // A repository or registry field alone is only part of a reference.
+                    std::string leaf = o.values_path.substr(o.values_path.rfind('.') + 1);
+                    for (auto& c : leaf)
+                        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                    bool part = leaf.ends_with("repository") || leaf.ends_with("registry") ||
+                                leaf == "repo" || leaf.ends_with("prefix");
+                    if (ps == vb && pe == ve && piece.sources.size() == 1 && !part)
+                        sp.whole_value = true;
+                }
+            }
+        }
+    }
+    return sp;
+}
+
+/// The value of key `name` in the same YAML map as the key at column `col` of line [ls, le)
+/// (siblings at the same indentation, looking both ways), or false.
+bool sibling_value(const std::string& t, std::size_t ls, std::size_t col, std::string_view name,
+                   std::size_t& vb, std::size_t& ve) {
+    auto check = [&](std::size_t b, std::size_t e) {
+        std::size_t p = b;
+        while (p < e && blank(t[p]))
+            ++p;
+        if (p - b != col)
+            return false;
+        std::size_t v = after_key(t, p, e, name);
+        if (v == std::string::npos)
+            return false;
+        vb = v;
+        ve = strip_comment(t, v, e);
+        unquote(t, vb, ve);
+        return vb < ve;
+    };
+    {
+        std::size_t le = t.find('\n', ls);
+        if (check(ls, le == std::string::npos ? t.size() : le))
+            return true;
+    }
+    // Forward, to the first line indented less (or a new list item at this column).
+    for (std::size_t b = t.find('\n', ls); b != std::string::npos && b + 1 < t.size();) {
+        ++b;
+        std::size_t e = t.find('\n', b);
+        if (e == std::string::npos)
+            e = t.size();
+        std::size_t in = indent_of(t, b, e);
+        if (b + in < e && t[b + in] != '#') {
+            if (in < col || (in == col && t[b + in] == '-'))
+                break;
+            if (in == col && check(b, e))
+                return true;
+        }
+        b = e;
+    }
+    // Backward, to the line that opens the map.
+    std::size_t e = ls; // start of the line after the one looked at
+    while (e > 0) {
+        std::size_t le = e - 1; // its '\n'
+        std::size_t b = le == 0 ? 0 : t.rfind('\n', le - 1);
+        b = (b == std::string::npos || le == 0) ? 0 : b + 1;
+        std::size_t in = indent_of(t, b, le);
+        if (b + in < le && t[b + in] != '#') {
+            if (in < col) {
+                // "- key: v" opening the map at this column.
+                std::size_t p = b + in;
+                if (t[p] == '-') {
+                    ++p;
+                    while (p < le && blank(t[p]))
+                        ++p;
+                    if (p - b == col) {
+                        std::size_t v = after_key(t, p, le, name);
+                        if (v != std::string::npos) {
+                            vb = v;
+                            ve = strip_comment(t, v, le);
+                            unquote(t, vb, ve);
+                            return vb < ve;
+                        }
+                    }
+                }
+                break;
+            }
+            if (in == col && t[b + in] != '-' && check(b, le))
+                return true;
+        }
+        e = b;
+    }
+    return false;
+}
+
+bool ref_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+           c == '/' || c == ':' || c == '@';
+}
+
+/// Image references in [ls, le) outside an `image:` key: words whose name part comes from
+/// image-shaped values (see the header).
+void value_refs(const Rendered& r, const Layout& l, std::size_t ls, std::size_t le,
+                std::vector<TemplateImage>& out) {
+    const std::string& t = l.text;
+    std::size_t i = ls;
+    while (i < le) {
+        if (!ref_char(t[i])) {
+            ++i;
+            continue;
+        }
+        std::size_t b = i;
+        while (i < le && ref_char(t[i]))
+            ++i;
+        std::size_t e = i;
+        // "<REGISTRY>/path:tag": a placeholder of the deployment's own images, which only
+        // image fields resolve (see discovery.hpp); elsewhere it stays a possible image.
+        if (b > ls && t[b - 1] == '>' && t.rfind('<', b - 1) != std::string::npos &&
+            t.rfind('<', b - 1) >= ls)
+            continue;
+        while (b < e && (t[b] == '-' || t[b] == '.' || t[b] == ':' || t[b] == '/' || t[b] == '@'))
+            ++b;
+        while (e > b && (t[e - 1] == '-' || t[e - 1] == '.' || t[e - 1] == ':' ||
+                         t[e - 1] == '/' || t[e - 1] == '@'))
+            --e;
+        if (e - b < 3 || e - b > 512)
+            continue;
+        std::string_view w(t.data() + b, e - b);
+        if (w.find("//") != std::string_view::npos)
+            continue;
+        std::size_t at = w.find('@');
+        std::size_t slash = w.rfind('/', at);
+        std::size_t colon = w.rfind(':', at);
+        bool tagged = colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash);
+        bool digest = at != std::string_view::npos;
+        std::size_t name_end = digest ? at : tagged ? colon : w.size();
+        std::string_view first = w.substr(0, w.find('/'));
+        bool registry = w.find('/') != std::string_view::npos &&
+                        (first.find('.') != std::string_view::npos ||
+                         first.find(':') != std::string_view::npos || first == "localhost");
+        if (!tagged && !digest && w.find('/') == std::string_view::npos)
+            continue; // a bare word: at most the name part of something
+
+        Span sp = attribute(r, l, b, e, b + name_end);
+        // The name from image values, or a registry-qualified literal name whose tag or
+        // digest comes from image values (`--image=ghcr.io/org/x:{{ .Values.image.tag }}`).
+        bool by_tag = sp.tag_from_values && registry && (tagged || digest);
+        if ((!sp.name_from_values && !by_tag) || !sp.unevaluated.empty())
+            continue;
+        if (!tagged && !digest && !sp.whole_value)
+            continue;
+        if (!ref::Reference::try_parse(w))
+            continue;
+        TemplateImage img;
+        img.value = std::string(w);
+        img.file = r.file;
+        const Piece* key = piece_at(r, l, ls + indent_of(t, ls, le));
+        img.line = key ? key->line : 0;
+        img.live = sp.live;
+        img.sources = std::move(sp.sources);
+        img.found_in = "value";
+        out.push_back(std::move(img));
+    }
+}
+
 } // namespace
+
+bool image_shaped_path(const std::string& values_path, bool* tag_part) {
+    if (tag_part)
+        *tag_part = false;
+    if (values_path.empty())
+        return false;
+    std::string p;
+    p.reserve(values_path.size());
+    for (char c : values_path)
+        p.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    std::string leaf = p.substr(p.rfind('.') == std::string::npos ? 0 : p.rfind('.') + 1);
+    if (auto br = leaf.find('['); br != std::string::npos)
+        leaf = leaf.substr(0, br);
+    auto ends = [&](std::string_view suf) {
+        return leaf.size() >= suf.size() && leaf.compare(leaf.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    if (p.find("pull") != std::string::npos || p.find("policy") != std::string::npos ||
+        p.find("secret") != std::string::npos)
+        return false;
+    bool shaped = p.find("image") != std::string::npos || leaf == "repository" || leaf == "repo" ||
+                  ends("registry");
+    if (shaped && tag_part)
+        *tag_part = ends("tag") || ends("version") || ends("digest") || leaf == "sha" ||
+                    ends("tagprefix") || ends("tagsuffix") || ends("sha256");
+    return shaped;
+}
 
 std::vector<TemplateImage> scan_images(const Rendered& r) {
     Layout l = layout(r);
@@ -168,11 +416,19 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
         }
         std::size_t v = after_key(t, p, le, "image");
         if (v == std::string::npos) {
+            value_refs(r, l, p, le, out);
             ls = next;
             continue;
         }
         std::size_t vb = v;
         std::size_t ve = strip_comment(t, v, le);
+        {
+            std::size_t ce = ve;
+            while (ce > vb && blank(t[ce - 1]))
+                --ce;
+            if (ce > vb + 1 && t[ce - 1] == ',' && t[ce - 2] == '"')
+                ve = ce - 1; // a JSON member: "image": "repo:tag",
+        }
         unquote(t, vb, ve);
         std::string value = t.substr(vb, ve - vb);
         TemplateImage img;
@@ -181,29 +437,74 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
         const Piece* key = piece_at(r, l, p);
         img.line = key ? key->line : 0;
         bool live = key ? key->live : true;
-        // Pieces from the one that may start before the value up to the value's end.
-        std::size_t first = static_cast<std::size_t>(
-            std::lower_bound(l.start.begin(), l.start.end(), vb) - l.start.begin());
-        while (first > 0 && (l.start[first - 1] + r.pieces[first - 1].text.size() > vb ||
-                             l.start[first - 1] == vb))
-            --first;
-        for (std::size_t i = first; i < r.pieces.size() && l.start[i] <= ve; ++i) {
-            const Piece& piece = r.pieces[i];
-            std::size_t ps = l.start[i], pe = ps + piece.text.size();
-            bool overlaps = piece.text.empty() ? (ps >= vb && ps <= ve) : (ps < ve && pe > vb);
-            if (!overlaps)
-                continue;
-            if (piece.text.empty() && piece.unevaluated.empty())
-                continue;
-            live = live && piece.live;
-            for (const auto& o : piece.sources) {
-                bool seen = std::any_of(img.sources.begin(), img.sources.end(),
-                                        [&](const Origin& x) { return same_origin(x, o); });
-                if (!seen)
-                    img.sources.push_back(o);
+        Span sp = attribute(r, l, vb, ve);
+        img.sources = std::move(sp.sources);
+        img.unevaluated = std::move(sp.unevaluated);
+        live = live && sp.live;
+        // Split fields: image: NAME beside repository: and version:/tag:.
+        std::size_t rb = 0, re = 0;
+        // The image part may hold a path (`nvidia/driver`), not a registry.
+        std::string_view first_part = std::string_view(value).substr(0, value.find('/'));
+        bool path_only = value.find('/') == std::string::npos ||
+                         (first_part.find('.') == std::string_view::npos && first_part != "localhost");
+        if (!value.empty() && value.find_first_of(":@ {}|>") == std::string::npos && path_only &&
+            sibling_value(t, ls, p - ls, "repository", rb, re)) {
+            std::string composed = t.substr(rb, re - rb) + "/" + value;
+            Span rs = attribute(r, l, rb, re);
+            live = live && rs.live;
+            for (auto& o : rs.sources)
+                img.sources.push_back(std::move(o));
+            std::size_t tb = 0, te = 0;
+            if (sibling_value(t, ls, p - ls, "version", tb, te) || sibling_value(t, ls, p - ls, "tag", tb, te)) {
+                std::string ver = t.substr(tb, te - tb);
+                composed += (ver.rfind("sha256:", 0) == 0 ? "@" : ":") + ver;
+                Span ts = attribute(r, l, tb, te);
+                live = live && ts.live;
+                for (auto& o : ts.sources)
+                    img.sources.push_back(std::move(o));
             }
-            if (img.unevaluated.empty() && !piece.unevaluated.empty())
-                img.unevaluated = piece.unevaluated;
+            img.value = composed;
+            img.found_in = "split fields";
+        }
+        // image: followed by a map of repository (+ registry, tag, digest), as custom
+        // resources write it: composed registry/repository:tag@digest.
+        std::size_t nb = 0, ne = 0;
+        if (value.empty() && img.unevaluated.empty() && next < t.size()) {
+            std::size_t nle = t.find('\n', next);
+            if (nle == std::string::npos)
+                nle = t.size();
+            std::size_t col = indent_of(t, next, nle);
+            bool from_values = false;
+            if (col > p - ls && next + col < nle && t[next + col] != '-' &&
+                sibling_value(t, next, col, "repository", nb, ne)) {
+                for (const auto& o : attribute(r, l, nb, ne).sources)
+                    from_values = from_values || image_shaped_path(o.values_path);
+            }
+            if (from_values) {
+                std::string composed;
+                auto part = [&](std::string_view field, std::string_view sep, bool before) {
+                    std::size_t b = 0, e = 0;
+                    if (!sibling_value(t, next, col, field, b, e))
+                        return;
+                    Span ps = attribute(r, l, b, e);
+                    live = live && ps.live;
+                    for (auto& o : ps.sources)
+                        img.sources.push_back(std::move(o));
+                    std::string text = t.substr(b, e - b);
+                    composed = before ? text + std::string(sep) + composed : composed + std::string(sep) + text;
+                };
+                composed = t.substr(nb, ne - nb);
+                Span rs = attribute(r, l, nb, ne);
+                live = live && rs.live;
+                for (auto& o : rs.sources)
+                    img.sources.push_back(std::move(o));
+                part("registry", "/", true);
+                part("tag", ":", false);
+                part("digest", "@", false);
+                img.value = composed;
+                img.found_in = "image map";
+                value = composed;
+            }
         }
         img.live = live;
         // Not an image reference: nothing (a nested map follows), or an empty map.

@@ -858,70 +858,84 @@ std::string json_number(double f) {
     return s;
 }
 
-void json(std::string& out, const Val& v, bool pretty, int indent) {
-    auto nl = [&](int n) {
+/// JSON text as segments: each string scalar keeps its own origins (so that a reference
+/// inside a toJson result is attributed to its value, not to the whole map).
+struct JsonWriter {
+    std::vector<Seg> out;
+    bool pretty = false;
+
+    void text(const std::string& t, Srcs srcs = {}) {
+        append_seg(out, Seg{t, std::move(srcs), "", 0, 0});
+    }
+    void nl(int n) {
         if (pretty)
-            out += "\n" + std::string(static_cast<std::size_t>(n) * 2, ' ');
-    };
-    switch (v.k) {
-    case Val::K::nil:
-    case Val::K::unknown:
-    case Val::K::object:
-    case Val::K::method:
-        out += "null";
-        return;
-    case Val::K::boolean:
-        out += v.b ? "true" : "false";
-        return;
-    case Val::K::integer:
-        out += std::to_string(v.i);
-        return;
-    case Val::K::floating:
-        out += json_number(v.f);
-        return;
-    case Val::K::string:
-        json_string(out, primary(v));
-        return;
-    case Val::K::list: {
-        if (v.list->items.empty()) {
-            out += "[]";
+            text("\n" + std::string(static_cast<std::size_t>(n) * 2, ' '));
+    }
+    void node(const Val& v, int indent) {
+        switch (v.k) {
+        case Val::K::nil:
+        case Val::K::unknown:
+        case Val::K::object:
+        case Val::K::method:
+            text("null");
+            return;
+        case Val::K::boolean:
+            text(v.b ? "true" : "false", v.srcs);
+            return;
+        case Val::K::integer:
+            text(std::to_string(v.i), v.srcs);
+            return;
+        case Val::K::floating:
+            text(json_number(v.f), v.srcs);
+            return;
+        case Val::K::string: {
+            std::string s;
+            json_string(s, primary(v));
+            text(s, srcs_of(v));
             return;
         }
-        out += "[";
-        bool first = true;
-        for (const auto& e : v.list->items) {
-            if (!first)
-                out += ",";
-            first = false;
-            nl(indent + 1);
-            json(out, e, pretty, indent + 1);
-        }
-        nl(indent);
-        out += "]";
-        return;
-    }
-    case Val::K::dict: {
-        if (v.dict->m.empty()) {
-            out += "{}";
+        case Val::K::list: {
+            if (v.list->items.empty()) {
+                text("[]");
+                return;
+            }
+            text("[");
+            bool first = true;
+            for (const auto& e : v.list->items) {
+                if (!first)
+                    text(",");
+                first = false;
+                nl(indent + 1);
+                node(e, indent + 1);
+            }
+            nl(indent);
+            text("]");
             return;
         }
-        out += "{";
-        bool first = true;
-        for (const auto& [k, e] : v.dict->m) {
-            if (!first)
-                out += ",";
-            first = false;
-            nl(indent + 1);
-            json_string(out, k);
-            out += pretty ? ": " : ":";
-            json(out, e, pretty, indent + 1);
+        case Val::K::dict: {
+            if (v.dict->m.empty()) {
+                text("{}");
+                return;
+            }
+            text("{");
+            bool first = true;
+            for (const auto& [k, e] : v.dict->m) {
+                if (!first)
+                    text(",");
+                first = false;
+                nl(indent + 1);
+                std::string key;
+                json_string(key, k);
+                text(key + (pretty ? ": " : ":"));
+                node(e, indent + 1);
+            }
+            nl(indent);
+            text("}");
+            return;
         }
-        nl(indent);
-        out += "}";
-        return;
+        }
     }
-    }
-}
+};
 
 } // namespace
 
@@ -944,9 +958,17 @@ std::vector<Seg> to_yaml(const Val& v) {
     return w.out;
 }
 
+std::vector<Seg> to_json_segs(const Val& v, bool pretty) {
+    JsonWriter w;
+    w.pretty = pretty;
+    w.node(v, 0);
+    return w.out;
+}
+
 std::string to_json(const Val& v, bool pretty) {
     std::string out;
-    json(out, v, pretty, 0);
+    for (const auto& s : to_json_segs(v, pretty))
+        out += s.text;
     return out;
 }
 

@@ -188,6 +188,9 @@ namespace {
 constexpr int max_depth = 512;
 // Aliases are expanded into copies; a cap keeps "billion laughs" documents from exhausting memory.
 constexpr std::size_t max_nodes = 2'000'000;
+// Bytes of text (scalars, keys and values paths) after expanding aliases: an alias bomb
+// of a few KB multiplies a string by each level, which a node count alone does not bound.
+constexpr std::size_t max_expanded_bytes = 64u << 20;
 
 bool is_one_of(std::string_view s, std::initializer_list<std::string_view> list) {
     return std::find(list.begin(), list.end(), s) != list.end();
@@ -265,6 +268,7 @@ constexpr std::string_view core_tag = "tag:yaml.org,2002:";
 struct Converter {
     const std::string& file;
     std::size_t nodes = 0;
+    std::size_t bytes = 0;
 
     [[noreturn]] void fail(int line, const std::string& msg) const {
         if (line > 0) throw Error(fmt::format("{}:{}: {}", file, line, msg));
@@ -279,6 +283,10 @@ struct Converter {
     Value convert(const YAML::Node& n, const std::string& path, int line, int depth) {
         if (depth > max_depth) fail(line, "YAML nested too deeply");
         if (++nodes > max_nodes) fail(line, "YAML too large (too many nodes after expanding aliases)");
+        bytes += path.size() + (n.Type() == YAML::NodeType::Scalar ? n.Scalar().size() : 0);
+        if (bytes > max_expanded_bytes)
+            fail(line, fmt::format("YAML too large (more than {} MiB of text after expanding aliases)",
+                                   max_expanded_bytes >> 20));
         Origin o{file, line, path};
         const std::string& tag = n.Tag();
         switch (n.Type()) {

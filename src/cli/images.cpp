@@ -19,6 +19,7 @@ struct ImagesFlags {
     std::string manifest_file;
     std::string path;
     std::string k8s;
+    std::string kube_version;
     bool json = false;
     bool warnings = false;
 };
@@ -41,6 +42,7 @@ nlohmann::json to_json(const discovery::Result& r) {
         }
         json j = {{"ref", img.ref.str()}, {"class", discovery::to_string(img.cls)}, {"sites", sites}};
         if (!img.source.empty()) j["source"] = img.source;
+        if (img.kube_version_dependent) j["kube_version_dependent"] = true;
         images.push_back(j);
     }
     json possible = json::array();
@@ -53,8 +55,8 @@ nlohmann::json to_json(const discovery::Result& r) {
     for (const auto& u : r.unresolved)
         unresolved.push_back({{"release", u.release}, {"chart", u.chart}, {"file", u.file}, {"line", u.line},
                               {"values_path", u.values_path}, {"target", u.target}, {"message", u.message}});
-    return {{"images", images}, {"possible", possible}, {"errors", errors}, {"unresolved", unresolved},
-            {"warnings", r.warnings}};
+    return {{"images", images},         {"possible", possible}, {"errors", errors},
+            {"unresolved", unresolved}, {"warnings", r.warnings}, {"incomplete", r.incomplete}};
 }
 
 void print_table(const discovery::Result& r, bool show_warnings) {
@@ -83,6 +85,7 @@ void print_table(const discovery::Result& r, bool show_warnings) {
         std::cout << "\nPossible images (not in an image: field, not packed):\n";
         for (const auto& p : r.possible) std::cout << fmt::format("  {}  {}:{} ({})\n", p.value, p.file, p.line, p.why);
     }
+    for (const auto& i : r.incomplete) log::warn("incomplete: {}", i);
     for (const auto& u : r.unresolved) log::error("{}:{}: {}", u.file, u.line, u.message);
     for (const auto& e : r.errors) log::error("{}:{}: {}: {}", e.file, e.line, e.values_path, e.message);
     if (show_warnings) {
@@ -99,12 +102,13 @@ int run(const ImagesFlags& f) {
     discovery::Result r;
     if (!f.manifest_file.empty()) {
         auto m = manifest::load(f.manifest_file);
-        r = discovery::discover(m, f.k8s);
+        r = discovery::discover(m, f.k8s, f.kube_version);
     } else {
-        r = discovery::discover_path(f.path);
+        r = discovery::discover_path(f.path, f.kube_version);
     }
     if (f.json) {
         std::cout << to_json(r).dump(2) << "\n";
+        for (const auto& i : r.incomplete) log::warn("incomplete: {}", i);
     } else {
         print_table(r, f.warnings);
     }
@@ -125,6 +129,15 @@ std::function<int()> install_images(CLI::App& app) {
     app.add_option("-f,--file", f->manifest_file, "Bundle manifest (manifests/ai-appstore.yaml)")->check(CLI::ExistingFile);
     app.add_option("PATH", f->path, "Without a manifest: a k8s folder, a chart folder or a chart .tgz to scan");
     app.add_option("--k8s", f->k8s, "The k8s folder, instead of the manifest's \"k8s\"")->check(CLI::ExistingDirectory);
+    app.add_option("--kube-version", f->kube_version,
+                   "Kubernetes version for .Capabilities.KubeVersion (default v1.29.0, as helm template)")
+        ->check([](const std::string& v) {
+            std::string b = !v.empty() && v[0] == 'v' ? v.substr(1) : v;
+            auto dot = b.find('.');
+            bool ok = dot != std::string::npos && dot > 0 && dot + 1 < b.size() &&
+                      b.find_first_not_of("0123456789.") == std::string::npos;
+            return ok ? std::string() : "expected a version such as v1.29.0";
+        });
     app.add_flag("--json", f->json, "Print the result as JSON");
     app.add_flag("--warnings", f->warnings, "Print annotation cross-checks and expressions not evaluated");
     return [f] { return run(*f); };

@@ -97,6 +97,10 @@ public:
         if (root_display_.empty()) root_display_ = root_.parent_path().filename().string();
     }
 
+    void kube_version(const std::string& v) {
+        if (!v.empty()) kube_version_ = v[0] == 'v' ? v : "v" + v;
+    }
+
     std::string display(const std::string& rel) const { return rel.empty() ? root_display_ : root_display_ + "/" + rel; }
 
     void release(const std::string& name, const std::string& chart_rel, const std::string& ns,
@@ -164,7 +168,33 @@ public:
             add(match->ref, Class::required, s, match->from);
         }
         result_.unresolved = std::move(still);
+        // An untagged reference only a branch the values do not take builds, beside the same
+        // repository with a tag or digest: the fallback `{{ else }}repo{{ end }}` of a tag the
+        // defaults set, which nothing installs.
+        std::set<std::string> pinned;
+        for (const auto& [key, img] : images_)
+            if (!untagged_optional_.count(key)) pinned.insert(img.ref.name());
+        for (auto it = images_.begin(); it != images_.end();) {
+            if (it->second.cls == Class::optional && untagged_optional_.count(it->first) &&
+                pinned.count(it->second.ref.name()))
+                it = images_.erase(it);
+            else
+                ++it;
+        }
+        // A possible value that discovery found as an image (by its values) is not "possible".
+        std::erase_if(result_.possible, [&](const Possible& p) {
+            auto r = ref::Reference::try_parse(p.value);
+            return r && images_.count(r->str());
+        });
         for (auto& [key, img] : images_) result_.images.push_back(std::move(img));
+        // The same warning from many renders (a helper used by every template) once, counted.
+        std::map<std::string, std::size_t> count;
+        std::vector<std::string> order;
+        for (auto& w : result_.warnings)
+            if (count[w]++ == 0) order.push_back(w);
+        result_.warnings.clear();
+        for (auto& w : order)
+            result_.warnings.push_back(count[w] > 1 ? fmt::format("{} ({} times)", w, count[w]) : w);
         return std::move(result_);
     }
 
@@ -213,8 +243,16 @@ private:
             ctx.release_name = rel.name.empty() ? node.chart->name : rel.name;
             ctx.release_namespace = rel.ns;
             ctx.shadow = here_shadow;
+            ctx.kube_version = kube_version_;
             auto r = rel.templates->render(f.display, ctx);
             for (const auto& d : r.diagnostics) result_.warnings.push_back(d);
+            if (!r.incomplete.empty()) {
+                std::string what = fmt::format("{}: {}: {}", node.chart->display, f.display, r.incomplete);
+                result_.incomplete.push_back(what);
+                result_.warnings.push_back(fmt::format("{}: {}: incomplete, images past that point are not "
+                                                       "discovered ({})",
+                                                       node.chart->display, f.display, r.incomplete));
+            }
             bool test_file = f.name.rfind("templates/tests/", 0) == 0;
             auto found = chart::tmpl::scan_images(r);
             for (const auto& img : found) template_image(rel, node, defaults, img, test_file);
@@ -273,6 +311,22 @@ private:
         }
         std::string value = std::string(util::trim(img.value));
         if (value.empty()) return;
+        if (!img.found_in.empty() && value.find('@') == std::string::npos &&
+            (value.rfind(':') == std::string::npos || value.rfind(':') < value.rfind('/'))) {
+            // An untagged reference outside image: fields is the whole of one image value;
+            // when that value sits beside a tag, version or digest it is only the name part
+            // (IMAGE_NAME: {{ .Values.image.name }} next to image.tag), not a reference.
+            for (const auto& o : img.sources) {
+                auto dot = o.values_path.rfind('.');
+                if (o.values_path.empty() || dot == std::string::npos) continue;
+                const Value* parent = lookup(node, o.values_path.substr(0, dot));
+                if (!parent || !parent->is_map()) continue;
+                for (const auto& [k, v] : parent->entries()) {
+                    std::string lk = util::to_lower(k);
+                    if (lk.ends_with("tag") || lk.ends_with("version") || lk.ends_with("digest")) return;
+                }
+            }
+        }
 
         // The sources of the reference, and which one wrote its name (placeholder first).
         std::vector<std::string> paths;
@@ -350,36 +404,98 @@ private:
         if (!parsed) {
             // Report the value as written, where it was written.
             std::string shown = placeholder_src ? placeholder_text : value;
+            if (!img.live) {
+                // Only a branch the values do not take builds it: not what the install uses.
+                warn(fmt::format("{}:{}: {}: \"{}\" is not a valid image reference: {} (only in a branch "
+                                 "the values do not take, {}:{})",
+                                 site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
+                                 shown, why, img.file, img.line));
+                return;
+            }
             error(site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
                   fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
             return;
         }
+        if (cls == Class::optional && !parsed->has_digest() &&
+            (resolved.rfind(':') == std::string::npos ||
+             (resolved.rfind('/') != std::string::npos && resolved.rfind(':') < resolved.rfind('/'))))
+            untagged_optional_.insert(parsed->str());
+        bool from_kube = std::any_of(img.sources.begin(), img.sources.end(), [](const Origin& o) {
+            return o.file == chart::tmpl::kube_version_origin;
+        });
         add(*parsed, cls, site, "");
+        if (auto it = images_.find(parsed->str()); from_kube && it != images_.end()) {
+            it->second.kube_version_dependent = true;
+            warn(fmt::format("{}:{}: {} takes part of its reference from .Capabilities.KubeVersion ({}; "
+                             "set the cluster's with --kube-version)",
+                             img.file, img.line, parsed->str(), kube_version_));
+        }
+    }
+
+    // CustomResourceDefinition documents blanked out, line for line: they hold no container
+    // args, env or ConfigMap data, and parsing their schemas (MBs from .Files) is most of the time.
+    static std::string without_crds(const std::string& text) {
+        if (text.find("kind: CustomResourceDefinition") == std::string::npos) return text;
+        std::string out;
+        out.reserve(text.size());
+        std::size_t doc = 0; // start of the current document in `text`
+        auto flush = [&](std::size_t end) {
+            std::string_view d(text.data() + doc, end - doc);
+            bool crd = d.rfind("kind: CustomResourceDefinition", 0) == 0 ||
+                       d.find("\nkind: CustomResourceDefinition") != std::string_view::npos;
+            if (crd)
+                out.append(static_cast<std::size_t>(std::count(d.begin(), d.end(), '\n')), '\n');
+            else
+                out.append(d);
+        };
+        for (std::size_t ls = 0; ls < text.size();) {
+            std::size_t le = text.find('\n', ls);
+            std::size_t next = le == std::string::npos ? text.size() : le + 1;
+            if (text.compare(ls, 3, "---") == 0 && ls > doc) {
+                flush(ls);
+                doc = ls;
+            }
+            ls = next;
+        }
+        flush(text.size());
+        return out;
     }
 
     // Container args/env and ConfigMap data that look like images, in rendered output.
     void possible_in_rendered(const Coalesced& node, const chart::File& f, const chart::tmpl::Rendered& r) {
-        std::string text = r.text();
+        std::string text = without_crds(r.text());
         if (text.find("kind:") == std::string::npos) return;
         std::vector<Value> docs;
         try {
             docs = chart::parse_yaml_documents(text, f.display);
         } catch (const Error&) {
-            return; // rendered output that is not YAML (shadow branches may not be): nothing to report
+            // Both sides of a condition need not make YAML together (a column-0 toYaml block in
+            // a branch not taken): what helm would print, the live output, is read instead.
+            std::string live;
+            for (const auto& p : r.pieces)
+                if (p.live) live += p.text;
+            live = without_crds(live);
+            try {
+                docs = chart::parse_yaml_documents(live, f.display);
+            } catch (const Error&) {
+                return; // not YAML either way: nothing to report
+            }
         }
         for (const auto& doc : docs)
             if (doc.is_map()) possible_in(doc, node.chart->display, f.display, true);
     }
 
-    static bool looks_like_image(std::string_view s) {
+    // `relaxed` (container args and env): a tag or digest is enough, without a registry.
+    static bool looks_like_image(std::string_view s, bool relaxed = false) {
         if (s.size() < 5 || s.size() > 512 || s.find(' ') != std::string_view::npos) return false;
         if (is_placeholder(s)) { // "<REGISTRY>/path:tag": judge the rest under a stand-in registry
             std::string stand_in = "placeholder.invalid" + std::string(s.substr(s.find('>') + 1));
-            return looks_like_image(stand_in);
+            return looks_like_image(stand_in, relaxed);
         }
         if (s.find('/') == std::string_view::npos) return false;
         auto first = s.substr(0, s.find('/'));
-        if (first.find('.') == std::string_view::npos && first.find(':') == std::string_view::npos && first != "localhost")
+        if (!relaxed && first.find('.') == std::string_view::npos && first.find(':') == std::string_view::npos &&
+            first != "localhost")
             return false;
         if (s.find("://") != std::string_view::npos) return false;
         auto r = ref::Reference::try_parse(s);
@@ -390,7 +506,7 @@ private:
         const Value* kind = doc.find("kind");
         std::string k = kind && kind->is_scalar() ? kind->text() : "";
         auto report = [&](const Value& v, const std::string& why) {
-            if (!v.is_scalar() || !looks_like_image(v.text())) return;
+            if (!v.is_scalar() || !looks_like_image(v.text(), why.rfind("container", 0) == 0)) return;
             if (from_template && v.origin().line == 0) return;
             result_.possible.push_back(Possible{v.text(), chart, file, v.origin().line, why});
         };
@@ -461,7 +577,27 @@ private:
         add(*parsed, Class::required, s, "");
     }
 
+    // Each chart's own annotation against the images of that chart and its subcharts.
     void cross_check(const std::string& release, const chart::Chart& ch) {
+        for (const auto& sub : ch.subcharts) cross_check(release, sub);
+        // The charts an annotation speaks for: its own, and subcharts without one of their own.
+        std::set<std::string> covered;
+        auto cover = [&](auto&& self, const chart::Chart& c) -> void {
+            covered.insert(c.display);
+            for (const auto& s : c.subcharts) {
+                bool own = false;
+                for (const char* k : {"artifacthub.io/images", "helm.sh/images", "images"})
+                    own = own || s.annotations.count(k);
+                if (!own) self(self, s);
+            }
+        };
+        cover(cover, ch);
+        auto in_chart = [&](const std::string& site_chart) {
+            if (site_chart.rfind(ch.display, 0) != 0) return false;
+            if (site_chart.size() == ch.display.size()) return true;
+            char c = site_chart[ch.display.size()];
+            return c == '/' || c == ':';
+        };
         for (const char* key : {"artifacthub.io/images", "helm.sh/images", "images"}) {
             auto it = ch.annotations.find(key);
             if (it == ch.annotations.end()) continue;
@@ -472,21 +608,28 @@ private:
                 result_.warnings.push_back(e.what());
                 continue;
             }
+            // A digest names the image whatever tag is written beside it (repo:tag@d = repo@d).
+            auto key_of = [](const ref::Reference& r) {
+                return r.has_digest() ? r.name() + "@" + r.digest() : r.str();
+            };
             std::set<std::string> named;
             for (const auto& doc : docs) {
                 if (!doc.is_list()) continue;
                 for (const auto& item : doc.items()) {
                     const Value* img = item.is_map() ? item.find("image") : nullptr;
                     if (!img || !img->is_scalar()) continue;
-                    if (auto r = ref::Reference::try_parse(img->text())) named.insert(r->str());
+                    if (auto r = ref::Reference::try_parse(img->text())) named.insert(key_of(*r));
                 }
             }
-            std::set<std::string> found;
+            std::set<std::string> found, anywhere;
             for (const auto& [k, img] : images_)
-                for (const auto& s : img.sites)
-                    if (s.release == release && s.chart.rfind(ch.display, 0) == 0) found.insert(k);
+                for (const auto& s : img.sites) {
+                    if (s.release != release || !in_chart(s.chart)) continue;
+                    anywhere.insert(key_of(img.ref));
+                    if (covered.count(s.chart) && s.cls != Class::test) found.insert(key_of(img.ref));
+                }
             for (const auto& n : named)
-                if (!found.count(n))
+                if (!anywhere.count(n))
                     result_.warnings.push_back(fmt::format("{}: annotation {} names {}, which discovery did not find "
                                                            "in the chart's templates",
                                                            ch.display, key, n));
@@ -511,6 +654,8 @@ private:
         }
         return nullptr;
     }
+
+    void warn(std::string w) { result_.warnings.push_back(std::move(w)); }
 
     void error(const std::string& file, int line, const std::string& path, const std::string& message) {
         if (!errors_seen_.insert({file, line, path}).second) return;
@@ -542,11 +687,13 @@ private:
     std::map<std::string, Image> images_;
     std::set<std::tuple<std::string, int, std::string>> errors_seen_;
     std::set<std::string> flipped_; // template + switch already rendered flipped
+    std::set<std::string> untagged_optional_;
+    std::string kube_version_ = std::string(chart::tmpl::default_kube_version); // images added from untagged shadow references
 };
 
 } // namespace
 
-Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
+Result discover(const manifest::Manifest& m, const fs::path& k8s_override, const std::string& kube_version) {
     fs::path root = k8s_override.empty() ? m.k8s : fs::absolute(k8s_override).lexically_normal();
     if (!m.releases.empty() || !m.plain_manifests.empty()) {
         std::error_code ec;
@@ -555,6 +702,7 @@ Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
                                          m.file.string(), root.string()));
     }
     Discoverer d(root, &m);
+    d.kube_version(kube_version);
     for (const auto& r : m.releases) {
         std::error_code ec;
         if (!fs::exists(root / r.chart, ec))
@@ -567,17 +715,19 @@ Result discover(const manifest::Manifest& m, const fs::path& k8s_override) {
     return d.finish();
 }
 
-Result discover_path(const fs::path& path) {
+Result discover_path(const fs::path& path, const std::string& kube_version) {
     fs::path abs = fs::absolute(path).lexically_normal();
     std::error_code ec;
     if (!fs::exists(abs, ec)) throw UsageError(fmt::format("{}: no such file or folder", path.string()));
     bool single = abs.extension() == ".tgz" || fs::exists(abs / "Chart.yaml", ec);
     if (single) {
         Discoverer d(abs.parent_path(), nullptr);
+        d.kube_version(kube_version);
         d.release("", abs.filename().string(), "default", {});
         return d.finish();
     }
     Discoverer d(abs, nullptr);
+    d.kube_version(kube_version);
     std::vector<std::string> charts, manifests;
     for (auto it = fs::recursive_directory_iterator(abs, fs::directory_options::skip_permission_denied, ec);
          it != fs::recursive_directory_iterator(); it.increment(ec)) {

@@ -56,6 +56,44 @@ def test_edge_case_chart(run_aas, chart):
     assert p.returncode == (1 if expected["errors"] else 0)
 
 
+# One chart per way real charts hand images to what they run (see test/data/charts/README.md).
+PATTERNS = ["env-images", "args-images", "flag-images", "configmap-text", "split-cr", "recursive-merge",
+            "offbranch-toyaml", "untagged-fallback", "digest-switch"]
+
+
+@pytest.mark.parametrize("chart", PATTERNS)
+def test_pattern_chart(run_aas, chart):
+    expected = json.loads((CHARTS / chart / "expected.json").read_text())
+    p, out = run_images(run_aas, str(CHARTS / chart))
+    check_expected(out, expected)
+    assert p.returncode == 0, p.stderr
+    assert "error:" not in p.stderr
+    assert out["incomplete"] == []
+    # What is an image is not also a possible image.
+    refs = {i["ref"] for i in out["images"]}
+    assert not [q for q in out["possible"] if q["value"] in refs]
+    assert len(out["possible"]) == len(expected["possible"])
+
+
+def test_recursion_past_the_nesting_limit_is_named_incomplete(run_aas, workdir):
+    chart = workdir / "deep"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: deep\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("depth: 400\nimage: registry.example.io/deep/app:1.0\n")
+    (chart / "templates" / "_h.tpl").write_text(
+        '{{- define "down" -}}{{- if gt (int .n) 0 -}}{{- include "down" (dict "n" (sub (int .n) 1) "v" .v) -}}'
+        '{{- else -}}{{ .v }}{{- end -}}{{- end -}}\n')
+    (chart / "templates" / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n"
+        "    - name: a\n      image: {{ .Values.image }}\n"
+        "    - name: b\n      image: {{ include \"down\" (dict \"n\" .Values.depth \"v\" .Values.image) }}\n")
+    p, out = run_images(run_aas, str(chart))
+    assert len(out["incomplete"]) == 1, out["warnings"]
+    assert "templates/pod.yaml" in out["incomplete"][0] and "256 levels" in out["incomplete"][0]
+    assert "incomplete" in p.stderr
+    assert [i["ref"] for i in out["images"]] == ["registry.example.io/deep/app:1.0"]
+
+
 def test_packed_chart_is_read_from_the_tgz(run_aas):
     p, out = run_images(run_aas, str(CHARTS / "nested-tgz" / "charts" / "worker-0.2.0.tgz"))
     assert p.returncode == 0, p.stderr
@@ -127,3 +165,36 @@ def test_annotation_cross_check(run_aas, workdir):
     p = run_aas("images", str(chart), "--warnings")
     assert "annotation images names docker.io/example/ghost:1.0, which discovery did not find" in p.stderr
     assert "discovery found docker.io/example/os-shell:12-r3, which annotation images does not name" in p.stderr
+
+
+def test_template_symlink_leaving_the_chart_is_refused(run_aas, workdir):
+    (workdir / "outside.yaml").write_text("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n"
+                                          "    - image: registry.example.io/leak/secret:1.0\n")
+    chart = workdir / "leaky"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: leaky\nversion: 0.1.0\n")
+    (chart / "templates" / "pod.yaml").symlink_to("../../outside.yaml")
+    p = run_aas("images", str(chart), "--json")
+    assert p.returncode != 0
+    assert "templates/pod.yaml is a symlink to ../../outside.yaml, outside the chart" in p.stderr
+    assert "registry.example.io/leak/secret" not in p.stdout
+
+
+def test_kube_version_sets_capabilities_and_flags_the_image(run_aas, workdir):
+    chart = workdir / "kubectl"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: kubectl\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("image:\n  repository: registry.example.io/tools/kubectl\n")
+    (chart / "templates" / "job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: k\nspec:\n  template:\n    spec:\n      containers:\n"
+        "        - name: k\n          image: \"{{ .Values.image.repository }}:"
+        "{{ .Capabilities.KubeVersion.Major }}.{{ .Capabilities.KubeVersion.Minor }}\"\n")
+    p, out = run_images(run_aas, str(chart))
+    assert p.returncode == 0, p.stderr
+    assert [(i["ref"], i.get("kube_version_dependent")) for i in out["images"]] == \
+        [("registry.example.io/tools/kubectl:1.29", True)]
+    assert any("KubeVersion" in w for w in out["warnings"])
+    p, out = run_images(run_aas, str(chart), "--kube-version", "1.31.2")
+    assert [i["ref"] for i in out["images"]] == ["registry.example.io/tools/kubectl:1.31"]
+    p = run_aas("images", str(chart), "--kube-version", "latest")
+    assert p.returncode != 0 and "v1.29.0" in p.stderr

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -437,6 +439,48 @@ TEST_CASE("chart::load_chart errors name the file") {
     t.write("broken/charts/sub-1.tgz", "garbage");
     CHECK_THROWS_WITH_AS(load_chart(t.path / "broken", "broken"), doctest::Contains("broken/charts/sub-1.tgz"),
                          aas::Error);
+}
+
+TEST_CASE("chart::load_chart refuses a template symlink that leaves the chart") {
+    TempDir t;
+    t.write("outside/secret.yaml", "kind: Secret\n");
+    t.write("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1\n");
+    t.write("c/files/inside.yaml", "kind: ConfigMap\n");
+    std::filesystem::create_directories(t.path / "c" / "templates");
+    // Inside the chart: allowed, read through the link.
+    std::filesystem::create_symlink("../files/inside.yaml", t.path / "c" / "templates" / "inside.yaml");
+    auto ch = load_chart(t.path / "c", "charts/c");
+    REQUIRE(ch.templates.size() == 1);
+    CHECK(ch.templates[0].text == "kind: ConfigMap\n");
+    // Out of the chart, directly or through a chain of links: refused, naming the file.
+    std::filesystem::create_symlink("../../outside/secret.yaml", t.path / "c" / "templates" / "leak.yaml");
+    CHECK_THROWS_WITH_AS(load_chart(t.path / "c", "charts/c"),
+                         doctest::Contains("templates/leak.yaml is a symlink to ../../outside/secret.yaml, outside "
+                                           "the chart"),
+                         aas::Error);
+    std::filesystem::remove(t.path / "c" / "templates" / "leak.yaml");
+    // Other files linked from outside (a README, a CRD) are only left out.
+    t.write("README.md", "# the repository\n");
+    std::filesystem::create_symlink("../README.md", t.path / "c" / "README.md");
+    std::filesystem::create_directories(t.path / "c" / "crds");
+    std::filesystem::create_symlink("../../outside/secret.yaml", t.path / "c" / "crds" / "x.yaml");
+    ch = load_chart(t.path / "c", "charts/c");
+    CHECK(ch.crds.empty());
+    CHECK(std::none_of(ch.files.begin(), ch.files.end(), [](const File& f) { return f.name == "README.md"; }));
+    CHECK(std::any_of(ch.files.begin(), ch.files.end(), [](const File& f) { return f.name == "files/inside.yaml"; }));
+    std::filesystem::create_symlink("../../outside", t.path / "c" / "files" / "up");
+    std::filesystem::create_symlink("../files/up/secret.yaml", t.path / "c" / "templates" / "chain.yaml");
+    CHECK_THROWS_WITH_AS(load_chart(t.path / "c", "charts/c"), doctest::Contains("outside the chart"), aas::Error);
+}
+
+TEST_CASE("chart::load_chart leaves out oversized files templates may read") {
+    TempDir t;
+    t.write("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1\n");
+    t.write("c/files/small.yaml", "a: 1\n");
+    t.write("c/docs/huge.bin", std::string((5u << 20), 'x'));
+    auto ch = load_chart(t.path / "c", "charts/c");
+    REQUIRE(ch.files.size() == 1);
+    CHECK(ch.files[0].name == "files/small.yaml");
 }
 
 TEST_CASE("chart::load_chart refuses oversized files") {

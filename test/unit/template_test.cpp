@@ -184,7 +184,7 @@ TEST_CASE("tmpl::eval fields, missing keys and builtin objects") {
     CHECK(
         eval("{{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }} "
              "{{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion.GitVersion }}") ==
-        "v1.25.0 1 25 v1.25.0");
+        "v1.29.0 1 29 v1.29.0");
     CHECK(eval("{{ .Capabilities.APIVersions.Has \"policy/v1\" }}") == "true");
     CHECK(eval("{{ .Template.Name }} {{ .Template.BasePath }}") ==
           "charts/demo/templates/t.yaml charts/demo/templates");
@@ -195,13 +195,28 @@ TEST_CASE("tmpl::eval fields, missing keys and builtin objects") {
 TEST_CASE("tmpl::eval .Files and lookup") {
     auto r = render1(
         "data: {{ .Files.Get \"config.ini\" }}\nimage: {{ (lookup \"v1\" \"ConfigMap\" \"ns\" \"x\").data.image }}\n");
-    bool files = false, lookup = false;
-    for (const auto& p : r.pieces) {
-        if (p.unevaluated.find(".Files.Get") != std::string::npos) files = true;
+    bool lookup = false;
+    for (const auto& p : r.pieces)
         if (p.unevaluated.find("lookup reads the cluster") != std::string::npos) lookup = true;
-    }
-    CHECK(files);
     CHECK(lookup); // never guessed: the image is reported as not evaluated
+    CHECK(live_text(r).rfind("data: \n", 0) == 0); // no such file: "", as helm
+
+    // The chart's other files, as helm's Files object gives them.
+    Demo d;
+    d.chart.files.push_back(File{"files/a.yaml", "charts/demo/files/a.yaml", "image: reg.example.io/a/b:1\n"});
+    d.chart.files.push_back(File{"files/sub/c.txt", "charts/demo/files/sub/c.txt", "x\ny"});
+    d.chart.files.push_back(File{"config/d.ini", "charts/demo/config/d.ini", "k=v\n"});
+    d.add("t.yaml", "{{ .Files.Get \"files/a.yaml\" }}|{{ len (.Files.Lines \"files/sub/c.txt\") }}|"
+                    "{{ range $p, $_ := .Files.Glob \"files/*\" }}{{ $p }};{{ end }}|"
+                    "{{ range $p, $_ := .Files.Glob \"files/**\" }}{{ $p }};{{ end }}|"
+                    "{{ range $p, $_ := .Files.Glob \"{config,files}/*.{ini,yaml}\" }}{{ $p }};{{ end }}|"
+                    "{{ (.Files.Glob \"config/*\").AsConfig }}|{{ (.Files.Glob \"config/*\").AsSecrets }}");
+    CHECK(live_text(d.render("t.yaml")) == "image: reg.example.io/a/b:1\n|2|files/a.yaml;|files/a.yaml;files/sub/c.txt;|"
+                                           "config/d.ini;files/a.yaml;|d.ini: |\n  k=v|d.ini: az12Cg==");
+    // A reference in a chart file is found where the template puts it, its origin the file.
+    auto images = scan_images(d.render("t.yaml"));
+    REQUIRE_FALSE(images.empty());
+    CHECK(images[0].value == "reg.example.io/a/b:1");
 }
 
 TEST_CASE("tmpl::eval variables and scoping") {
@@ -428,7 +443,7 @@ TEST_CASE("tmpl::eval the context sets release and Kubernetes version") {
     // Without a chart, .Values and .Chart are empty.
     Context bare;
     CHECK(live_text(d.set.render("charts/demo/templates/t.yaml", bare)) ==
-          "release/default 25 new");
+          "release/default 29 new");
 }
 
 TEST_CASE("tmpl::eval else with") {
@@ -475,11 +490,34 @@ TEST_CASE("tmpl::eval evaluation is bounded") {
     SUBCASE("a define that includes itself") {
         auto r = render1(
             "{{ define \"loop\" }}x{{ include \"loop\" . }}{{ end }}{{ include \"loop\" . }}");
-        CHECK(has_diag(r.diagnostics, "nested more than 64 levels"));
-        CHECK(live_text(r) == std::string(64, 'x'));
+        CHECK(has_diag(r.diagnostics, "nested more than 256 levels"));
+        CHECK(live_text(r) == std::string(256, 'x'));
+        CHECK(r.incomplete.find("nested more than 256 levels") != std::string::npos);
+        auto t0 = std::chrono::steady_clock::now();
         r = render1("{{ define \"two\" }}{{ include \"two\" . }}{{ include \"two\" . }}{{ end }}{{ "
                     "include \"two\" . }}");
-        CHECK(has_diag(r.diagnostics, "rendering stopped: more than 200000 evaluation steps"));
+        auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        CHECK(has_diag(r.diagnostics, "rendering stopped: more than"));
+        CHECK_FALSE(r.incomplete.empty());
+        CHECK(secs < 10); // the step budget or the 3 s time bound, whichever comes first
+    }
+    SUBCASE("a recursive helper deeper than the old 64 levels completes") {
+        auto r = render1("{{ define \"down\" }}{{ if gt (int .) 0 }}{{ include \"down\" (sub (int .) 1) }}"
+                         "{{ else }}done{{ end }}{{ end }}{{ include \"down\" 200 }}");
+        CHECK(live_text(r) == "done");
+        CHECK(r.incomplete.empty());
+        CHECK(r.diagnostics.empty());
+    }
+    SUBCASE("recursion inside a branch not taken is not entered again") {
+        // A recursive merge over maps: its shadow side (the then-branch for a string) must not
+        // range over strings or recurse without end.
+        auto r = render1("{{ define \"m\" }}{{ range $k, $v := . }}{{ if kindIs \"map\" $v }}"
+                         "{{ include \"m\" $v }}{{ else }}{{ $k }}={{ $v }};{{ end }}{{ end }}{{ end }}"
+                         "{{ include \"m\" .Values }}",
+                         "a: {b: {c: 1}, d: x}");
+        CHECK(live_text(r) == "c=1;d=x;");
+        CHECK(r.incomplete.empty());
+        CHECK(r.diagnostics.empty());
     }
     SUBCASE("long loops and large output") {
         auto r = render1("{{ range until 20000 }}.{{ end }}");
@@ -630,10 +668,13 @@ TEST_CASE("tmpl::provenance survives include, tpl and toYaml") {
           "{{- toYaml .Values.extra | nindent 2 }}\n");
     auto r = d.render("t.yaml");
     auto images = scan_images(r);
-    REQUIRE(images.size() == 1);
-    CHECK(images[0].value == "busybox");
-    CHECK(images[0].line == 4);
-    CHECK(paths(images[0].sources) == std::vector<std::string>{"extra[0].image"});
+    // `a: r:t` is built from img.repo and img.tag (image-shaped values): a reference too.
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].value == "r:t");
+    CHECK(images[0].found_in == "value");
+    CHECK(images[1].value == "busybox");
+    CHECK(images[1].line == 4);
+    CHECK(paths(images[1].sources) == std::vector<std::string>{"extra[0].image"});
     std::vector<std::string> a_paths, b_paths;
     for (const auto& p : r.pieces) {
         if (p.line == 1)
@@ -998,4 +1039,234 @@ TEST_CASE("tmpl::corpus images of the real charts") {
             CHECK(img->unevaluated.empty());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Functions, as sprig's and helm's documentation show them
+
+TEST_CASE("tmpl::eval sprig and helm functions give their documented outputs") {
+    struct Row {
+        const char* tmpl;
+        const char* out;
+    };
+    // Examples from sprig's docs (masterminds.github.io/sprig) and Go's regexp package.
+    const Row rows[] = {
+        {R"T({{ regexMatch "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[A-Za-z]{2,}$" "test@acme.com" }})T", "true"},
+        {R"T({{ regexFindAll "[2,4,6,8]" "123456789" -1 }})T", "[2 4 6 8]"},
+        {R"T({{ regexFindAll "[2,4,6,8]" "123456789" 2 }})T", "[2 4]"},
+        {R"T({{ regexFind "[a-zA-Z][1-9]" "abcd1234" }})T", "d1"},
+        {R"T({{ regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W" }})T", "-W-xxW-"},
+        {R"T({{ regexReplaceAllLiteral "a(x*)b" "-ab-axxb-" "${1}" }})T", "-${1}-${1}-"},
+        {R"T({{ regexSplit "z+" "pizza" -1 }})T", "[pi a]"},
+        {R"T({{ regexSplit "a*" "abaabaccadaaae" 5 }})T", "[ b b c cadaaae]"},
+        {R"T({{ regexQuoteMeta "1.2.3" }})T", "1\\.2\\.3"},
+        {R"T({{ regexReplaceAll "a*" "baaac" "-" }})T", "-b-c-"},
+        {R"T({{ regexReplaceAll "(?P<first>\\w+) (?P<last>\\w+)" "John Smith" "${last}, $first" }})T", "Smith, John"},
+        {R"T({{ regexMatch "(?i)^ABC$" "abc" }})T", "true"},
+        {R"T({{ regexReplaceAll "(?m)^x" "x1\nx2" "y" }})T", "y1\ny2"},
+        {R"T({{ regexReplaceAll "\\s+" "a  b\tc" "_" }})T", "a_b_c"},
+        {R"T({{ mustRegexReplaceAll "v(\\d+)" "v1 v22" "[$1]" }})T", "[1] [22]"},
+        {R"T({{ list 1 1 2 3 3 | mustUniq }})T", "[1 2 3]"},
+        {R"T({{ list 1 "" 2 | mustCompact }})T", "[1 2]"},
+        {R"T({{ without (list 1 2 3) 2 }} {{ mustWithout (list 1 2 3) 1 3 }})T", "[1 3] [2]"},
+        {R"T({{ mustHas 4 (list 1 2 3) }} {{ mustFirst (list 1 2) }} {{ mustLast (list 1 2) }})T", "false 1 2"},
+        {R"T({{ mustRest (list 1 2 3) }} {{ mustInitial (list 1 2 3) }} {{ mustReverse (list 1 2 3) }})T",
+         "[2 3] [1 2] [3 2 1]"},
+        {R"T({{ mustPrepend (list 2) 1 }} {{ mustPush (list 1) 2 }})T", "[1 2] [1 2]"},
+        {R"T({{ chunk 2 (list 1 2 3 4 5) }})T", "[[1 2] [3 4] [5]]"},
+        {R"T({{ all 1 "a" true }} {{ all 1 "" }} {{ any 0 "" 1 }} {{ any 0 "" }})T", "true false true false"},
+        {R"T({{ seq 5 }} / {{ seq 2 5 }} / {{ seq 0 2 10 }} / {{ seq 5 1 }})T", "1 2 3 4 5 / 2 3 4 5 / 0 2 4 6 8 10 / 5 4 3 2 1"},
+        {R"T({{ maxf 1 2.5 3.5 }} {{ minf 1 2.5 }} {{ add1f 1.5 }} {{ biggest 1 5 3 }})T", "3.5 1 2.5 5"},
+        {R"T({{ abbrev 5 "hello world" }} {{ abbrevboth 5 10 "1234 5678 9123" }})T", "he... ...5678..."},
+        {R"T({{ initials "First Try" }} {{ swapcase "This Is A.Test" }})T", "FT tHIS iS a.tEST"},
+        {R"T({{ plural "one anchovy" "many anchovies" 1 }}, {{ plural "one anchovy" "many anchovies" 2 }})T",
+         "one anchovy, many anchovies"},
+        {R"T({{ clean "foo/bar/../baz" }} {{ isAbs "/a" }} {{ osBase "/a/b.txt" }} {{ trimall "$" "$5.00$" }})T",
+         "foo/baz true b.txt 5.00"},
+        {R"T({{ dict "a" 1 | mustToPrettyJson }})T", "{\n  \"a\": 1\n}"},
+        {R"T({{ dict "a" "<b>" | mustToRawJson }})T", "{\"a\":\"<b>\"}"},
+        {R"T({{ dict "a" 1 "b" (dict "c" "x" "d" (list 1 2)) | toToml }})T", "a = 1\n\n[b]\n  c = \"x\"\n  d = [1, 2]\n"},
+        {R"T({{ hello }})T", "Hello!"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.tmpl);
+        Demo d;
+        d.add("t.yaml", row.tmpl);
+        auto r = d.render("t.yaml");
+        CHECK(r.diagnostics.empty());
+        CHECK(live_text(r) == row.out);
+    }
+}
+
+TEST_CASE("tmpl::eval invalid Go regexps are errors with the expression") {
+    auto r = render1(R"T({{ regexMatch "a(b" "ab" }})T");
+    CHECK(has_diag(r.diagnostics, "error parsing regexp"));
+    // RE2, like Go, has no backreferences.
+    r = render1(R"T({{ regexMatch "(a)\\1" "aa" }})T");
+    CHECK(has_diag(r.diagnostics, "error parsing regexp"));
+}
+
+TEST_CASE("tmpl::eval .Capabilities.KubeVersion text carries its origin") {
+    Demo d;
+    d.add("t.yaml", "image: registry.example.io/k/kubectl:{{ .Capabilities.KubeVersion.Version }}\n");
+    Context ctx;
+    ctx.chart = &d.co;
+    ctx.kube_version = "v1.31.2";
+    auto r = d.set.render("charts/demo/templates/t.yaml", ctx);
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "registry.example.io/k/kubectl:v1.31.2");
+    CHECK(std::any_of(images[0].sources.begin(), images[0].sources.end(),
+                      [](const Origin& o) { return o.file == kube_version_origin; }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// References by provenance, outside image: fields
+
+TEST_CASE("tmpl::scan_images finds references built from image-shaped values anywhere") {
+    Demo d(R"(
+images:
+  cni: registry.example.io/net/cni:v1.1.1
+  rdma: registry.example.io/net/rdma
+collector:
+  repository: registry.example.io/otel/collector
+  tag: 0.158.0
+image:
+  repository: app/server
+  tag: "2.0"
+name: registry.example.io/not/animage:1.0
+)");
+    d.add("t.yaml", R"(apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    example.io/version: "{{ .Values.image.tag }}"
+spec:
+  containers:
+    - name: a
+      image: {{ .Values.image.repository }}:{{ .Values.image.tag }}
+      args:
+        - --collector-image={{ .Values.collector.repository }}:{{ .Values.collector.tag }}
+        - --repo
+        - {{ .Values.collector.repository }}
+        - --name={{ .Values.name }}
+      env:
+        - name: CNI_IMAGE
+          value: {{ .Values.images.cni | quote }}
+        - name: RDMA_IMAGE
+          value: {{ .Values.images.rdma }}
+        - name: LITERAL
+          value: registry.example.io/lit/eral:1.0
+)");
+    auto r = d.render("t.yaml");
+    auto images = scan_images(r);
+    std::vector<std::string> values;
+    for (const auto& i : images)
+        values.push_back(i.value + (i.found_in.empty() ? "" : " (" + i.found_in + ")"));
+    // The image: field; --flag=REF; the env values (the untagged one names a registry and is
+    // the whole value). Not: the tag alone, the repository alone, a value that is not
+    // image-shaped (`name`), literal text.
+    CHECK(values == std::vector<std::string>{
+                        "app/server:2.0",
+                        "registry.example.io/otel/collector:0.158.0 (value)",
+                        "registry.example.io/net/cni:v1.1.1 (value)",
+                        "registry.example.io/net/rdma (value)",
+                    });
+    CHECK(paths(images[1].sources) == std::vector<std::string>{"collector.repository", "collector.tag"});
+}
+
+TEST_CASE("tmpl::scan_images composes split custom-resource fields") {
+    Demo d(R"(
+driver: {image: driver, repository: nvcr.example.io/nvidia, version: "550.1"}
+plugin: {image: plugin, repository: nvcr.example.io/nvidia, version: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+exporter: {image: {registry: registry.example.io, repository: dcgm/exporter, tag: "3.3"}}
+)");
+    d.add("t.yaml", R"(apiVersion: example.io/v1
+kind: ClusterPolicy
+spec:
+  driver:
+    image: {{ .Values.driver.image }}
+    repository: {{ .Values.driver.repository }}
+    version: {{ .Values.driver.version | quote }}
+  plugin:
+    version: {{ .Values.plugin.version }}
+    repository: {{ .Values.plugin.repository }}
+    image: {{ .Values.plugin.image }}
+  exporter:
+    image:
+      {{- toYaml .Values.exporter.image | nindent 6 }}
+  pathed:
+    repository: nvcr.example.io
+    image: nvidia/toolkit
+    version: v1.14.0
+  other:
+    image: busybox
+)");
+    auto images = scan_images(d.render("t.yaml"));
+    std::vector<std::string> values;
+    for (const auto& i : images)
+        values.push_back(i.value);
+    CHECK(values == std::vector<std::string>{
+                        "nvcr.example.io/nvidia/driver:550.1",
+                        "nvcr.example.io/nvidia/plugin@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                        "registry.example.io/dcgm/exporter:3.3",
+                        "nvcr.example.io/nvidia/toolkit:v1.14.0",
+                        "busybox",
+                    });
+}
+
+TEST_CASE("tmpl::image_shaped_path") {
+    bool tag = false;
+    CHECK(image_shaped_path("image.repository", &tag));
+    CHECK_FALSE(tag);
+    CHECK(image_shaped_path("images.sriovCni", &tag));
+    CHECK(image_shaped_path("defaultImageTag", &tag));
+    CHECK(tag);
+    CHECK(image_shaped_path("operator.registry", &tag));
+    CHECK_FALSE(tag);
+    CHECK_FALSE(image_shaped_path("image.pullPolicy"));
+    CHECK_FALSE(image_shaped_path("imagePullSecrets[0].name"));
+    CHECK_FALSE(image_shaped_path("service.name"));
+    CHECK_FALSE(image_shaped_path(""));
+}
+
+TEST_CASE("tmpl::scan_images a literal registry name with its tag from image values") {
+    Demo d("image: {tag: v2.5.2}\nversion: '9'\n");
+    d.add("t.yaml", "args:\n  - --webhook-image=ghcr.io/org/webhook:{{ .Values.image.tag }}\n"
+                    "  - --other=ghcr.io/org/other:{{ .Values.version }}\n"
+                    "  - --short=org/short:{{ .Values.image.tag }}\n"
+                    "  - --agent-image=ghcr.io/org/agent:{{ .Chart.AppVersion }}\n"
+                    "  - --app-version={{ .Chart.AppVersion }}\n");
+    auto images = scan_images(d.render("t.yaml"));
+    // Not --other (`version` is not an image value) nor --short (a name without a registry is
+    // not enough when only the tag comes from the values); the appVersion counts as a tag.
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].value == "ghcr.io/org/webhook:v2.5.2");
+    CHECK(images[1].value == "ghcr.io/org/agent:4.5.6");
+}
+
+TEST_CASE("tmpl::scan_images an untagged Docker Hub name that is a whole image value") {
+    Demo d("modelServers:\n  OLlama:\n    images:\n      default: ollama/ollama\n      cpu: ollama\n");
+    d.add("t.yaml", "data:\n  system.yaml: |\n    {{- toYaml .Values.modelServers | nindent 4 }}\n");
+    auto images = scan_images(d.render("t.yaml"));
+    // `ollama/ollama` (latest); the bare word `ollama` is not taken outside image: fields.
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "ollama/ollama");
+}
+
+TEST_CASE("tmpl::scan_images JSON members in ConfigMap text") {
+    auto images = scan_images(render1("data:\n  agent: |-\n    {\n        \"image\" : \"kserve/agent:v0.11\",\n"
+                                      "        \"memory\": \"1Gi\"\n    }\n"));
+    REQUIRE(images.size() == 1);
+    CHECK(images[0].value == "kserve/agent:v0.11");
+}
+
+TEST_CASE("tmpl::scan_images toJson keeps each value's origins") {
+    Demo d("cfg:\n  cache: redis:6379\n  image: {repository: registry.example.io/j/app, tag: '1.0'}\n");
+    d.add("t.yaml", "data:\n  config.json: {{ .Values.cfg | toJson | quote }}\n"
+                    "  raw.json: {{ .Values.cfg | toRawJson | quote }}\n");
+    auto images = scan_images(d.render("t.yaml"));
+    // `redis:6379` is beside the image in the same JSON text, but is not an image value.
+    for (const auto& i : images) CHECK(i.value.find("redis") == std::string::npos);
+    CHECK(live_text(d.render("t.yaml")).find(R"({\"cache\":\"redis:6379\")") != std::string::npos);
 }

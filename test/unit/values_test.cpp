@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+
 #include <string>
 
 using aas::chart::merge_values;
@@ -241,6 +243,34 @@ TEST_CASE("chart::values alias bombs are refused") {
         prev = c;
     }
     CHECK_THROWS_WITH_AS(parse_yaml(y, "bomb.yaml"), doctest::Contains("too many nodes"), aas::Error);
+}
+
+TEST_CASE("chart::values alias bombs are bounded in bytes as well as nodes") {
+    // Issue 11: a 4 KiB string aliased x10 over five levels (a 4.6 KB file, 10^5 copies,
+    // 400 MiB of text) has few nodes; it must fail fast naming the file and line.
+    std::string y = "s: &s \"" + std::string(4096, 'x') + "\"\n";
+    std::string prev = "s";
+    for (std::string c : {"a", "b", "c", "d", "e"}) {
+        y += c + ": &" + c + " [";
+        for (int i = 0; i < 10; ++i) y += (i ? ", *" : "*") + prev;
+        y += "]\n";
+        prev = c;
+    }
+    CHECK(y.size() < 4700);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(parse_yaml(y, "values.yaml"),
+                         doctest::Contains("after expanding aliases"), aas::Error);
+    try {
+        (void)parse_yaml(y, "values.yaml");
+    } catch (const aas::Error& e) {
+        std::string msg = e.what();
+        CHECK(msg.rfind("values.yaml:", 0) == 0);
+        CHECK(msg.find("MiB of text") != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+    // The same shape at a size real values have is fine.
+    std::string small = "s: &s \"abc\"\na: &a [*s, *s]\nb: [*a, *a]\n";
+    CHECK(parse_yaml(small, "v.yaml").find("b")->items().size() == 2);
 }
 
 TEST_CASE("chart::values number forms follow go-yaml v2") {

@@ -42,6 +42,9 @@ struct Chart {
     Value values;           ///< values.yaml (origins: its file, paths relative to this chart)
     std::vector<File> templates; ///< every file under templates/ (including _helpers.tpl, tests/)
     std::vector<File> crds;      ///< files under crds/
+    /// Every other file of the chart (what templates read with .Files: files/, config/, …),
+    /// but Chart.yaml, values.yaml, requirements.yaml, templates/, charts/ and dot-folders.
+    std::vector<File> files;
     std::vector<Dependency> dependencies; ///< from Chart.yaml (apiVersion v2) or requirements.yaml (v1)
     std::vector<Chart> subcharts;         ///< from charts/ (folders and .tgz), in name order
     std::vector<std::string> warnings;    ///< non-fatal problems found while loading

@@ -48,6 +48,7 @@ struct Site {
 
 struct Image {
     ref::Reference ref;
+    bool kube_version_dependent = false; ///< its text comes partly from .Capabilities.KubeVersion
     Class cls = Class::required;
     std::string source;      ///< where to get it: "" (its registry), or the manifest's `from`
     std::vector<Site> sites;
@@ -87,6 +88,9 @@ struct Result {
     std::vector<Problem> errors;     ///< invalid references and values problems
     std::vector<Unresolved> unresolved;
     std::vector<std::string> warnings; ///< annotation cross-checks, expressions not evaluated
+    /// "CHART: TEMPLATE: why" for every render an evaluation limit cut short: the result
+    /// may miss images of those templates (also a warning).
+    std::vector<std::string> incomplete;
     bool ok() const { return errors.empty() && unresolved.empty(); }
 };
 
@@ -94,10 +98,13 @@ struct Result {
 /// `k8s_override` (when not empty) replaces the manifest's k8s folder.
 /// Throws aas::Error for what stops discovery altogether (missing k8s folder, a chart that
 /// cannot be loaded); everything else is collected into the result.
-Result discover(const manifest::Manifest& m, const std::filesystem::path& k8s_override = {});
+/// `kube_version` (when not empty) is .Capabilities.KubeVersion, as helm's --kube-version
+/// (default chart::tmpl::default_kube_version).
+Result discover(const manifest::Manifest& m, const std::filesystem::path& k8s_override = {},
+                const std::string& kube_version = {});
 
 /// Discovers the images of a whole folder (every chart and plain manifest in it, with
 /// chart defaults), or of one chart folder or .tgz.
-Result discover_path(const std::filesystem::path& path);
+Result discover_path(const std::filesystem::path& path, const std::string& kube_version = {});
 
 } // namespace aas::discovery
