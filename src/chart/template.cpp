@@ -914,6 +914,15 @@ private:
     /// gobwas/glob with '/' as separator, as helm's Files.Glob: `*` and `?` stop at '/',
     /// `**` crosses it, `[...]` classes, `{a,b}` alternatives.
     static bool glob_match(std::string_view pat, std::string_view s) {
+        std::size_t calls = 0;
+        return glob_rec(pat, s, calls);
+    }
+
+    /// glob_match's backtracking, at most 100,000 steps (a pattern of many `*` over a long
+    /// name would otherwise take exponential time): past that, no match.
+    static bool glob_rec(std::string_view pat, std::string_view s, std::size_t& calls) {
+        if (++calls > 100000)
+            return false;
         if (auto open = pat.find('{'); open != std::string_view::npos) {
             auto close = pat.find('}', open);
             if (close != std::string_view::npos) {
@@ -925,7 +934,7 @@ private:
                         e = alts.size();
                     std::string p = std::string(pat.substr(0, open)) + std::string(alts.substr(b, e - b)) +
                                     std::string(pat.substr(close + 1));
-                    if (glob_match(p, s))
+                    if (glob_rec(p, s, calls))
                         return true;
                     b = e + 1;
                 }
@@ -936,13 +945,13 @@ private:
             return s.empty();
         if (pat.substr(0, 2) == "**") {
             for (std::size_t i = 0; i <= s.size(); ++i)
-                if (glob_match(pat.substr(2), s.substr(i)))
+                if (glob_rec(pat.substr(2), s.substr(i), calls))
                     return true;
             return false;
         }
         if (pat[0] == '*') {
             for (std::size_t i = 0; i <= s.size(); ++i) {
-                if (glob_match(pat.substr(1), s.substr(i)))
+                if (glob_rec(pat.substr(1), s.substr(i), calls))
                     return true;
                 if (i < s.size() && s[i] == '/')
                     break;
@@ -952,7 +961,7 @@ private:
         if (s.empty())
             return false;
         if (pat[0] == '?')
-            return s[0] != '/' && glob_match(pat.substr(1), s.substr(1));
+            return s[0] != '/' && glob_rec(pat.substr(1), s.substr(1), calls);
         if (pat[0] == '[') {
             auto close = pat.find(']', 1);
             if (close != std::string_view::npos) {
@@ -969,12 +978,12 @@ private:
                         in = in || s[0] == cls[i];
                     }
                 }
-                return in != neg && s[0] != '/' && glob_match(pat.substr(close + 1), s.substr(1));
+                return in != neg && s[0] != '/' && glob_rec(pat.substr(close + 1), s.substr(1), calls);
             }
         }
         if (pat[0] == '\\' && pat.size() > 1)
-            return s[0] == pat[1] && glob_match(pat.substr(2), s.substr(1));
-        return s[0] == pat[0] && glob_match(pat.substr(1), s.substr(1));
+            return s[0] == pat[1] && glob_rec(pat.substr(2), s.substr(1), calls);
+        return s[0] == pat[0] && glob_rec(pat.substr(1), s.substr(1), calls);
     }
 
     Val call_function(const std::string& name, const Cmd& c, const Val& dot, const Val* final) {
