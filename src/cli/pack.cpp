@@ -23,6 +23,7 @@ struct PackFlags {
     std::string manifest_file, k8s, output, key, cache, split_size, registry_config;
     bool unsigned_ = false, json = false;
     std::vector<std::string> platforms, mirrors, classes;
+    bool include_possible = false;
     int jobs = 4;
     int zstd_level = 3;
     RegistryFlags reg;
@@ -64,6 +65,7 @@ int run(PackFlags& f) {
     o.allow_unsigned = f.unsigned_;
     if (!f.key.empty() && f.unsigned_) throw UsageError("--key and --unsigned exclude each other");
     for (const auto& p : f.platforms) o.platforms.push_back(oci::Platform::parse(p));
+    o.include_possible = f.include_possible;
     if (!f.classes.empty()) {
         o.classes.clear();
         for (const auto& c : f.classes) {
@@ -149,6 +151,8 @@ std::function<int()> install_pack(CLI::App& app) {
     app.add_option("--k8s", f->k8s, "k8s folder to use instead of the manifest's")->check(CLI::ExistingDirectory);
     app.add_option("--platform", f->platforms, "Keep only these platforms of multi-platform images (os/arch[/variant]); "
                                                "overrides the manifest's platforms")->allow_extra_args(false);
+    app.add_flag("--include-possible", f->include_possible,
+                 "Also pack the possible images (image-like values outside image fields) their registry has");
     app.add_option("--class", f->classes, "Pack only images of these classes: required, test, optional (default: all)")
         ->allow_extra_args(false);
     app.add_option("-j,--jobs", f->jobs, "Blobs downloaded at once")->check(CLI::Range(1, 64));

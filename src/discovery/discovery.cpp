@@ -506,9 +506,15 @@ private:
         const Value* kind = doc.find("kind");
         std::string k = kind && kind->is_scalar() ? kind->text() : "";
         auto report = [&](const Value& v, const std::string& why) {
-            if (!v.is_scalar() || !looks_like_image(v.text(), why.rfind("container", 0) == 0)) return;
+            if (!v.is_scalar()) return;
+            bool container = why.rfind("container", 0) == 0;
+            std::string text = v.text();
+            // A flag of a container's args or command: `--sidecar-image=REF`.
+            if (container && text.rfind("-", 0) == 0)
+                if (auto eq = text.find('='); eq != std::string::npos) text = text.substr(eq + 1);
+            if (!looks_like_image(text, container)) return;
             if (from_template && v.origin().line == 0) return;
-            result_.possible.push_back(Possible{v.text(), chart, file, v.origin().line, why});
+            result_.possible.push_back(Possible{text, chart, file, v.origin().line, why});
         };
         if (k == "ConfigMap") {
             if (const Value* data = doc.find("data"); data && data->is_map())

@@ -110,6 +110,7 @@ struct Planned {
     std::optional<oci::Digest> index_digest;
     bool filtered = false;
     bool failed = false;
+    bool possible = false; ///< one of discovery's possible images (--include-possible)
 };
 
 void add_blobs(Planned& p, const oci::ImageManifest& m, std::vector<std::string>& warnings) {
@@ -437,13 +438,43 @@ Result pack(const Options& o) {
         failures.push_back({u.target, fmt::format("{}:{} {}", u.file, u.line, u.values_path), u.message});
     result.warnings = found.warnings;
 
+    // Values that look like images outside any image field (discovery's "possible"): with
+    // include_possible they are packed when their registry has them; else listed at the end.
+    std::map<std::string, std::vector<const discovery::Possible*>> possible_refs;
+    for (const auto& p : found.possible) {
+        auto r = ref::Reference::try_parse(p.value);
+        if (!r) continue;
+        bool known = std::any_of(found.images.begin(), found.images.end(),
+                                 [&](const discovery::Image& i) { return i.ref.str() == r->str(); });
+        if (!known) possible_refs[r->str()].push_back(&p);
+    }
+    auto possible_where = [&](const std::string& ref) {
+        const auto& ps = possible_refs[ref];
+        std::string w = fmt::format("{}:{} ({})", ps.front()->file, ps.front()->line, ps.front()->why);
+        if (ps.size() > 1) w += fmt::format(" and {} more places", ps.size() - 1);
+        return w;
+    };
+    std::vector<discovery::Image> possible_images;
+    if (o.include_possible)
+        for (const auto& [ref, ps] : possible_refs) {
+            discovery::Image img;
+            img.ref = ref::Reference::parse(ref);
+            img.cls = discovery::Class::optional;
+            possible_images.push_back(std::move(img));
+        }
+
     // Plan every image, in the order discovery sorted them.
     Sources sources(o, mirrors, o.manifest_file.parent_path());
     std::vector<Planned> plan;
     for (const auto& img : found.images)
         if (std::find(o.classes.begin(), o.classes.end(), img.cls) != o.classes.end()) plan.push_back({&img, img.ref.str()});
-    say(fmt::format("{} images to pack ({} found, {} skipped by class)", plan.size(), found.images.size(),
-                    found.images.size() - plan.size()));
+    for (const auto& img : possible_images) {
+        plan.push_back({&img, img.ref.str()});
+        plan.back().possible = true;
+    }
+    say(fmt::format("{} images to pack ({} found, {} skipped by class{})", plan.size(), found.images.size(),
+                    found.images.size() + possible_images.size() - plan.size(),
+                    possible_images.empty() ? "" : fmt::format(", {} possible", possible_images.size())));
     {
         std::atomic<std::size_t> next{0};
         std::mutex mu;
@@ -458,6 +489,11 @@ Result pack(const Options& o) {
                 } catch (const std::exception& e) {
                     std::lock_guard lock(mu);
                     p.failed = true;
+                    if (p.possible) { // not an image of the deployment's own fields: only said
+                        result.warnings.push_back(fmt::format("possible image {} at {}: not packed: {}", p.ref,
+                                                              possible_where(p.ref), e.what()));
+                        continue;
+                    }
                     std::string from = p.src ? p.src->describe() : p.img->source;
                     failures.push_back({p.ref, where, from.empty() || from == p.ref ? e.what() : fmt::format("from {}: {}", from, e.what())});
                     continue;
@@ -579,6 +615,7 @@ Result pack(const Options& o) {
     for (const auto& r : m.releases) doc.releases.push_back({r.name, r.chart, r.namespace_, r.values});
     doc.plain_manifests = m.plain_manifests;
     for (auto& p : plan) {
+        if (p.failed) continue; // a possible image its registry does not have (said above)
         bundle::ImageRecord rec;
         rec.ref = p.ref;
         rec.source = p.src->describe();
@@ -711,6 +748,11 @@ Result pack(const Options& o) {
         }
     }
     result.written = w.commit();
+    if (!o.include_possible)
+        for (const auto& [ref, ps] : possible_refs)
+            result.warnings.push_back(fmt::format("possible image {} at {}: not packed (it is not in an image field); "
+                                                  "pack --include-possible packs it when its registry has it",
+                                                  ref, possible_where(ref)));
     return result;
 }
 

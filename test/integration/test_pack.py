@@ -403,3 +403,42 @@ def test_progress_bar_on_a_terminal(plain_registry, fault_proxy, aas_bundle, wor
     assert "\r\x1b[K" in text
     assert "download:" in text and "ETA" in text and "%)" in text
     assert f"image {proxy.host}/tty/app:1: sha256:" in text
+
+
+def test_possible_images_are_listed_and_packed_with_include_possible(plain_registry, run_aas, workdir, key):
+    """A literal reference in container args (no values behind it) is a "possible" image:
+    pack names it with file:line, and --include-possible packs it when its registry has it
+    (one that is not there is only said)."""
+    main = images.oci_image([images.make_layer("poss-main", 1_000)])
+    side = images.oci_image([images.make_layer("poss-side", 1_000)])
+    images.push(plain_registry, "shop/main", "1", main)
+    images.push(plain_registry, "shop/side", "1", side)
+    root = workdir / "proj"
+    (root / "k8s" / "plain").mkdir(parents=True)
+    (root / "k8s" / "plain" / "app.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n"
+        "      containers:\n        - name: main\n"
+        f"          image: {plain_registry.host}/shop/main:1\n"
+        "          args:\n"
+        f"            - --sidecar-image={plain_registry.host}/shop/side:1\n"
+        f"            - --other-image={plain_registry.host}/shop/absent:9\n")
+    manifest = root / "bundle.yaml"
+    manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: poss\nversion: 1.0.0\nk8s: k8s\n"
+                        "manifests: [plain/app.yaml]\n")
+    args = ["pack", "-f", manifest, "--key", f"{key}.key", "--plain-http", "--cache", workdir / "cache"]
+    p = run_aas(*args, "-o", workdir / "a.tar")
+    assert_ok(p)
+    assert f"possible image {plain_registry.host}/shop/side:1 at k8s/plain/app.yaml:12" in p.stderr, p.stderr
+    assert "--include-possible" in p.stderr
+    refs = [i["ref"] for i in bundles.bundle_json(workdir / "a.tar")["images"]]
+    assert refs == [f"{plain_registry.host}/shop/main:1"]
+
+    p = run_aas(*args, "-o", workdir / "b.tar", "--include-possible")
+    assert_ok(p)
+    doc = bundles.bundle_json(workdir / "b.tar")
+    by_ref = {i["ref"]: i for i in doc["images"]}
+    assert set(by_ref) == {f"{plain_registry.host}/shop/main:1", f"{plain_registry.host}/shop/side:1"}, by_ref
+    assert by_ref[f"{plain_registry.host}/shop/side:1"]["class"] == "optional"
+    assert by_ref[f"{plain_registry.host}/shop/side:1"]["digest"] == side.digest
+    assert f"possible image {plain_registry.host}/shop/absent:9 at k8s/plain/app.yaml:13 (container args): not packed" \
+        in p.stderr, p.stderr

@@ -54,6 +54,11 @@ struct Options {
     std::vector<oci::Platform> platforms;     ///< overrides the manifest's when not empty
     std::vector<discovery::Class> classes{discovery::Class::required, discovery::Class::test,
                                           discovery::Class::optional};
+    /// Also pack discovery's "possible" images (image-like values outside image fields,
+    /// e.g. a literal `--sidecar=ghcr.io/x/y:1` argument) that their registry holds, as
+    /// optional; the others are listed as warnings. Without it every possible image is
+    /// listed (file:line) at the end.
+    bool include_possible = false;
     int jobs = 4;
     std::uint64_t split_size = 0;
     std::filesystem::path cache_dir;          ///< required: verified blobs kept between runs
