@@ -373,7 +373,8 @@ Result load(const Options& o) {
     if (o.out.empty()) throw UsageError("load needs an output folder (--out DIR)");
     check_registry(o.registry);
     const fs::path out_dir = checked_out(o.out);
-    auto [host, prefix] = split_registry(o.registry);
+    const auto [host_part, prefix_part] = split_registry(o.registry);
+    const std::string host = host_part, prefix = prefix_part; // lambdas capture these (clang 14)
     std::optional<OutLock> out_lock;
     if (!o.dry_run) out_lock.emplace(out_dir);
 
