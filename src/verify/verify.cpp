@@ -919,8 +919,8 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
     }
     out.compressed = tr.decoder().compressed();
     out.has_signature = sig.has_value();
-    out.doc = bundle::BundleDoc::parse(json, name + ": bundle.json");
     if (!key.empty()) {
+        // Trust order: with a key, bundle.json is parsed only once its signature verifies.
         try {
             out.key_fingerprint = signing::public_fingerprint(key);
         } catch (const Error& ex) {
@@ -929,9 +929,17 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
         out.signature = !sig ? Signature::unsigned_
                         : signing::verify(key, json, *sig) ? Signature::valid
                                                            : Signature::invalid;
+        if (out.signature == Signature::unsigned_)
+            throw Error(fmt::format("{}: the bundle is unsigned (no bundle.json.sig): it cannot be authenticated "
+                                    "with key {}; bundle.json was not read",
+                                    name, key.filename().string()));
+        if (out.signature == Signature::invalid)
+            throw Error(fmt::format("{}: the signature does not match key {}; bundle.json was not read", name,
+                                    key.filename().string()));
     } else if (!sig) {
         out.signature = Signature::unsigned_;
     }
+    out.doc = bundle::BundleDoc::parse(json, name + ": bundle.json");
     std::uint64_t stored_layers = 0;
     for (const auto& b : out.doc.blobs) {
         out.bytes_stored += static_cast<std::uint64_t>(b.size);

@@ -138,7 +138,9 @@ struct Inspection {
 };
 
 /// Reads the first entries of the bundle at `bundle` (parts are read in order, not
-/// hashed). Throws aas::Error naming the bundle when bundle.json cannot be read.
+/// hashed). Throws aas::Error naming the bundle when bundle.json cannot be read, and,
+/// when a key is given, when the bundle is unsigned or its signature does not match (then
+/// bundle.json is not even parsed).
 Inspection inspect(const std::filesystem::path& bundle, const std::filesystem::path& key = {});
 
 } // namespace aas::verify
