@@ -170,6 +170,12 @@ void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Pl
         throw Error(fmt::format("no image for {} in its index {} (it has: {})", want, p.top.digest.short_str(),
                                 have.empty() ? "no platforms" : have));
     }
+    // Several platforms that are every entry: nothing to drop, so the index is kept as
+    // served (same bytes, same digest), as with no platform asked for.
+    if (picked.size() > 1 && picked.size() == idx.manifests.size()) {
+        add_whole_index(p, idx, 1, warnings);
+        return;
+    }
     p.index_digest = p.top.digest;
     if (picked.size() == 1) {
         auto raw = p.src->manifest(picked.front()->digest);

@@ -85,6 +85,22 @@ TEST_CASE("bundle::format bundle.json round trip") {
     CHECK(bundle::blob_path(oci::Digest::of("x")) == "images/blobs/sha256/" + oci::Digest::of("x").hex());
 }
 
+TEST_CASE("bundle::image_json is the image object of bundle.json, every field") {
+    auto d = sample_doc();
+    d.images[0].filtered_index = true;
+    d.images[0].sites[0].written = "busybox:1.36";
+    d.images[0].sites[0].template_file = "k8s/charts/kv/templates/d.yaml";
+    d.images[0].sites[0].template_line = 7;
+    auto doc = nlohmann::ordered_json::parse(d.to_json());
+    auto one = nlohmann::ordered_json::parse(bundle::image_json(d.images[0]));
+    CHECK(one == doc["images"][0]);
+    CHECK(one["filtered_index"] == true);
+    CHECK(one["index_digest"] == oci::Digest::of("index").str());
+    CHECK(one["sites"][0]["template_line"] == 7);
+    d.images[0].filtered_index = false;
+    CHECK_FALSE(nlohmann::json::parse(bundle::image_json(d.images[0])).contains("filtered_index"));
+}
+
 TEST_CASE("bundle::format refuses bad documents, naming the field") {
     auto j = nlohmann::json::parse(sample_doc().to_json());
     auto fails = [&](nlohmann::json doc, const std::string& what) {

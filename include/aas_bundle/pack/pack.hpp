@@ -19,7 +19,8 @@
 // Platforms: with none requested, every image is stored whole. With platforms requested,
 // an index reached through a tag is narrowed: one matching platform stores that
 // platform's image manifest (bytes as served; the bundle records the index digest it came
-// from), several store a new index listing only them (recorded as `filtered_index`). An
+// from), several store a new index listing only them (recorded as `filtered_index`);
+// when they are every entry of the index, nothing is dropped and it is stored as served. An
 // index referenced by digest is always stored whole, with every platform, so the digest
 // the values pin stays valid.
 
