@@ -29,6 +29,7 @@
 #include "aas_bundle/discovery/discovery.hpp"
 #include "aas_bundle/oci/platform.hpp"
 #include "aas_bundle/registry/client.hpp"
+#include "aas_bundle/util/progress.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -44,6 +45,10 @@ struct Events {
     std::function<void(const std::string& line)> line;       ///< one line of news
     std::function<void(const std::string& phase, std::uint64_t total_bytes)> phase; ///< a phase starts
     std::function<void(std::uint64_t bytes)> bytes;            ///< bytes moved in the current phase
+    std::function<void(const std::string& line)> blob;       ///< one line per blob downloaded (detail)
+    /// One image's download, in the "download" phase: every image once waiting (or done when
+    /// the cache has it all), then as its blobs move, then done or failed.
+    std::function<void(const util::ImageProgress& image)> image;
 };
 
 struct Options {
