@@ -586,8 +586,14 @@ Result load(const Options& o) {
         int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(count)));
         for (int i = 0; i < n; ++i) pool.emplace_back(worker);
     };
+    // Image by image, in the bundle's order, so that images finish one after another.
     std::vector<const BlobNeed*> order;
-    for (const auto& [d, n] : needs) order.push_back(&n);
+    {
+        std::set<oci::Digest> seen;
+        for (const auto& p : plans)
+            for (const auto& b : p.blobs)
+                if (seen.insert(b.digest).second) order.push_back(&needs.at(b.digest));
+    }
     auto count = [&](registry::PushOutcome out, std::uint64_t size) {
         std::lock_guard lock(mu);
         if (out == registry::PushOutcome::uploaded) {
