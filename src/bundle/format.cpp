@@ -96,6 +96,43 @@ std::string rfc3339(std::int64_t epoch_seconds) {
     return buf;
 }
 
+namespace {
+
+ojson image_object(const ImageRecord& img) {
+    ojson o;
+    o["ref"] = img.ref;
+    o["source"] = img.source;
+    o["digest"] = img.digest.str();
+    o["media_type"] = img.media_type;
+    o["size"] = img.size;
+    o["platforms"] = img.platforms;
+    if (img.index_digest) o["index_digest"] = img.index_digest->str();
+    if (img.filtered_index) o["filtered_index"] = true;
+    o["class"] = img.cls;
+    o["blob_bytes"] = img.blob_bytes;
+    o["sites"] = ojson::array();
+    for (const auto& s : img.sites) {
+        ojson so;
+        so["release"] = s.release;
+        so["chart"] = s.chart;
+        so["file"] = s.file;
+        so["line"] = s.line;
+        so["values_path"] = s.values_path;
+        if (!s.written.empty()) so["written"] = s.written;
+        if (!s.template_file.empty()) {
+            so["template"] = s.template_file;
+            so["template_line"] = s.template_line;
+        }
+        so["class"] = s.cls;
+        o["sites"].push_back(std::move(so));
+    }
+    return o;
+}
+
+} // namespace
+
+std::string image_json(const ImageRecord& img) { return image_object(img).dump(); }
+
 std::string BundleDoc::to_json() const {
     ojson j;
     j["format"] = format;
@@ -110,36 +147,7 @@ std::string BundleDoc::to_json() const {
         j["releases"].push_back({{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
     j["plain_manifests"] = plain_manifests;
     j["images"] = ojson::array();
-    for (const auto& img : images) {
-        ojson o;
-        o["ref"] = img.ref;
-        o["source"] = img.source;
-        o["digest"] = img.digest.str();
-        o["media_type"] = img.media_type;
-        o["size"] = img.size;
-        o["platforms"] = img.platforms;
-        if (img.index_digest) o["index_digest"] = img.index_digest->str();
-        if (img.filtered_index) o["filtered_index"] = true;
-        o["class"] = img.cls;
-        o["blob_bytes"] = img.blob_bytes;
-        o["sites"] = ojson::array();
-        for (const auto& s : img.sites) {
-            ojson so;
-            so["release"] = s.release;
-            so["chart"] = s.chart;
-            so["file"] = s.file;
-            so["line"] = s.line;
-            so["values_path"] = s.values_path;
-            if (!s.written.empty()) so["written"] = s.written;
-            if (!s.template_file.empty()) {
-                so["template"] = s.template_file;
-                so["template_line"] = s.template_line;
-            }
-            so["class"] = s.cls;
-            o["sites"].push_back(std::move(so));
-        }
-        j["images"].push_back(std::move(o));
-    }
+    for (const auto& img : images) j["images"].push_back(image_object(img));
     j["blobs"] = ojson::array();
     for (const auto& b : blobs)
         j["blobs"].push_back({{"digest", b.digest.str()},

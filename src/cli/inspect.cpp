@@ -2,6 +2,7 @@
 
 #include "commands.hpp"
 
+#include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle/verify/verify.hpp"
@@ -38,20 +39,8 @@ nlohmann::ordered_json to_json(const verify::Inspection& in) {
         j["releases"].push_back({{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
     j["plain_manifests"] = d.plain_manifests;
     j["images"] = nlohmann::ordered_json::array();
-    for (const auto& i : d.images) {
-        nlohmann::ordered_json o = {{"ref", i.ref},       {"source", i.source},        {"digest", i.digest.str()},
-                                    {"media_type", i.media_type}, {"platforms", i.platforms}, {"size", i.size},
-                                    {"blob_bytes", i.blob_bytes}, {"class", i.cls}};
-        if (i.index_digest) o["index_digest"] = i.index_digest->str();
-        o["sites"] = nlohmann::ordered_json::array();
-        for (const auto& s : i.sites) {
-            nlohmann::ordered_json so = {{"release", s.release}, {"file", s.file}, {"line", s.line},
-                                         {"values_path", s.values_path}, {"class", s.cls}};
-            if (!s.written.empty()) so["written"] = s.written;
-            o["sites"].push_back(std::move(so));
-        }
-        j["images"].push_back(std::move(o));
-    }
+    // Each image exactly as bundle.json records it: every field, same keys and order.
+    for (const auto& i : d.images) j["images"].push_back(nlohmann::ordered_json::parse(bundle::image_json(i)));
     nlohmann::ordered_json parts = nlohmann::ordered_json::array();
     if (in.parts)
         for (const auto& p : in.parts->parts) parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});

@@ -45,6 +45,9 @@ int run(LoadFlags& f) {
     o.events.line = [&](const std::string& s) { progress.line(s); };
     o.events.phase = [&](const std::string& phase, std::uint64_t total) { progress.phase(phase, total); };
     o.events.bytes = [&](std::uint64_t n) { progress.add(0, n); };
+    o.events.blob = [&](const std::string& s) { progress.detail(s); };
+    o.events.image = [&](const util::ImageProgress& ev) { progress.image(ev); };
+    progress.verbs("pushing", "pushed", "already there");
 
     auto t0 = std::chrono::steady_clock::now();
     auto r = load::load(o);

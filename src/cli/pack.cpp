@@ -107,6 +107,9 @@ int run(PackFlags& f) {
     o.events.line = [&](const std::string& s) { progress.line(s); };
     o.events.phase = [&](const std::string& phase, std::uint64_t total) { progress.phase(phase, total); };
     o.events.bytes = [&](std::uint64_t n) { progress.add(n, 0); };
+    o.events.blob = [&](const std::string& s) { progress.detail(s); };
+    o.events.image = [&](const util::ImageProgress& ev) { progress.image(ev); };
+    progress.verbs("downloading", "downloaded", "in the cache");
 
     auto t0 = std::chrono::steady_clock::now();
     pack::Result r;

@@ -513,10 +513,12 @@ Result load(const Options& o) {
     struct BlobNeed {
         oci::Descriptor desc;
         std::vector<std::string> repos;
+        std::vector<std::size_t> users; ///< indexes in `plans` of the images that need it
     };
     std::map<oci::Digest, BlobNeed> needs;
     std::uint64_t total = 0;
-    for (const auto& p : plans)
+    for (std::size_t pi = 0; pi < plans.size(); ++pi) {
+        const auto& p = plans[pi];
         for (const auto& b : p.blobs) {
             auto& n = needs[b.digest];
             if (n.repos.empty()) {
@@ -524,8 +526,57 @@ Result load(const Options& o) {
                 total += static_cast<std::uint64_t>(b.size);
             }
             if (std::find(n.repos.begin(), n.repos.end(), p.repo) == n.repos.end()) n.repos.push_back(p.repo);
+            if (std::find(n.users.begin(), n.users.end(), pi) == n.users.end()) n.users.push_back(pi);
         }
+    }
     if (o.events.phase) o.events.phase("push", total);
+    // Where each image stands: bytes of its blobs in the registry, blobs still to push;
+    // it is done when its manifests are pushed.
+    struct Track {
+        std::uint64_t total = 0, done = 0;
+        std::size_t missing = 0;
+        bool started = false, finished = false, failed = false;
+    };
+    std::vector<Track> track(plans.size());
+    std::mutex track_mu;
+    for (std::size_t pi = 0; pi < plans.size(); ++pi)
+        for (const auto& b : plans[pi].blobs) {
+            track[pi].total += static_cast<std::uint64_t>(b.size);
+            ++track[pi].missing;
+        }
+    auto report_image = [&](std::size_t pi) { // with track_mu held
+        if (!o.events.image) return;
+        const auto& t = track[pi];
+        util::ImageProgress ev;
+        ev.ref = plans[pi].rec->ref;
+        ev.target = plans[pi].target.str();
+        ev.state = t.failed     ? util::ImageState::failed
+                   : t.finished ? util::ImageState::done
+                   : t.started  ? util::ImageState::active
+                                : util::ImageState::waiting;
+        ev.done = std::min(t.done, t.total);
+        ev.total = t.total;
+        ev.moved_nothing = t.finished && !t.started;
+        o.events.image(ev);
+    };
+    {
+        std::lock_guard lock(track_mu);
+        for (std::size_t pi = 0; pi < plans.size(); ++pi) report_image(pi);
+    }
+    // `moved`: bytes sent for the blob; `whole`: the blob is now in the registry.
+    auto blob_news = [&](const BlobNeed& n, std::uint64_t moved, bool whole, bool sent) {
+        std::lock_guard lock(track_mu);
+        for (auto u : n.users) {
+            auto& t = track[u];
+            if (sent) t.started = true;
+            t.done += moved;
+            if (whole) {
+                if (t.missing > 0) --t.missing;
+                if (t.missing == 0) t.done = t.total;
+            }
+            report_image(u);
+        }
+    };
     std::mutex mu;
     std::vector<std::string> failures;
     auto run_pool = [&](std::size_t count, const std::function<void(std::size_t)>& fn) {
@@ -537,8 +588,14 @@ Result load(const Options& o) {
         int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(count)));
         for (int i = 0; i < n; ++i) pool.emplace_back(worker);
     };
+    // Image by image, in the bundle's order, so that images finish one after another.
     std::vector<const BlobNeed*> order;
-    for (const auto& [d, n] : needs) order.push_back(&n);
+    {
+        std::set<oci::Digest> seen;
+        for (const auto& p : plans)
+            for (const auto& b : p.blobs)
+                if (seen.insert(b.digest).second) order.push_back(&needs.at(b.digest));
+    }
     auto count = [&](registry::PushOutcome out, std::uint64_t size) {
         std::lock_guard lock(mu);
         if (out == registry::PushOutcome::uploaded) {
@@ -555,17 +612,37 @@ Result load(const Options& o) {
         const std::string& repo = n.repos.front();
         std::string entry = fmt::format("blob {} {}", repo, n.desc.digest.str());
         try {
+            auto size = static_cast<std::uint64_t>(n.desc.size);
             if (journal.has(entry)) {
                 count(registry::PushOutcome::skipped, 0);
-                if (o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(n.desc.size));
+                if (o.events.bytes) o.events.bytes(size);
+                blob_news(n, size, true, false);
                 return;
             }
             FileSource src(layout / "blobs" / "sha256" / n.desc.digest.hex());
-            auto out = client.push_blob(repo, n.desc, src, o.events.bytes);
-            if (out == registry::PushOutcome::skipped && o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(n.desc.size));
+            std::uint64_t sent = 0;
+            auto out = client.push_blob(repo, n.desc, src, [&](std::uint64_t k) {
+                if (o.events.bytes) o.events.bytes(k);
+                sent += k;
+                blob_news(n, k, false, true);
+            });
+            if (out == registry::PushOutcome::skipped && o.events.bytes) o.events.bytes(size);
             journal.add(entry);
-            count(out, static_cast<std::uint64_t>(n.desc.size));
+            count(out, size);
+            blob_news(n, sent >= size ? 0 : size - sent, true, out == registry::PushOutcome::uploaded);
+            if (o.events.blob)
+                o.events.blob(fmt::format("blob {} ({}) to {}: {}", n.desc.digest.short_str(), util::human_bytes(size), repo,
+                                          out == registry::PushOutcome::uploaded  ? "uploaded"
+                                          : out == registry::PushOutcome::mounted ? "mounted"
+                                                                                  : "already there"));
         } catch (const std::exception& e) {
+            {
+                std::lock_guard lock(track_mu);
+                for (auto u : n.users) {
+                    track[u].failed = true;
+                    report_image(u);
+                }
+            }
             std::lock_guard lock(mu);
             failures.push_back(fmt::format("blob {} to {}/{}: {}", n.desc.digest.str(), host, repo, e.what()));
         }
@@ -625,7 +702,14 @@ Result load(const Options& o) {
             put(p.top, p.top.digest.str());
             put(p.top, digest_tag(p.top.digest.str()));
         }
-        say(fmt::format("pushed {} -> {}", p.rec->ref, p.target.str()));
+        {
+            std::lock_guard lock(track_mu);
+            auto pi = static_cast<std::size_t>(&p - plans.data());
+            track[pi].finished = true;
+            track[pi].done = track[pi].total;
+            if (o.events.image) report_image(pi);
+            else say(fmt::format("pushed {} -> {}", p.rec->ref, p.target.str()));
+        }
         result.images.push_back({p.rec->ref, p.target.str(), p.top.digest, p.top.media_type});
     }
 

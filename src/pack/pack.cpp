@@ -172,6 +172,12 @@ void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Pl
         throw Error(fmt::format("no image for {} in its index {} (it has: {})", want, p.top.digest.short_str(),
                                 have.empty() ? "no platforms" : have));
     }
+    // Several platforms that are every entry: nothing to drop, so the index is kept as
+    // served (same bytes, same digest), as with no platform asked for.
+    if (picked.size() > 1 && picked.size() == idx.manifests.size()) {
+        add_whole_index(p, idx, 1, warnings);
+        return;
+    }
     p.index_digest = p.top.digest;
     if (picked.size() == 1) {
         auto raw = p.src->manifest(picked.front()->digest);
@@ -519,12 +525,14 @@ Result pack(const Options& o) {
         oci::Descriptor desc;
         std::string kind;
         std::set<std::string> images;
+        std::vector<std::size_t> users; ///< indexes in `plan` of the images whose blobs include it
         Planned* first = nullptr;
         bool done = false;
     };
     std::map<oci::Digest, BlobJob> blobs;
     std::map<oci::Digest, const oci::RawManifest*> manifests;
-    for (auto& p : plan) {
+    for (std::size_t pi = 0; pi < plan.size(); ++pi) {
+        auto& p = plan[pi];
         if (p.failed) continue;
         auto add_manifest = [&](const oci::RawManifest& raw) {
             manifests.emplace(raw.digest, &raw);
@@ -548,6 +556,7 @@ Result pack(const Options& o) {
                 b.kind = parsed_configs.count(d.digest) ? "config" : "layer";
             }
             b.images.insert(p.ref);
+            b.users.push_back(pi);
             result.bytes_referenced += static_cast<std::uint64_t>(d.size);
         }
     }
@@ -567,10 +576,57 @@ Result pack(const Options& o) {
             to_download += static_cast<std::uint64_t>(b.desc.size);
         }
     }
+    // Downloads go image by image, in plan order, so that images finish one after another.
+    {
+        std::map<const BlobJob*, std::size_t> first_use;
+        for (std::size_t pi = 0; pi < plan.size(); ++pi)
+            for (const auto& d : plan[pi].blobs)
+                if (auto it = blobs.find(d.digest); it != blobs.end()) first_use.emplace(&it->second, first_use.size());
+        std::stable_sort(todo.begin(), todo.end(), [&](const BlobJob* a, const BlobJob* b) {
+            return first_use.at(a) < first_use.at(b);
+        });
+    }
+    // Where each image stands: bytes there (cached or downloaded) and blobs still missing.
+    struct Track {
+        std::uint64_t total = 0, done = 0;
+        std::size_t missing = 0;
+        bool started = false, failed = false;
+    };
+    std::vector<Track> track(plan.size());
+    std::mutex track_mu;
+    for (std::size_t pi = 0; pi < plan.size(); ++pi) {
+        if (plan[pi].failed) continue;
+        for (const auto& d : plan[pi].blobs) {
+            const auto& b = blobs.at(d.digest);
+            track[pi].total += static_cast<std::uint64_t>(d.size);
+            if (b.done) track[pi].done += static_cast<std::uint64_t>(d.size);
+            else ++track[pi].missing;
+        }
+    }
+    // Called with track_mu held.
+    auto report = [&](std::size_t pi) {
+        if (!o.events.image) return;
+        const auto& t = track[pi];
+        util::ImageProgress ev;
+        ev.ref = plan[pi].ref;
+        ev.state = t.failed        ? util::ImageState::failed
+                   : t.missing == 0 ? util::ImageState::done
+                   : t.started      ? util::ImageState::active
+                                    : util::ImageState::waiting;
+        ev.done = std::min(t.done, t.total);
+        ev.total = t.total;
+        ev.moved_nothing = t.missing == 0 && !t.started;
+        o.events.image(ev);
+    };
     say(fmt::format("{} blobs ({}): {} in the cache, {} to download ({})", blobs.size() - manifests.size(),
                     util::human_bytes(result.bytes_cached + to_download), result.blobs_cached, todo.size(),
                     util::human_bytes(to_download)));
     if (o.events.phase) o.events.phase("download", to_download);
+    {
+        std::lock_guard lock(track_mu);
+        for (std::size_t pi = 0; pi < plan.size(); ++pi)
+            if (!plan[pi].failed) report(pi);
+    }
     {
         std::atomic<std::size_t> next{0};
         std::mutex mu;
@@ -581,15 +637,38 @@ Result pack(const Options& o) {
                     cache.fill(b.desc, [&](registry::BlobSink& sink) {
                         b.first->src->fetch_blob(b.desc, sink, [&](std::uint64_t n) {
                             if (o.events.bytes) o.events.bytes(n);
+                            std::lock_guard lock(track_mu);
+                            for (auto u : b.users) {
+                                track[u].started = true;
+                                track[u].done += n;
+                                report(u);
+                            }
                         });
                     });
+                    {
+                        std::lock_guard lock(track_mu);
+                        for (auto u : b.users) {
+                            track[u].started = true;
+                            if (track[u].missing > 0) --track[u].missing;
+                            if (track[u].missing == 0) track[u].done = track[u].total; // retries counted twice
+                            report(u);
+                        }
+                    }
                     std::lock_guard lock(mu);
                     b.done = true;
                     ++result.blobs_downloaded;
                     result.bytes_downloaded += static_cast<std::uint64_t>(b.desc.size);
-                    say(fmt::format("blob {} ({}, {}): downloaded", b.desc.digest.short_str(), b.kind,
-                                    util::human_bytes(static_cast<std::uint64_t>(b.desc.size))));
+                    if (o.events.blob)
+                        o.events.blob(fmt::format("blob {} ({}, {}): downloaded", b.desc.digest.short_str(), b.kind,
+                                                  util::human_bytes(static_cast<std::uint64_t>(b.desc.size))));
                 } catch (const std::exception& e) {
+                    {
+                        std::lock_guard lock(track_mu);
+                        for (auto u : b.users) {
+                            track[u].failed = true;
+                            report(u);
+                        }
+                    }
                     std::lock_guard lock(mu);
                     b.first->failed = true;
                     failures.push_back({b.first->ref, b.first->src->describe(),

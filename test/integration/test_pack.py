@@ -130,8 +130,17 @@ def test_multiarch_with_and_without_platform(plain_registry, run_aas, workdir, k
     check_blobs(root, doc)
 
 
+def three_platform_list(seed):
+    """A Docker manifest list with linux/amd64, linux/arm64/v8 and linux/s390x children."""
+    return images.docker_manifest_list([
+        images.docker_image([images.make_layer(f"{seed}-amd64", 4096)], ("linux", "amd64", None)),
+        images.docker_image([images.make_layer(f"{seed}-arm64", 4096)], ("linux", "arm64", "v8")),
+        images.docker_image([images.make_layer(f"{seed}-s390x", 4096)], ("linux", "s390x", None)),
+    ])
+
+
 def test_several_platforms_give_a_filtered_index(plain_registry, run_aas, workdir, key):
-    idx = images.multiarch("docker", seed="pk-filter")
+    idx = three_platform_list("pk-filter")
     images.push(plain_registry, "lib/multi", "4.0", idx)
     manifest = bundles.project(workdir / "proj", [plain_registry.ref("lib/multi", "4.0")],
                                platforms=["linux/amd64", "linux/arm64"])
@@ -141,11 +150,47 @@ def test_several_platforms_give_a_filtered_index(plain_registry, run_aas, workdi
     doc = json.loads((root / "bundle.json").read_text())
     img = doc["images"][0]
     assert img["filtered_index"] is True and img["index_digest"] == idx.digest
+    assert img["digest"] != idx.digest
     kept = json.loads((root / "images/blobs/sha256" / img["digest"].split(":")[1]).read_bytes())
     want = {idx.child_for("linux", "amd64").digest, idx.child_for("linux", "arm64").digest}
     assert {m["digest"] for m in kept["manifests"]} == want
     assert kept["mediaType"] == images.DOCKER_LIST
+    assert sorted(img["platforms"]) == ["linux/amd64", "linux/arm64/v8"]
     check_blobs(root, doc)
+
+    # inspect --json carries every image field bundle.json has, filtered_index included.
+    p = run_aas("inspect", str(out), "--json")
+    assert_ok(p)
+    assert json.loads(p.stdout)["images"] == doc["images"]
+
+
+@pytest.mark.parametrize("kind", ["oci", "docker"])
+def test_every_platform_of_an_index_keeps_it_as_served(plain_registry, run_aas, workdir, key, skopeo, kind):
+    """Asking for every platform an index has drops nothing: the index is stored byte for
+    byte, under its own digest, as without --platform."""
+    idx = images.multiarch(kind, seed=f"pk-every-{kind}")
+    images.push(plain_registry, "lib/every", kind, idx)
+    ref = plain_registry.ref("lib/every", kind)
+    manifest = bundles.project(workdir / "proj", [ref])
+    out = workdir / "o" / "b.tar"
+    assert_ok(pack(run_aas, manifest, out, key, "--plain-http", "--platform", "linux/amd64",
+                   "--platform", "linux/arm64"))
+    root = bundles.extract(out, workdir / "x")
+    doc = json.loads((root / "bundle.json").read_text())
+    img = doc["images"][0]
+    assert img["digest"] == idx.digest and img["media_type"] == idx.media_type
+    assert "filtered_index" not in img and "index_digest" not in img
+    assert sorted(img["platforms"]) == ["linux/amd64", "linux/arm64/v8"]
+    stored = (root / "images/blobs/sha256" / idx.digest.split(":")[1]).read_bytes()
+    assert stored == idx.manifest
+    assert blob_digests(doc) == {idx.digest, *idx.manifests().keys(), *idx.blobs.keys()}
+    check_blobs(root, doc)
+    if kind == "oci":  # skopeo's oci: transport finds no Docker manifest list by name
+        assert skopeo.digest(f"oci:{root / 'images'}:{ref}") == idx.digest
+
+    p = run_aas("inspect", str(out), "--json")
+    assert_ok(p)
+    assert json.loads(p.stdout)["images"] == doc["images"]
 
 
 def test_digest_pinned_index_is_kept_whole(plain_registry, run_aas, workdir, key):

@@ -15,6 +15,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -83,6 +84,22 @@ TEST_CASE("bundle::format bundle.json round trip") {
     CHECK(json.find("\"mode\": \"0600\"") != std::string::npos);
     CHECK(bundle::rfc3339(0) == "1970-01-01T00:00:00Z");
     CHECK(bundle::blob_path(oci::Digest::of("x")) == "images/blobs/sha256/" + oci::Digest::of("x").hex());
+}
+
+TEST_CASE("bundle::image_json is the image object of bundle.json, every field") {
+    auto d = sample_doc();
+    d.images[0].filtered_index = true;
+    d.images[0].sites[0].written = "busybox:1.36";
+    d.images[0].sites[0].template_file = "k8s/charts/kv/templates/d.yaml";
+    d.images[0].sites[0].template_line = 7;
+    auto doc = nlohmann::ordered_json::parse(d.to_json());
+    auto one = nlohmann::ordered_json::parse(bundle::image_json(d.images[0]));
+    CHECK(one == doc["images"][0]);
+    CHECK(one["filtered_index"] == true);
+    CHECK(one["index_digest"] == oci::Digest::of("index").str());
+    CHECK(one["sites"][0]["template_line"] == 7);
+    d.images[0].filtered_index = false;
+    CHECK_FALSE(nlohmann::json::parse(bundle::image_json(d.images[0])).contains("filtered_index"));
 }
 
 TEST_CASE("bundle::format refuses bad documents, naming the field") {
@@ -171,9 +188,27 @@ TEST_CASE("pack::pack from an OCI layout writes a signed bundle") {
     o.key = t.path / "signer.key";
     o.cache_dir = t.path / "cache";
     o.created = 1700000000;
+    std::vector<std::string> lines, blob_lines;
+    std::vector<util::ImageProgress> events;
+    o.events.line = [&](const std::string& s) { lines.push_back(s); };
+    o.events.blob = [&](const std::string& s) { blob_lines.push_back(s); };
+    o.events.image = [&](const util::ImageProgress& ev) { events.push_back(ev); };
     fs::create_directories(t.path / "out");
     auto r = pack::pack(o);
     REQUIRE(fs::exists(o.output));
+    // Progress: the image waits, moves, then is done with all its bytes; blobs have their
+    // own channel (shown with --verbose only), not the news lines.
+    REQUIRE(events.size() >= 3);
+    CHECK(events.front().state == util::ImageState::waiting);
+    CHECK(events.front().done == 0);
+    CHECK(events.back().state == util::ImageState::done);
+    CHECK(events.back().ref == "docker.io/shop/front:2.1.0");
+    CHECK(events.back().done == config.size() + layer.size());
+    CHECK(events.back().total == config.size() + layer.size());
+    CHECK_FALSE(events.back().moved_nothing);
+    CHECK(std::any_of(events.begin(), events.end(), [](const auto& e) { return e.state == util::ImageState::active; }));
+    CHECK(blob_lines.size() == 2);
+    CHECK(std::none_of(lines.begin(), lines.end(), [](const auto& l) { return l.rfind("blob ", 0) == 0; }));
     CHECK(r.doc.images.size() == 1);
     CHECK(r.doc.images[0].ref == "docker.io/shop/front:2.1.0");
     CHECK(r.doc.images[0].digest == md);
@@ -196,8 +231,14 @@ TEST_CASE("pack::pack from an OCI layout writes a signed bundle") {
     // Again from the cache: nothing read from the layout, the same bytes.
     auto first = util::read_file(o.output, 1u << 30);
     fs::remove(layout / "blobs/sha256" / ld.hex());
+    events.clear();
     auto again = pack::pack(o);
     CHECK(again.bytes_downloaded == 0);
+    // Everything in the cache: one event, done, nothing moved.
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].state == util::ImageState::done);
+    CHECK(events[0].moved_nothing);
+    CHECK(events[0].done == events[0].total);
     CHECK(util::read_file(o.output, 1u << 30) == first);
 
     // A damaged cache entry is caught on the way into the bundle and dropped.

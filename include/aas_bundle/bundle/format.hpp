@@ -65,6 +65,10 @@ struct ImageRecord {
     std::vector<SiteRecord> sites;
 };
 
+/// The object bundle.json holds for `img`, as compact JSON (every field, the same keys
+/// and order), so that other outputs (inspect --json) carry exactly what the bundle says.
+std::string image_json(const ImageRecord& img);
+
 struct BlobRecord {
     oci::Digest digest;
     std::int64_t size = 0;

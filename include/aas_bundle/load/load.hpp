@@ -36,6 +36,7 @@
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/ref/reference.hpp"
 #include "aas_bundle/registry/client.hpp"
+#include "aas_bundle/util/progress.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -49,6 +50,11 @@ struct Events {
     std::function<void(const std::string& line)> line;
     std::function<void(const std::string& phase, std::uint64_t total_bytes)> phase;
     std::function<void(std::uint64_t bytes)> bytes;
+    std::function<void(const std::string& line)> blob;       ///< one line per blob pushed (detail)
+    /// One image's push, in the "push" phase: every image once waiting, then as its blobs
+    /// move, then done when its manifests are pushed, or failed. When set, it replaces the
+    /// "pushed REF -> TARGET" line (the event carries the target).
+    std::function<void(const util::ImageProgress& image)> image;
 };
 
 struct Options {

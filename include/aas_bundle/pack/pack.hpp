@@ -19,7 +19,8 @@
 // Platforms: with none requested, every image is stored whole. With platforms requested,
 // an index reached through a tag is narrowed: one matching platform stores that
 // platform's image manifest (bytes as served; the bundle records the index digest it came
-// from), several store a new index listing only them (recorded as `filtered_index`). An
+// from), several store a new index listing only them (recorded as `filtered_index`);
+// when they are every entry of the index, nothing is dropped and it is stored as served. An
 // index referenced by digest is always stored whole, with every platform, so the digest
 // the values pin stays valid.
 
@@ -28,6 +29,7 @@
 #include "aas_bundle/discovery/discovery.hpp"
 #include "aas_bundle/oci/platform.hpp"
 #include "aas_bundle/registry/client.hpp"
+#include "aas_bundle/util/progress.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -43,6 +45,10 @@ struct Events {
     std::function<void(const std::string& line)> line;       ///< one line of news
     std::function<void(const std::string& phase, std::uint64_t total_bytes)> phase; ///< a phase starts
     std::function<void(std::uint64_t bytes)> bytes;            ///< bytes moved in the current phase
+    std::function<void(const std::string& line)> blob;       ///< one line per blob downloaded (detail)
+    /// One image's download, in the "download" phase: every image once waiting (or done when
+    /// the cache has it all), then as its blobs move, then done or failed.
+    std::function<void(const util::ImageProgress& image)> image;
 };
 
 struct Options {
