@@ -53,6 +53,16 @@ def bomb_chart(root: Path) -> Path:
     return chart
 
 
+def web_release_manifest(root: Path) -> Path:
+    """A bundle manifest releasing ROOT/k8s/charts/web, its image from an OCI layout."""
+    hostile.write_layout(root / "layout")
+    manifest = root / "bundle.yaml"
+    manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: demo\nversion: 1.0.0\nk8s: k8s\n"
+                        "releases:\n  - name: web\n    chart: charts/web\n    namespace: shop\n"
+                        f"images:\n  - ref: shop/web:1.0\n    from: oci:{root / 'layout'}:web\n")
+    return manifest
+
+
 @pytest.mark.parametrize("cmd", ["images", "pack"])
 def test_yaml_alias_bomb_is_bounded_in_bytes(env, neutral, cmd):
     """images and pack refuse the values file with a FILE:LINE error instead of expanding
@@ -65,11 +75,7 @@ def test_yaml_alias_bomb_is_bounded_in_bytes(env, neutral, cmd):
     if cmd == "images":
         args = ["images", chart, "--json"]
     else:
-        hostile.write_layout(neutral / "layout")
-        manifest = neutral / "bundle.yaml"
-        manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: demo\nversion: 1.0.0\nk8s: k8s\n"
-                            "releases:\n  - name: web\n    chart: charts/web\n    namespace: shop\n"
-                            f"images:\n  - ref: shop/web:1.0\n    from: oci:{neutral / 'layout'}:web\n")
+        manifest = web_release_manifest(neutral)
         args = ["pack", "-f", manifest, "-o", neutral / "b.tar", "--key", key.private, "--cache", neutral / "c", "-q"]
     cmdline = [sys.executable, "-m", "harness.peakrss", "prlimit", f"--as={2 << 30}", str(run.binary), *map(str, args)]
     p = subprocess.run(cmdline, capture_output=True, text=True, timeout=120, cwd=HERE, env=run.env())
@@ -243,11 +249,7 @@ def test_template_symlink_out_of_the_chart_is_refused(env, neutral, cmd):
     if cmd == "images":
         p = run("images", chart, "--json", cwd=neutral)
     else:
-        hostile.write_layout(neutral / "layout")
-        manifest = neutral / "bundle.yaml"
-        manifest.write_text("apiVersion: aas-bundle/v1\nkind: Bundle\nname: demo\nversion: 1.0.0\nk8s: k8s\n"
-                            "releases:\n  - name: web\n    chart: charts/web\n    namespace: shop\n"
-                            f"images:\n  - ref: shop/web:1.0\n    from: oci:{neutral / 'layout'}:web\n")
+        manifest = web_release_manifest(neutral)
         p = run("pack", "-f", manifest, "-o", neutral / "b.tar", "--key", key.private, "--cache", neutral / "c",
                 "-q", "--retries", "0", "--plain-http", cwd=neutral)
     assert p.returncode in (1, 2), f"{cmd} followed the symlink (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr}"
