@@ -1,6 +1,8 @@
 // Target names of load (the deployment guide's <registry-url>/<repository>/<image-name>).
 
 #include "aas_bundle/load/load.hpp"
+#include "aas_bundle/load/mirrors.hpp"
+#include "aas_bundle/util/error.hpp"
 
 #include <doctest/doctest.h>
 
@@ -37,4 +39,42 @@ TEST_CASE("load::target_for refuses what cannot be a target") {
 
 TEST_CASE("load::digest_tag") {
     CHECK(load::digest_tag("sha256:" + hex64) == "sha256-" + hex64);
+}
+
+TEST_CASE("load::mirror_files: one configuration per runtime, the path kept") {
+    aas::load::MirrorOptions o;
+    o.registry = "registry.internal:5000/ai-appstore";
+    auto files = aas::load::mirror_files({"docker.io", "quay.io"}, o);
+    auto text = [&](const std::string& path) {
+        for (const auto& f : files)
+            if (f.path == path) return f.text;
+        FAIL("no file " << path);
+        return std::string();
+    };
+    auto hub = text("registries/containerd/certs.d/docker.io/hosts.toml");
+    CHECK(hub.find("server = \"https://registry-1.docker.io\"") != std::string::npos);
+    CHECK(hub.find("[host.\"https://registry.internal:5000/v2/ai-appstore\"]") != std::string::npos);
+    CHECK(hub.find("override_path = true") != std::string::npos);
+    CHECK(text("registries/containerd/certs.d/quay.io/hosts.toml").find("server = \"https://quay.io\"") !=
+          std::string::npos);
+    auto crio = text("registries/registries.conf.d/50-aas-bundle.conf");
+    CHECK(crio.find("prefix = \"quay.io\"") != std::string::npos);
+    CHECK(crio.find("location = \"registry.internal:5000/ai-appstore\"") != std::string::npos);
+    CHECK(crio.find("insecure") == std::string::npos);
+    auto k3s = text("registries/registries.yaml");
+    CHECK(k3s.find("\"^(.*)$\": \"ai-appstore/$1\"") != std::string::npos);
+    CHECK(k3s.find("configs:") == std::string::npos); // no CA, TLS verified
+
+    o.registry = "127.0.0.1:5000";
+    o.plain_http = true;
+    files = aas::load::mirror_files({"docker.io"}, o);
+    hub = text("registries/containerd/certs.d/docker.io/hosts.toml");
+    CHECK(hub.find("[host.\"http://127.0.0.1:5000\"]") != std::string::npos);
+    CHECK(hub.find("override_path") == std::string::npos);
+    CHECK(text("registries/registries.conf.d/50-aas-bundle.conf").find("insecure = true") != std::string::npos);
+    CHECK(text("registries/registries.yaml").find("rewrite") == std::string::npos);
+
+    // Registry names come from the bundle: never a folder that climbs.
+    CHECK_THROWS_AS(aas::load::mirror_files({".."}, o), aas::Error);
+    CHECK_THROWS_AS(aas::load::mirror_files({"a/../b"}, o), aas::Error);
 }
