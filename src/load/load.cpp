@@ -344,20 +344,14 @@ void check_registry(const std::string& registry) {
     if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
     ref::validate_registry(host);
     // Every prefix part must be a repository path component (lower case, as registries require).
-    for (const auto& part : util::split(prefix, '/')) {
-        if (prefix.empty()) break;
-        bool ok = !part.empty() && std::isalnum(static_cast<unsigned char>(part.front())) &&
-                  std::isalnum(static_cast<unsigned char>(part.back()));
-        for (char c : part)
-            ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
-        if (!ok)
-            throw UsageError(fmt::format("--registry \"{}\": the prefix part \"{}\" is not a repository name (lower-case "
-                                         "letters, digits and . _ - inside){}",
-                                         registry, part,
-                                         util::to_lower(part) != part
-                                             ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
-                                             : ""));
-    }
+    if (!prefix.empty())
+        for (const auto& part : util::split(prefix, '/'))
+            if (auto why = ref::path_component_error(part); !why.empty())
+                throw UsageError(fmt::format("--registry \"{}\": the prefix is not a repository path: {}{}", registry,
+                                             why,
+                                             util::to_lower(prefix) != prefix
+                                                 ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
+                                                 : ""));
 }
 
 } // namespace

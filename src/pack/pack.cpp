@@ -64,8 +64,7 @@ public:
 
     /// Opens where `img` is read from; `from` is the manifest's source, or "".
     std::unique_ptr<source::ImageSource> open(const ref::Reference& ref, const std::string& from) {
-        if (from.rfind("docker-archive:", 0) == 0 || from.rfind("oci:", 0) == 0 || from.rfind("oci-archive:", 0) == 0)
-            return source::open_from(from, base_, ref);
+        if (source::is_file_source(from)) return source::open_from(from, base_, ref);
         ref::Reference at = from.empty() ? ref : ref::Reference::parse(from);
         std::string host = at.registry();
         std::string repo = at.repository();

@@ -283,6 +283,8 @@ std::string compose(std::string_view registry, std::string_view repository,
 
 } // namespace
 
+std::string path_component_error(std::string_view component) { return component_error(component); }
+
 ReferenceError::ReferenceError(std::string input, std::string reason, std::string hint)
     : aas::UsageError(format_message(input, reason, hint)),
       input_(std::move(input)),

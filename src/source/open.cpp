@@ -39,6 +39,11 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 
 } // namespace
 
+bool is_file_source(std::string_view from) {
+    return starts_with(from, docker_archive_scheme) || starts_with(from, oci_archive_scheme) ||
+           starts_with(from, oci_scheme);
+}
+
 std::unique_ptr<ImageSource> open_from(std::string_view from, const std::filesystem::path& base_dir,
                                        const ref::Reference& wanted) {
     if (starts_with(from, docker_archive_scheme)) {

@@ -111,6 +111,10 @@ bool is_docker_hub(std::string_view host);
 /// ReferenceError naming it when invalid.
 void validate_registry(std::string_view registry);
 
+/// Validates one "/"-separated component of a repository path ("bitnami", "ai-appstore");
+/// returns an error reason or empty when valid.
+std::string path_component_error(std::string_view component);
+
 /// Validates a tag; returns an error reason or empty when valid.
 std::string tag_error(std::string_view tag);
 

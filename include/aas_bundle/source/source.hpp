@@ -93,6 +93,10 @@ std::unique_ptr<ImageSource> open_oci_archive(const std::filesystem::path& archi
 ///   "oci-archive:PATH[:NAME]"    the same, in a tar
 /// An empty NAME ("oci:dir:") is a usage error. A plain reference is not handled here (the
 /// caller opens a registry). Throws aas::UsageError for an unknown scheme or an empty path.
+/// Whether `from` names a file source ("docker-archive:", "oci:", "oci-archive:") that
+/// open_from() opens, rather than a registry reference.
+bool is_file_source(std::string_view from);
+
 std::unique_ptr<ImageSource> open_from(std::string_view from, const std::filesystem::path& base_dir,
                                        const ref::Reference& wanted);
 
