@@ -181,9 +181,9 @@ BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
     Reader r{where};
     BundleDoc d;
     d.format = r.str(j, "format", "");
-    if (d.format != format_name)
-        throw Error(fmt::format("{}: format \"{}\" is not {} (a bundle from a newer aas-bundle, or not a bundle)",
-                                where, d.format, format_name));
+    if (d.format != format_name && d.format != format_v1)
+        throw Error(fmt::format("{}: format \"{}\" is not {} or {} (a bundle from a newer aas-bundle, or not a bundle)",
+                                where, d.format, format_name, format_v1));
     d.name = r.str(j, "name", "");
     d.version = r.str(j, "version", "");
     d.tool = r.str(j, "tool", "", false);

@@ -259,6 +259,7 @@ struct StreamReader::Impl {
     std::string failure; // a PartError already thrown: every later read throws it again
     oci::Hasher whole;
     std::vector<char> buf;
+    fs::path none; // whole_file() of a split bundle
 
     ~Impl() {
         if (fd >= 0)
@@ -412,6 +413,21 @@ std::size_t StreamReader::Impl::read_split(char* out, std::size_t n) {
 
 std::uint64_t StreamReader::offset() const {
     return impl_->offset;
+}
+
+bool StreamReader::skip(std::uint64_t n) {
+    Impl& m = *impl_;
+    if (m.loc.parts || !m.failure.empty() || m.done || n > static_cast<std::uint64_t>(INT64_MAX - 1) ||
+        m.offset > static_cast<std::uint64_t>(INT64_MAX) - n)
+        return false;
+    if (::lseek(m.fd, static_cast<off_t>(n), SEEK_CUR) < 0)
+        return false;
+    m.offset += n;
+    return true;
+}
+
+const fs::path& StreamReader::whole_file() const {
+    return impl_->loc.parts ? impl_->none : impl_->loc.whole;
 }
 
 } // namespace aas::bundle

@@ -747,12 +747,13 @@ Result pack(const Options& o) {
     const std::string layout_json = "{\"imageLayoutVersion\":\"1.0.0\"}\n";
     auto k8s_entries = scan_k8s(k8s);
 
+    // Format v2's order: k8s/ first, then the layout (docs/bundle-format.md).
+    for (const auto& e : k8s_entries) doc.files.push_back(e.rec);
     doc.files.push_back({std::string(bundle::layout_dir), "dir", 0755, 0, {}, {}});
     doc.files.push_back({std::string(bundle::layout_file_path), "file", 0644, layout_json.size(), oci::Digest::of(layout_json), {}});
     doc.files.push_back({std::string(bundle::index_json_path), "file", 0644, index_json.size(), oci::Digest::of(index_json), {}});
     doc.files.push_back({"images/blobs", "dir", 0755, 0, {}, {}});
     doc.files.push_back({"images/blobs/sha256", "dir", 0755, 0, {}, {}});
-    for (const auto& e : k8s_entries) doc.files.push_back(e.rec);
     result.doc = doc;
     const std::string doc_json = doc.to_json();
 
@@ -774,13 +775,6 @@ Result pack(const Options& o) {
     wo.split_size = o.split_size;
     wo.mtime = created;
     bundle::BundleWriter w(o.output, wo);
-    w.add_file(bundle::bundle_json_path, doc_json);
-    if (!o.key.empty()) w.add_file(bundle::signature_path, signing::sign(o.key, doc_json));
-    w.add_directory(bundle::layout_dir);
-    w.add_file(bundle::layout_file_path, layout_json);
-    w.add_file(bundle::index_json_path, index_json);
-    w.add_directory("images/blobs");
-    w.add_directory("images/blobs/sha256");
     auto copy_from = [&](const fs::path& file, const std::string& arc_path, std::uint64_t size,
                          const oci::Digest& expect, unsigned mode, std::int64_t mtime) {
         int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
@@ -803,6 +797,22 @@ Result pack(const Options& o) {
             mode, mtime);
         return got == expect;
     };
+    w.add_file(bundle::bundle_json_path, doc_json);
+    if (!o.key.empty()) w.add_file(bundle::signature_path, signing::sign(o.key, doc_json));
+    for (const auto& e : k8s_entries) {
+        if (e.rec.type == "dir") {
+            w.add_directory(e.rec.path, e.rec.mode, e.mtime);
+        } else if (e.rec.type == "symlink") {
+            w.add_symlink(e.rec.path, e.rec.target, e.mtime);
+        } else if (!copy_from(e.source, e.rec.path, e.rec.size, e.rec.sha256, e.rec.mode, e.mtime)) {
+            throw Error(fmt::format("{} changed while it was being packed; run pack again", e.source.string()));
+        }
+    }
+    w.add_directory(bundle::layout_dir);
+    w.add_file(bundle::layout_file_path, layout_json);
+    w.add_file(bundle::index_json_path, index_json);
+    w.add_directory("images/blobs");
+    w.add_directory("images/blobs/sha256");
     for (const auto& [d, b] : blobs) {
         auto arc = bundle::blob_path(d);
         if (auto it = manifests.find(d); it != manifests.end()) {
@@ -814,15 +824,6 @@ Result pack(const Options& o) {
             throw Error(fmt::format("the cached copy of blob {} ({} of {}) is damaged; it was removed from the cache "
                                     "{}: run pack again to download it",
                                     d.str(), b.kind, *b.images.begin(), o.cache_dir.string()));
-        }
-    }
-    for (const auto& e : k8s_entries) {
-        if (e.rec.type == "dir") {
-            w.add_directory(e.rec.path, e.rec.mode, e.mtime);
-        } else if (e.rec.type == "symlink") {
-            w.add_symlink(e.rec.path, e.rec.target, e.mtime);
-        } else if (!copy_from(e.source, e.rec.path, e.rec.size, e.rec.sha256, e.rec.mode, e.mtime)) {
-            throw Error(fmt::format("{} changed while it was being packed; run pack again", e.source.string()));
         }
     }
     result.written = w.commit();

@@ -34,7 +34,8 @@ struct Decoder::Zstd {
     ~Zstd() { ZSTD_freeDCtx(dctx); }
 };
 
-Decoder::Decoder(ReadFn in, std::string name) : in_(std::move(in)), name_(std::move(name)) {}
+Decoder::Decoder(ReadFn in, std::string name, SkipFn skip)
+    : in_(std::move(in)), skip_(std::move(skip)), name_(std::move(name)) {}
 Decoder::~Decoder() = default;
 
 std::size_t Decoder::pull(char* out, std::size_t n) {
@@ -117,6 +118,20 @@ std::size_t Decoder::read(char* out, std::size_t n) {
         if (got == 0) eof_ = true;
     }
     out_bytes_ += got;
+    check_limits();
+    return got;
+}
+
+std::uint64_t Decoder::skip(std::uint64_t n) {
+    if (!can_skip() || !prefix_.empty() || eof_ || n == 0) return 0;
+    if (!skip_(n)) return 0;
+    in_bytes_ += n;
+    out_bytes_ += n;
+    check_limits();
+    return n;
+}
+
+void Decoder::check_limits() const {
     if (out_bytes_ > limit_)
         throw FatalError(fmt::format("{}: the tar stream goes past the {} bytes {}; stopped reading at byte {} "
                                      "(a decompression bomb, or data added to the bundle)",
@@ -126,7 +141,6 @@ std::size_t Decoder::read(char* out, std::size_t n) {
                                      "{}x + {} MiB allowed while bundle.json is not authenticated; stopped reading "
                                      "(a decompression bomb; give --key to check the signature)",
                                      name_, out_bytes_, in_bytes_, ratio_, slack_ >> 20));
-    return got;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -244,10 +258,24 @@ la_ssize_t tar_read_cb(archive* a, void* ud, const void** out) {
         return ARCHIVE_FATAL;
     }
 }
+
+la_int64_t tar_skip_cb(archive* a, void* ud, la_int64_t request) {
+    auto* m = static_cast<TarReader::Impl*>(ud);
+    try {
+        if (request <= 0) return 0;
+        auto n = m->dec->skip(static_cast<std::uint64_t>(request));
+        m->fed += n;
+        return static_cast<la_int64_t>(n);
+    } catch (...) {
+        m->error = std::current_exception();
+        archive_set_error(a, EIO, "reading the bundle failed");
+        return ARCHIVE_FATAL;
+    }
+}
 } // namespace
 
-TarReader::TarReader(ReadFn in, std::string name)
-    : dec_(std::make_unique<Decoder>(std::move(in), name)), impl_(std::make_unique<Impl>()) {
+TarReader::TarReader(ReadFn in, std::string name, SkipFn skip)
+    : dec_(std::make_unique<Decoder>(std::move(in), name, std::move(skip))), impl_(std::make_unique<Impl>()) {
     impl_->name = std::move(name);
     impl_->dec = dec_.get();
     impl_->buf[0].resize(tar_block);
@@ -256,7 +284,7 @@ TarReader::TarReader(ReadFn in, std::string name)
     if (!impl_->a) throw Error("libarchive: out of memory");
     archive_read_support_format_tar(impl_->a);
     archive_read_support_format_gnutar(impl_->a);
-    if (archive_read_open(impl_->a, impl_.get(), nullptr, tar_read_cb, nullptr) != ARCHIVE_OK)
+    if (archive_read_open2(impl_->a, impl_.get(), nullptr, tar_read_cb, tar_skip_cb, nullptr) != ARCHIVE_OK)
         fail("opening the archive");
 }
 
@@ -290,6 +318,8 @@ bool TarReader::next(Entry& e) {
     if (r < ARCHIVE_WARN || ae == nullptr) fail("reading an entry header");
     e = Entry{};
     e.offset = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_read_header_position(impl_->a)));
+    // Bytes libarchive consumed: the header (pax records included) is behind it.
+    e.data_offset = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(impl_->a, 0)));
     const char* name = archive_entry_pathname(ae);
     e.name = name ? name : "";
     if (e.name.size() > 1 && e.name.back() == '/') e.name.pop_back();

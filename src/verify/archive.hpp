@@ -14,6 +14,9 @@
 namespace aas::verify::detail {
 
 using ReadFn = std::function<std::size_t(char*, std::size_t)>;
+/// Moves the input `n` bytes on without reading them; false when it cannot (then the
+/// bytes are read through).
+using SkipFn = std::function<bool(std::uint64_t)>;
 
 /// A problem that stops the pass: truncation, a broken zstd frame, garbage, a bomb.
 class FatalError : public aas::Error {
@@ -27,7 +30,7 @@ inline constexpr int max_window_log = 25;
 /// Bytes of the tar stream, decoded from `in` (zstd detected by its magic).
 class Decoder {
 public:
-    Decoder(ReadFn in, std::string name);
+    Decoder(ReadFn in, std::string name, SkipFn skip = {});
     ~Decoder();
     Decoder(const Decoder&) = delete;
     Decoder& operator=(const Decoder&) = delete;
@@ -35,6 +38,11 @@ public:
     /// Up to `n` tar bytes; 0 at the end. Throws FatalError for a truncated or broken zstd
     /// stream, or when more than the limit would be produced.
     std::size_t read(char* out, std::size_t n);
+    /// Skips `n` tar bytes of a plain (uncompressed) tar by moving the input on; returns
+    /// the bytes skipped (0: cannot, read them instead). Counted as read, limits included.
+    std::uint64_t skip(std::uint64_t n);
+    /// A plain tar whose input can move on without reading (skip() works).
+    bool can_skip() const { return started_ && !compressed_ && static_cast<bool>(skip_); }
     bool compressed() const { return compressed_; }
     std::uint64_t in_bytes() const { return in_bytes_; }
     std::uint64_t out_bytes() const { return out_bytes_; }
@@ -56,7 +64,10 @@ private:
     std::size_t pull(char* out, std::size_t n);
     std::size_t decode(char* out, std::size_t n);
 
+    void check_limits() const;
+
     ReadFn in_;
+    SkipFn skip_;
     std::string name_;
     bool started_ = false, compressed_ = false, eof_ = false, flush_pending_ = false;
     std::size_t last_ret_ = 0;
@@ -78,6 +89,7 @@ struct Entry {
     unsigned mode = 0;        ///< permission bits
     std::string target;       ///< symlink or hard link target
     std::uint64_t offset = 0; ///< of its header in the tar stream
+    std::uint64_t data_offset = 0; ///< of its data in the tar stream
     bool sparse = false;
 };
 
@@ -88,7 +100,8 @@ std::string refusal(const Entry& e);
 /// libarchive's tar reader over a Decoder.
 class TarReader {
 public:
-    TarReader(ReadFn in, std::string name);
+    /// `skip`: how to move the input on (a plain tar's data is then skipped, not read).
+    TarReader(ReadFn in, std::string name, SkipFn skip = {});
     ~TarReader();
     TarReader(const TarReader&) = delete;
     TarReader& operator=(const TarReader&) = delete;
@@ -98,7 +111,8 @@ public:
     /// The current entry's data, a block at a time: sets `p` and returns its size; 0 at
     /// the end of the entry. The block stays valid until the next call.
     std::size_t read_block(const char** p);
-    /// Skips the rest of the current entry's data (it is read through, not seeked).
+    /// Skips the rest of the current entry's data (read through, unless the input of a
+    /// plain tar can move on: see the constructor).
     void skip();
     /// After next() returned false: reads what is left of the bytes (zstd checksums, the
     /// parts' final check) and returns the tar stream offset of the first non-zero byte

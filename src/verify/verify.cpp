@@ -180,7 +180,7 @@ class Checker {
 public:
     Checker(Report& rep, std::string name, const Options& o) : rep_(rep), name_(std::move(name)), o_(o), out_(o) {}
 
-    void run(const detail::ReadFn& read);
+    void run(const detail::ReadFn& read, const detail::SkipFn& skip = {});
 
 private:
     void add(std::size_t seq, std::string kind, std::string subject, std::string message) {
@@ -195,7 +195,8 @@ private:
     void index_doc();
     void entry(detail::TarReader& tr, const Entry& e);
     void hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
-              oci::Digest expect, bool retain, unsigned mode);
+              oci::Digest expect, bool retain, unsigned mode,
+              const std::function<void(const char*, std::size_t)>& sink = {});
     void finish_hashes();
     void completeness();
     void layout();
@@ -336,7 +337,8 @@ void Checker::index_doc() {
 }
 
 void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
-                   oci::Digest expect, bool retain, unsigned mode) {
+                   oci::Digest expect, bool retain, unsigned mode,
+                   const std::function<void(const char*, std::size_t)>& sink) {
     if (out_.wants(e.name)) out_.open(e.name, mode);
     Hashed& h = hashed_.emplace_back();
     h.seq = seq_;
@@ -365,6 +367,7 @@ void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string
     while (std::size_t n = tr.read_block(&p)) {
         if (h.retain) h.data.append(p, n);
         if (out_.is_open()) out_.write(p, n);
+        if (sink) sink(p, n);
         while (n > 0) {
             if (!buf) buf = pool_->buffer();
             std::size_t take = std::min(n, pool_->chunk_size() - fill);
@@ -380,6 +383,7 @@ void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string
         }
     }
     pool_->submit(h.job, buf, fill, true);
+    if (sink) sink(nullptr, 0);
     if (out_.is_open()) out_.close();
     rep_.bytes_hashed += e.size;
 }
@@ -425,7 +429,15 @@ void Checker::entry(detail::TarReader& tr, const Entry& e) {
             return;
         }
         bool retain = b.kind == "index" || b.kind == "manifest" || is_manifest_type(b.media_type);
-        hash(tr, e, true, d.str(), blob_label(b), d, retain, 0644);
+        if (!retain && o_.defer_blobs && decoder_->can_skip()) {
+            // load reads it at this offset later, hashing every byte (verify.hpp).
+            rep_.deferred.push_back({d, e.data_offset, e.size});
+            tr.skip();
+            return;
+        }
+        std::function<void(const char*, std::size_t)> sink;
+        if (!retain && o_.on_blob) sink = o_.on_blob(b);
+        hash(tr, e, true, d.str(), blob_label(b), d, retain, 0644, sink);
         return;
     }
     auto it = files_.find(e.name);
@@ -504,6 +516,14 @@ void Checker::finish_hashes() {
 
 void Checker::completeness() {
     constexpr std::size_t last = SIZE_MAX;
+    if (rep_.stopped_on_request) { // the k8s folder whole; blobs and the layout were not read
+        for (const auto& f : doc_->files)
+            if ((f.path == bundle::k8s_dir || f.path.rfind("k8s/", 0) == 0) && !files_seen_.count(f.path))
+                add(last, "missing", f.path,
+                    fmt::format("{}: missing where the k8s folder ends (the reading stopped there)", f.path));
+        tree_check();
+        return;
+    }
     if (rep_.stopped) {
         std::size_t nb = 0, nf = 0;
         for (const auto& [d, b] : blobs_) nb += !blobs_seen_.count(d);
@@ -700,7 +720,7 @@ void Checker::layout() {
     }
 }
 
-void Checker::run(const detail::ReadFn& read) {
+void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
     unsigned workers = o_.workers ? o_.workers : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<detail::HashPool>(workers, chunk_size, chunk_count);
     auto counted = [&](char* out, std::size_t n) -> std::size_t {
@@ -712,7 +732,15 @@ void Checker::run(const detail::ReadFn& read) {
     std::unique_ptr<detail::TarReader> tr;
     bool untrusted = false;
     try {
-        tr = std::make_unique<detail::TarReader>(counted, name_);
+        detail::SkipFn counted_skip;
+        if (skip)
+            counted_skip = [&](std::uint64_t n) {
+                if (!skip(n)) return false;
+                rep_.archive_bytes += n;
+                if (o_.progress) o_.progress(n);
+                return true;
+            };
+        tr = std::make_unique<detail::TarReader>(counted, name_, counted_skip);
         decoder_ = &tr->decoder();
         decoder_->set_limit(bundle::max_bundle_json + max_signature + 64 * entry_overhead,
                             "allowed before bundle.json is read");
@@ -720,12 +748,22 @@ void Checker::run(const detail::ReadFn& read) {
         bool have_pending = false;
         header_entries(*tr, pending, have_pending);
         seq_ = 2;
-        if (have_pending) {
+        auto stop = [&](const Entry& e) {
+            if (o_.stop_before && o_.stop_before(e.name)) rep_.stopped_on_request = true;
+            return rep_.stopped_on_request;
+        };
+        if (have_pending && !stop(pending)) {
             entry(*tr, pending);
             ++seq_;
         }
-        for (Entry e; tr->next(e); ++seq_) entry(*tr, e);
-        if (auto junk = tr->drain())
+        if (!rep_.stopped_on_request)
+            for (Entry e; tr->next(e); ++seq_) {
+                if (stop(e)) break;
+                entry(*tr, e);
+            }
+        if (rep_.stopped_on_request) {
+            // what follows is not read
+        } else if (auto junk = tr->drain())
             add(seq_, "archive", name_,
                 fmt::format("{}: data follows the end of the tar archive, from byte {} of the tar stream (appended "
                             "to the bundle; only zero padding may follow)",
@@ -744,6 +782,7 @@ void Checker::run(const detail::ReadFn& read) {
     finish_hashes();
     if (doc_ && !untrusted) completeness();
     out_.finish(problems_.empty());
+    rep_.manifests = std::move(manifests_);
     std::stable_sort(problems_.begin(), problems_.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& [s, p] : problems_) rep_.problems.push_back(std::move(p));
@@ -832,8 +871,9 @@ void check_remaining_parts(const bundle::BundleLocation& loc, std::size_t first,
 
 } // namespace
 
-Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read, const std::string& name,
-                     const Options& o) {
+namespace {
+
+Report verify_with(const detail::ReadFn& read, const detail::SkipFn& skip, const std::string& name, const Options& o) {
     Report rep;
     rep.bundle = name;
     if (!o.key.empty()) {
@@ -848,14 +888,23 @@ Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read,
             throw UsageError(fmt::format("--key {}: {}", o.key.string(), e.what()));
         }
     }
-    Checker(rep, name, o).run(read);
+    Checker(rep, name, o).run(read, skip);
     return rep;
+}
+
+} // namespace
+
+Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read, const std::string& name,
+                     const Options& o) {
+    return verify_with(read, {}, name, o);
 }
 
 Report verify(const Options& o) {
     auto loc = bundle::locate(o.bundle);
     bundle::StreamReader in(loc);
-    Report rep = verify_stream([&](char* out, std::size_t n) { return in.read(out, n); }, o.bundle.string(), o);
+    detail::SkipFn skip;
+    if (o.defer_blobs && !loc.parts) skip = [&](std::uint64_t n) { return in.skip(n); }; // offsets in one file
+    Report rep = verify_with([&](char* out, std::size_t n) { return in.read(out, n); }, skip, o.bundle.string(), o);
     rep.warnings = loc.warnings;
     if (loc.parts) {
         rep.parts = loc.parts->parts.size();

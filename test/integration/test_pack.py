@@ -63,15 +63,17 @@ def test_pack_oci_and_docker_images(plain_registry, run_aas, workdir, key, skope
     assert out.is_file() and summary["sha256"] == bundles.sha256_file(out)
     assert (out.read_bytes()[:4] == bundles.ZSTD_MAGIC) == compressed
 
-    # Entry order is the documented one.
+    # Entry order is the documented one (format v2: k8s/ right after the signature).
     names = [m.name for m in bundles.members(out)]
-    assert names[:7] == ["bundle.json", "bundle.json.sig", "images", "images/oci-layout", "images/index.json",
-                         "images/blobs", "images/blobs/sha256"]
-    assert names[-3:] == ["k8s/README.txt", "k8s/plain", "k8s/plain/app.yaml"]
+    assert names[:6] == ["bundle.json", "bundle.json.sig", "k8s", "k8s/README.txt", "k8s/plain",
+                         "k8s/plain/app.yaml"]
+    assert names[6:11] == ["images", "images/oci-layout", "images/index.json", "images/blobs", "images/blobs/sha256"]
+    assert all(n.startswith("images/blobs/sha256/") for n in names[11:])
+    assert names[11:] == sorted(names[11:])
 
     root = bundles.extract(out, workdir / "unpacked")
     doc = json.loads((root / "bundle.json").read_bytes())
-    assert doc["format"] == "aas-bundle/v1" and doc["name"] == "demo"
+    assert doc["format"] == "aas-bundle/v2" and doc["name"] == "demo"
     by_ref = {i["ref"]: i for i in doc["images"]}
     assert by_ref[refs[0]]["digest"] == oci.digest and by_ref[refs[0]]["media_type"] == images.OCI_MANIFEST
     assert by_ref[refs[1]]["digest"] == dock.digest and by_ref[refs[1]]["media_type"] == images.DOCKER_MANIFEST

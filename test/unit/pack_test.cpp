@@ -114,7 +114,7 @@ TEST_CASE("bundle::format refuses bad documents, naming the field") {
     };
     auto d = j;
     d["format"] = "aas-bundle/v9";
-    fails(d, "is not aas-bundle/v1");
+    fails(d, "is not aas-bundle/v2 or aas-bundle/v1");
     d = j;
     d["files"][1]["path"] = "k8s/../../etc/passwd";
     fails(d, "files[1].path");

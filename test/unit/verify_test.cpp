@@ -379,3 +379,96 @@ TEST_CASE("verify: with a key, nothing past an unauthenticated bundle.json is re
     CHECK(r.bytes_hashed == 0);
     CHECK(asked < bytes.size() / 2); // the 300 KB layer was never read
 }
+
+TEST_CASE("verify: defer_blobs skips a plain tar's config and layer data, giving their offsets") {
+    TempDir d;
+    Sample s;
+    s.write(d.path, false);
+    aas::verify::Options o;
+    o.bundle = d.path / "b.tar";
+    o.defer_blobs = true;
+    auto r = aas::verify::verify(o);
+    INFO(all(r));
+    CHECK(r.ok());
+    REQUIRE(r.deferred.size() == 2); // the config and the layer; the manifest is read
+    std::string bytes = slurp(d.path / "b.tar");
+    for (const auto& def : r.deferred) {
+        std::string data = bytes.substr(def.offset, def.size);
+        CHECK(Digest::of(data) == def.digest);
+    }
+    CHECK(r.bytes_hashed == s.manifest.size() + s.index.size() + s.values.size());
+    CHECK(r.manifests.count(Digest::of(s.manifest)) == 1);
+    CHECK(r.manifests.at(Digest::of(s.manifest)) == s.manifest);
+    // Skipped, so not read: the archive bytes counted include them (moved past by seeking).
+    CHECK(r.archive_bytes >= bytes.size() - 1024);
+
+    // Deferred means not checked: a changed layer passes here, and its offset gives the
+    // changed bytes (the caller hashes them).
+    std::string bad = s.layer;
+    bad[7] = 'X';
+    s.write(d.path, false, bad);
+    r = aas::verify::verify(o);
+    CHECK(r.ok());
+    // A .tar.zst cannot be read at offsets: everything is read and hashed, on_blob sees
+    // the config and layer data.
+    s.write(d.path, true, bad);
+    o.bundle = d.path / "b.tar.zst";
+    std::map<std::string, std::string> seen;
+    o.on_blob = [&](const aas::bundle::BlobRecord& b) -> std::function<void(const char*, std::size_t)> {
+        auto key = b.kind;
+        return [&seen, key](const char* p, std::size_t n) {
+            if (p) seen[key].append(p, n);
+            else seen[key] += "<end>";
+        };
+    };
+    r = aas::verify::verify(o);
+    CHECK(r.deferred.empty());
+    CHECK_FALSE(r.ok()); // the changed layer is found
+    CHECK(seen["layer"] == bad + "<end>");
+    CHECK(seen["config"] == s.config + "<end>");
+    CHECK(seen.count("manifest") == 0);
+}
+
+TEST_CASE("verify: stop_before ends the pass; the k8s entries read must be whole") {
+    TempDir d;
+    Sample s;
+    // The Sample lists k8s/ last (format v1's order); written k8s-first it is format v2's.
+    aas::bundle::WriteOptions wo;
+    fs::path out = d.path / "v2.tar";
+    {
+        aas::bundle::BundleWriter w(out, wo);
+        w.add_file("bundle.json", s.doc_json);
+        w.add_directory("k8s");
+        w.add_file("k8s/values.yaml", s.values);
+        w.add_directory("images");
+        w.add_file("images/index.json", s.index);
+        for (const auto& b : s.doc.blobs)
+            w.add_file(aas::bundle::blob_path(b.digest),
+                       b.kind == "manifest" ? s.manifest : b.kind == "config" ? s.config : s.layer);
+        w.commit();
+    }
+    aas::verify::Options o;
+    o.bundle = out;
+    o.extract_to = d.path / "x";
+    o.extract = [](const std::string& n) { return n == "k8s" || n.rfind("k8s/", 0) == 0; };
+    std::vector<std::string> asked;
+    o.stop_before = [&](const std::string& n) {
+        asked.push_back(n);
+        return n != "k8s" && n.rfind("k8s/", 0) != 0;
+    };
+    auto r = aas::verify::verify(o);
+    INFO(all(r));
+    CHECK(r.ok());
+    CHECK(r.stopped_on_request);
+    CHECK(asked == std::vector<std::string>{"k8s", "k8s/values.yaml", "images"});
+    CHECK(slurp(d.path / "x/k8s/values.yaml") == s.values);
+    CHECK(r.blobs_checked == 0);
+    // In the first format's order the pass stops before k8s/: what it lists is missing.
+    s.write(d.path, false);
+    o.bundle = d.path / "b.tar";
+    o.extract_to = d.path / "y";
+    r = aas::verify::verify(o);
+    CHECK(r.stopped_on_request);
+    CHECK_FALSE(r.ok());
+    CHECK(all(r).find("k8s/values.yaml: missing where the k8s folder ends") != std::string::npos);
+}

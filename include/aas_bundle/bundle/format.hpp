@@ -3,7 +3,8 @@
 // docs/bundle-format.md is the full specification; in short:
 //
 //   BUNDLE     := TAR | ZSTD(TAR) | PARTS            (zstd is detected by its magic bytes)
-//   TAR        := "bundle.json" ["bundle.json.sig"] LAYOUT K8S   entries in exactly this order
+//   TAR        := "bundle.json" ["bundle.json.sig"] K8S LAYOUT   entries in this order (v2;
+//                 v1, still read, has LAYOUT before K8S)
 //   LAYOUT     := "images/" "images/oci-layout" "images/index.json"
 //                 "images/blobs/" "images/blobs/sha256/" BLOB*    blobs sorted by digest
 //   BLOB       := "images/blobs/sha256/<hex>"        content whose sha256 is <hex>
@@ -23,7 +24,11 @@
 
 namespace aas::bundle {
 
-inline constexpr std::string_view format_name = "aas-bundle/v1";
+/// The format pack writes: k8s/ right after the signature, so that a reader that needs only
+/// the k8s folder (a re-load) stops there, even in a .tar.zst.
+inline constexpr std::string_view format_name = "aas-bundle/v2";
+/// The first format, still read: the layout before k8s/.
+inline constexpr std::string_view format_v1 = "aas-bundle/v1";
 inline constexpr std::string_view bundle_json_path = "bundle.json";
 inline constexpr std::string_view signature_path = "bundle.json.sig";
 inline constexpr std::string_view layout_dir = "images";

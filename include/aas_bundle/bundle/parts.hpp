@@ -68,6 +68,12 @@ public:
     std::size_t read(char* out, std::size_t n);
     /// Bytes handed out so far (offset in the whole stream).
     std::uint64_t offset() const;
+    /// Moves `n` bytes on without reading them, when the bundle is one file (a split
+    /// bundle's parts are hashed as they are read: false, nothing moved). A skip past the
+    /// end is found by the next read, which returns 0.
+    bool skip(std::uint64_t n);
+    /// The bundle's one file ("" for a split bundle): a reader may read it at offsets.
+    const std::filesystem::path& whole_file() const;
 
 private:
     struct Impl;

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -85,6 +86,31 @@ struct Options {
     /// set. An exception it throws ends the pass and leaves verify() (load checks its
     /// targets there, so that a bundle it cannot load is refused within a second).
     std::function<void(const Report& report)> on_header;
+
+    // For load, which pushes blobs straight from the bundle (nothing else sets these):
+    /// Config and layer blobs of a bundle that is one uncompressed file are not read: each
+    /// one listed, of the listed size, goes to Report::deferred with its offset in the
+    /// file, its data skipped by seeking. THEIR CONTENT IS NOT CHECKED: the caller must
+    /// hash every byte it reads at those offsets. In a .tar.zst or a split bundle they are
+    /// read and hashed as usual (and handed to on_blob).
+    bool defer_blobs = false;
+    /// Called for each blob that is read (not deferred), listed and of the listed size,
+    /// before its data: the function it returns (or an empty one) is given every block of
+    /// the data as it is read, and {nullptr, 0} at the end. The data's hash is checked as
+    /// always, after the pass (a caller that pushes it must wait for the report).
+    std::function<std::function<void(const char*, std::size_t)>(const bundle::BlobRecord& blob)> on_blob;
+    /// Called with each entry's name after bundle.json and its signature, before it is
+    /// read: true ends the pass there (Report::stopped_on_request). The entries read are
+    /// checked as usual, and every entry bundle.json lists under k8s/ must be among them
+    /// (in format v2 they come first); blobs and the layout are not checked.
+    std::function<bool(const std::string& name)> stop_before;
+};
+
+/// A blob whose data verify skipped (Options::defer_blobs): at `offset` in the file.
+struct Deferred {
+    oci::Digest digest;
+    std::uint64_t offset = 0;
+    std::uint64_t size = 0;
 };
 
 struct Report {
@@ -105,6 +131,11 @@ struct Report {
     std::size_t files_checked = 0;   ///< files, folders and symlinks
     std::size_t parts = 0;           ///< parts of a split bundle (0: one file)
     std::vector<std::string> warnings; ///< not problems: e.g. part files the index does not list
+    std::vector<Deferred> deferred;    ///< Options::defer_blobs: blobs not read, in archive order
+    /// The verified bytes of every manifest and index read (and images/index.json's are
+    /// not here): bounded by the 48 MiB the pass keeps of them.
+    std::map<oci::Digest, std::string> manifests;
+    bool stopped_on_request = false;   ///< Options::stop_before ended the pass
 
     bool ok() const { return problems.empty(); }
 };
