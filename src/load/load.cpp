@@ -1,6 +1,8 @@
 #include "aas_bundle/load/load.hpp"
 #include "aas_bundle/load/mirrors.hpp"
 
+#include "blob_sources.hpp"
+
 #include "aas_bundle/bundle/parts.hpp"
 #include "aas_bundle/oci/media_types.hpp"
 #include "aas_bundle/rewrite/rewrite.hpp"
@@ -18,6 +20,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <fcntl.h>
 #include <fstream>
 #include <map>
@@ -34,6 +37,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Streamed uploads (a .tar.zst or a split bundle): this much kept behind the upload (a
+// rewind within it is served again; an older one fails the blob, and a re-run goes on from
+// the journal), this much read ahead of it, this many at once.
+constexpr std::size_t stream_keep = 2u << 20;
+constexpr std::size_t stream_ahead = 4u << 20;
+constexpr std::size_t stream_jobs = 2;
+constexpr int stream_passes = 3; // further passes for streamed uploads that failed
+
 std::string errno_text() { return std::strerror(errno); }
 
 std::pair<std::string, std::string> split_registry(const std::string& registry) {
@@ -46,31 +57,6 @@ std::pair<std::string, std::string> split_registry(const std::string& registry) 
 
 // ---------------------------------------------------------------------------------------
 
-class FileSource : public registry::BlobSource {
-public:
-    explicit FileSource(const fs::path& p) : path_(p) {
-        fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) throw Error(fmt::format("reading {}: {}", p.string(), errno_text()));
-        struct stat st {};
-        ::fstat(fd_, &st);
-        size_ = static_cast<std::uint64_t>(st.st_size);
-    }
-    ~FileSource() override { ::close(fd_); }
-    std::uint64_t size() const override { return size_; }
-    std::size_t read_at(void* out, std::size_t n, std::uint64_t offset) const override {
-        for (;;) {
-            ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(offset));
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) throw Error(fmt::format("reading {}: {}", path_.string(), errno_text()));
-            return static_cast<std::size_t>(r);
-        }
-    }
-
-private:
-    fs::path path_;
-    int fd_ = -1;
-    std::uint64_t size_ = 0;
-};
 
 // ---------------------------------------------------------------------------------------
 // The journal: what was pushed, one line each, synced, so that a re-run skips it.
@@ -117,16 +103,11 @@ struct ImagePlan {
     std::vector<oci::Descriptor> blobs;
 };
 
-oci::RawManifest read_manifest(const fs::path& layout, const oci::Digest& d, const std::string& media_type) {
-    auto bytes = util::read_file(layout / "blobs" / "sha256" / d.hex(), 16u << 20);
-    auto raw = oci::RawManifest::from_bytes(std::move(bytes), media_type);
-    if (raw.digest != d) throw Error(fmt::format("manifest {} in the work folder does not match its digest", d.str()));
-    return raw;
-}
+using ManifestFn = std::function<oci::RawManifest(const oci::Digest&, const std::string& media_type)>;
 
 // `stored`: the blobs the bundle holds. A foreign layer it does not hold (by design, see
 // oci::is_foreign) is not pushed: the registry takes the manifest without it.
-void walk(const fs::path& layout, ImagePlan& p, const oci::RawManifest& m, int depth,
+void walk(const ManifestFn& manifest, ImagePlan& p, const oci::RawManifest& m, int depth,
           const std::set<oci::Digest>& stored) {
     if (depth > 4) throw Error("indexes nested more than 4 deep");
     auto parsed = oci::parse(m);
@@ -139,8 +120,8 @@ void walk(const fs::path& layout, ImagePlan& p, const oci::RawManifest& m, int d
         return;
     }
     for (const auto& c : std::get<oci::Index>(parsed).manifests) {
-        auto child = read_manifest(layout, c.digest, c.media_type);
-        walk(layout, p, child, depth + 1, stored);
+        auto child = manifest(c.digest, c.media_type);
+        walk(manifest, p, child, depth + 1, stored);
         p.children.push_back(std::move(child));
     }
 }
@@ -307,203 +288,61 @@ private:
     std::optional<util::RemoveOnSignal> on_signal_;
 };
 
-} // namespace
+// 3. Pushing: every blob the registry lacks, from the bundle (at its offset, hashed on
+// the way), or streamed already during the pass; mounts into the other repositories;
+// then the manifests, children before indexes, tops under their tag. Throws aas::Error
+// listing every failed transfer (what was pushed stays valid: a re-run goes on).
+struct PushContext {
+    const Options& o;
+    registry::Client& client;
+    Journal& journal;
+    std::vector<ImagePlan>& plans;
+    const verify::Report& report;
+    const std::string& host;
+    Result& result;
+    std::mutex& mu;
+    std::vector<std::string>& failures;
+    std::function<void(registry::PushOutcome, std::uint64_t)> count;
+};
 
-std::string digest_tag(const std::string& digest) {
-    auto colon = digest.find(':');
-    return digest.substr(0, colon) + "-" + digest.substr(colon + 1);
-}
-
-ref::Reference target_for(const ref::Reference& source, const std::string& registry, bool flatten) {
-    auto [host, prefix] = split_registry(registry);
-    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
-    ref::validate_registry(host);
-    std::string path = source.repository();
-    if (flatten) path = path.substr(path.rfind('/') + 1);
-    std::string s = host + "/" + (prefix.empty() ? "" : prefix + "/") + path;
-    if (source.has_tag()) s += ":" + source.tag();
-    if (source.has_digest()) s += "@" + source.digest();
-    try {
-        return ref::Reference::parse(s);
-    } catch (const Error& e) {
-        throw UsageError(fmt::format("{} cannot go to {}: {}", source.str(), registry, e.what()));
-    }
-}
-
-namespace {
-
-void check_registry(const std::string& registry) {
-    if (registry.find("://") != std::string::npos)
-        throw UsageError(fmt::format("--registry \"{}\": give HOST[:PORT][/PREFIX] without a scheme (TLS is the "
-                                     "default; --plain-http for HTTP)",
-                                     registry));
-    if (registry.find('@') != std::string::npos)
-        throw UsageError(fmt::format("--registry: give HOST[:PORT][/PREFIX] without credentials (use --username and "
-                                     "--password-stdin)"));
-    auto [host, prefix] = split_registry(registry);
-    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
-    ref::validate_registry(host);
-    // Every prefix part must be a repository path component (lower case, as registries require).
-    if (!prefix.empty())
-        for (const auto& part : util::split(prefix, '/'))
-            if (auto why = ref::path_component_error(part); !why.empty())
-                throw UsageError(fmt::format("--registry \"{}\": the prefix is not a repository path: {}{}", registry,
-                                             why,
-                                             util::to_lower(prefix) != prefix
-                                                 ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
-                                                 : ""));
-}
-
-} // namespace
-
-Result load(const Options& o) {
+void push_images(const PushContext& c) {
+    const Options& o = c.o;
+    auto& plans = c.plans;
+    auto& result = c.result;
+    auto& mu = c.mu;
+    auto& failures = c.failures;
+    const auto& count = c.count;
+    const std::string& host = c.host;
     auto say = [&](const std::string& s) {
         if (o.events.line) o.events.line(s);
     };
-    // Every check of the options first, before the bundle is opened.
-    if (o.key.empty() && !o.skip_signature)
-        throw UsageError("load needs the signer's public key (--key NAME.pub) to check the bundle's signature; "
-                         "--insecure-skip-signature loads a bundle whose origin is not checked");
-    if (o.out.empty()) throw UsageError("load needs an output folder (--out DIR)");
-    check_registry(o.registry);
-    const fs::path out_dir = checked_out(o.out);
-    const auto [host_part, prefix_part] = split_registry(o.registry);
-    const std::string host = host_part, prefix = prefix_part; // lambdas capture these (clang 14)
-    std::optional<OutLock> out_lock;
-    if (!o.dry_run) out_lock.emplace(out_dir);
-
-    // 1 and 2. Verify, extracting images/ and k8s/ into the work folder in the same pass (a
-    // dry run extracts only k8s/, into a private temporary folder). Nothing past
-    // bundle.json is read unless its signature verifies; what was extracted is used only
-    // when the whole bundle verified.
-    fs::path work;
-    if (o.dry_run) {
-        work = util::make_private_dir("aas-load-dry-");
-    } else {
-        work = fs::path(out_dir.string() + ".aas-load");
-        struct stat st {};
-        if (::lstat(work.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
-            throw UsageError(fmt::format("{} (load's work folder for --out {}) exists and is not a folder; remove it",
-                                         work.string(), out_dir.string()));
-        fs::create_directories(work);
-    }
-    const fs::path root = work / "bundle";
-    struct Cleanup {
-        fs::path p;
-        bool on;
-        ~Cleanup() {
-            std::error_code ec;
-            if (on) fs::remove_all(p, ec);
-        }
-    } dry_cleanup{work, o.dry_run};
-    util::RemoveOnSignal remove_extracted(o.dry_run ? work : root);
-    util::RemoveOnSignal remove_staged(work / "out");
-    {
-        std::error_code ec;
-        fs::remove_all(root, ec);
-        fs::create_directory(root);
-    }
-
-    // Targets, and collisions under --flatten: checked as soon as bundle.json is read.
-    Result result;
-    std::vector<ImagePlan> plans;
-    auto plan_targets = [&](const verify::Report& rep) {
-        if (!o.skip_signature && rep.signature != verify::Signature::valid)
-            throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
-        std::map<std::string, const bundle::ImageRecord*> seen; // target name:tag (or @digest) -> image
-        for (const auto& rec : rep.doc->images) {
-            ImagePlan p;
-            p.rec = &rec;
-            p.index = plans.size();
-            p.target = target_for(ref::Reference::parse(rec.ref), o.registry, o.flatten);
-            p.repo = p.target.repository();
-            auto key = p.target.has_tag() ? p.target.without_digest().str() : p.target.str();
-            auto [it, fresh] = seen.emplace(key, &rec);
-            if (!fresh && it->second->digest != rec.digest)
-                throw UsageError(fmt::format("{} and {} would both be {}{}; nothing was loaded", it->second->ref,
-                                             rec.ref, key,
-                                             o.flatten ? ": this bundle cannot be loaded with --flatten" : ""));
-            plans.push_back(std::move(p));
-        }
-    };
-
-    say(fmt::format("verifying {} and extracting it into {}", o.bundle.string(), work.string()));
-    verify::Options vo;
-    vo.bundle = o.bundle;
-    vo.key = o.skip_signature ? fs::path() : o.key;
-    vo.progress = o.events.bytes;
-    vo.extract_to = root;
-    vo.extract = [&](const std::string& name) {
-        if (name == "k8s" || name.rfind("k8s/", 0) == 0) return true;
-        return !o.dry_run && (name == "images" || name.rfind("images/", 0) == 0);
-    };
-    vo.on_header = plan_targets;
-    if (o.events.phase) o.events.phase("verify", 0);
-    verify::Report report;
-    try {
-        report = verify::verify(vo);
-    } catch (...) {
-        std::error_code ec;
-        fs::remove_all(root, ec);
-        fs::remove(work, ec);
-        throw;
-    }
-    if (!report.ok() || !report.doc) {
-        std::error_code ec;
-        fs::remove_all(root, ec); // nothing of a bundle that failed is kept
-        fs::remove(work, ec);     // the work folder too, unless it holds a journal
-        std::string msg = fmt::format("{} failed verification; nothing was loaded:", o.bundle.string());
-        for (const auto& p : report.problems) msg += "\n  " + util::escape_control(p.message);
+    if (!failures.empty()) {
+        std::string msg = fmt::format("{} blob uploads failed while the bundle was read; what was pushed stays valid, "
+                                      "run the same command again to go on:",
+                                      failures.size());
+        for (const auto& f : failures) msg += "\n  " + f;
         throw Error(msg);
     }
-    for (const auto& w : report.warnings) result.warnings.push_back(w);
-    const bundle::BundleDoc& doc = *report.doc;
-    const std::string doc_id = report.bundle_json_digest.str();
-    for (auto& p : plans) p.rec = &doc.images[p.index]; // the report's own copy
-    say(fmt::format("verified {} {}: {} images, {} blobs{}", util::escape_control(doc.name),
-                    util::escape_control(doc.version), doc.images.size(), doc.blobs.size(),
-                    o.skip_signature ? " (signature NOT checked)" : ", signed by " + report.signer));
-    std::set<oci::Digest> stored;
-    for (const auto& b : doc.blobs) stored.insert(b.digest);
-
-    // Each image's manifests and blobs.
-    const fs::path layout = root / "images";
-    if (!o.dry_run) {
-        for (auto& p : plans) {
-            p.top = read_manifest(layout, p.rec->digest, p.rec->media_type);
-            walk(layout, p, p.top, 1, stored);
-        }
+    // The bundle file, for the blobs verify skipped (a plain .tar in one file).
+    util::Fd bundle_fd;
+    std::map<oci::Digest, verify::Deferred> deferred;
+    for (const auto& d : c.report.deferred) deferred.emplace(d.digest, d);
+    if (!deferred.empty()) {
+        auto loc = bundle::locate(o.bundle);
+        bundle_fd = util::Fd(::open(loc.whole.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!bundle_fd) throw Error(fmt::format("reading {}: {}", loc.whole.string(), errno_text()));
     }
-
-    // 5 (planned first, so that a dry run shows it and a real run fails before pushing).
-    std::vector<rewrite::ImageTarget> targets;
-    for (const auto& p : plans) targets.push_back({p.rec->ref, p.target, p.rec->sites});
-    auto rw = rewrite::plan(root, targets, doc.releases);
-    for (const auto& w : rw.warnings) result.warnings.push_back(w);
-    for (const auto& c : rw.changes) result.changed_files.push_back(c.path);
-
-    if (o.dry_run) {
-        for (const auto& p : plans) {
-            result.planned_pushes.push_back(fmt::format("{} -> {}", p.rec->ref, p.target.str()));
-            result.images.push_back({p.rec->ref, p.target.str(), p.rec->digest, p.rec->media_type});
-        }
-        for (const auto& c : rw.changes) result.diff += rewrite::unified_diff(c);
-        return result;
-    }
-
-    // 3. Preflight.
-    registry::Client client(host, o.registry_options);
-    say(fmt::format("checking {}", o.registry));
-    try {
-        client.ping();
-        if (!plans.empty()) client.check_push(plans.front().repo);
-    } catch (const registry::RegistryError& e) {
-        throw Error(fmt::format("preflight of {} failed, nothing was pushed: {}\n  {}", o.registry, e.what(),
-                                preflight_hint(e, host, prefix)));
-    }
-
+    // Where a blob's bytes come from; null when they need not move (the registry has it).
+    auto source_of = [&](const oci::Descriptor& d, const std::string& repo) -> std::unique_ptr<registry::BlobSource> {
+        auto it = deferred.find(d.digest);
+        if (it != deferred.end())
+            return std::make_unique<detail::RangeSource>(bundle_fd.get(), it->second.offset, it->second.size, d.digest,
+                                                         fmt::format("blob {}", d.digest.str()));
+        if (c.client.blob_exists(repo, d.digest)) return nullptr;
+        throw Error("not read from the bundle, and not in the registry (a streamed upload that failed?); run the "
+                    "same command again");
+    };
     // 4. Blobs: each distinct blob uploaded once, then mounted where else it is needed.
-    Journal journal(work / "journal");
     struct BlobNeed {
         oci::Descriptor desc;
         std::vector<std::string> repos;
@@ -571,17 +410,16 @@ Result load(const Options& o) {
             report_image(u);
         }
     };
-    std::mutex mu;
-    std::vector<std::string> failures;
-    auto run_pool = [&](std::size_t count, const std::function<void(std::size_t)>& fn) {
+    auto run_pool = [&](std::size_t items, const std::function<void(std::size_t)>& fn) {
         std::atomic<std::size_t> next{0};
         auto worker = [&] {
-            for (std::size_t i; (i = next++) < count;) fn(i);
+            for (std::size_t i; (i = next++) < items;) fn(i);
         };
         std::vector<std::jthread> pool;
-        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(count)));
+        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(items)));
         for (int i = 0; i < n; ++i) pool.emplace_back(worker);
     };
+    std::vector<std::string> damaged; // blobs whose bundle bytes do not match their digest
     // Image by image, in the bundle's order, so that images finish one after another.
     std::vector<const BlobNeed*> order;
     {
@@ -590,38 +428,34 @@ Result load(const Options& o) {
             for (const auto& b : p.blobs)
                 if (seen.insert(b.digest).second) order.push_back(&needs.at(b.digest));
     }
-    auto count = [&](registry::PushOutcome out, std::uint64_t size) {
-        std::lock_guard lock(mu);
-        if (out == registry::PushOutcome::uploaded) {
-            ++result.blobs_uploaded;
-            result.bytes_uploaded += size;
-        } else if (out == registry::PushOutcome::mounted) {
-            ++result.blobs_mounted;
-        } else {
-            ++result.blobs_skipped;
-        }
-    };
     run_pool(order.size(), [&](std::size_t i) {
         const auto& n = *order[i];
         const std::string& repo = n.repos.front();
         std::string entry = fmt::format("blob {} {}", repo, n.desc.digest.str());
         try {
             auto size = static_cast<std::uint64_t>(n.desc.size);
-            if (journal.has(entry)) {
+            if (c.journal.has(entry)) {
                 count(registry::PushOutcome::skipped, 0);
                 if (o.events.bytes) o.events.bytes(size);
                 blob_news(n, size, true, false);
                 return;
             }
-            FileSource src(layout / "blobs" / "sha256" / n.desc.digest.hex());
+            auto src = source_of(n.desc, repo);
+            if (!src) {
+                count(registry::PushOutcome::skipped, 0);
+                c.journal.add(entry);
+                if (o.events.bytes) o.events.bytes(size);
+                blob_news(n, size, true, false);
+                return;
+            }
             std::uint64_t sent = 0;
-            auto out = client.push_blob(repo, n.desc, src, [&](std::uint64_t k) {
+            auto out = c.client.push_blob(repo, n.desc, *src, [&](std::uint64_t k) {
                 if (o.events.bytes) o.events.bytes(k);
                 sent += k;
                 blob_news(n, k, false, true);
             });
             if (out == registry::PushOutcome::skipped && o.events.bytes) o.events.bytes(size);
-            journal.add(entry);
+            c.journal.add(entry);
             count(out, size);
             blob_news(n, sent >= size ? 0 : size - sent, true, out == registry::PushOutcome::uploaded);
             if (o.events.blob)
@@ -638,9 +472,18 @@ Result load(const Options& o) {
                 }
             }
             std::lock_guard lock(mu);
-            failures.push_back(fmt::format("blob {} to {}/{}: {}", n.desc.digest.str(), host, repo, e.what()));
+            if (dynamic_cast<const detail::Damaged*>(&e)) damaged.push_back(e.what());
+            else failures.push_back(fmt::format("blob {} to {}/{}: {}", n.desc.digest.str(), host, repo, e.what()));
         }
     });
+    if (!damaged.empty()) {
+        std::string msg = fmt::format("{} failed verification; nothing was loaded: no manifest and no tag was pushed "
+                                      "(blobs uploaded before the damage was found are content-addressed data that "
+                                      "nothing names):",
+                                      o.bundle.string());
+        for (const auto& d : damaged) msg += "\n  " + d;
+        throw Error(msg);
+    }
     std::vector<std::pair<const BlobNeed*, std::string>> mounts;
     for (const auto* n : order)
         for (std::size_t k = 1; k < n->repos.size(); ++k) mounts.emplace_back(n, n->repos[k]);
@@ -649,15 +492,16 @@ Result load(const Options& o) {
             const auto& [n, repo] = mounts[i];
             std::string entry = fmt::format("blob {} {}", repo, n->desc.digest.str());
             try {
-                if (journal.has(entry) || client.blob_exists(repo, n->desc.digest)) {
+                if (c.journal.has(entry) || c.client.blob_exists(repo, n->desc.digest)) {
                     count(registry::PushOutcome::skipped, 0);
-                } else if (client.mount_blob(repo, n->desc, n->repos.front())) {
+                } else if (c.client.mount_blob(repo, n->desc, n->repos.front())) {
                     count(registry::PushOutcome::mounted, 0);
                 } else {
-                    FileSource src(layout / "blobs" / "sha256" / n->desc.digest.hex());
-                    count(client.push_blob(repo, n->desc, src), static_cast<std::uint64_t>(n->desc.size));
+                    auto src = source_of(n->desc, repo);
+                    if (!src) throw Error("not in the registry's repository it was pushed to, and not read from the bundle");
+                    count(c.client.push_blob(repo, n->desc, *src), static_cast<std::uint64_t>(n->desc.size));
                 }
-                journal.add(entry);
+                c.journal.add(entry);
             } catch (const std::exception& e) {
                 std::lock_guard lock(mu);
                 failures.push_back(fmt::format("blob {} to {}/{}: {}", n->desc.digest.str(), host, repo, e.what()));
@@ -676,20 +520,20 @@ Result load(const Options& o) {
     for (const auto& p : plans) {
         auto put = [&](const oci::RawManifest& m, const std::string& id) {
             std::string entry = fmt::format("manifest {} {} {}", p.repo, id, m.digest.str());
-            if (journal.has(entry)) {
+            if (c.journal.has(entry)) {
                 ++result.manifests_skipped;
                 return;
             }
-            auto have = client.head_manifest(p.repo, id);
+            auto have = c.client.head_manifest(p.repo, id);
             if (have && have->digest == m.digest) {
                 ++result.manifests_skipped;
             } else {
-                client.put_manifest(p.repo, id, m);
+                c.client.put_manifest(p.repo, id, m);
                 ++result.manifests_pushed;
             }
-            journal.add(entry);
+            c.journal.add(entry);
         };
-        for (const auto& c : p.children) put(c, c.digest.str());
+        for (const auto& child : p.children) put(child, child.digest.str());
         if (p.target.has_tag()) {
             put(p.top, p.target.tag());
         } else {
@@ -706,8 +550,374 @@ Result load(const Options& o) {
         }
         result.images.push_back({p.rec->ref, p.target.str(), p.top.digest, p.top.media_type});
     }
+}
 
-    // 5. The output folder, renamed into place last.
+} // namespace
+
+std::string digest_tag(const std::string& digest) {
+    auto colon = digest.find(':');
+    return digest.substr(0, colon) + "-" + digest.substr(colon + 1);
+}
+
+ref::Reference target_for(const ref::Reference& source, const std::string& registry, bool flatten) {
+    auto [host, prefix] = split_registry(registry);
+    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
+    ref::validate_registry(host);
+    std::string path = source.repository();
+    if (flatten) path = path.substr(path.rfind('/') + 1);
+    std::string s = host + "/" + (prefix.empty() ? "" : prefix + "/") + path;
+    if (source.has_tag()) s += ":" + source.tag();
+    if (source.has_digest()) s += "@" + source.digest();
+    try {
+        return ref::Reference::parse(s);
+    } catch (const Error& e) {
+        throw UsageError(fmt::format("{} cannot go to {}: {}", source.str(), registry, e.what()));
+    }
+}
+
+namespace {
+
+void check_registry(const std::string& registry) {
+    if (registry.find("://") != std::string::npos)
+        throw UsageError(fmt::format("--registry \"{}\": give HOST[:PORT][/PREFIX] without a scheme (TLS is the "
+                                     "default; --plain-http for HTTP)",
+                                     registry));
+    if (registry.find('@') != std::string::npos)
+        throw UsageError(fmt::format("--registry: give HOST[:PORT][/PREFIX] without credentials (use --username and "
+                                     "--password-stdin)"));
+    auto [host, prefix] = split_registry(registry);
+    if (host.empty()) throw UsageError(fmt::format("--registry \"{}\": expected HOST[:PORT][/PREFIX]", registry));
+    ref::validate_registry(host);
+    // Every prefix part must be a repository path component (lower case, as registries require).
+    if (!prefix.empty())
+        for (const auto& part : util::split(prefix, '/'))
+            if (auto why = ref::path_component_error(part); !why.empty())
+                throw UsageError(fmt::format("--registry \"{}\": the prefix is not a repository path: {}{}", registry,
+                                             why,
+                                             util::to_lower(prefix) != prefix
+                                                 ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
+                                                 : ""));
+}
+
+} // namespace
+
+Result load(const Options& o) {
+    auto say = [&](const std::string& s) {
+        if (o.events.line) o.events.line(s);
+    };
+    // Every check of the options first, before the bundle is opened.
+    if (o.key.empty() && !o.skip_signature)
+        throw UsageError("load needs the signer's public key (--key NAME.pub) to check the bundle's signature; "
+                         "--insecure-skip-signature loads a bundle whose origin is not checked");
+    if (o.out.empty()) throw UsageError("load needs an output folder (--out DIR)");
+    check_registry(o.registry);
+    const fs::path out_dir = checked_out(o.out);
+    const auto [host_part, prefix_part] = split_registry(o.registry);
+    const std::string host = host_part, prefix = prefix_part; // lambdas capture these (clang 14)
+    std::optional<OutLock> out_lock;
+    if (!o.dry_run) out_lock.emplace(out_dir);
+
+    // 1. One pass over the bundle, with verify's checks in its trust order. Only k8s/ is
+    // written to disk (the work folder; a dry run's private temporary folder). Blobs never
+    // are: in a plain .tar that is one file, config and layer blobs are skipped by seeking
+    // and their offsets noted, to be read (and hashed) by the uploads, several at once; in
+    // a .tar.zst or a split bundle, each blob goes to the registry as it is decoded.
+    fs::path work;
+    if (o.dry_run) {
+        work = util::make_private_dir("aas-load-dry-");
+    } else {
+        work = fs::path(out_dir.string() + ".aas-load");
+        struct stat st {};
+        if (::lstat(work.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+            throw UsageError(fmt::format("{} (load's work folder for --out {}) exists and is not a folder; remove it",
+                                         work.string(), out_dir.string()));
+        fs::create_directories(work);
+    }
+    const fs::path root = work / "bundle";
+    struct Cleanup {
+        fs::path p;
+        bool on;
+        ~Cleanup() {
+            std::error_code ec;
+            if (on) fs::remove_all(p, ec);
+        }
+    } dry_cleanup{work, o.dry_run};
+    util::RemoveOnSignal remove_extracted(o.dry_run ? work : root);
+    util::RemoveOnSignal remove_staged(work / "out");
+    {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+        fs::create_directory(root);
+    }
+
+    Result result;
+    std::vector<ImagePlan> plans;
+    std::optional<registry::Client> client;
+    std::optional<Journal> journal;
+    if (!o.dry_run) {
+        client.emplace(host, o.registry_options);
+        journal.emplace(work / "journal");
+    }
+    bool all_present = false, v2 = false;
+
+    // Counters, shared by the uploads.
+    std::mutex mu;
+    std::vector<std::string> failures;
+    auto count = [&](registry::PushOutcome out, std::uint64_t size) {
+        std::lock_guard lock(mu);
+        if (out == registry::PushOutcome::uploaded) {
+            ++result.blobs_uploaded;
+            result.bytes_uploaded += size;
+        } else if (out == registry::PushOutcome::mounted) {
+            ++result.blobs_mounted;
+        } else {
+            ++result.blobs_skipped;
+        }
+    };
+
+    // Right after bundle.json (authenticated): targets, collisions under --flatten, the
+    // registry's preflight, and whether it holds every image already (one HEAD each).
+    auto on_header = [&](const verify::Report& rep) {
+        if (!o.skip_signature && rep.signature != verify::Signature::valid)
+            throw Error(fmt::format("{} is not signed by {}; nothing was loaded", o.bundle.string(), o.key.string()));
+        std::map<std::string, const bundle::ImageRecord*> seen; // target name:tag (or @digest) -> image
+        for (const auto& rec : rep.doc->images) {
+            ImagePlan p;
+            p.rec = &rec;
+            p.index = plans.size();
+            p.target = target_for(ref::Reference::parse(rec.ref), o.registry, o.flatten);
+            p.repo = p.target.repository();
+            auto key = p.target.has_tag() ? p.target.without_digest().str() : p.target.str();
+            auto [it, fresh] = seen.emplace(key, &rec);
+            if (!fresh && it->second->digest != rec.digest)
+                throw UsageError(fmt::format("{} and {} would both be {}{}; nothing was loaded", it->second->ref,
+                                             rec.ref, key,
+                                             o.flatten ? ": this bundle cannot be loaded with --flatten" : ""));
+            plans.push_back(std::move(p));
+        }
+        v2 = rep.doc->format == bundle::format_name;
+        if (o.dry_run) return;
+        say(fmt::format("checking {}", o.registry));
+        try {
+            client->ping();
+            all_present = !plans.empty();
+            for (const auto& p : plans) {
+                auto has = [&](const std::string& id) {
+                    auto got = client->head_manifest(p.repo, id);
+                    return got && got->digest == p.rec->digest;
+                };
+                if (!(p.target.has_tag() ? has(p.target.tag())
+                                         : has(p.rec->digest.str()) && has(digest_tag(p.rec->digest.str())))) {
+                    all_present = false;
+                    break;
+                }
+            }
+            if (!all_present && !plans.empty()) client->check_push(plans.front().repo);
+        } catch (const registry::RegistryError& e) {
+            throw Error(fmt::format("preflight of {} failed, nothing was pushed: {}\n  {}", o.registry, e.what(),
+                                    preflight_hint(e, host, prefix)));
+        }
+        if (all_present)
+            say(fmt::format("{} holds every image of the bundle already{}", o.registry,
+                            v2 ? ": reading only the k8s folder" : ""));
+    };
+
+    // Streamed uploads (a .tar.zst or a split bundle): at most `stream_jobs` at once.
+    struct Upload {
+        std::unique_ptr<detail::StreamSource> src;
+        std::jthread thread;
+    };
+    std::deque<Upload> uploads;
+    // Streamed uploads that failed (a reset the registry kept less of than the window
+    // behind the upload): pushed again from a further pass over the bundle.
+    std::map<oci::Digest, std::string> stream_failed;
+    auto repo_for = [&](const bundle::BlobRecord& b) -> const ImagePlan* {
+        for (const auto& ref : b.images)
+            for (const auto& p : plans)
+                if (p.rec->ref == ref) return &p;
+        return nullptr;
+    };
+    auto on_blob = [&](const bundle::BlobRecord& b) -> std::function<void(const char*, std::size_t)> {
+        if (o.dry_run || all_present) return {};
+        const ImagePlan* p = repo_for(b);
+        if (!p) return {}; // no image uses it: verify reports what is wrong
+        std::string entry = fmt::format("blob {} {}", p->repo, b.digest.str());
+        oci::Descriptor desc{b.media_type, b.digest, b.size, {}, {}, {}};
+        auto size = static_cast<std::uint64_t>(b.size);
+        try {
+            if (journal->has(entry) || client->blob_exists(p->repo, b.digest)) {
+                journal->add(entry);
+                count(registry::PushOutcome::skipped, 0);
+                return {};
+            }
+        } catch (const std::exception& e) {
+            std::lock_guard lock(mu);
+            stream_failed[b.digest] = fmt::format("blob {} to {}/{}: {}", b.digest.str(), host, p->repo, e.what());
+            return {};
+        }
+        while (uploads.size() >= stream_jobs) uploads.pop_front(); // joins the oldest
+        auto& up = uploads.emplace_back();
+        up.src = std::make_unique<detail::StreamSource>(size, stream_ahead, stream_keep,
+                                                        fmt::format("blob {}", b.digest.str()));
+        auto* src = up.src.get();
+        std::string repo = p->repo;
+        up.thread = std::jthread([&, src, desc, repo, entry, size] {
+            try {
+                auto out = client->push_blob(repo, desc, *src, [&](std::uint64_t k) {
+                    if (o.events.bytes) o.events.bytes(k);
+                });
+                journal->add(entry);
+                count(out, size);
+            } catch (const std::exception& e) {
+                src->abandon();
+                std::lock_guard lock(mu);
+                stream_failed[desc.digest] = fmt::format("blob {} to {}/{}: {}", desc.digest.str(), host, repo, e.what());
+            }
+        });
+        return [src](const char* data, std::size_t n) {
+            if (data) src->put(data, n);
+            else src->close();
+        };
+    };
+
+    say(fmt::format("verifying {}", o.bundle.string()));
+    verify::Options vo;
+    vo.bundle = o.bundle;
+    vo.key = o.skip_signature ? fs::path() : o.key;
+    vo.progress = o.events.bytes;
+    vo.extract_to = root;
+    vo.extract = [&](const std::string& name) { return name == bundle::k8s_dir || name.rfind("k8s/", 0) == 0; };
+    vo.on_header = on_header;
+    vo.defer_blobs = !o.dry_run;
+    vo.on_blob = on_blob;
+    vo.stop_before = [&](const std::string& name) {
+        return all_present && v2 && name != bundle::k8s_dir && name.rfind("k8s/", 0) != 0;
+    };
+    if (o.events.phase) o.events.phase("verify", 0);
+    verify::Report report;
+    auto drop_extracted = [&] {
+        std::error_code ec;
+        fs::remove_all(root, ec); // nothing of a bundle that failed is kept
+        fs::remove(work, ec);     // the work folder too, unless it holds a journal
+    };
+    try {
+        report = verify::verify(vo);
+    } catch (...) {
+        for (auto& u : uploads) u.src->abandon();
+        uploads.clear();
+        drop_extracted();
+        throw;
+    }
+    uploads.clear(); // every streamed upload ends
+    if (!report.ok() || !report.doc) {
+        drop_extracted();
+        std::string msg = fmt::format("{} failed verification; nothing was loaded{}:", o.bundle.string(),
+                                      result.blobs_uploaded ? " (blobs uploaded while it was read are harmless "
+                                                              "content-addressed data: no manifest names them)"
+                                                            : "");
+        for (const auto& p : report.problems) msg += "\n  " + util::escape_control(p.message);
+        throw Error(msg);
+    }
+    // Streamed uploads that failed: up to `stream_passes` more passes over the bundle,
+    // each streaming only those blobs (the bundle is read once per pass, in order).
+    for (int pass = 2; !stream_failed.empty() && pass <= 1 + stream_passes; ++pass) {
+        say(fmt::format("{} blob uploads failed while the bundle was read; reading it again for them (pass {})",
+                        stream_failed.size(), pass));
+        auto again = std::move(stream_failed);
+        stream_failed.clear();
+        verify::Options vo2;
+        vo2.bundle = o.bundle;
+        vo2.key = vo.key;
+        vo2.on_blob = [&](const bundle::BlobRecord& b) -> std::function<void(const char*, std::size_t)> {
+            if (!again.count(b.digest)) return {};
+            return on_blob(b);
+        };
+        verify::Report rep2;
+        try {
+            rep2 = verify::verify(vo2);
+        } catch (...) {
+            for (auto& u : uploads) u.src->abandon();
+            uploads.clear();
+            drop_extracted();
+            throw;
+        }
+        uploads.clear();
+        if (!rep2.ok() || !rep2.doc || rep2.bundle_json_digest != report.bundle_json_digest) {
+            drop_extracted();
+            throw Error(fmt::format("{} changed while it was being loaded (a further pass over it did not verify); "
+                                    "nothing was loaded: copy it again",
+                                    o.bundle.string()));
+        }
+    }
+    for (auto& [d, msg] : stream_failed) failures.push_back(msg);
+    for (const auto& w : report.warnings) result.warnings.push_back(w);
+    const bundle::BundleDoc& doc = *report.doc;
+    const std::string doc_id = report.bundle_json_digest.str();
+    for (auto& p : plans) p.rec = &doc.images[p.index]; // the report's own copy
+    say(fmt::format("verified {} {}: {} images, {} blobs{}{}", util::escape_control(doc.name),
+                    util::escape_control(doc.version), doc.images.size(), doc.blobs.size(),
+                    o.skip_signature ? " (signature NOT checked)" : ", signed by " + report.signer,
+                    report.stopped_on_request ? " (the k8s folder; the registry holds the images)" : ""));
+    std::set<oci::Digest> stored;
+    for (const auto& b : doc.blobs) stored.insert(b.digest);
+
+    // Each image's manifests (the verified bytes the pass kept) and blobs.
+    if (!o.dry_run && !all_present) {
+        auto manifest = [&](const oci::Digest& d, const std::string& media_type) {
+            auto it = report.manifests.find(d);
+            if (it == report.manifests.end())
+                throw Error(fmt::format("manifest {} was not read from the bundle", d.str()));
+            return oci::RawManifest::from_bytes(it->second, media_type);
+        };
+        for (auto& p : plans) {
+            p.top = manifest(p.rec->digest, p.rec->media_type);
+            walk(manifest, p, p.top, 1, stored);
+        }
+    }
+
+    // 2. The rewrite, planned before anything is pushed (a dry run shows it and ends here).
+    std::vector<rewrite::ImageTarget> targets;
+    for (const auto& p : plans) targets.push_back({p.rec->ref, p.target, p.rec->sites});
+    auto rw = rewrite::plan(root, targets, doc.releases);
+    for (const auto& w : rw.warnings) result.warnings.push_back(w);
+    for (const auto& c : rw.changes) result.changed_files.push_back(c.path);
+
+    if (o.dry_run) {
+        for (const auto& p : plans) {
+            result.planned_pushes.push_back(fmt::format("{} -> {}", p.rec->ref, p.target.str()));
+            result.images.push_back({p.rec->ref, p.target.str(), p.rec->digest, p.rec->media_type});
+        }
+        for (const auto& c : rw.changes) result.diff += rewrite::unified_diff(c);
+        return result;
+    }
+
+    // 3. Push (a re-load: nothing to push, every image is there by digest).
+    if (all_present) {
+        for (const auto& p : plans) {
+            result.manifests_skipped += 1;
+            result.images.push_back({p.rec->ref, p.target.str(), p.rec->digest, p.rec->media_type});
+            if (o.events.image) {
+                util::ImageProgress ev;
+                ev.ref = p.rec->ref;
+                ev.target = p.target.str();
+                ev.state = util::ImageState::done;
+                ev.moved_nothing = true;
+                o.events.image(ev);
+            } else {
+                say(fmt::format("present {} -> {}", p.rec->ref, p.target.str()));
+            }
+        }
+    } else {
+        try {
+            push_images(PushContext{o, *client, *journal, plans, report, host, result, mu, failures, count});
+        } catch (...) {
+            std::error_code ec;
+            fs::remove_all(root, ec); // the k8s folder read; the journal stays for a re-run
+            throw;
+        }
+    }
+
+    // 4. The output folder, renamed into place last.
     fs::path staged = work / "out";
     std::error_code ec;
     fs::remove_all(staged, ec);

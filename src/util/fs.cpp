@@ -15,6 +15,12 @@
 #include <unistd.h>
 
 namespace aas::util {
+
+void Fd::reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
 namespace fs = std::filesystem;
 
 static std::string errno_text() { return std::strerror(errno); }

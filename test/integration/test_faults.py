@@ -197,7 +197,9 @@ def test_disk_full_leaves_nothing_half_written(registry_factory, run_aas, workdi
                     workdir / "cache")
         assert p.returncode == 1 and "No space left on device" in p.stderr
         assert list(small.iterdir()) == []
-        # Load: the bundle fits elsewhere, the output folder does not.
+        # Load: the bundle fits elsewhere; the images need no space beside the output
+        # (they go from the bundle to the registry), the k8s folder does and does not fit.
+        (workdir / "proj" / "k8s" / "data.bin").write_bytes(os.urandom(1_500_000))
         bundle = workdir / "b.tar"
         assert_ok(run_aas("pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--plain-http", "--cache",
                           workdir / "cache"))
@@ -205,6 +207,7 @@ def test_disk_full_leaves_nothing_half_written(registry_factory, run_aas, workdi
         p = run_aas(*load_cmd(bundle, tgt.host, small / "out", key))
         assert p.returncode == 1 and "No space left on device" in p.stderr
         assert not (small / "out").exists()
+        assert not (small / "out.aas-load" / "bundle").exists()
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
 

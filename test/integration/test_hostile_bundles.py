@@ -424,9 +424,19 @@ def command(x: Ctx, cmd: str, bundle: Path, place: Place, prefix: str) -> tuple[
 
 
 def repos_under(reg, prefix: str) -> list[str]:
+    """Repositories under `prefix` that hold a tag: a refused bundle may leave blobs behind
+    (load streams them as it reads; content-addressed data that nothing names), never a
+    manifest under a tag."""
     r = RegistryClient(reg).request("GET", "/v2/_catalog")
     assert r.status == 200, r.body
-    return [n for n in (json.loads(r.body).get("repositories") or []) if n.startswith(prefix + "/")]
+    out = []
+    for n in json.loads(r.body).get("repositories") or []:
+        if not n.startswith(prefix + "/"):
+            continue
+        t = RegistryClient(reg).request("GET", f"/v2/{n}/tags/list")
+        if t.status == 200 and (json.loads(t.body).get("tags") or []):
+            out.append(n)
+    return out
 
 
 def raw_injection(text: str) -> list[str]:

@@ -3,27 +3,39 @@
 // private registry with its digests, and writes the k8s folder with every image value
 // pointing there, plus images.lock.json and install.sh.
 //
-// Order of work:
+// Order of work (load()):
 //   0. the options, before the bundle is opened: --registry, --out (refused when it is a
 //      file, a symlink, or a folder without load's `.aas-load` marker), the lock beside
 //      it (OUT.aas-load.lock, refusing a second load into the same folder);
-//   1. verify (signature and every hash, as `aas-bundle verify`); with a key, a bad
-//      signature stops it after bundle.json; target names and --flatten collisions are
-//      checked right after bundle.json; a bundle that fails is not loaded at all;
-//   2. in the same pass, the bundle's images/ and k8s/ are extracted into a work folder
-//      beside the output (OUT.aas-load/), through util::SafeTree (never following a
-//      symlink), used only when the whole bundle verified (a dry run extracts k8s/ only,
-//      into a private mkdtemp folder);
-//   3. preflight: the registry answers, TLS and credentials are accepted, and a test
-//      upload to the first target repository is allowed (then cancelled);
-//   4. blobs: each distinct blob is uploaded once (skipped when the target has it), then
-//      mounted into every other repository that needs it; manifests go byte for byte,
-//      children before indexes, tops under their tag (or digest). A journal in the work
-//      folder records what is done, so a re-run after a failure or kill -9 goes on from
-//      there and uploads nothing twice;
-//   5. the k8s folder is rewritten (rewrite::plan) and written with images.lock.json,
-//      install.sh and bundle.yaml (the manifest of the rewritten folder) to OUT.aas-load/out, which is renamed to OUT only when all of the above
-//      succeeded. The work folder is removed after a successful load.
+//   1. one pass over the bundle with verify's checks (signature and every hash): with a
+//      key, a bad signature stops it after bundle.json. Right after bundle.json: the
+//      target names and --flatten collisions, the registry's preflight (it answers, TLS
+//      and credentials are accepted), and one HEAD per image: when the registry holds
+//      every image's manifest under its tag already, a format v2 bundle is read no
+//      further than its k8s folder (a re-load). Otherwise a test upload to the first
+//      target repository is made (then cancelled). Only k8s/ is written to disk, into the
+//      work folder beside the output (OUT.aas-load/bundle), through util::SafeTree (a dry
+//      run's into a private mkdtemp folder). Blobs never touch the disk: a plain .tar in
+//      one file has its config and layer blobs' offsets noted (step 3 reads them); a
+//      .tar.zst or a split bundle has each blob the registry lacks streamed to it while
+//      it is decoded (two at once), its hash checked by the pass as always;
+//   2. the rewrite is planned (rewrite::plan) from the verified k8s folder; a dry run
+//      ends here;
+//   3. push (nothing of it when the pass failed): each distinct blob not yet there is
+//      uploaded once, read from the bundle at its offset and hashed on the way (a byte
+//      that differs fails it before the registry completes it), several at once; then
+//      mounted into every other repository that needs it; manifests (the verified bytes
+//      the pass kept) go byte for byte, children before indexes, tops under their tag (or
+//      digest), only when every blob is in. A bundle found damaged leaves no manifest and
+//      no tag; blobs uploaded before are content-addressed data that nothing names. A
+//      journal in the work folder records what is done, so a re-run after a failure or
+//      kill -9 goes on from there and uploads nothing twice;
+//   4. the k8s folder is rewritten and written with images.lock.json, install.sh,
+//      bundle.yaml (the manifest of the rewritten folder) and the registry mirror files
+//      to OUT.aas-load/out, which is renamed to OUT only when all of the above succeeded.
+//      The work folder is removed after a successful load.
+//
+// Scratch disk: the k8s folder, the journal and the output, whatever the images weigh.
 //
 // Target names: HOST[:PORT][/PREFIX]/<source repository path>:<tag>
 //   docker.io/bitnami/mongodb:6.0.3        -> REG/PREFIX/bitnami/mongodb:6.0.3

@@ -20,6 +20,35 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
 
 /// A file opened for reading and writing that is deleted when this object goes away.
 /// Used to spool blobs between a download and an upload.
+/// An owned file descriptor, closed when it goes.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() { reset(); }
+    Fd(Fd&& other) noexcept : fd_(other.release()) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = other.release();
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+    int release() {
+        int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+    void reset();
+
+private:
+    int fd_ = -1;
+};
+
 class TempFile {
 public:
     /// Creates the file in `dir` (default: $TMPDIR or /tmp).
