@@ -107,7 +107,8 @@ void unquote(const std::string& t, std::size_t& b, std::size_t& e) {
 }
 
 bool same_origin(const Origin& a, const Origin& b) {
-    return a.file == b.file && a.line == b.line && a.values_path == b.values_path;
+    return a.file == b.file && a.line == b.line && a.values_path == b.values_path &&
+           a.file_key == b.file_key;
 }
 
 std::size_t indent_of(const std::string& t, std::size_t ls, std::size_t le) {
