@@ -124,6 +124,21 @@ ojson image_object(const ImageRecord& img) {
             so["template_line"] = s.template_line;
         }
         so["class"] = s.cls;
+        if (!s.parts.empty()) {
+            so["reference"] = s.reference;
+            so["parts"] = ojson::array();
+            for (const auto& p : s.parts) {
+                ojson po;
+                po["part"] = p.part;
+                po["file"] = p.file;
+                po["line"] = p.line;
+                if (!p.values_path.empty()) po["values_path"] = p.values_path;
+                if (!p.file_key.empty()) po["file_key"] = p.file_key;
+                po["written"] = p.written;
+                po["at"] = p.at;
+                so["parts"].push_back(std::move(po));
+            }
+        }
         o["sites"].push_back(std::move(so));
     }
     return o;
@@ -222,6 +237,25 @@ BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
                                      static_cast<int>(r.num(s, "line", sf, false)), r.str(s, "values_path", sf, false),
                                      r.str(s, "written", sf, false), r.str(s, "template", sf, false),
                                      static_cast<int>(r.num(s, "template_line", sf, false)), r.str(s, "class", sf, false)});
+                SiteRecord& rec = img.sites.back();
+                rec.reference = r.str(s, "reference", sf, false);
+                if (s.contains("parts")) {
+                    const auto& parts = s.at("parts");
+                    if (!parts.is_array()) r.fail(sf + ".parts", "not a list");
+                    for (std::size_t m = 0; m < parts.size(); ++m) {
+                        std::string pf = fmt::format("{}.parts[{}]", sf, m);
+                        const auto& po = parts[m];
+                        PartRecord p{r.str(po, "part", pf), r.str(po, "file", pf),
+                                     static_cast<int>(r.num(po, "line", pf)), r.str(po, "values_path", pf, false),
+                                     r.str(po, "file_key", pf, false), r.str(po, "written", pf),
+                                     static_cast<std::size_t>(r.num(po, "at", pf))};
+                        if (p.part != "registry" && p.part != "repository" && p.part != "tag" && p.part != "digest")
+                            r.fail(pf + ".part", "not registry, repository, tag or digest");
+                        if (p.at > rec.reference.size() || rec.reference.compare(p.at, p.written.size(), p.written) != 0)
+                            r.fail(pf, "its written text is not in the site's reference at its offset");
+                        rec.parts.push_back(std::move(p));
+                    }
+                }
             }
         }
         d.images.push_back(std::move(img));
@@ -304,6 +338,10 @@ std::vector<FieldProblem> field_problems(const BundleDoc& d) {
         for (std::size_t k = 0; k < img.sites.size(); ++k) // sites outside k8s/ (the manifest's) are never edited
             if (img.sites[k].file.rfind("k8s/", 0) == 0)
                 k8s_path(fmt::format("images[{}].sites[{}].file", i, k), img.sites[k].file, false);
+        for (std::size_t k = 0; k < img.sites.size(); ++k) // the files of a joined reference's parts are edited
+            for (std::size_t m = 0; m < img.sites[k].parts.size(); ++m)
+                k8s_path(fmt::format("images[{}].sites[{}].parts[{}].file", i, k, m), img.sites[k].parts[m].file,
+                         false);
     }
     for (std::size_t i = 0; i < d.files.size(); ++i) {
         const auto& f = d.files[i];

@@ -179,13 +179,13 @@ public:
         return capture([&] { call(*pr.main, data, srcs); });
     }
 
-private:
-    // ---- data ----------------------------------------------------------------------------------
-
-    const Origin* own(Origin o) {
+    const Origin* own(Origin o) override {
         owned_.push_back(std::move(o));
         return &owned_.back();
     }
+
+private:
+    // ---- data ----------------------------------------------------------------------------------
 
     Val make_root(const SetData::FileEntry& f) {
         Val root = make_dict(0);
@@ -840,7 +840,7 @@ private:
 
     /// The text of a chart file with its origin (the file, no values path).
     Val file_text(const File& f) {
-        const Origin* o = own(Origin{f.display, 1, std::string()});
+        const Origin* o = own(Origin{f.display, 1, std::string(), true, std::string()});
         return make_str(f.text, Srcs{o});
     }
 
@@ -860,7 +860,7 @@ private:
                 if (name != "Lines")
                     return file_text(f);
                 Val l = make_list(alt_);
-                const Origin* o = own(Origin{f.display, 1, std::string()});
+                const Origin* o = own(Origin{f.display, 1, std::string(), true, std::string()});
                 std::size_t b = 0;
                 while (b <= f.text.size()) {
                     std::size_t e = f.text.find('\n', b);

@@ -2434,7 +2434,7 @@ Val f_toprettyjson(Exec&, Args& a) {
 Val from_text(Exec& ex, const Val& text, bool want_list) {
     Srcs srcs = primary_srcs(text);
     try {
-        Val v = from_yaml_text(str_arg(text), srcs, ex.alt());
+        Val v = from_yaml_val(ex, text);
         if (want_list && v.is_nil())
             return make_list(ex.alt(), srcs);
         if (want_list && v.k != Val::K::list)

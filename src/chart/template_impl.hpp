@@ -187,6 +187,14 @@ std::vector<Seg> to_json_segs(const Val& v, bool pretty);
 /// throws aas::Error on invalid input.
 Val from_yaml_text(const std::string& text, const Srcs& srcs, int made_alt);
 
+class Exec;
+/// fromYaml/fromJson of a string value, provenance kept by line: each scalar takes the
+/// origins of the text on its lines (toYaml output keeps one value a line), each map or
+/// list the origins of what it holds. A string that is exactly one chart file's text
+/// (`.Files.Get "x.yaml" | fromYaml`) gives each value an origin of its own in that file:
+/// its line and key path (Origin::file_key). Throws aas::Error on invalid input.
+Val from_yaml_val(Exec& ex, const Val& text);
+
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
@@ -216,6 +224,8 @@ public:
     virtual Val include(const std::string& name, const Val& data) = 0;
     /// Parses and executes template text with `data` (`tpl`).
     virtual Val tpl(const Val& text, const Val& data) = 0;
+    /// An origin that lives as long as the render (for provenance made while evaluating).
+    virtual const Origin* own(Origin o) = 0;
 };
 
 using Fn = Val (*)(Exec&, std::vector<Val>&);

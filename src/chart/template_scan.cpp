@@ -107,7 +107,8 @@ void unquote(const std::string& t, std::size_t& b, std::size_t& e) {
 }
 
 bool same_origin(const Origin& a, const Origin& b) {
-    return a.file == b.file && a.line == b.line && a.values_path == b.values_path;
+    return a.file == b.file && a.line == b.line && a.values_path == b.values_path &&
+           a.file_key == b.file_key;
 }
 
 std::size_t indent_of(const std::string& t, std::size_t ls, std::size_t le) {
@@ -121,6 +122,7 @@ std::size_t indent_of(const std::string& t, std::size_t ls, std::size_t le) {
 struct Span {
     bool live = true;
     std::vector<Origin> sources;
+    std::vector<SourceSpan> spans; ///< relative to vb
     std::string unevaluated;
     bool name_from_values = false; ///< some piece before `name_end` has an image-name origin
     bool whole_value = false;      ///< the span is exactly one image-name value's text
@@ -146,6 +148,9 @@ Span attribute(const Rendered& r, const Layout& l, std::size_t vb, std::size_t v
         if (piece.text.empty() && piece.unevaluated.empty())
             continue;
         sp.live = sp.live && piece.live;
+        if (!piece.text.empty())
+            for (const auto& o : piece.sources)
+                sp.spans.push_back(SourceSpan{o, std::max(ps, vb) - vb, std::min(pe, ve) - vb});
         for (const auto& o : piece.sources) {
             bool seen = std::any_of(sp.sources.begin(), sp.sources.end(),
                                     [&](const Origin& x) { return same_origin(x, o); });
@@ -322,6 +327,7 @@ void value_refs(const Rendered& r, const Layout& l, std::size_t ls, std::size_t 
         img.line = key ? key->line : 0;
         img.live = sp.live;
         img.sources = std::move(sp.sources);
+        img.spans = std::move(sp.spans);
         img.found_in = "value";
         out.push_back(std::move(img));
     }
@@ -439,6 +445,7 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
         bool live = key ? key->live : true;
         Span sp = attribute(r, l, vb, ve);
         img.sources = std::move(sp.sources);
+        img.spans = std::move(sp.spans);
         img.unevaluated = std::move(sp.unevaluated);
         live = live && sp.live;
         // Split fields: image: NAME beside repository: and version:/tag:.
@@ -464,6 +471,7 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
                     img.sources.push_back(std::move(o));
             }
             img.value = composed;
+            img.spans.clear();
             img.found_in = "split fields";
         }
         // image: followed by a map of repository (+ registry, tag, digest), as custom
@@ -502,6 +510,7 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
                 part("tag", ":", false);
                 part("digest", "@", false);
                 img.value = composed;
+                img.spans.clear();
                 img.found_in = "image map";
                 value = composed;
             }

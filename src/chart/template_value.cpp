@@ -213,6 +213,105 @@ Val from_yaml_text(const std::string& text, const Srcs& srcs, int made_alt) {
     return convert(parsed, &srcs, made_alt);
 }
 
+namespace {
+
+/// Origins by line of a string's primary text (index 0 unused: lines are 1-based).
+std::vector<Srcs> srcs_by_line(const Val& text) {
+    std::vector<Srcs> lines(2);
+    std::size_t line = 1;
+    for (const auto& seg : text.segs) {
+        if (seg.rel != 0)
+            continue;
+        std::size_t last = line + static_cast<std::size_t>(std::count(seg.text.begin(), seg.text.end(), '\n'));
+        // A segment that ends with its newline does not reach the next line.
+        std::size_t reach = !seg.text.empty() && seg.text.back() == '\n' ? last - 1 : last;
+        if (lines.size() <= last)
+            lines.resize(last + 1);
+        if (!seg.srcs.empty())
+            for (std::size_t l = line; l <= std::max(line, reach); ++l)
+                add_srcs(lines[l], seg.srcs);
+        line = last;
+    }
+    return lines;
+}
+
+struct LineConverter {
+    Exec& ex;
+    const std::vector<Srcs>& lines;
+    const Origin* file = nullptr; ///< the chart file the whole text is, if it is one
+    int made_alt = 0;
+
+    Srcs scalar_srcs(const Value& v) const {
+        if (file)
+            return Srcs{ex.own(Origin{file->file, v.origin().line, std::string(), true, v.origin().values_path})};
+        Srcs s;
+        std::size_t first = static_cast<std::size_t>(std::max(1, v.origin().line));
+        std::size_t last = first + static_cast<std::size_t>(std::count(v.text().begin(), v.text().end(), '\n'));
+        for (std::size_t l = first; l <= last && l < lines.size(); ++l)
+            add_srcs(s, lines[l]);
+        return s;
+    }
+
+    Val operator()(const Value& v) const {
+        switch (v.kind()) {
+        case Value::Kind::null:
+            return make_nil(scalar_srcs(v));
+        case Value::Kind::boolean:
+            return make_bool(v.as_bool(), scalar_srcs(v));
+        case Value::Kind::number:
+            return make_float(number_value(v.text()), scalar_srcs(v));
+        case Value::Kind::string:
+            return make_str(v.text(), scalar_srcs(v));
+        case Value::Kind::list: {
+            Val l = make_list(made_alt);
+            l.list->items.reserve(v.items().size());
+            for (const auto& it : v.items()) {
+                l.list->items.push_back((*this)(it));
+                if (!file)
+                    add_srcs(l.srcs, srcs_of(l.list->items.back()));
+            }
+            l.srcs = file ? scalar_srcs(v) : l.list->items.empty() ? scalar_srcs(v) : l.srcs;
+            return l;
+        }
+        case Value::Kind::map: {
+            Val d = make_dict(made_alt);
+            for (const auto& [k, e] : v.entries()) {
+                Val c = (*this)(e);
+                if (!file)
+                    add_srcs(d.srcs, srcs_of(c));
+                d.dict->m[k] = std::move(c);
+            }
+            d.srcs = file ? scalar_srcs(v) : v.entries().empty() ? scalar_srcs(v) : d.srcs;
+            return d;
+        }
+        }
+        return make_nil();
+    }
+};
+
+} // namespace
+
+Val from_yaml_val(Exec& ex, const Val& text) {
+    std::string s = str_arg(text);
+    if (!text.is_str())
+        return from_yaml_text(s, srcs_of(text), ex.alt());
+    Value parsed = parse_yaml(s, "fromYaml");
+    // The whole text one chart file's (`.Files.Get "x" | fromYaml`): lines and keys are its own.
+    const Origin* file = nullptr;
+    std::size_t primary_segs = 0;
+    for (const auto& seg : text.segs)
+        if (seg.rel == 0 && !seg.text.empty()) {
+            ++primary_segs;
+            if (seg.srcs.size() == 1 && seg.srcs[0]->chart_file && seg.srcs[0]->file_key.empty() &&
+                seg.srcs[0]->line == 1)
+                file = seg.srcs[0];
+        }
+    if (primary_segs != 1)
+        file = nullptr;
+    std::vector<Srcs> lines = srcs_by_line(text);
+    return LineConverter{ex, lines, file, ex.alt()}(parsed);
+}
+
 std::string primary(const Val& v) {
     if (v.k != Val::K::string)
         return {};

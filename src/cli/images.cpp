@@ -38,6 +38,19 @@ nlohmann::json to_json(const discovery::Result& r) {
             }
             if (s.written != img.ref.str()) site["written"] = s.written;
             site["class"] = discovery::to_string(s.cls);
+            if (!s.parts.empty()) {
+                site["reference"] = s.reference;
+                json parts = json::array();
+                for (const auto& p : s.parts) {
+                    json part = {{"part", p.part}, {"file", p.file}, {"line", p.line}};
+                    if (!p.values_path.empty()) part["values_path"] = p.values_path;
+                    if (!p.file_key.empty()) part["file_key"] = p.file_key;
+                    part["written"] = p.written;
+                    part["at"] = p.at;
+                    parts.push_back(part);
+                }
+                site["parts"] = parts;
+            }
             sites.push_back(site);
         }
         json j = {{"ref", img.ref.str()}, {"class", discovery::to_string(img.cls)}, {"sites", sites}};

@@ -420,6 +420,10 @@ private:
             (resolved.rfind(':') == std::string::npos ||
              (resolved.rfind('/') != std::string::npos && resolved.rfind(':') < resolved.rfind('/'))))
             untagged_optional_.insert(parsed->str());
+        if (!placeholder_src) {
+            site.parts = joined_parts(node, img, value, site.values_path);
+            if (!site.parts.empty()) site.reference = value;
+        }
         bool from_kube = std::any_of(img.sources.begin(), img.sources.end(), [](const Origin& o) {
             return o.file == chart::tmpl::kube_version_origin;
         });
@@ -430,6 +434,64 @@ private:
                              "set the cluster's with --kube-version)",
                              img.file, img.line, parsed->str(), kube_version_));
         }
+    }
+
+    // The values a reference's name is joined from, when they are not one value or the
+    // fields of one map (which the site's values path names): every piece of the reference
+    // that is a value's text as written (as rendered, not changed by a function), with the
+    // part of the reference it starts in. Empty when the site's values path says it all.
+    std::vector<Part> joined_parts(const Coalesced& node, const chart::tmpl::TemplateImage& img,
+                                   const std::string& value, const std::string& site_path) const {
+        if (img.spans.empty() || img.value != value) return {};
+        // registry [0, host_end), repository [.., name_end), tag [.., digest_at), digest.
+        std::size_t digest_at = std::min(value.find('@'), value.size());
+        std::string_view name(value.data(), digest_at);
+        std::size_t slash = name.rfind('/'), colon = name.rfind(':');
+        std::size_t name_end = colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)
+                                   ? colon
+                                   : digest_at;
+        std::size_t host_end = 0;
+        if (auto first = value.find('/'); first < name_end) {
+            std::string_view host(value.data(), first);
+            if (host.find('.') != std::string_view::npos || host.find(':') != std::string_view::npos ||
+                host == "localhost")
+                host_end = first;
+        }
+        std::vector<Part> parts;
+        bool joined = false;
+        for (const auto& sp : img.spans) {
+            const Origin& o = sp.origin;
+            std::string text = value.substr(sp.begin, sp.end - sp.begin);
+            if (text.empty()) continue;
+            Part p;
+            p.part = sp.begin < host_end ? "registry"
+                     : sp.begin < name_end ? "repository"
+                     : sp.begin < digest_at ? "tag"
+                                            : "digest";
+            p.file = o.file;
+            p.line = o.line;
+            p.written = text;
+            p.at = sp.begin;
+            if (!o.values_path.empty()) {
+                const Value* v = lookup(node, o.values_path);
+                if (!v || !v->is_scalar() || v->text() != text) continue; // not its text as written
+                p.values_path = o.values_path;
+            } else if (o.chart_file && !o.file_key.empty() && o.line > 0) {
+                p.file_key = o.file_key;
+            } else {
+                continue; // the appVersion, the Kubernetes version, a whole chart file
+            }
+            bool name_part = p.part == "registry" || p.part == "repository";
+            if (name_part && p.values_path.rfind("global.", 0) != 0) {
+                // One value, or fields of the map the site names, is what the values path says.
+                auto dot = p.values_path.rfind('.');
+                std::string parent = dot == std::string::npos ? std::string() : p.values_path.substr(0, dot);
+                if (!p.file_key.empty() || (p.values_path != site_path && parent != site_path)) joined = true;
+            }
+            parts.push_back(std::move(p));
+        }
+        if (!joined) return {};
+        return parts;
     }
 
     // CustomResourceDefinition documents blanked out, line for line: they hold no container

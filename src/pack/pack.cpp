@@ -716,9 +716,13 @@ Result pack(const Options& o) {
         rec.filtered_index = p.filtered;
         rec.cls = discovery::to_string(p.img->cls);
         for (const auto& b : p.blobs) rec.blob_bytes += static_cast<std::uint64_t>(b.size);
-        for (const auto& s : p.img->sites)
+        for (const auto& s : p.img->sites) {
             rec.sites.push_back({s.release, s.chart, s.file, s.line, s.values_path, s.written == p.ref ? "" : s.written,
-                                 s.template_file, s.template_line, discovery::to_string(s.cls)});
+                                 s.template_file, s.template_line, discovery::to_string(s.cls), s.reference, {}});
+            for (const auto& part : s.parts)
+                rec.sites.back().parts.push_back(bundle::PartRecord{part.part, part.file, part.line, part.values_path,
+                                                                    part.file_key, part.written, part.at});
+        }
         doc.images.push_back(std::move(rec));
     }
     std::uint64_t stored_layers = 0; // config and layer bytes stored, for the dedup figure

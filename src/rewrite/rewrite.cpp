@@ -586,6 +586,10 @@ private:
 
     void one_site(const ref::Reference& src, const ImageTarget& img, const bundle::SiteRecord& site,
                   const SiteDesc& d) {
+        if (!site.parts.empty()) {
+            joined_site(src, img, site, d);
+            return;
+        }
         bool in_archive = site.file.find(".tgz:") != std::string::npos;
         bool is_template = !site.template_file.empty() && site.file == site.template_file;
         if (is_template || site.chart.empty()) {
@@ -750,6 +754,78 @@ private:
             return;
         }
         for (const auto& [path, value] : sets) set_value(*ctx, path, value, d);
+    }
+
+    // A reference joined from several values (SiteRecord::parts). Its name as rendered, N, and
+    // the target's, T, share their last path components (all of them unless the target is
+    // flattened); what comes before in N, the registry host (or nothing, for a Docker Hub
+    // name), becomes what comes before in T: HOST[:PORT][/PREFIX]. That text must be the
+    // start of one value's text (a registry value, or the first repository value when N has
+    // no registry), and that value alone is rewritten. Values that serve several images are
+    // rewritten once when all of them need the same text (the same registry and prefix).
+    void joined_site(const ref::Reference& src, const ImageTarget& img, const bundle::SiteRecord& site,
+                     const SiteDesc& d) {
+        auto rendered = ref::Reference::try_parse(site.reference);
+        if (!rendered || rendered->name() != src.name()) {
+            warn(d, fmt::format("the reference as rendered, \"{}\", is not {}; edit it by hand", site.reference,
+                                src.str()));
+            return;
+        }
+        const std::string name = split_written(site.reference).name;
+        const ref::Reference& t = img.target;
+        const std::string target_name = t.registry() + "/" + t.repository();
+        if (name == target_name) return;
+        // [0, end) of `name` is replaced by `with`.
+        auto from = util::split(name, '/');
+        auto to = util::split(target_name, '/');
+        std::size_t shared = 0;
+        while (shared < from.size() && shared < to.size() &&
+               from[from.size() - 1 - shared] == to[to.size() - 1 - shared])
+            ++shared;
+        // The shared components with the slash before each; all of `name`: it goes after `with`.
+        std::size_t tail = 0;
+        for (std::size_t i = 0; i < shared; ++i) tail += from[from.size() - 1 - i].size() + 1;
+        if (shared == from.size()) tail = name.size();
+        std::size_t end = name.size() - tail;
+        std::string with = target_name.substr(0, target_name.size() - tail);
+        std::string changed = name.substr(0, end);
+        std::vector<const bundle::PartRecord*> edit;
+        for (const auto& p : site.parts)
+            if (p.at == 0 && p.written.size() >= end && (p.part == "registry" || p.part == "repository"))
+                edit.push_back(&p); // several when one piece of output has several origins with its text
+        if (edit.empty()) {
+            warn(d, fmt::format("in \"{}\" (joined from {} values), \"{}\" would become \"{}\", and that is not the "
+                                "start of one value's text; edit it by hand",
+                                site.reference, site.parts.size(), changed, with));
+            return;
+        }
+        ReleaseCtx* ctx = nullptr;
+        for (const auto* p : edit) {
+            std::string value = with + p->written.substr(end);
+            SiteDesc pd{fmt::format("{}:{}: {}", p->file, p->line, p->values_path.empty() ? p->file_key : p->values_path),
+                        d.image};
+            if (!p->values_path.empty()) {
+                if (!ctx) ctx = context(site, d);
+                if (!ctx) return;
+                const Value* cur = lookup(ctx->values, p->values_path);
+                if (!cur || !cur->is_scalar() || cur->text() != p->written) {
+                    warn(pd, fmt::format("does not hold \"{}\" (the {} part of {}) in the release's values; not "
+                                         "rewritten",
+                                         p->written, p->part, site.reference));
+                    continue;
+                }
+                set_value(*ctx, p->values_path, value, pd);
+            } else if (!p->file_key.empty()) {
+                // A chart file's value (read through .Files): the file in the shipped k8s folder.
+                if (p->file.find(".tgz:") != std::string::npos) {
+                    warn(pd, fmt::format("the {} part of {} is written in a file inside a chart archive, which load "
+                                         "does not edit; unpack the chart or set \"{}\" there by hand",
+                                         p->part, site.reference, value));
+                    continue;
+                }
+                add_in_place(InPlace{p->file, p->line, last_key(p->file_key), p->written, value, p->file_key, pd});
+            }
+        }
     }
 
     void set_value(ReleaseCtx& ctx, const std::string& path, const std::string& value, const SiteDesc& d) {

@@ -416,3 +416,64 @@ def test_containerd_pulls_upstream_names_through_the_written_hosts_toml(registry
     listed = subprocess.run(["ctr", "--address", str(containerd), "content", "ls", "-q"], capture_output=True,
                             text=True, timeout=60).stdout.split()
     assert img.digest in listed and all(layer.digest in listed for layer in img.layers), listed
+
+
+# The pattern charts of test/data/charts (see its README): how real charts hand images to
+# what they run. Each goes through pack and load, and discovery over the output finds only
+# the target's images; env-images and recursive-merge take references joined from several
+# values (strimzi's defaultImageRegistry/defaultImageRepository/name, a merged default
+# registry), which bundle.json records as site parts. flag-images, split-cr and digest-switch
+# pin made-up digests no stand-in image can have: test/unit/discovery_test.cpp round-trips
+# them (and these) through the rewrite without pack.
+PATTERNS = ["env-images", "args-images", "configmap-text", "recursive-merge", "offbranch-toyaml",
+            "untagged-fallback"]
+JOINED = {"env-images", "recursive-merge"}
+
+
+@pytest.mark.parametrize("chart", PATTERNS)
+def test_pattern_chart_round_trip_through_pack_and_load(chart, registry_factory, run_aas, workdir, key):
+    import shutil
+    proj = workdir / "proj"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "test" / "data" / "charts" / chart, proj / "k8s" / chart)
+    head = "apiVersion: aas-bundle/v1\nkind: Bundle\nname: pat\nversion: 1.0.0\nk8s: k8s\n"
+    manifest = proj / "bundle.yaml"
+    manifest.write_text(head + f"releases:\n  - name: {chart}\n    chart: {chart}\n")
+    p = run_aas("images", "-f", manifest, "--json")
+    assert_ok(p)
+    found = [i["ref"] for i in json.loads(p.stdout)["images"]]
+    assert found
+
+    # Stand-ins for the upstream images, served by a mirror under <host>/<path>.
+    mirror = registry_factory("plain")
+    hosts = set()
+    for n, ref in enumerate(sorted(found)):
+        name, _, digest = ref.partition("@")
+        host, _, rest = name.partition("/")
+        path, _, tag = rest.rpartition(":") if ":" in rest.split("/")[-1] else (rest, "", "")
+        img = images.oci_image([images.make_layer(f"pat-{chart}-{n}", 2_000)])
+        assert not digest, ref
+        images.push(mirror, f"{host}/{path}", tag, img)
+        hosts.add(host)
+    bundle = workdir / "b.tar.zst"
+    pack = ["pack", "-f", manifest, "-o", bundle, "--key", f"{key}.key", "--plain-http", "--cache", workdir / "cache"]
+    for host in sorted(hosts):
+        pack += ["--mirror", f"{host}={mirror.host}/{host}"]
+    assert_ok(run_aas(*pack))
+    sites = [s for i in bundles.bundle_json(bundle)["images"] for s in i["sites"]]
+    assert any(s.get("parts") for s in sites) == (chart in JOINED), sites
+
+    target = registry_factory("plain")
+    out = workdir / "out"
+    p = load(run_aas, bundle, target, out, key)
+    assert_ok(p)
+    assert "warning" not in p.stderr, p.stderr
+    # The release as install.sh installs it: with the values file load writes for it.
+    extra = out / "k8s" / "environments" / "airgap" / f"{chart}-values.yaml"
+    values = f"    values: [environments/airgap/{chart}-values.yaml]\n" if extra.exists() else ""
+    after_manifest = workdir / "after.yaml"
+    after_manifest.write_text(head + f"releases:\n  - name: {chart}\n    chart: {chart}\n" + values)
+    p = run_aas("images", "-f", after_manifest, "--k8s", out / "k8s", "--json")
+    assert_ok(p)
+    after = sorted(i["ref"] for i in json.loads(p.stdout)["images"])
+    want = sorted(f"{target.host}/airgap/{r.split('/', 1)[1]}" for r in found)
+    assert after == want

@@ -99,10 +99,14 @@ struct RoundTrip {
         std::vector<aas::rewrite::ImageTarget> targets;
         for (const auto& img : before.images) {
             aas::rewrite::ImageTarget t{img.ref.str(), target_of(img.ref), {}};
-            for (const auto& s : img.sites)
+            for (const auto& s : img.sites) {
                 t.sites.push_back(aas::bundle::SiteRecord{s.release, s.chart, s.file, s.line, s.values_path, s.written,
                                                           s.template_file, s.template_line,
-                                                          aas::discovery::to_string(s.cls)});
+                                                          aas::discovery::to_string(s.cls), s.reference, {}});
+                for (const auto& p : s.parts)
+                    t.sites.back().parts.push_back(
+                        aas::bundle::PartRecord{p.part, p.file, p.line, p.values_path, p.file_key, p.written, p.at});
+            }
             targets.push_back(std::move(t));
         }
         plan = aas::rewrite::plan(dir.path, targets, {});
@@ -116,13 +120,7 @@ struct RoundTrip {
 } // namespace
 
 TEST_CASE("discovery::pattern charts round trip through load's rewrite") {
-    // Not yet rewritten (reported as rewrite warnings, see docs/discovery.md "Not yet"):
-    // env-images' engine refs, joined from defaultImageRegistry/defaultImageRepository/name
-    // (the site is the `name` value, which holds no registry), and recursive-merge's worker,
-    // whose repository comes from a chart file (files/components/worker.yaml).
-    const std::set<std::string> not_yet{"env-images", "recursive-merge"};
     for (const char* name : patterns) {
-        if (not_yet.count(name)) continue;
         CAPTURE(name);
         RoundTrip rt(name);
         for (const auto& w : rt.plan.warnings) MESSAGE(std::string(name), ": rewrite warning: ", w);

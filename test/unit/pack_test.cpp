@@ -136,6 +136,51 @@ TEST_CASE("bundle::format refuses bad documents, naming the field") {
     CHECK_THROWS_WITH_AS(bundle::BundleDoc::parse("[1,2", "b.json"), doctest::Contains("b.json: not a JSON object"), Error);
 }
 
+TEST_CASE("bundle::format a joined site's reference and parts are optional fields") {
+    auto d = sample_doc();
+    auto old_json = d.to_json();
+    CHECK(old_json.find("\"parts\"") == std::string::npos); // a site without parts writes none
+    auto& site = d.images[0].sites[0];
+    site.reference = "registry.example.io/acme/kv:1";
+    site.parts = {{"registry", "k8s/charts/kv/values.yaml", 1, "defaultImageRegistry", "", "registry.example.io", 0},
+                  {"repository", "k8s/charts/kv/files/kv.yaml", 2, "", "image.name", "acme/kv", 20}};
+    auto json = d.to_json();
+    auto back = bundle::BundleDoc::parse(json, "bundle.json");
+    CHECK(back.to_json() == json);
+    REQUIRE(back.images[0].sites[0].parts.size() == 2);
+    CHECK(back.images[0].sites[0].parts[1].file_key == "image.name");
+    CHECK(back.images[0].sites[0].parts[1].at == 20);
+    CHECK(bundle::field_problems(back).empty());
+    // A bundle written before parts existed still parses, with none.
+    auto before = bundle::BundleDoc::parse(old_json, "bundle.json");
+    CHECK(before.images[0].sites[0].parts.empty());
+    CHECK(before.images[0].sites[0].reference.empty());
+
+    auto j = nlohmann::json::parse(json);
+    auto fails = [&](nlohmann::json doc, const std::string& what) {
+        try {
+            bundle::BundleDoc::parse(doc.dump(), "b.json");
+            FAIL("accepted: " << what);
+        } catch (const Error& e) {
+            CHECK_MESSAGE(std::string(e.what()).find(what) != std::string::npos, e.what());
+        }
+    };
+    auto bad = j;
+    bad["images"][0]["sites"][0]["parts"][1]["at"] = 3;
+    fails(bad, "images[0].sites[0].parts[1]: its written text is not in the site's reference");
+    bad = j;
+    bad["images"][0]["sites"][0]["parts"][0]["part"] = "host";
+    fails(bad, "parts[0].part");
+    bad = j;
+    bad["images"][0]["sites"][0]["parts"] = "x";
+    fails(bad, "sites[0].parts: not a list");
+    // A part's file is edited by load: it must be inside k8s/.
+    d.images[0].sites[0].parts[1].file = "k8s/../../etc/passwd";
+    auto problems = bundle::field_problems(d);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].field == "images[0].sites[0].parts[1].file");
+}
+
 TEST_CASE("util::parse_size") {
     CHECK(util::parse_size("1048576") == 1048576u);
     CHECK(util::parse_size("4095M") == std::uint64_t{4095} << 20);

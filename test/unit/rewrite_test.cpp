@@ -67,8 +67,11 @@ Reference target_of(const Reference& r) {
 }
 
 SiteRecord record_of(const aas::discovery::Site& s) {
-    return SiteRecord{s.release, s.chart, s.file, s.line, s.values_path, s.written, s.template_file, s.template_line,
-                      aas::discovery::to_string(s.cls)};
+    SiteRecord r{s.release, s.chart, s.file, s.line, s.values_path, s.written, s.template_file, s.template_line,
+                 aas::discovery::to_string(s.cls), s.reference, {}};
+    for (const auto& p : s.parts)
+        r.parts.push_back(aas::bundle::PartRecord{p.part, p.file, p.line, p.values_path, p.file_key, p.written, p.at});
+    return r;
 }
 
 // Every image found, pointed at 127.0.0.1:5999/airgap/<path> with all its sites.
@@ -170,7 +173,10 @@ std::string key_part(const std::string& line) {
 void check_only_image_lines(const Run& r) {
     std::map<std::string, std::set<int>> site_lines;
     for (const auto& img : r.before.images)
-        for (const auto& s : img.sites) site_lines[s.file].insert(s.line);
+        for (const auto& s : img.sites) {
+            site_lines[s.file].insert(s.line);
+            for (const auto& p : s.parts) site_lines[p.file].insert(p.line); // a joined reference's values
+        }
     static const std::set<std::string> image_keys = {"image", "repository", "registry", "name"};
     for (const auto& c : r.plan.changes) {
         INFO("file ", c.path);
@@ -615,6 +621,218 @@ TEST_CASE("rewrite::what cannot be edited is a warning") {
     REQUIRE(p.warnings.size() == 2);
     CHECK(p.warnings[0].rfind("k8s/charts/x.tgz:x/templates/tests/t.yaml:9: image: ", 0) == 0);
     CHECK(p.warnings[1].rfind("k8s/plain/app.yaml:4: spec.containers[0].image: ", 0) == 0);
+}
+
+namespace {
+
+// strimzi style: each image is the shared registry, the shared repository (organisation),
+// its own name, and the shared tag or its own.
+const std::string joined_values = "defaultImageRegistry: registry.example.io\n"
+                                  "defaultImageRepository: acme\n"
+                                  "defaultImageTag: \"1.2.0\"\n"
+                                  "operator:\n  image:\n    name: operator\n"
+                                  "bridge:\n  image:\n    name: bridge\n    tag: \"0.9.1\"\n";
+const std::string joined_template = R"(apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: op
+spec:
+  template:
+    spec:
+      containers:
+        - name: op
+          image: {{ .Values.defaultImageRegistry }}/{{ .Values.defaultImageRepository }}/{{ .Values.operator.image.name }}:{{ .Values.defaultImageTag }}
+          env:
+            - name: BRIDGE_IMAGE
+              value: {{ .Values.defaultImageRegistry }}/{{ .Values.defaultImageRepository }}/{{ .Values.bridge.image.name }}:{{ .Values.bridge.image.tag | default .Values.defaultImageTag }}
+)";
+
+const aas::discovery::Image* image_named(const aas::discovery::Result& r, const std::string& ref) {
+    for (const auto& i : r.images)
+        if (i.ref.str() == ref) return &i;
+    return nullptr;
+}
+
+} // namespace
+
+TEST_CASE("rewrite::discovery records the values a joined reference is built from") {
+    Mini m;
+    m.file("k8s/charts/kafka/Chart.yaml", "apiVersion: v2\nname: kafka\nversion: 1.0.0\n");
+    m.file("k8s/charts/kafka/values.yaml", joined_values);
+    m.file("k8s/charts/kafka/templates/op.yaml", joined_template);
+    auto res = aas::discovery::discover_path(m.k8s());
+    const auto* op = image_named(res, "registry.example.io/acme/operator:1.2.0");
+    REQUIRE(op);
+    REQUIRE(op->sites.size() == 1);
+    const auto& s = op->sites[0];
+    CHECK(s.reference == "registry.example.io/acme/operator:1.2.0");
+    std::vector<std::string> parts;
+    for (const auto& p : s.parts) {
+        CHECK(s.reference.compare(p.at, p.written.size(), p.written) == 0);
+        CHECK(p.file == "k8s/charts/kafka/values.yaml");
+        parts.push_back(fmt::format("{} {} {}@{}", p.part, p.values_path, p.line, p.at));
+    }
+    CHECK(parts == std::vector<std::string>{"registry defaultImageRegistry 1@0", "repository defaultImageRepository 2@20",
+                                            "repository operator.image.name 6@25", "tag defaultImageTag 3@34"});
+    // One value or one map's fields need no parts: values_path says it all.
+    Mini one;
+    one.file("k8s/charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    one.file("k8s/charts/app/values.yaml",
+             "image:\n  registry: registry.example.io\n  repository: acme/app\n  tag: \"1\"\n");
+    one.file("k8s/charts/app/templates/d.yaml",
+             "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n"
+             "      image: {{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag }}\n");
+    auto plain = aas::discovery::discover_path(one.k8s());
+    REQUIRE(plain.images.size() == 1);
+    CHECK(plain.images[0].sites.at(0).values_path == "image");
+    CHECK(plain.images[0].sites.at(0).parts.empty());
+}
+
+TEST_CASE("rewrite::a reference joined from top-level values rewrites the shared registry once") {
+    Mini m;
+    m.file("k8s/charts/kafka/Chart.yaml", "apiVersion: v2\nname: kafka\nversion: 1.0.0\n");
+    m.file("k8s/charts/kafka/values.yaml", joined_values);
+    m.file("k8s/charts/kafka/templates/op.yaml", joined_template);
+    m.file("k8s/env/kafka-values.yaml", "# production\noperator:\n  replicas: 2\n");
+    const std::string manifest = "apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
+                                 "releases:\n  - name: kafka\n    chart: charts/kafka\n"
+                                 "    values: [env/kafka-values.yaml]\n";
+    aas::discovery::Result found;
+    auto p = m.plan_with(manifest, &found);
+    for (const auto& w : p.warnings) MESSAGE("warning: ", w);
+    CHECK(p.warnings.empty());
+    REQUIRE(found.images.size() == 2);
+    // Both images take the registry from defaultImageRegistry, a chart default: one key
+    // inserted into the release's values file, holding the target registry and prefix.
+    REQUIRE(p.changes.size() == 1);
+    CHECK(p.changes[0].path == "k8s/env/kafka-values.yaml");
+    CHECK(p.changes[0].after ==
+          "# production\noperator:\n  replicas: 2\ndefaultImageRegistry: 127.0.0.1:5999/airgap\n");
+    aas::rewrite::apply(m.dir.path, p);
+    auto after = aas::discovery::discover(aas::manifest::load(m.dir.path / "bundle.yaml"), m.k8s());
+    std::set<std::string> refs;
+    for (const auto& i : after.images) refs.insert(i.ref.str());
+    CHECK(refs == std::set<std::string>{"127.0.0.1:5999/airgap/acme/bridge:0.9.1",
+                                        "127.0.0.1:5999/airgap/acme/operator:1.2.0"});
+
+    // Set in the release's values file: edited there, in place.
+    Mini w;
+    w.file("k8s/charts/kafka/Chart.yaml", "apiVersion: v2\nname: kafka\nversion: 1.0.0\n");
+    w.file("k8s/charts/kafka/values.yaml", joined_values);
+    w.file("k8s/charts/kafka/templates/op.yaml", joined_template);
+    w.file("k8s/env/kafka-values.yaml", "defaultImageRegistry: \"mirror.example.io\" # ours\n");
+    p = w.plan_with(manifest, &found);
+    CHECK(p.warnings.empty());
+    REQUIRE(p.changes.size() == 1);
+    CHECK(p.changes[0].after == "defaultImageRegistry: \"127.0.0.1:5999/airgap\" # ours\n");
+
+    // The two images to different registries through one value is the error naming both.
+    auto targets = targets_of(found);
+    REQUIRE(targets.size() == 2);
+    targets[1].target = Reference::parse("reg.b:5000/" + targets[1].target.repository() + ":" + targets[1].target.tag());
+    try {
+        aas::rewrite::plan(w.dir.path, targets, {ReleaseRecord{"kafka", "charts/kafka", "default", {"env/kafka-values.yaml"}}});
+        FAIL("no error");
+    } catch (const aas::Error& e) {
+        std::string what = e.what();
+        CHECK(what.find("defaultImageRegistry") != std::string::npos);
+        CHECK(what.find("reg.b:5000") != std::string::npos);
+        CHECK(what.find("127.0.0.1:5999/airgap") != std::string::npos);
+    }
+}
+
+TEST_CASE("rewrite::a joined Docker Hub name gets the registry before its first value") {
+    Mini m;
+    m.file("k8s/charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    m.file("k8s/charts/app/values.yaml", "org: acme\nhub: docker.io\n"
+                                         "image:\n  name: app\n  tag: \"2.0\"\n"
+                                         "tools:\n  name: busybox\n  tag: \"1.36\"\n");
+    m.file("k8s/charts/app/templates/d.yaml",
+           "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n"
+           "      image: {{ .Values.org }}/{{ .Values.image.name }}:{{ .Values.image.tag }}\n"
+           "    - name: b\n"
+           "      image: {{ .Values.hub }}/{{ .Values.tools.name }}:{{ .Values.tools.tag }}\n");
+    auto found = aas::discovery::discover_path(m.k8s());
+    auto p = aas::rewrite::plan(m.dir.path, targets_of(found), {});
+    for (const auto& w : p.warnings) MESSAGE("warning: ", w);
+    CHECK(p.warnings.empty());
+    REQUIRE(p.changes.size() == 1);
+    // acme/app -> 127.0.0.1:5999/airgap/acme/app; docker.io/busybox is library/busybox.
+    CHECK(p.changes[0].after == "org: 127.0.0.1:5999/airgap/acme\nhub: 127.0.0.1:5999/airgap/library\n"
+                                "image:\n  name: app\n  tag: \"2.0\"\n"
+                                "tools:\n  name: busybox\n  tag: \"1.36\"\n");
+    aas::rewrite::apply(m.dir.path, p);
+    std::set<std::string> refs;
+    for (const auto& i : aas::discovery::discover_path(m.k8s()).images) refs.insert(i.ref.str());
+    CHECK(refs == std::set<std::string>{"127.0.0.1:5999/airgap/acme/app:2.0", "127.0.0.1:5999/airgap/library/busybox:1.36"});
+}
+
+TEST_CASE("rewrite::a joined reference whose registry is a chart file's value edits that file") {
+    Mini m;
+    m.file("k8s/charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
+    m.file("k8s/charts/app/values.yaml", "image:\n  repository: acme/worker\n  tag: \"1.0\"\n");
+    m.file("k8s/charts/app/files/registry.yaml", "# where images come from\nimages:\n  registry: 'registry.example.io'\n");
+    m.file("k8s/charts/app/templates/d.yaml",
+           "{{- $f := .Files.Get \"files/registry.yaml\" | fromYaml }}\n"
+           "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n"
+           "      image: {{ $f.images.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag }}\n");
+    m.file("k8s/env/app-values.yaml", "image:\n  tag: \"1.0\"\n");
+    aas::discovery::Result found;
+    auto p = m.plan_with("apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
+                         "releases:\n  - name: app\n    chart: charts/app\n    values: [env/app-values.yaml]\n",
+                         &found);
+    REQUIRE(found.images.size() == 1);
+    const auto& parts = found.images[0].sites.at(0).parts;
+    REQUIRE(parts.size() == 3);
+    CHECK(parts[0].part == "registry");
+    CHECK(parts[0].file == "k8s/charts/app/files/registry.yaml");
+    CHECK(parts[0].line == 3);
+    CHECK(parts[0].file_key == "images.registry");
+    CHECK(parts[0].values_path.empty());
+    for (const auto& w : p.warnings) MESSAGE("warning: ", w);
+    CHECK(p.warnings.empty());
+    REQUIRE(p.changes.size() == 1);
+    CHECK(p.changes[0].path == "k8s/charts/app/files/registry.yaml");
+    CHECK(p.changes[0].after == "# where images come from\nimages:\n  registry: '127.0.0.1:5999/airgap'\n");
+    aas::rewrite::apply(m.dir.path, p);
+    auto after = aas::discovery::discover(aas::manifest::load(m.dir.path / "bundle.yaml"), m.k8s());
+    REQUIRE(after.images.size() == 1);
+    CHECK(after.images[0].ref.str() == "127.0.0.1:5999/airgap/acme/worker:1.0");
+}
+
+TEST_CASE("rewrite::a joined reference that cannot be rewritten is a warning") {
+    Mini m;
+    m.file("k8s/charts/kafka/Chart.yaml", "apiVersion: v2\nname: kafka\nversion: 1.0.0\n");
+    m.file("k8s/charts/kafka/values.yaml", joined_values);
+    m.file("k8s/charts/kafka/templates/op.yaml", joined_template);
+    auto found = aas::discovery::discover_path(m.k8s());
+    auto targets = targets_of(found);
+    REQUIRE(targets.size() == 2);
+    // Flattened (reg/operator): "registry.example.io/acme" is two values and a slash.
+    for (auto& t : targets) t.target = Reference::parse("127.0.0.1:5999/" + t.target.repository().substr(t.target.repository().rfind('/') + 1) + ":" + t.target.tag());
+    auto p = aas::rewrite::plan(m.dir.path, targets, {});
+    CHECK(p.changes.empty());
+    REQUIRE(p.warnings.size() == 2);
+    CHECK(p.warnings[0].find("\"registry.example.io/acme\" would become \"127.0.0.1:5999\"") != std::string::npos);
+    CHECK(p.warnings[0].find("edit it by hand") != std::string::npos);
+
+    // A part inside a chart archive, and a value that changed since discovery.
+    SiteRecord s{"", "k8s/charts/x.tgz:x", "k8s/charts/x.tgz:x/values.yaml", 3, "image.repository", "acme/app",
+                 "k8s/charts/x.tgz:x/templates/d.yaml", 9, "required", "registry.example.io/acme/app:1", {}};
+    s.parts.push_back({"registry", "k8s/charts/x.tgz:x/files/r.yaml", 1, "", "registry", "registry.example.io", 0});
+    s.parts.push_back({"repository", "k8s/charts/x.tgz:x/values.yaml", 3, "image.repository", "", "acme/app", 20});
+    ImageTarget archived{"registry.example.io/acme/app:1", target_of(Reference::parse("registry.example.io/acme/app:1")), {s}};
+    p = aas::rewrite::plan(m.dir.path, {archived}, {});
+    REQUIRE(p.warnings.size() == 1);
+    CHECK(p.warnings[0].rfind("k8s/charts/x.tgz:x/files/r.yaml:1: registry: ", 0) == 0);
+    CHECK(p.warnings[0].find("inside a chart archive") != std::string::npos);
+
+    targets = targets_of(found);
+    m.file("k8s/charts/kafka/values.yaml", "defaultImageRegistry: other.example.io\n" + joined_values.substr(joined_values.find('\n') + 1));
+    p = aas::rewrite::plan(m.dir.path, targets, {});
+    CHECK(p.changes.empty());
+    REQUIRE_FALSE(p.warnings.empty());
+    CHECK(p.warnings[0].rfind("k8s/charts/kafka/values.yaml:1: defaultImageRegistry: does not hold \"registry.example.io\"", 0) == 0);
 }
 
 TEST_CASE("rewrite::unified_diff") {

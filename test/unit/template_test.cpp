@@ -691,6 +691,37 @@ TEST_CASE("tmpl::provenance survives include, tpl and toYaml") {
     CHECK(live_text(r).find("b: x-t\n") != std::string::npos);
 }
 
+TEST_CASE("tmpl::provenance survives toYaml | fromYaml by line, and a chart file's keys") {
+    // A merge through YAML text (a recursive merge helper's include ... | fromYaml) keeps each
+    // value's own origins, not every origin of the text.
+    Demo d("base: {registry: reg.example.io, repository: org/base, tag: '1'}\nover: {repository: org/api}\n");
+    d.chart.files.push_back(
+        File{"files/w.yaml", "charts/demo/files/w.yaml", "# worker\nimage:\n  repository: org/worker\n  tag: '2'\n"});
+    d.add("t.yaml", "{{- $m := merge (deepCopy .Values.over) .Values.base | toYaml | fromYaml }}"
+                    "{{- $w := .Files.Get \"files/w.yaml\" | fromYaml }}"
+                    "a: {{ $m.registry }}/{{ $m.repository }}:{{ $m.tag }}\n"
+                    "image: {{ .Values.base.registry }}/{{ $w.image.repository }}:{{ $w.image.tag }}\n");
+    auto r = d.render("t.yaml");
+    auto images = scan_images(r);
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].value == "reg.example.io/org/api:1");
+    auto sorted = [](std::vector<std::string> v) {
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    CHECK(sorted(paths(images[0].sources)) == std::vector<std::string>{"base.registry", "base.tag", "over.repository"});
+    CHECK(images[1].value == "reg.example.io/org/worker:2");
+    // The chart file's values name the file, their line in it and their key there.
+    std::vector<std::string> keys;
+    for (const auto& o : images[1].sources)
+        if (o.chart_file) {
+            CHECK(o.file == "charts/demo/files/w.yaml");
+            CHECK(o.values_path.empty());
+            keys.push_back(o.file_key + "@" + std::to_string(o.line));
+        }
+    CHECK(sorted(keys) == std::vector<std::string>{"image.repository@3", "image.tag@4"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // scan_images
 

@@ -41,6 +41,18 @@ inline constexpr std::uint64_t max_bundle_json = 64u << 20;
 /// "images/blobs/sha256/<hex>".
 std::string blob_path(const oci::Digest& d);
 
+/// One value a joined reference is built from (discovery::Part): which part of the
+/// reference its text is, where it is written, and where its text starts in the reference.
+struct PartRecord {
+    std::string part;        ///< registry | repository | tag | digest
+    std::string file;        ///< relative to the bundle root: a values file or a chart file
+    int line = 0;
+    std::string values_path; ///< release-level values path ("" for a chart file's value)
+    std::string file_key;    ///< a chart file's value: its key path in that file
+    std::string written;     ///< its text, as in the reference and in the file
+    std::size_t at = 0;      ///< offset of that text in SiteRecord::reference
+};
+
 /// One values site an image fills (from discovery), for load to rewrite.
 struct SiteRecord {
     std::string release;
@@ -52,6 +64,10 @@ struct SiteRecord {
     std::string template_file;
     int template_line = 0;
     std::string cls;         ///< class of this site
+    /// A reference joined from values that are not one value or one map's: the reference as
+    /// rendered and every value it is built from (both optional in bundle.json).
+    std::string reference;
+    std::vector<PartRecord> parts;
 };
 
 struct ImageRecord {

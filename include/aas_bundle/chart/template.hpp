@@ -94,6 +94,14 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+/// Where a piece of output with origin `origin` lands in TemplateImage::value: at
+/// [begin, end) (the piece clipped to the value: quotes `quote` adds are not in it).
+struct SourceSpan {
+    Origin origin;
+    std::size_t begin = 0;
+    std::size_t end = 0;
+};
+
 /// An `image:` value found in rendered output (YAML key `image` at any depth, in a list
 /// item or a map).
 struct TemplateImage {
@@ -103,6 +111,9 @@ struct TemplateImage {
     bool live = true;        ///< every piece of the value was live
     bool test_hook = false;  ///< in a document annotated helm.sh/hook: test (or test-success)
     std::vector<Origin> sources; ///< origins of the values the reference was built from
+    /// The pieces of `value` that have origins, in order of output (empty for a value
+    /// composed from split fields or an image map, whose text is not the output's).
+    std::vector<SourceSpan> spans;
     std::string unevaluated; ///< non-empty when part of the value could not be evaluated
     /// Where it was found: "" for an `image:` field; otherwise the kind of place a
     /// reference built from image-shaped values landed ("value", "argument", "text").

@@ -24,6 +24,12 @@ struct Origin {
     std::string file;       ///< path shown to users, relative to the k8s folder when possible
     int line = 0;           ///< 1-based; 0 when unknown
     std::string values_path; ///< dotted path from the values root: "a.b", "list[0].c"
+    /// The text of a chart file read through `.Files` (`file` is the chart file, values_path
+    /// is empty): not a value a values file can set.
+    bool chart_file = false;
+    /// For a chart file parsed with fromYaml/fromJson as a whole: the dotted path of the
+    /// value inside it ("image.repository"), `line` its line there. "" for the whole text.
+    std::string file_key;
 };
 
 class Value {

@@ -32,6 +32,17 @@ namespace aas::discovery {
 enum class Class { required, test, optional };
 const char* to_string(Class c);
 
+/// One value a reference joined from several places is built from (Site::parts).
+struct Part {
+    std::string part;        ///< which part of the reference its text is: "registry", "repository", "tag", "digest"
+    std::string file;        ///< where it is written: a values file, or a chart file read through .Files
+    int line = 0;
+    std::string values_path; ///< release-level values path; "" for a chart file's value
+    std::string file_key;    ///< a chart file's value: its key path in that file ("image.repository")
+    std::string written;     ///< its text, as it is in the reference (and in the file)
+    std::size_t at = 0;      ///< where that text starts in Site::reference
+};
+
 /// One place an image is referenced.
 struct Site {
     std::string release;     ///< release name ("" when scanning a folder without a manifest)
@@ -44,6 +55,13 @@ struct Site {
     std::string template_file; ///< the template that renders it ("" for plain manifests)
     int template_line = 0;
     Class cls = Class::required;
+    /// A reference whose name is joined from values that are not one value or one map's
+    /// (`{{ .Values.defaultImageRegistry }}/{{ .Values.defaultImageRepository }}/{{ .name }}`,
+    /// a default registry beside a component's repository, a repository from a chart file):
+    /// the reference as rendered, and every value written as it is in it, in order. Empty
+    /// otherwise (values_path then says all there is to edit).
+    std::string reference;
+    std::vector<Part> parts;
 };
 
 struct Image {

@@ -20,6 +20,15 @@
 //   ingress-nginx map       `registry` + `image` (+ `tag`, `digest`):
 //                           registry: HOST[:PORT][/PREFIX], image: PATH as written
 //                           (the chart may append to it, as ingress-nginx's `-chroot`)
+//   joined reference        a site with parts (values that are not one value or one map's:
+//                           `defaultImageRegistry`/`defaultImageRepository`/`name`): the
+//                           one value whose text starts the reference and holds all that
+//                           differs from the target, the registry host (or nothing, for a
+//                           Docker Hub name), becomes HOST[:PORT][/PREFIX] there
+//                           (`defaultImageRegistry: reg.local:5000/ai`); the other values are
+//                           left alone. A value shared by several images is written once
+//                           when they all need the same text; a chart file's value (read
+//                           through .Files) is edited in that file, never inside a .tgz.
 //
 // Which file is edited:
 //   - a value written in one of the release's values files: that file, in place;
