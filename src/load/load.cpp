@@ -5,6 +5,7 @@
 
 #include "aas_bundle/bundle/parts.hpp"
 #include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/oci/walk.hpp"
 #include "aas_bundle/rewrite/rewrite.hpp"
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/log.hpp"
@@ -105,25 +106,15 @@ struct ImagePlan {
 
 using ManifestFn = std::function<oci::RawManifest(const oci::Digest&, const std::string& media_type)>;
 
-// `stored`: the blobs the bundle holds. A foreign layer it does not hold (by design, see
-// oci::is_foreign) is not pushed: the registry takes the manifest without it.
-void walk(const ManifestFn& manifest, ImagePlan& p, const oci::RawManifest& m, int depth,
-          const std::set<oci::Digest>& stored) {
-    if (depth > 4) throw Error("indexes nested more than 4 deep");
-    auto parsed = oci::parse(m);
-    if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
-        for (const auto& b : oci::blobs_of(*img)) {
-            if (!stored.count(b.digest) && oci::is_foreign(b)) continue;
-            if (std::none_of(p.blobs.begin(), p.blobs.end(), [&](const auto& x) { return x.digest == b.digest; }))
-                p.blobs.push_back(b);
-        }
-        return;
-    }
-    for (const auto& c : std::get<oci::Index>(parsed).manifests) {
-        auto child = manifest(c.digest, c.media_type);
-        walk(manifest, p, child, depth + 1, stored);
-        p.children.push_back(std::move(child));
-    }
+// Each image's graph (oci::walk) from the verified manifests. `stored`: the blobs the
+// bundle holds. A foreign layer it does not hold (by design, see oci::is_foreign) is not
+// pushed: the registry takes the manifest without it.
+void plan_graph(const ManifestFn& manifest, ImagePlan& p, const std::set<oci::Digest>& stored) {
+    auto g = oci::walk(p.top, [&](const oci::Descriptor& c) { return manifest(c.digest, c.media_type); });
+    p.children = std::move(g.children);
+    p.blobs = std::move(g.blobs);
+    for (const auto& b : g.foreign)
+        if (stored.count(b.digest)) p.blobs.push_back(b);
 }
 
 std::string shell_quote(const std::string& s) {
@@ -871,7 +862,7 @@ Result load(const Options& o) {
         };
         for (auto& p : plans) {
             p.top = manifest(p.rec->digest, p.rec->media_type);
-            walk(manifest, p, p.top, 1, stored);
+            plan_graph(manifest, p, stored);
         }
     }
 

@@ -2,6 +2,7 @@
 
 #include "aas_bundle/manifest/manifest.hpp"
 #include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/oci/walk.hpp"
 #include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/source/source.hpp"
 #include "aas_bundle/util/fs.hpp"
@@ -112,31 +113,18 @@ struct Planned {
     bool possible = false; ///< one of discovery's possible images (--include-possible)
 };
 
-void add_blobs(Planned& p, const oci::ImageManifest& m, std::vector<std::string>& warnings) {
-    for (const auto& b : oci::blobs_of(m)) {
-        if (oci::is_foreign(b)) {
-            warnings.push_back(fmt::format("{}: layer {} is a non-distributable foreign layer ({}); it is not packed",
-                                           p.ref, b.digest.str(), b.urls.front()));
-            continue;
-        }
+// What `top` needs (oci::walk): the manifests it lists, its config and layers; foreign
+// layers are said, not packed.
+void add_graph(Planned& p, const oci::RawManifest& top, std::vector<std::string>& warnings) {
+    auto g = oci::walk(top, [&](const oci::Descriptor& c) { return p.src->manifest(c.digest); });
+    for (const auto& b : g.foreign)
+        warnings.push_back(fmt::format("{}: layer {} is a non-distributable foreign layer ({}); it is not packed",
+                                       p.ref, b.digest.str(), b.urls.front()));
+    for (const auto& b : g.blobs)
         if (std::none_of(p.blobs.begin(), p.blobs.end(), [&](const auto& x) { return x.digest == b.digest; }))
             p.blobs.push_back(b);
-    }
-}
-
-void add_whole_index(Planned& p, const oci::Index& idx, int depth, std::vector<std::string>& warnings) {
-    if (depth > 4) throw Error("indexes nested more than 4 deep");
-    for (const auto& child : idx.manifests) {
-        auto raw = p.src->manifest(child.digest);
-        auto parsed = oci::parse(raw);
-        if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
-            add_blobs(p, *img, warnings);
-            if (child.platform) p.platforms.push_back(child.platform->str());
-        } else {
-            add_whole_index(p, std::get<oci::Index>(parsed), depth + 1, warnings);
-        }
-        p.children.push_back(std::move(raw));
-    }
+    for (auto& c : g.children) p.children.push_back(std::move(c));
+    p.platforms.insert(p.platforms.end(), g.platforms.begin(), g.platforms.end());
 }
 
 // The top manifest of `p` and what it needs, narrowed to `platforms` as the header says.
@@ -147,43 +135,24 @@ void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Pl
         throw Error(fmt::format("{} has digest {}, not the {} the reference pins", p.src->describe(),
                                 p.top.digest.str(), ref.digest()));
     auto parsed = oci::parse(p.top);
-    if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
-        add_blobs(p, *img, warnings);
+    const auto* idx = std::get_if<oci::Index>(&parsed);
+    if (!idx || platforms.empty() || ref.has_digest()) {
+        add_graph(p, p.top, warnings);
         return;
     }
-    const auto& idx = std::get<oci::Index>(parsed);
-    if (platforms.empty() || ref.has_digest()) {
-        add_whole_index(p, idx, 1, warnings);
-        return;
-    }
-    std::vector<const oci::Descriptor*> picked;
-    std::vector<std::string> available;
-    for (const auto& c : idx.manifests) {
-        if (!c.platform) continue;
-        available.push_back(c.platform->str());
-        if (oci::platform_matches_any(platforms, *c.platform)) picked.push_back(&c);
-    }
-    if (picked.empty()) {
-        std::string want;
-        for (const auto& pl : platforms) want += (want.empty() ? "" : ", ") + pl.str();
-        std::string have;
-        for (const auto& a : available) have += (have.empty() ? "" : ", ") + a;
-        throw Error(fmt::format("no image for {} in its index {} (it has: {})", want, p.top.digest.short_str(),
-                                have.empty() ? "no platforms" : have));
-    }
+    auto picked = oci::pick_platforms(*idx, platforms, "index " + p.top.digest.short_str());
     // Several platforms that are every entry: nothing to drop, so the index is kept as
     // served (same bytes, same digest), as with no platform asked for.
-    if (picked.size() > 1 && picked.size() == idx.manifests.size()) {
-        add_whole_index(p, idx, 1, warnings);
+    if (picked.size() > 1 && picked.size() == idx->manifests.size()) {
+        add_graph(p, p.top, warnings);
         return;
     }
     p.index_digest = p.top.digest;
     if (picked.size() == 1) {
         auto raw = p.src->manifest(picked.front()->digest);
-        auto child = oci::parse(raw);
-        auto* img = std::get_if<oci::ImageManifest>(&child);
-        if (!img) throw Error(fmt::format("the entry for {} in its index is itself an index", picked.front()->platform->str()));
-        add_blobs(p, *img, warnings);
+        if (!std::holds_alternative<oci::ImageManifest>(oci::parse(raw)))
+            throw Error(fmt::format("the entry for {} in its index is itself an index", picked.front()->platform->str()));
+        add_graph(p, raw, warnings);
         p.platforms.push_back(picked.front()->platform->str());
         p.top = std::move(raw);
         return;
@@ -199,9 +168,7 @@ void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Pl
     std::string media_type = p.top.media_type;
     p.top = oci::RawManifest::from_bytes(doc.dump(3), media_type);
     p.filtered = true;
-    oci::Index narrowed;
-    for (const auto* d : picked) narrowed.manifests.push_back(*d);
-    add_whole_index(p, narrowed, 1, warnings);
+    add_graph(p, p.top, warnings);
 }
 
 // Platforms of a single image, from its config in the cache ("linux/amd64").

@@ -1,6 +1,7 @@
 #include "aas_bundle/registry/copy.hpp"
 
 #include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/oci/walk.hpp"
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/log.hpp"
 
@@ -45,31 +46,15 @@ struct Plan {
     std::vector<std::string> platforms;
 };
 
-void add_image(Plan& plan, const oci::ImageManifest& m) {
-    for (const auto& b : oci::blobs_of(m)) {
-        if (oci::is_foreign(b)) {
-            log::warn("layer {} is a non-distributable foreign layer ({}); it is not copied", b.digest.short_str(),
-                      b.urls.front());
-            continue;
-        }
-        plan.blobs.emplace(b.digest, b);
-    }
-}
-
-// Walks an index: every child manifest is fetched, verified and planned (nested indexes too).
-void add_index(Plan& plan, Client& src, const std::string& repo, const oci::Index& idx, int depth) {
-    if (depth > 4) throw Error("indexes nested more than 4 deep");
-    for (const auto& child : idx.manifests) {
-        auto raw = src.get_manifest(repo, child.digest.str());
-        auto parsed = oci::parse(raw);
-        if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) {
-            add_image(plan, *img);
-            if (child.platform) plan.platforms.push_back(child.platform->str());
-        } else {
-            add_index(plan, src, repo, std::get<oci::Index>(parsed), depth + 1);
-        }
-        plan.children.push_back(std::move(raw));
-    }
+// The image's graph (oci::walk): children, blobs; foreign layers are said, not copied.
+void add_graph(Plan& plan, Client& src, const std::string& repo) {
+    auto g = oci::walk(plan.top, [&](const oci::Descriptor& c) { return src.get_manifest(repo, c.digest.str()); });
+    for (const auto& b : g.foreign)
+        log::warn("layer {} is a non-distributable foreign layer ({}); it is not copied", b.digest.short_str(),
+                  b.urls.front());
+    for (const auto& b : g.blobs) plan.blobs.emplace(b.digest, b);
+    plan.children = std::move(g.children);
+    plan.platforms.insert(plan.platforms.end(), g.platforms.begin(), g.platforms.end());
 }
 
 } // namespace
@@ -88,28 +73,14 @@ CopyResult copy_image(Client& src, const ref::Reference& from, Client& dst, cons
     auto parsed = oci::parse(plan.top);
     if (auto* idx = std::get_if<oci::Index>(&parsed); idx && !options.platforms.empty()) {
         const auto& want = options.platforms.front();
-        const oci::Descriptor* pick = nullptr;
-        std::vector<std::string> available;
-        for (const auto& c : idx->manifests) {
-            if (!c.platform) continue;
-            available.push_back(c.platform->str());
-            if (!pick && oci::platform_matches(want, *c.platform)) pick = &c;
-        }
-        if (!pick) {
-            std::string list;
-            for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
-            throw Error(fmt::format("{}: no image for platform {} in the index (it has: {})", from.str(), want.str(),
-                                    list.empty() ? "none with a platform" : list));
-        }
+        const oci::Descriptor* pick = oci::pick_platforms(*idx, {want}, from.str()).front();
         plan.platforms.push_back(pick->platform->str());
         plan.top = src.get_manifest(src_repo, pick->digest.str());
         parsed = oci::parse(plan.top);
         if (!std::holds_alternative<oci::ImageManifest>(parsed))
             throw Error(fmt::format("{}: the entry for {} is itself an index", from.str(), want.str()));
-    } else if (auto* index = std::get_if<oci::Index>(&parsed)) {
-        add_index(plan, src, src_repo, *index, 1);
     }
-    if (auto* img = std::get_if<oci::ImageManifest>(&parsed)) add_image(plan, *img);
+    add_graph(plan, src, src_repo);
 
     // Where the copy goes: the target's own tag or digest, else the source's.
     std::string target_id;

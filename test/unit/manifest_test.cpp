@@ -465,3 +465,118 @@ TEST_CASE("oci::parse refuses a schemaVersion beyond int range") {
         "application/vnd.oci.image.index.v1+json");
     CHECK_THROWS_WITH_AS(aas::oci::parse(raw), doctest::Contains("\"schemaVersion\" must be 2"), aas::Error);
 }
+
+// ---------------------------------------------------------------------------------------
+// oci::walk and oci::pick_platforms: the one graph walk of pack, copy and load.
+
+#include "aas_bundle/oci/walk.hpp"
+#include "aas_bundle/util/error.hpp"
+
+#include <map>
+
+namespace {
+
+std::string hexof(char c) { return std::string(64, c); }
+
+std::string image_json(const std::string& cfg, const std::vector<std::string>& layers, bool foreign_last = false) {
+    std::string s = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+                    "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:" +
+                    cfg + "\",\"size\":10},\"layers\":[";
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        bool foreign = foreign_last && i + 1 == layers.size();
+        s += std::string(i ? "," : "") + "{\"mediaType\":\"" +
+             (foreign ? "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+                      : "application/vnd.oci.image.layer.v1.tar+gzip") +
+             "\",\"digest\":\"sha256:" + layers[i] + "\",\"size\":20" +
+             (foreign ? ",\"urls\":[\"https://example.invalid/l\"]" : "") + "}";
+    }
+    return s + "]}";
+}
+
+struct Store {
+    std::map<Digest, RawManifest> by_digest;
+    std::vector<std::string> fetched;
+    RawManifest add(const std::string& json, std::string_view media_type) {
+        auto raw = RawManifest::from_bytes(json, media_type);
+        by_digest[raw.digest] = raw;
+        return raw;
+    }
+    std::string index_json(const std::vector<std::pair<RawManifest, std::string>>& children) {
+        std::string s = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[";
+        for (std::size_t i = 0; i < children.size(); ++i) {
+            const auto& [m, plat] = children[i];
+            s += std::string(i ? "," : "") + "{\"mediaType\":\"" + m.media_type + "\",\"digest\":\"" + m.digest.str() +
+                 "\",\"size\":" + std::to_string(m.bytes.size());
+            if (!plat.empty()) {
+                auto slash = plat.find('/');
+                s += ",\"platform\":{\"os\":\"" + plat.substr(0, slash) + "\",\"architecture\":\"" +
+                     plat.substr(slash + 1) + "\"}";
+            }
+            s += "}";
+        }
+        return s + "]}";
+    }
+    FetchManifest fetch() {
+        return [this](const Descriptor& d) {
+            fetched.push_back(d.digest.str());
+            return by_digest.at(d.digest);
+        };
+    }
+};
+
+} // namespace
+
+TEST_CASE("oci::walk: an index's children before it, every blob once, foreign layers apart") {
+    Store st;
+    auto amd = st.add(image_json(hexof('c'), {hexof('1'), hexof('2')}), mt::oci_manifest);
+    auto arm = st.add(image_json(hexof('d'), {hexof('1'), hexof('3'), hexof('f')}, true), mt::oci_manifest);
+    auto inner = st.add(st.index_json({{arm, "linux/arm64"}}), mt::oci_index);
+    auto top = st.add(st.index_json({{amd, "linux/amd64"}, {inner, ""}}), mt::oci_index);
+    auto g = walk(top, st.fetch());
+    REQUIRE(g.children.size() == 3);
+    CHECK(g.children[0].digest == amd.digest);
+    CHECK(g.children[1].digest == arm.digest); // the nested index's child before it
+    CHECK(g.children[2].digest == inner.digest);
+    std::vector<std::string> blobs;
+    for (const auto& b : g.blobs) blobs.push_back(b.digest.hex().substr(0, 1));
+    CHECK(blobs == std::vector<std::string>{"c", "1", "2", "d", "3"});
+    REQUIRE(g.foreign.size() == 1);
+    CHECK(g.foreign[0].digest.hex() == hexof('f'));
+    CHECK(g.platforms == std::vector<std::string>{"linux/amd64", "linux/arm64"});
+    // An image manifest: its blobs, nothing fetched.
+    st.fetched.clear();
+    auto single = walk(amd, st.fetch());
+    CHECK(single.children.empty());
+    CHECK(single.blobs.size() == 3);
+    CHECK(st.fetched.empty());
+}
+
+TEST_CASE("oci::walk refuses indexes nested past the limit and a child with another digest") {
+    Store st;
+    auto m = st.add(image_json(hexof('c'), {hexof('1')}), mt::oci_manifest);
+    RawManifest cur = m;
+    for (int depth = 0; depth < max_index_depth; ++depth) cur = st.add(st.index_json({{cur, ""}}), mt::oci_index);
+    CHECK_NOTHROW(walk(cur, st.fetch())); // max_index_depth indexes
+    auto deeper = st.add(st.index_json({{cur, ""}}), mt::oci_index);
+    CHECK_THROWS_WITH_AS(walk(deeper, st.fetch()), doctest::Contains("indexes nested more than 4 deep"), aas::Error);
+    auto other = st.add(image_json(hexof('e'), {hexof('2')}), mt::oci_manifest);
+    auto top = st.add(st.index_json({{m, ""}}), mt::oci_index);
+    CHECK_THROWS_WITH_AS(walk(top, [&](const Descriptor&) { return other; }), doctest::Contains("came back as"),
+                         aas::Error);
+}
+
+TEST_CASE("oci::pick_platforms: the matching entries in index order, or what the index has") {
+    Store st;
+    auto a = st.add(image_json(hexof('a'), {}), mt::oci_manifest);
+    auto b = st.add(image_json(hexof('b'), {}), mt::oci_manifest);
+    auto top = st.add(st.index_json({{a, "linux/amd64"}, {b, "linux/arm64"}}), mt::oci_index);
+    auto parsed = parse(top);
+    const auto& idx = std::get<Index>(parsed);
+    auto picked = pick_platforms(idx, {Platform::parse("linux/arm64"), Platform::parse("linux/amd64")}, "x");
+    REQUIRE(picked.size() == 2);
+    CHECK(picked[0]->digest == a.digest); // index order, not the order asked
+    CHECK_THROWS_WITH_AS(pick_platforms(idx, {Platform::parse("linux/s390x")}, "img"),
+                         doctest::Contains("img: no image for platform linux/s390x in the index (it has: linux/amd64, "
+                                           "linux/arm64)"),
+                         aas::Error);
+}
