@@ -29,6 +29,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -219,13 +220,43 @@ public:
         }
     }
 
+    /// Moves `n` bytes on without writing them (a hole that write_at() fills). One file
+    /// only: the hashes are then taken by reading the file back at finish().
+    void skip(std::uint64_t n) {
+        File& f = files_.back();
+        if (::lseek(f.fd, static_cast<off_t>(n), SEEK_CUR) < 0)
+            throw Error(fmt::format("writing {}: {}", f.temp.string(), errno_text(errno)));
+        f.size += n;
+        total_ += n;
+        holes_ = true;
+    }
+
+    /// Writes at `offset` of the one file (any thread, before finish()).
+    void write_at(std::uint64_t offset, const char* p, std::size_t n) {
+        File& f = files_.front();
+        while (n > 0) {
+            ssize_t w = ::pwrite(f.fd, p, n, static_cast<off_t>(offset));
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                throw Error(fmt::format("writing {}: {}", f.temp.string(), errno_text(errno)));
+            }
+            p += w;
+            n -= static_cast<std::size_t>(w);
+            offset += static_cast<std::uint64_t>(w);
+        }
+    }
+
     /// Ends the stream: fsyncs and closes the last file, finishes the hashes.
     void finish() {
+        if (holes_)
+            rehash();
         close_current();
-        whole_sha256_ = whole_hash_.finish();
+        whole_sha256_ = rehashed_ ? *rehashed_ : whole_hash_.finish();
     }
 
     std::vector<File>& files() { return files_; }
+    bool single() const { return split_size_ == 0; }
     const fs::path& dir() const { return dir_; }
     const std::string& name() const { return name_; }
     std::uint64_t total() const { return total_; }
@@ -246,7 +277,7 @@ private:
             for (int i = 0; i < 6; ++i)
                 suffix += alphabet[pick(rng_)];
             fs::path temp = dir_ / (base + suffix);
-            int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
             if (fd < 0 && errno == EEXIST)
                 continue;
             if (fd < 0)
@@ -260,6 +291,23 @@ private:
         }
         throw Error(fmt::format("writing {}: cannot find a free temporary name in {}",
                                 out_.string(), dir_.string()));
+    }
+
+    void rehash() {
+        File& f = files_.front();
+        std::vector<char> buf(1u << 20);
+        oci::Hasher h;
+        for (std::uint64_t at = 0; at < f.size;) {
+            ssize_t r = ::pread(f.fd, buf.data(), buf.size(), static_cast<off_t>(at));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                throw Error(fmt::format("writing {}: reading it back: {}", f.temp.string(),
+                                        r < 0 ? errno_text(errno) : "it is shorter than written"));
+            h.update(buf.data(), static_cast<std::size_t>(r));
+            at += static_cast<std::uint64_t>(r);
+        }
+        rehashed_ = h.finish();
     }
 
     void write_all(File& f, const char* p, std::size_t n) {
@@ -285,7 +333,7 @@ private:
         f.fd = -1;
         if (rc != 0)
             throw Error(fmt::format("writing {}: close: {}", f.temp.string(), errno_text(errno)));
-        f.sha256 = part_hash_.finish();
+        f.sha256 = rehashed_ ? *rehashed_ : part_hash_.finish();
     }
 
     fs::path out_;
@@ -296,6 +344,8 @@ private:
     oci::Hasher part_hash_;
     oci::Hasher whole_hash_;
     oci::Digest whole_sha256_;
+    std::optional<oci::Digest> rehashed_; // the one file's, read back (it has holes filled later)
+    bool holes_ = false;
     std::uint64_t total_ = 0;
     std::mt19937_64 rng_;
 };
@@ -314,6 +364,7 @@ struct BundleWriter::Impl {
     bool discard = false;       // destroyed without commit: swallow libarchive's trailer
     bool failed = false;
     bool committed = false;
+    std::uint64_t hole = 0; // bytes of a reserved entry's data still to skip (reserve())
 
     ~Impl() {
         if (ar) {
@@ -348,7 +399,10 @@ struct BundleWriter::Impl {
             throw Error(fmt::format("writing {}: cannot create a libarchive writer", out.string()));
         if (archive_write_set_format_pax_restricted(ar) != ARCHIVE_OK ||
             archive_write_add_filter_none(ar) != ARCHIVE_OK ||
-            archive_write_set_bytes_per_block(ar, 65536) != ARCHIVE_OK ||
+            // Unblocked: every header reaches the output when it is written, so that the
+            // output's size is the next entry's data offset (reserve()); the bytes are
+            // those of 64 KiB blocking with an unpadded last block.
+            archive_write_set_bytes_per_block(ar, 0) != ARCHIVE_OK ||
             archive_write_set_bytes_in_last_block(ar, 1) != ARCHIVE_OK)
             archive_fail("setting up the tar writer");
         if (archive_write_open2(ar, this, nullptr, &Impl::write_cb, nullptr, nullptr) != ARCHIVE_OK)
@@ -373,7 +427,17 @@ struct BundleWriter::Impl {
         if (impl->discard)
             return static_cast<la_ssize_t>(n);
         try {
-            impl->consume(static_cast<const char*>(buf), n, ZSTD_e_continue);
+            const char* p = static_cast<const char*>(buf);
+            std::size_t left = n;
+            if (impl->hole > 0) { // a reserved entry's data: libarchive's zeros become a hole
+                auto take = static_cast<std::size_t>(std::min<std::uint64_t>(impl->hole, left));
+                impl->output->skip(take);
+                impl->hole -= take;
+                p += take;
+                left -= take;
+            }
+            if (left > 0)
+                impl->consume(p, left, ZSTD_e_continue);
             return static_cast<la_ssize_t>(n);
         } catch (...) {
             impl->pending = std::current_exception();
@@ -522,6 +586,36 @@ oci::Digest BundleWriter::add_stream(std::string_view path, std::uint64_t size, 
         done += got;
     }
     return hash.finish();
+}
+
+bool BundleWriter::can_reserve() const {
+    return !impl_->opts.zstd && impl_->opts.split_size == 0;
+}
+
+BundleWriter::Slot BundleWriter::reserve(std::string_view path, std::uint64_t size, unsigned mode,
+                                         std::int64_t mtime) {
+    Impl& m = *impl_;
+    if (!can_reserve())
+        throw Error(fmt::format("adding \"{}\" to {}: only a plain tar in one file has room reserved", path,
+                                m.out.string()));
+    m.header(path, AE_IFREG, mode, size, mtime);
+    Slot slot{m.output->total(), size};
+    m.hole = size;
+    if (archive_write_finish_entry(m.ar) != ARCHIVE_OK)
+        m.archive_fail(fmt::format("adding \"{}\" to {}", path, m.out.string()));
+    if (m.hole != 0) {
+        m.failed = true;
+        throw Error(fmt::format("adding \"{}\" to {}: the tar writer left {} bytes of it unaccounted", path,
+                                m.out.string(), m.hole));
+    }
+    return slot;
+}
+
+void BundleWriter::write_at(const Slot& slot, std::uint64_t pos, const char* data, std::size_t n) {
+    if (pos > slot.size || n > slot.size - pos)
+        throw Error(fmt::format("writing {}: {} bytes at {} do not fit an entry of {}", impl_->out.string(), n, pos,
+                                slot.size));
+    impl_->output->write_at(slot.offset + pos, data, n);
 }
 
 void BundleWriter::add_directory(std::string_view path, unsigned mode, std::int64_t mtime) {

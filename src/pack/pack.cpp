@@ -209,12 +209,52 @@ public:
         return dir_ / (d.algorithm() == oci::Algorithm::sha256 ? "sha256" : "sha512") / d.hex();
     }
 
-    /// True when the cache holds a file of the blob's size (its content is hashed again
-    /// when it goes into the bundle).
-    bool has(const oci::Descriptor& d) const {
-        struct stat st {};
-        return ::stat(path(d.digest).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-               st.st_size == static_cast<off_t>(d.size);
+    /// A blob's bytes the cache can give: its own file, or a reference into a bundle an
+    /// earlier pack wrote (a plain .tar's blobs are written there once, not into the cache).
+    /// Either is hashed again when it goes into the bundle.
+    struct Located {
+        util::Fd fd;
+        std::uint64_t offset = 0;
+        std::string where; ///< for messages
+        bool ref = false;
+    };
+    std::optional<Located> locate(const oci::Descriptor& d) const {
+        auto size = static_cast<std::uint64_t>(d.size);
+        auto open_at = [&](const fs::path& file, std::uint64_t offset) -> std::optional<Located> {
+            util::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+            struct stat st {};
+            if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+                static_cast<std::uint64_t>(st.st_size) < offset + size)
+                return std::nullopt;
+            return Located{std::move(fd), offset, file.string(), false};
+        };
+        if (auto own = open_at(path(d.digest), 0); own && ::lseek(own->fd.get(), 0, SEEK_END) == d.size) return own;
+        std::string text;
+        try {
+            text = util::read_file(ref_path(d.digest), 64u << 10);
+        } catch (const Error&) {
+            return std::nullopt;
+        }
+        auto j = nlohmann::json::parse(text, nullptr, false);
+        if (!j.is_object() || !j.contains("bundle") || !j["bundle"].is_string() || !j.contains("offset") ||
+            !j["offset"].is_number_unsigned() || j.value("size", std::uint64_t{0}) != size)
+            return std::nullopt;
+        auto in = open_at(j["bundle"].get<std::string>(), j["offset"].get<std::uint64_t>());
+        if (in) {
+            in->where = fmt::format("{} at byte {}", in->where, in->offset);
+            in->ref = true;
+        }
+        return in;
+    }
+    bool has(const oci::Descriptor& d) const { return locate(d).has_value(); }
+
+    /// Notes that `bundle` (absolute) holds the blob at `offset`.
+    void add_ref(const oci::Digest& d, const fs::path& bundle, std::uint64_t offset, std::uint64_t size) const {
+        auto file = ref_path(d);
+        std::error_code ec;
+        fs::create_directories(file.parent_path(), ec);
+        nlohmann::ordered_json j = {{"bundle", bundle.string()}, {"offset", offset}, {"size", size}};
+        util::write_file_atomic(file, j.dump() + "\n");
     }
 
     /// Downloads `d` through `fetch` into the cache.
@@ -262,9 +302,15 @@ public:
         }
     }
 
-    void drop(const oci::Digest& d) const { ::unlink(path(d).c_str()); }
+    void drop(const oci::Digest& d) const {
+        ::unlink(path(d).c_str());
+        ::unlink(ref_path(d).c_str());
+    }
 
 private:
+    fs::path ref_path(const oci::Digest& d) const {
+        return dir_.parent_path() / "refs" / (d.algorithm() == oci::Algorithm::sha256 ? "sha256" : "sha512") / d.hex();
+    }
     fs::path dir_;
 };
 
@@ -542,6 +588,11 @@ Result pack(const Options& o) {
             to_download += static_cast<std::uint64_t>(b.desc.size);
         }
     }
+    // A plain .tar in one file gets each layer it downloads written once, at its place in
+    // the bundle (BundleWriter::reserve), after bundle.json: the cache keeps a reference to
+    // it there for later packs. Configs (bundle.json names their platforms) and every blob
+    // of a .tar.zst or a split bundle go through the cache first.
+    const bool write_once = !is_zst(o.output) && o.split_size == 0;
     // Downloads go image by image, in plan order, so that images finish one after another.
     {
         std::map<const BlobJob*, std::size_t> first_use;
@@ -587,20 +638,24 @@ Result pack(const Options& o) {
     say(fmt::format("{} blobs ({}): {} in the cache, {} to download ({})", blobs.size() - manifests.size(),
                     util::human_bytes(result.bytes_cached + to_download), result.blobs_cached, todo.size(),
                     util::human_bytes(to_download)));
+    std::vector<BlobJob*> to_cache, direct;
+    for (auto* b : todo) (write_once && b->kind == "layer" ? direct : to_cache).push_back(b);
     if (o.events.phase) o.events.phase("download", to_download);
     {
         std::lock_guard lock(track_mu);
         for (std::size_t pi = 0; pi < plan.size(); ++pi)
             if (!plan[pi].failed) report(pi);
     }
-    {
+    // Downloads `jobs`, each through `into` (the cache, or its place in the bundle).
+    using Into = std::function<void(BlobJob&, const std::function<void(registry::BlobSink&)>& fetch)>;
+    auto download = [&](const std::vector<BlobJob*>& jobs, const Into& into) {
         std::atomic<std::size_t> next{0};
         std::mutex mu;
         auto worker = [&] {
-            for (std::size_t i; (i = next++) < todo.size();) {
-                auto& b = *todo[i];
+            for (std::size_t i; (i = next++) < jobs.size();) {
+                auto& b = *jobs[i];
                 try {
-                    cache.fill(b.desc, [&](registry::BlobSink& sink) {
+                    into(b, [&](registry::BlobSink& sink) {
                         b.first->src->fetch_blob(b.desc, sink, [&](std::uint64_t n) {
                             if (o.events.bytes) o.events.bytes(n);
                             std::lock_guard lock(track_mu);
@@ -643,9 +698,10 @@ Result pack(const Options& o) {
             }
         };
         std::vector<std::jthread> pool;
-        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(todo.size())));
+        int n = std::clamp<int>(o.jobs, 1, std::max<int>(1, static_cast<int>(jobs.size())));
         for (int i = 0; i < n; ++i) pool.emplace_back(worker);
-    }
+    };
+    download(to_cache, [&](BlobJob& b, const std::function<void(registry::BlobSink&)>& fetch) { cache.fill(b.desc, fetch); });
     if (!failures.empty()) throw PackError(std::move(failures));
 
     // bundle.json.
@@ -746,27 +802,30 @@ Result pack(const Options& o) {
     wo.split_size = o.split_size;
     wo.mtime = created;
     bundle::BundleWriter w(o.output, wo);
+    // Bytes of `in` from `offset` (a file of the k8s folder, a cache file, an earlier bundle).
+    auto pread_from = [&](int fd, std::uint64_t offset, const std::string& where) {
+        return [&o, fd, offset, where, at = std::uint64_t{0}](char* out, std::size_t n) mutable -> std::size_t {
+            for (;;) {
+                ssize_t r = ::pread(fd, out, n, static_cast<off_t>(offset + at));
+                if (r < 0 && errno == EINTR) continue;
+                if (r < 0) throw Error(fmt::format("reading {}: {}", where, errno_text()));
+                at += static_cast<std::uint64_t>(r);
+                if (o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(r));
+                return static_cast<std::size_t>(r);
+            }
+        };
+    };
     auto copy_from = [&](const fs::path& file, const std::string& arc_path, std::uint64_t size,
                          const oci::Digest& expect, unsigned mode, std::int64_t mtime) {
-        int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw Error(fmt::format("reading {}: {}", file.string(), errno_text()));
-        struct Closer {
-            int fd;
-            ~Closer() { ::close(fd); }
-        } closer{fd};
-        auto got = w.add_stream(
-            arc_path, size,
-            [&](char* out, std::size_t n) -> std::size_t {
-                for (;;) {
-                    ssize_t r = ::read(fd, out, n);
-                    if (r < 0 && errno == EINTR) continue;
-                    if (r < 0) throw Error(fmt::format("reading {}: {}", file.string(), errno_text()));
-                    if (o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(r));
-                    return static_cast<std::size_t>(r);
-                }
-            },
-            mode, mtime);
-        return got == expect;
+        util::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) throw Error(fmt::format("reading {}: {}", file.string(), errno_text()));
+        return w.add_stream(arc_path, size, pread_from(fd.get(), 0, file.string()), mode, mtime) == expect;
+    };
+    auto damaged = [&](const oci::Digest& d, const BlobJob& b) {
+        cache.drop(d);
+        return Error(fmt::format("the cached copy of blob {} ({} of {}) is damaged; it was removed from the cache "
+                                 "{}: run pack again to download it",
+                                 d.str(), b.kind, *b.images.begin(), o.cache_dir.string()));
     };
     w.add_file(bundle::bundle_json_path, doc_json);
     if (!o.key.empty()) w.add_file(bundle::signature_path, signing::sign(o.key, doc_json));
@@ -784,20 +843,75 @@ Result pack(const Options& o) {
     w.add_file(bundle::index_json_path, index_json);
     w.add_directory("images/blobs");
     w.add_directory("images/blobs/sha256");
+    // Blobs in digest order. Write-once: every config and layer gets its place now, filled
+    // below (downloads straight into it, cached copies from the cache), several at once.
+    std::set<const BlobJob*> direct_set(direct.begin(), direct.end());
+    std::map<oci::Digest, bundle::BundleWriter::Slot> slots;
     for (const auto& [d, b] : blobs) {
         auto arc = bundle::blob_path(d);
+        auto size = static_cast<std::uint64_t>(b.desc.size);
         if (auto it = manifests.find(d); it != manifests.end()) {
             w.add_file(arc, it->second->bytes);
             continue;
         }
-        if (!copy_from(cache.path(d), arc, static_cast<std::uint64_t>(b.desc.size), d, 0644, -1)) {
-            cache.drop(d);
-            throw Error(fmt::format("the cached copy of blob {} ({} of {}) is damaged; it was removed from the cache "
-                                    "{}: run pack again to download it",
-                                    d.str(), b.kind, *b.images.begin(), o.cache_dir.string()));
+        if (write_once) {
+            slots[d] = w.reserve(arc, size);
+            continue;
+        }
+        auto in = cache.locate(b.desc);
+        if (!in) throw damaged(d, b);
+        if (w.add_stream(arc, size, pread_from(in->fd.get(), in->offset, in->where)) != d) throw damaged(d, b);
+    }
+    if (write_once) {
+        struct SlotSink : registry::BlobSink {
+            bundle::BundleWriter* w = nullptr;
+            bundle::BundleWriter::Slot slot;
+            std::uint64_t pos = 0;
+            void write(const char* p, std::size_t n) override {
+                w->write_at(slot, pos, p, n);
+                pos += n;
+            }
+            void reset() override { pos = 0; }
+        };
+        std::jthread downloads([&] {
+            download(direct, [&](BlobJob& b, const std::function<void(registry::BlobSink&)>& fetch) {
+                SlotSink sink;
+                sink.w = &w;
+                sink.slot = slots.at(b.desc.digest);
+                fetch(sink); // verifies size and digest while streaming
+            });
+        });
+        std::vector<char> buf(1u << 20);
+        for (const auto& [d, b] : blobs) {
+            if (manifests.count(d) || direct_set.count(&b)) continue;
+            const auto& slot = slots.at(d);
+            auto in = cache.locate(b.desc);
+            if (!in) throw damaged(d, b);
+            auto read = pread_from(in->fd.get(), in->offset, in->where);
+            oci::Hasher h;
+            for (std::uint64_t at = 0; at < slot.size;) {
+                std::size_t got = read(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slot.size - at)));
+                if (got == 0) throw damaged(d, b);
+                h.update(buf.data(), got);
+                w.write_at(slot, at, buf.data(), got);
+                at += got;
+            }
+            if (h.finish() != d) throw damaged(d, b);
         }
     }
+    if (!failures.empty()) throw PackError(std::move(failures));
     result.written = w.commit();
+    // Later packs find these blobs in this bundle (a .tar.zst or split bundle cannot be read
+    // at offsets: their blobs stay in the cache itself).
+    for (const auto& [d, slot] : slots) {
+        if (blobs.at(d).kind != "layer") continue; // configs stay in the cache (bundle.json reads them)
+        try {
+            cache.add_ref(d, fs::absolute(o.output), slot.offset, slot.size);
+        } catch (const Error& e) {
+            result.warnings.push_back(fmt::format("the cache {} does not note where blob {} is: {}",
+                                                  o.cache_dir.string(), d.str(), e.what()));
+        }
+    }
     if (!o.include_possible)
         for (const auto& [ref, ps] : possible_refs)
             result.warnings.push_back(fmt::format("possible image {} at {}: not packed (it is not in an image field); "

@@ -8,6 +8,7 @@ with aas-bundle itself; every digest is compared with what was pushed to the sou
 from __future__ import annotations
 
 import json
+import tarfile
 import os
 import random
 import signal
@@ -344,11 +345,52 @@ def test_rerun_uses_the_cache(plain_registry, fault_proxy, run_aas, workdir, key
     assert json.loads(p.stdout)["bytes_downloaded"] == sum(l.size for l in img.layers) + len(img.config)
     blob_gets = lambda: [e for e in proxy.log if e["method"] == "GET" and "/blobs/" in e["path"]]
     before = len(blob_gets())
-    out.unlink()
-    p = pack(run_aas, manifest, out, key, "--plain-http")
+    # A plain .tar's layers were written once, into the bundle: the cache notes where, and
+    # a re-pack (into another bundle, or over this one) reads them from there.
+    cache = out.parent / "cache"
+    assert not list((cache / "blobs" / "sha256").glob(img.layers[0].digest.split(":")[1]))
+    other = workdir / "o" / "again.tar"
+    p = pack(run_aas, manifest, other, key, "--plain-http")  # the same cache (beside the outputs)
     assert_ok(p)
     assert json.loads(p.stdout)["bytes_downloaded"] == 0
     assert len(blob_gets()) == before
+    assert bundles.bundle_json(other)["blobs"] == bundles.bundle_json(out)["blobs"]
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == 0
+    # Both bundles gone: the layers are downloaded again (the config stayed in the cache).
+    out.unlink()
+    other.unlink()
+    p = pack(run_aas, manifest, out, key, "--plain-http")
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == sum(l.size for l in img.layers)
+    zc = workdir / "zcache"
+    with_zc = lambda dest: run_aas("pack", "-f", manifest, "-o", dest, "--cache", zc, "--json", "--key",  # noqa: E731
+                                   f"{key}.key", "--plain-http")
+    # A .tar.zst's downloads go through the cache: a re-pack needs nothing, whatever
+    # became of the bundle.
+    z = workdir / "o" / "b.tar.zst"
+    assert_ok(with_zc(z))
+    z.unlink()
+    out.unlink()
+    p = with_zc(z)
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == 0
+    # A bundle changed behind the cache's back: refused, dropped from the cache, and the
+    # next pack downloads it.
+    zc = workdir / "tcache"
+    assert_ok(with_zc(out))
+    raw = bytearray(out.read_bytes())
+    with tarfile.open(out) as tar:
+        m = tar.getmember(f"images/blobs/sha256/{img.layers[0].digest.split(':')[1]}")
+    raw[m.offset_data + 5] ^= 0xFF
+    out.write_bytes(bytes(raw))
+    p = with_zc(workdir / "o" / "third.tar")
+    assert p.returncode == 1 and "is damaged; it was removed from the cache" in p.stderr, p.stderr
+    assert not (workdir / "o" / "third.tar").exists()
+    p = with_zc(workdir / "o" / "third.tar")
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == img.layers[0].size
 
 
 def test_faults_are_retried_and_give_the_same_bundle(plain_registry, fault_proxy, run_aas, workdir, key):

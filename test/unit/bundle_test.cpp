@@ -716,3 +716,43 @@ TEST_CASE("bundle::PartsIndex round-trips and refuses bad indexes") {
                           Digest::of("").str() + R"(","part_size":1,"parts":[]})";
     CHECK(parse_error(noparts).find("\"parts\" must be a non-empty array") != std::string::npos);
 }
+
+TEST_CASE("bundle::BundleWriter::reserve leaves room filled later, at offsets, the bytes as if streamed") {
+    TempDir dir;
+    std::string big(700000, '\0'), small = "tiny";
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 + 7);
+    // The same archive twice: data streamed, and data written into reserved room, out of order.
+    WriteOptions opts;
+    {
+        BundleWriter w(dir.path / "streamed.tar", opts);
+        w.add_file("a.txt", "first");
+        w.add_file("images/blobs/sha256/" + std::string(64, 'b'), big);
+        w.add_file("c/" + std::string(120, 'x'), small); // a long name: a pax header before it
+        w.add_file("d.txt", "last");
+        w.commit();
+    }
+    WriteResult r;
+    {
+        BundleWriter w(dir.path / "reserved.tar", opts);
+        CHECK(w.can_reserve());
+        w.add_file("a.txt", "first");
+        auto s1 = w.reserve("images/blobs/sha256/" + std::string(64, 'b'), big.size());
+        auto s2 = w.reserve("c/" + std::string(120, 'x'), small.size());
+        w.add_file("d.txt", "last");
+        w.write_at(s2, 0, small.data(), small.size());
+        w.write_at(s1, 400000, big.data() + 400000, big.size() - 400000);
+        w.write_at(s1, 0, big.data(), 400000);
+        CHECK_THROWS_AS(w.write_at(s2, 1, small.data(), small.size()), aas::Error); // past its room
+        r = w.commit();
+        std::string bytes = slurp(dir.path / "reserved.tar");
+        CHECK(bytes.substr(s1.offset, s1.size) == big);
+        CHECK(bytes.substr(s2.offset, s2.size) == small);
+    }
+    CHECK(slurp(dir.path / "reserved.tar") == slurp(dir.path / "streamed.tar"));
+    CHECK(r.sha256 == Digest::of(slurp(dir.path / "streamed.tar"))); // read back for the hash
+    // Only a plain tar in one file.
+    opts.zstd = true;
+    BundleWriter z(dir.path / "z.tar.zst", opts);
+    CHECK_FALSE(z.can_reserve());
+    CHECK_THROWS_AS(z.reserve("x", 10), aas::Error);
+}

@@ -70,6 +70,20 @@ public:
     oci::Digest add_stream(std::string_view path, std::uint64_t size, const ReadFn& read, unsigned mode = 0644,
                            std::int64_t mtime = -1);
 
+    /// Room for a regular file of `size` bytes whose data comes later, from any thread,
+    /// through write_at(): its header is written now and its data left as a hole (so pack
+    /// writes each downloaded byte once, at its final offset). Only for a plain tar in one
+    /// file (can_reserve()); the caller must fill every byte before commit(), which then
+    /// reads the file back once for its sha256.
+    struct Slot {
+        std::uint64_t offset = 0; ///< of the data in the file
+        std::uint64_t size = 0;
+    };
+    bool can_reserve() const;
+    Slot reserve(std::string_view path, std::uint64_t size, unsigned mode = 0644, std::int64_t mtime = -1);
+    /// `n` bytes at `pos` of the slot's data. Thread-safe; throws aas::Error (disk full…).
+    void write_at(const Slot& slot, std::uint64_t pos, const char* data, std::size_t n);
+
     void add_directory(std::string_view path, unsigned mode = 0755, std::int64_t mtime = -1);
     void add_symlink(std::string_view path, std::string_view target, std::int64_t mtime = -1);
 

@@ -6,12 +6,18 @@
 //
 // Order of work:
 //   1. discovery; invalid references and unresolved placeholders become failures;
-//   2. every image's manifests are fetched and verified, platforms chosen (below);
-//   3. every blob not already in the cache is downloaded, `jobs` at a time, hashed while it
-//      streams and renamed into the cache only when its digest matches;
-//   4. when nothing failed: bundle.json is written and signed, and the archive is streamed
-//      from memory (manifests), the cache (blobs, hashed again on the way) and the k8s
-//      folder to temporary files that are renamed into place last.
+//   2. every image's manifests are fetched and verified, platforms chosen (below), before
+//      any layer: the tar's layout is then known;
+//   3. every blob the cache cannot give (its own files, or a reference into a plain .tar
+//      an earlier pack wrote) is downloaded, `jobs` at a time, hashed while it streams:
+//      configs, and every blob of a .tar.zst or split bundle, into the cache (renamed there
+//      only when the digest matches); a plain .tar's layers, after step 4's headers,
+//      straight to their place in the bundle (BundleWriter::reserve), written once;
+//   4. when nothing failed: bundle.json is written and signed, then the archive: k8s/
+//      first (format v2), the layout, the blobs from memory (manifests), the cache or an
+//      earlier bundle (hashed again on the way) and the downloads of step 3, to temporary
+//      files that are renamed into place last; the cache then notes where the new bundle
+//      holds each layer it downloaded.
 // Every failure of step 2 and 3 is collected; pack then throws PackError listing them all
 // and writes nothing at the output name. The cache keeps what was verified, so a re-run
 // downloads only what is missing.
