@@ -399,10 +399,11 @@ struct BundleWriter::Impl {
             throw Error(fmt::format("writing {}: cannot create a libarchive writer", out.string()));
         if (archive_write_set_format_pax_restricted(ar) != ARCHIVE_OK ||
             archive_write_add_filter_none(ar) != ARCHIVE_OK ||
-            // Unblocked: every header reaches the output when it is written, so that the
-            // output's size is the next entry's data offset (reserve()); the bytes are
-            // those of 64 KiB blocking with an unpadded last block.
-            archive_write_set_bytes_per_block(ar, 0) != ARCHIVE_OK ||
+            // A plain tar in one file is written unblocked: every header reaches the
+            // output when it is written, so that the output's size is the next entry's
+            // data offset (reserve()). The bytes are those of 64 KiB blocks with an
+            // unpadded last block, which the rest keeps (fewer, larger writes to zstd).
+            archive_write_set_bytes_per_block(ar, opts.zstd || opts.split_size ? 65536 : 0) != ARCHIVE_OK ||
             archive_write_set_bytes_in_last_block(ar, 1) != ARCHIVE_OK)
             archive_fail("setting up the tar writer");
         if (archive_write_open2(ar, this, nullptr, &Impl::write_cb, nullptr, nullptr) != ARCHIVE_OK)

@@ -45,6 +45,9 @@ constexpr std::size_t stream_keep = 2u << 20;
 constexpr std::size_t stream_ahead = 4u << 20;
 constexpr std::size_t stream_jobs = 2;
 constexpr int stream_passes = 3; // further passes for streamed uploads that failed
+// Hash buffers of load's pass (verify's default is 16 MiB): with the uploads' windows,
+// load's memory stays what it was when it extracted the bundle instead.
+constexpr std::size_t stream_hash_buffers = 2u << 20;
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -781,6 +784,7 @@ Result load(const Options& o) {
     vo.on_header = on_header;
     vo.defer_blobs = !o.dry_run;
     vo.on_blob = on_blob;
+    vo.buffer_bytes = stream_hash_buffers; // the streamed uploads' windows hold the rest
     vo.stop_before = [&](const std::string& name) {
         return all_present && v2 && name != bundle::k8s_dir && name.rfind("k8s/", 0) != 0;
     };
@@ -819,6 +823,7 @@ Result load(const Options& o) {
         verify::Options vo2;
         vo2.bundle = o.bundle;
         vo2.key = vo.key;
+        vo2.buffer_bytes = stream_hash_buffers;
         vo2.on_blob = [&](const bundle::BlobRecord& b) -> std::function<void(const char*, std::size_t)> {
             if (!again.count(b.digest)) return {};
             return on_blob(b);

@@ -10,41 +10,56 @@ namespace aas::oci {
 
 namespace {
 
-void add_blobs(Graph& g, const ImageManifest& m) {
-    for (const auto& b : blobs_of(m)) {
-        auto& into = is_foreign(b) ? g.foreign : g.blobs;
-        if (std::none_of(into.begin(), into.end(), [&](const Descriptor& x) { return x.digest == b.digest; }))
-            into.push_back(b);
+// True when `m` is an image manifest.
+bool visit_one(const RawManifest& m, int depth, const Visitor& v) {
+    Parsed parsed;
+    try {
+        parsed = parse(m);
+    } catch (const Error& e) {
+        v.bad(m, e.what());
+        return false;
     }
-}
-
-void walk_index(Graph& g, const Index& idx, int depth, const FetchManifest& fetch) {
-    if (depth > max_index_depth) throw Error(fmt::format("indexes nested more than {} deep", max_index_depth));
-    for (const auto& child : idx.manifests) {
-        auto raw = fetch(child);
-        if (raw.digest != child.digest)
-            throw Error(fmt::format("manifest {} listed by an index came back as {}", child.digest.str(),
-                                    raw.digest.str()));
-        auto parsed = parse(raw);
-        if (auto* img = std::get_if<ImageManifest>(&parsed)) {
-            add_blobs(g, *img);
-            if (child.platform) g.platforms.push_back(child.platform->str());
-        } else {
-            walk_index(g, std::get<Index>(parsed), depth + 1, fetch);
-        }
-        g.children.push_back(std::move(raw));
+    if (auto* img = std::get_if<ImageManifest>(&parsed)) {
+        for (const auto& b : blobs_of(*img)) v.blob(b, m);
+        return true;
     }
+    if (depth > max_index_depth) {
+        v.bad(m, fmt::format("indexes nested more than {} deep", max_index_depth));
+        return false;
+    }
+    for (const auto& child : std::get<Index>(parsed).manifests) {
+        auto raw = v.child(child, m);
+        if (!raw) continue;
+        bool image = visit_one(*raw, depth + 1, v);
+        if (v.after_child) v.after_child(*raw, child, image);
+    }
+    return false;
 }
 
 } // namespace
 
+void visit(const RawManifest& top, const Visitor& v) { visit_one(top, 1, v); }
+
 Graph walk(const RawManifest& top, const FetchManifest& fetch) {
     Graph g;
-    auto parsed = parse(top);
-    if (auto* img = std::get_if<ImageManifest>(&parsed))
-        add_blobs(g, *img);
-    else
-        walk_index(g, std::get<Index>(parsed), 1, fetch);
+    Visitor v;
+    v.child = [&](const Descriptor& c, const RawManifest&) -> std::optional<RawManifest> {
+        auto raw = fetch(c);
+        if (raw.digest != c.digest)
+            throw Error(fmt::format("manifest {} listed by an index came back as {}", c.digest.str(), raw.digest.str()));
+        return raw;
+    };
+    v.after_child = [&](const RawManifest& raw, const Descriptor& listed, bool image) {
+        if (image && listed.platform) g.platforms.push_back(listed.platform->str());
+        g.children.push_back(raw);
+    };
+    v.blob = [&](const Descriptor& b, const RawManifest&) {
+        auto& into = is_foreign(b) ? g.foreign : g.blobs;
+        if (std::none_of(into.begin(), into.end(), [&](const Descriptor& x) { return x.digest == b.digest; }))
+            into.push_back(b);
+    };
+    v.bad = [](const RawManifest&, const std::string& why) { throw Error(why); };
+    visit(top, v);
     return g;
 }
 

@@ -7,6 +7,7 @@
 
 #include "aas_bundle/oci/manifest.hpp"
 #include "aas_bundle/oci/media_types.hpp"
+#include "aas_bundle/oci/walk.hpp"
 #include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/util/error.hpp"
 #include "aas_bundle/util/fs.hpp"
@@ -673,56 +674,73 @@ void Checker::layout() {
         todo.push_back({d, ref.empty() ? label : ref, where});
     }
 
-    std::set<oci::Digest> visited;
-    while (!todo.empty()) {
-        Todo t = std::move(todo.front());
-        todo.pop_front();
-        if (!visited.insert(t.d.digest).second) continue;
-        auto listed = blobs_.find(t.d.digest);
-        bool manifest = is_manifest_type(t.d.media_type);
-        std::string kind = manifest ? (oci::media_type::is_index(t.d.media_type) ? "index" : "manifest") : "blob";
-        std::string label = fmt::format("blob {} ({} of {})", t.d.digest.str(), kind, t.ref);
+    // Each image's graph through oci::visit (the walk pack, copy and load use), every
+    // descriptor checked once: listed with its size, manifests read from the verified bytes.
+    std::set<oci::Digest> seen;
+    auto kind_of = [](const std::string& media_type, bool as_manifest) -> std::string {
+        return as_manifest ? (oci::media_type::is_index(media_type) ? "index" : "manifest") : "blob";
+    };
+    auto parent_of = [&](const oci::RawManifest& m) {
+        return fmt::format("{} {}", kind_of(m.media_type, true), m.digest.str());
+    };
+    // True when `d` is listed (its size checked); a foreign layer may be absent.
+    auto check = [&](const oci::Descriptor& d, const std::string& ref, const std::string& parent, bool as_manifest) {
+        std::string label = fmt::format("blob {} ({} of {})", d.digest.str(), kind_of(d.media_type, as_manifest), ref);
+        auto listed = blobs_.find(d.digest);
         if (listed == blobs_.end()) {
-            bool foreign = oci::is_foreign(t.d);
-            if (!foreign)
-                fail(t.d.digest.str(), fmt::format("{}: missing: {} references it, but it is neither in bundle.json "
-                                                   "nor in the archive",
-                                                   label, t.parent));
-            continue;
+            if (!oci::is_foreign(d))
+                fail(d.digest.str(), fmt::format("{}: missing: {} references it, but it is neither in bundle.json "
+                                                 "nor in the archive",
+                                                 label, parent));
+            return false;
         }
-        if (listed->second->size != t.d.size)
-            fail(t.d.digest.str(), fmt::format("{}: {} gives size {}, bundle.json {}", label, t.parent, t.d.size,
-                                               listed->second->size));
-        if (!manifest) continue;
-        auto m = manifests_.find(t.d.digest);
-        if (m == manifests_.end()) {
-            if (blobs_ok_.count(t.d.digest)) // present and whole, but not read as a manifest
-                fail(t.d.digest.str(), fmt::format("{}: {} references it as a {}, but bundle.json lists it as a {} "
-                                                   "({})",
-                                                   label, t.parent, kind, listed->second->kind,
-                                                   listed->second->media_type));
-            continue; // missing or damaged: reported already
+        if (listed->second->size != d.size)
+            fail(d.digest.str(), fmt::format("{}: {} gives size {}, bundle.json {}", label, parent, d.size,
+                                             listed->second->size));
+        return true;
+    };
+    // The verified bytes of the manifest `d`, or nullopt (missing or damaged: reported).
+    auto bytes_of = [&](const oci::Descriptor& d, const std::string& ref,
+                        const std::string& parent) -> std::optional<oci::RawManifest> {
+        auto m = manifests_.find(d.digest);
+        if (m != manifests_.end()) return oci::RawManifest{m->second, d.media_type, d.digest};
+        if (blobs_ok_.count(d.digest)) { // present and whole, but not read as a manifest
+            const auto& listed = *blobs_.at(d.digest);
+            fail(d.digest.str(), fmt::format("blob {} ({} of {}): {} references it as a {}, but bundle.json lists it "
+                                             "as a {} ({})",
+                                             d.digest.str(), kind_of(d.media_type, true), ref, parent,
+                                             kind_of(d.media_type, true), listed.kind, listed.media_type));
         }
-        oci::Parsed parsed;
-        try {
-            oci::RawManifest raw{m->second, t.d.media_type, t.d.digest};
-            parsed = oci::parse(raw);
-        } catch (const Error& ex) {
-            fail(t.d.digest.str(), fmt::format("{}: not a valid manifest: {}", label, ex.what()));
-            continue;
-        }
-        std::string parent = fmt::format("{} {}", kind, t.d.digest.str());
-        if (auto* idx = std::get_if<oci::Index>(&parsed)) {
-            for (const auto& c : idx->manifests) todo.push_back({c, t.ref, parent});
-        } else {
-            for (const auto& c : oci::blobs_of(std::get<oci::ImageManifest>(parsed))) todo.push_back({c, t.ref, parent});
-        }
+        return std::nullopt;
+    };
+    for (const auto& t : todo) {
+        if (!seen.insert(t.d.digest).second) continue;
+        bool as_manifest = is_manifest_type(t.d.media_type);
+        if (!check(t.d, t.ref, t.parent, as_manifest) || !as_manifest) continue;
+        auto top = bytes_of(t.d, t.ref, t.parent);
+        if (!top) continue;
+        oci::Visitor v;
+        v.child = [&](const oci::Descriptor& c, const oci::RawManifest& parent) -> std::optional<oci::RawManifest> {
+            if (!seen.insert(c.digest).second) return std::nullopt;
+            bool child_manifest = is_manifest_type(c.media_type);
+            if (!check(c, t.ref, parent_of(parent), child_manifest) || !child_manifest) return std::nullopt;
+            return bytes_of(c, t.ref, parent_of(parent));
+        };
+        v.blob = [&](const oci::Descriptor& b, const oci::RawManifest& m) {
+            if (seen.insert(b.digest).second) check(b, t.ref, parent_of(m), false);
+        };
+        v.bad = [&](const oci::RawManifest& m, const std::string& why) {
+            fail(m.digest.str(), fmt::format("blob {} ({} of {}): not a valid manifest: {}", m.digest.str(),
+                                             kind_of(m.media_type, true), t.ref, why));
+        };
+        oci::visit(*top, v);
     }
 }
 
 void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
     unsigned workers = o_.workers ? o_.workers : std::max(1u, std::thread::hardware_concurrency());
-    pool_ = std::make_unique<detail::HashPool>(workers, chunk_size, chunk_count);
+    std::size_t chunks = o_.buffer_bytes ? std::max<std::size_t>(4, o_.buffer_bytes / chunk_size) : chunk_count;
+    pool_ = std::make_unique<detail::HashPool>(workers, chunk_size, chunks);
     auto counted = [&](char* out, std::size_t n) -> std::size_t {
         std::size_t got = read(out, n);
         rep_.archive_bytes += got;

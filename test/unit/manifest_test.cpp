@@ -580,3 +580,31 @@ TEST_CASE("oci::pick_platforms: the matching entries in index order, or what the
                                            "linux/arm64)"),
                          aas::Error);
 }
+
+TEST_CASE("oci::visit reports and goes on where walk throws") {
+    Store st;
+    auto good = st.add(image_json(hexof('c'), {hexof('1')}), mt::oci_manifest);
+    auto other = st.add(image_json(hexof('d'), {hexof('2')}), mt::oci_manifest);
+    auto top = st.add(st.index_json({{good, "linux/amd64"}, {other, "linux/arm64"}}), mt::oci_index);
+    std::vector<std::string> seen, bad;
+    Visitor v;
+    v.child = [&](const Descriptor& c, const RawManifest& parent) -> std::optional<RawManifest> {
+        CHECK(parent.digest == top.digest);
+        if (c.digest == good.digest) return std::nullopt; // "missing": reported by the caller, the walk goes on
+        return st.by_digest.at(c.digest);
+    };
+    v.blob = [&](const Descriptor& b, const RawManifest& m) {
+        CHECK(m.digest == other.digest);
+        seen.push_back(b.digest.hex().substr(0, 1));
+    };
+    v.bad = [&](const RawManifest& m, const std::string& why) { bad.push_back(m.digest.str() + ": " + why); };
+    visit(top, v);
+    CHECK(seen == std::vector<std::string>{"d", "2"});
+    CHECK(bad.empty());
+    // A manifest that does not parse goes to `bad`, and the walk does not throw.
+    RawManifest broken{"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\"}",
+                       std::string(mt::oci_index), Digest::of("x")};
+    visit(broken, v);
+    REQUIRE(bad.size() == 1);
+    CHECK(bad[0].find(Digest::of("x").str()) == 0);
+}

@@ -73,6 +73,9 @@ struct Options {
     std::filesystem::path key;
     /// Hash worker threads (0: one per core).
     unsigned workers = 0;
+    /// Bytes of buffers between the reader and the hash workers (0: 16 MiB; at least
+    /// 2 MiB). load, which streams blobs through buffers of its own, asks for less.
+    std::size_t buffer_bytes = 0;
     /// Called from the reading thread with the count of archive bytes just read.
     std::function<void(std::uint64_t)> progress;
     /// When set, entries whose archive path `extract` accepts (all when it is empty) are
