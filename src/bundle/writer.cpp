@@ -232,20 +232,7 @@ public:
     }
 
     /// Writes at `offset` of the one file (any thread, before finish()).
-    void write_at(std::uint64_t offset, const char* p, std::size_t n) {
-        File& f = files_.front();
-        while (n > 0) {
-            ssize_t w = ::pwrite(f.fd, p, n, static_cast<off_t>(offset));
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                throw Error(fmt::format("writing {}: {}", f.temp.string(), errno_text(errno)));
-            }
-            p += w;
-            n -= static_cast<std::size_t>(w);
-            offset += static_cast<std::uint64_t>(w);
-        }
-    }
+    void write_at(std::uint64_t offset, const char* p, std::size_t n) { write_all(files_.front(), p, n, offset); }
 
     /// Ends the stream: fsyncs and closes the last file, finishes the hashes.
     void finish() {
@@ -310,9 +297,10 @@ private:
         rehashed_ = h.finish();
     }
 
-    void write_all(File& f, const char* p, std::size_t n) {
+    /// At the file's position, or at `at` (pwrite: the position does not move).
+    static void write_all(File& f, const char* p, std::size_t n, std::optional<std::uint64_t> at = std::nullopt) {
         while (n > 0) {
-            ssize_t w = ::write(f.fd, p, n);
+            ssize_t w = at ? ::pwrite(f.fd, p, n, static_cast<off_t>(*at)) : ::write(f.fd, p, n);
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -320,6 +308,8 @@ private:
             }
             p += w;
             n -= static_cast<std::size_t>(w);
+            if (at)
+                *at += static_cast<std::uint64_t>(w);
         }
     }
 

@@ -105,7 +105,6 @@ def test_reload_reads_only_the_k8s_folder(heavy, aas_bundle, registry_factory, w
     # The second reads bundle.json, the signature and k8s/ (plus the binary's own files,
     # the key, the lock and journal): well under a tenth of the bundle.
     assert 0 <= again["rchar"] < size / 10, (again["rchar"], size)
-    assert "holds every image" in again["stderr"] or again["stderr"] == "", again["stderr"]
     lock = json.loads((workdir / "out" / "images.lock.json").read_text())
     assert sorted(i["digest"] for i in lock["images"]) == sorted(img.digest for _, img in refs)
     assert (workdir / "out" / "install.sh").is_file()
