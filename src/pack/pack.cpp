@@ -873,31 +873,48 @@ Result pack(const Options& o) {
             }
             void reset() override { pos = 0; }
         };
-        std::jthread downloads([&] {
-            download(direct, [&](BlobJob& b, const std::function<void(registry::BlobSink&)>& fetch) {
-                SlotSink sink;
-                sink.w = &w;
-                sink.slot = slots.at(b.desc.digest);
-                fetch(sink); // verifies size and digest while streaming
-            });
-        });
+        const Into into_slot = [&](BlobJob& b, const std::function<void(registry::BlobSink&)>& fetch) {
+            SlotSink sink;
+            sink.w = &w;
+            sink.slot = slots.at(b.desc.digest);
+            fetch(sink); // verifies size and digest while streaming
+        };
+        std::jthread downloads([&] { download(direct, into_slot); });
+        // Cached copies. One that no longer matches (an earlier bundle the cache points
+        // into was overwritten, a cache file went bad) is dropped from the cache and
+        // downloaded into its place instead, once the downloads above are done.
+        std::vector<BlobJob*> refetch;
+        std::vector<std::string> redone;
         std::vector<char> buf(1u << 20);
-        for (const auto& [d, b] : blobs) {
+        for (auto& [d, b] : blobs) {
             if (manifests.count(d) || direct_set.count(&b)) continue;
             const auto& slot = slots.at(d);
-            auto in = cache.locate(b.desc);
-            if (!in) throw damaged(d, b);
-            auto read = pread_from(in->fd.get(), in->offset, in->where);
-            oci::Hasher h;
-            for (std::uint64_t at = 0; at < slot.size;) {
-                std::size_t got = read(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slot.size - at)));
-                if (got == 0) throw damaged(d, b);
-                h.update(buf.data(), got);
-                w.write_at(slot, at, buf.data(), got);
-                at += got;
+            bool good = false;
+            if (auto in = cache.locate(b.desc)) {
+                auto read = pread_from(in->fd.get(), in->offset, in->where);
+                oci::Hasher h;
+                std::uint64_t at = 0;
+                while (at < slot.size) {
+                    std::size_t got = read(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slot.size - at)));
+                    if (got == 0) break;
+                    h.update(buf.data(), got);
+                    w.write_at(slot, at, buf.data(), got);
+                    at += got;
+                }
+                good = at == slot.size && h.finish() == d;
             }
-            if (h.finish() != d) throw damaged(d, b);
+            if (good) continue;
+            cache.drop(d);
+            redone.push_back(fmt::format("blob {} ({} of {}): the cache's copy no longer matches; it was dropped "
+                                         "from the cache {} and downloaded again",
+                                         d.str(), b.kind, *b.images.begin(), o.cache_dir.string()));
+            --result.blobs_cached;
+            result.bytes_cached -= slot.size;
+            refetch.push_back(&b);
         }
+        downloads.join();
+        if (!refetch.empty()) download(refetch, into_slot);
+        result.warnings.insert(result.warnings.end(), redone.begin(), redone.end());
     }
     if (!failures.empty()) throw PackError(std::move(failures));
     result.written = w.commit();

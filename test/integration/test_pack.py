@@ -376,19 +376,44 @@ def test_rerun_uses_the_cache(plain_registry, fault_proxy, run_aas, workdir, key
     p = with_zc(z)
     assert_ok(p)
     assert json.loads(p.stdout)["bytes_downloaded"] == 0
-    # A bundle changed behind the cache's back: refused, dropped from the cache, and the
-    # next pack downloads it.
+    # A bundle changed behind the cache's back (overwritten, or damaged): the blob whose
+    # bytes no longer match is dropped from the cache and downloaded into its place.
     zc = workdir / "tcache"
     assert_ok(with_zc(out))
-    raw = bytearray(out.read_bytes())
+    good = out.read_bytes()
+    raw = bytearray(good)
     with tarfile.open(out) as tar:
         m = tar.getmember(f"images/blobs/sha256/{img.layers[0].digest.split(':')[1]}")
     raw[m.offset_data + 5] ^= 0xFF
     out.write_bytes(bytes(raw))
-    p = with_zc(workdir / "o" / "third.tar")
+    third = workdir / "o" / "third.tar"
+    p = with_zc(third)
+    assert_ok(p)
+    assert [w for w in json.loads(p.stdout)["warnings"] if "no longer matches" in w] == [
+        f"blob {img.layers[0].digest} (layer of {ref}): the cache's copy no longer matches; it was dropped from the "
+        f"cache {zc} and downloaded again"], p.stdout
+    assert json.loads(p.stdout)["bytes_downloaded"] == img.layers[0].size
+    assert json.loads(p.stdout)["bytes_from_cache"] == img.layers[1].size + len(img.config)
+    assert_ok(run_aas("verify", third, "--key", f"{key}.pub"))
+    assert bundles.bundle_json(third)["blobs"] == bundles.bundle_json(out)["blobs"]
+    p = with_zc(workdir / "o" / "fourth.tar")  # the cache now points at third.tar
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == 0
+    # A .tar.zst is written in order and cannot take a download in place: a damaged cache
+    # file is refused, dropped, and the next pack downloads it.
+    zc2 = workdir / "zcache2"
+    z2 = workdir / "o" / "z2.tar.zst"
+    with_zc2 = lambda dest: run_aas("pack", "-f", manifest, "-o", dest, "--cache", zc2, "--json", "--key",  # noqa: E731
+                                    f"{key}.key", "--plain-http")
+    assert_ok(with_zc2(z2))
+    cached = zc2 / "blobs" / "sha256" / img.layers[0].digest.split(":")[1]
+    data = bytearray(cached.read_bytes())
+    data[5] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    p = with_zc2(workdir / "o" / "z3.tar.zst")
     assert p.returncode == 1 and "is damaged; it was removed from the cache" in p.stderr, p.stderr
-    assert not (workdir / "o" / "third.tar").exists()
-    p = with_zc(workdir / "o" / "third.tar")
+    assert not (workdir / "o" / "z3.tar.zst").exists()
+    p = with_zc2(workdir / "o" / "z3.tar.zst")
     assert_ok(p)
     assert json.loads(p.stdout)["bytes_downloaded"] == img.layers[0].size
 
