@@ -179,13 +179,15 @@ public:
         oci::Digest sha256;
     };
 
-    Output(fs::path out, std::uint64_t split_size) : out_(std::move(out)), split_size_(split_size) {
+    /// `adopt`: a killed writer's temporary file to take over (one file only), or empty.
+    Output(fs::path out, std::uint64_t split_size, const fs::path& adopt = {})
+        : out_(std::move(out)), split_size_(split_size) {
         dir_ = out_.parent_path().empty() ? fs::path(".") : out_.parent_path();
         name_ = out_.filename().string();
         std::random_device rd;
         rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
                   static_cast<std::uint64_t>(::getpid()));
-        open_next();
+        open_next(split_size_ == 0 ? adopt : fs::path());
     }
 
     ~Output() {
@@ -234,8 +236,26 @@ public:
     /// Writes at `offset` of the one file (any thread, before finish()).
     void write_at(std::uint64_t offset, const char* p, std::size_t n) { write_all(files_.front(), p, n, offset); }
 
+    /// Reads at `offset` of the one file (any thread, before finish()).
+    std::size_t read_at(std::uint64_t offset, char* p, std::size_t n) const {
+        const File& f = files_.front();
+        for (;;) {
+            ssize_t r = ::pread(f.fd, p, n, static_cast<off_t>(offset));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                throw Error(fmt::format("reading {}: {}", f.temp.string(), errno_text(errno)));
+            return static_cast<std::size_t>(r);
+        }
+    }
+
+    const fs::path& adopted() const { return adopted_; }
+
     /// Ends the stream: fsyncs and closes the last file, finishes the hashes.
     void finish() {
+        if (!adopted_.empty() && ::ftruncate(files_.front().fd, static_cast<off_t>(total_)) != 0)
+            throw Error(fmt::format("writing {}: cutting it to {} bytes: {}", files_.front().temp.string(), total_,
+                                    errno_text(errno)));
         if (holes_)
             rehash();
         close_current();
@@ -251,7 +271,10 @@ public:
 
 private:
     std::vector<std::unique_ptr<util::RemoveOnSignal>> on_signal_; // temp files, removed on SIGINT/SIGTERM
-    void open_next() {
+    /// Opens the next temporary file; `adopt` (not empty): renamed to that name first and
+    /// opened as it is, when it is still a regular file of ours with one link (else that
+    /// name is removed, as any dead writer's file is, and a new file made).
+    void open_next(const fs::path& adopt = {}) {
         std::string base = "." + name_;
         if (split_size_ > 0)
             base += fmt::format(".part{:03}", files_.size());
@@ -264,6 +287,25 @@ private:
             for (int i = 0; i < 6; ++i)
                 suffix += alphabet[pick(rng_)];
             fs::path temp = dir_ / (base + suffix);
+            if (!adopt.empty() && files_.empty()) {
+                if (::renameat2(AT_FDCWD, adopt.c_str(), AT_FDCWD, temp.c_str(), RENAME_NOREPLACE) != 0) {
+                    if (errno == EEXIST)
+                        continue;
+                } else if (int fd = ::open(temp.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); fd >= 0) {
+                    struct stat st {};
+                    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+                        st.st_nlink == 1) {
+                        files_.push_back(File{temp, fd, 0, {}});
+                        on_signal_.push_back(std::make_unique<util::RemoveOnSignal>(temp));
+                        adopted_ = fs::absolute(adopt);
+                        return;
+                    }
+                    ::close(fd);
+                    ::unlink(temp.c_str()); // not ours to write into: only this name goes, as for any stale file
+                } else {
+                    ::unlink(temp.c_str());
+                }
+            }
             int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
             if (fd < 0 && errno == EEXIST)
                 continue;
@@ -335,6 +377,7 @@ private:
     oci::Hasher whole_hash_;
     oci::Digest whole_sha256_;
     std::optional<oci::Digest> rehashed_; // the one file's, read back (it has holes filled later)
+    fs::path adopted_; // the killed writer's name of the file taken over (absolute), or empty
     bool holes_ = false;
     std::uint64_t total_ = 0;
     std::mt19937_64 rng_;
@@ -366,8 +409,8 @@ struct BundleWriter::Impl {
     }
 
     void start() {
-        remove_stale_temps();
-        output = std::make_unique<Output>(out, opts.split_size);
+        fs::path adopt = remove_stale_temps(opts.adopt_partial && !opts.zstd && opts.split_size == 0);
+        output = std::make_unique<Output>(out, opts.split_size, adopt);
         if (opts.zstd) {
             zstd = ZSTD_createCCtx();
             if (!zstd)
@@ -400,17 +443,33 @@ struct BundleWriter::Impl {
             archive_fail("opening the tar writer");
     }
 
-    void remove_stale_temps() {
+    /// Removes the temporary files of dead writers for `out`. `keep_one`: the largest
+    /// whole-file one (not a part) is kept and returned, for Output to take over.
+    fs::path remove_stale_temps(bool keep_one) {
         fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
         std::string name = out.filename().string();
         std::error_code ec;
+        std::vector<std::pair<std::uint64_t, fs::path>> dead;
         for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-            pid_t pid = temp_owner(it->path().filename().string(), name);
+            std::string file = it->path().filename().string();
+            pid_t pid = temp_owner(file, name);
             if (pid <= 0 || pid == ::getpid())
                 continue;
-            if (::kill(pid, 0) != 0 && errno == ESRCH)
-                ::unlink(it->path().c_str());
+            if (::kill(pid, 0) != 0 && errno == ESRCH) {
+                struct stat st {};
+                const std::string whole_prefix = "." + name + ".tmp-"; // not ".OUT.partNNN.tmp-"
+                bool whole = file.compare(0, whole_prefix.size(), whole_prefix) == 0;
+                if (keep_one && whole && ::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
+                    dead.emplace_back(static_cast<std::uint64_t>(st.st_size), it->path());
+                else
+                    ::unlink(it->path().c_str());
+            }
         }
+        std::sort(dead.begin(), dead.end());
+        fs::path keep = dead.empty() ? fs::path() : dead.back().second;
+        for (std::size_t i = 0; i + 1 < dead.size(); ++i)
+            ::unlink(dead[i].second.c_str());
+        return keep;
     }
 
     static la_ssize_t write_cb(struct archive*, void* self, const void* buf, size_t n) {
@@ -607,6 +666,21 @@ void BundleWriter::write_at(const Slot& slot, std::uint64_t pos, const char* dat
         throw Error(fmt::format("writing {}: {} bytes at {} do not fit an entry of {}", impl_->out.string(), n, pos,
                                 slot.size));
     impl_->output->write_at(slot.offset + pos, data, n);
+}
+
+std::size_t BundleWriter::read_at(const Slot& slot, std::uint64_t pos, char* data, std::size_t n) const {
+    if (pos > slot.size)
+        return 0;
+    return impl_->output->read_at(slot.offset + pos, data,
+                                  static_cast<std::size_t>(std::min<std::uint64_t>(n, slot.size - pos)));
+}
+
+fs::path BundleWriter::partial() const {
+    return impl_->output->files().empty() ? fs::path() : fs::absolute(impl_->output->files().front().temp);
+}
+
+fs::path BundleWriter::adopted() const {
+    return impl_->output->adopted();
 }
 
 void BundleWriter::add_directory(std::string_view path, unsigned mode, std::int64_t mtime) {

@@ -229,17 +229,9 @@ public:
             return Located{std::move(fd), offset, file.string(), false};
         };
         if (auto own = open_at(path(d.digest), 0); own && ::lseek(own->fd.get(), 0, SEEK_END) == d.size) return own;
-        std::string text;
-        try {
-            text = util::read_file(ref_path(d.digest), 64u << 10);
-        } catch (const Error&) {
-            return std::nullopt;
-        }
-        auto j = nlohmann::json::parse(text, nullptr, false);
-        if (!j.is_object() || !j.contains("bundle") || !j["bundle"].is_string() || !j.contains("offset") ||
-            !j["offset"].is_number_unsigned() || j.value("size", std::uint64_t{0}) != size)
-            return std::nullopt;
-        auto in = open_at(j["bundle"].get<std::string>(), j["offset"].get<std::uint64_t>());
+        auto note = ref_note(d.digest);
+        if (!note || note->size != size) return std::nullopt;
+        auto in = open_at(note->bundle, note->offset);
         if (in) {
             in->where = fmt::format("{} at byte {}", in->where, in->offset);
             in->ref = true;
@@ -248,13 +240,35 @@ public:
     }
     bool has(const oci::Descriptor& d) const { return locate(d).has_value(); }
 
-    /// Notes that `bundle` (absolute) holds the blob at `offset`.
+    /// Notes that `bundle` (absolute) holds the blob at `offset`. Not synced: a note lost
+    /// or cut by a power loss is ignored, and every one is hashed again on use.
     void add_ref(const oci::Digest& d, const fs::path& bundle, std::uint64_t offset, std::uint64_t size) const {
         auto file = ref_path(d);
         std::error_code ec;
         fs::create_directories(file.parent_path(), ec);
         nlohmann::ordered_json j = {{"bundle", bundle.string()}, {"offset", offset}, {"size", size}};
-        util::write_file_atomic(file, j.dump() + "\n");
+        util::write_file_atomic(file, j.dump() + "\n", fs::perms::owner_read | fs::perms::owner_write |
+                                                           fs::perms::group_read | fs::perms::others_read,
+                                /*durable=*/false);
+    }
+
+    /// The note add_ref() left for `d`, when there is a well-formed one.
+    struct RefNote {
+        fs::path bundle;
+        std::uint64_t offset = 0, size = 0;
+    };
+    std::optional<RefNote> ref_note(const oci::Digest& d) const {
+        std::string text;
+        try {
+            text = util::read_file(ref_path(d), 64u << 10);
+        } catch (const Error&) {
+            return std::nullopt;
+        }
+        auto j = nlohmann::json::parse(text, nullptr, false);
+        if (!j.is_object() || !j.contains("bundle") || !j["bundle"].is_string() || !j.contains("offset") ||
+            !j["offset"].is_number_unsigned() || !j.contains("size") || !j["size"].is_number_unsigned())
+            return std::nullopt;
+        return RefNote{j["bundle"].get<std::string>(), j["offset"].get<std::uint64_t>(), j["size"].get<std::uint64_t>()};
     }
 
     /// Downloads `d` through `fetch` into the cache.
@@ -801,6 +815,9 @@ Result pack(const Options& o) {
     wo.zstd_level = o.zstd_level;
     wo.split_size = o.split_size;
     wo.mtime = created;
+    // A plain .tar takes over what a killed pack into the same OUT left: layers it had
+    // downloaded stay in place when their slot is where it was and hashes right.
+    wo.adopt_partial = write_once;
     bundle::BundleWriter w(o.output, wo);
     // Bytes of `in` from `offset` (a file of the k8s folder, a cache file, an earlier bundle).
     auto pread_from = [&](int fd, std::uint64_t offset, const std::string& where) {
@@ -873,11 +890,23 @@ Result pack(const Options& o) {
             }
             void reset() override { pos = 0; }
         };
+        // Each layer whose bytes are in its slot is noted in the cache, pointing into the
+        // temporary file: after a kill -9, the next pack into OUT takes that file over
+        // (adopt_partial) and keeps those bytes where they are.
+        const fs::path partial = w.partial();
+        auto note = [&](const oci::Digest& d, const bundle::BundleWriter::Slot& slot) {
+            try {
+                cache.add_ref(d, partial, slot.offset, slot.size);
+            } catch (const Error&) {
+                // only a later resume is lost
+            }
+        };
         const Into into_slot = [&](BlobJob& b, const std::function<void(registry::BlobSink&)>& fetch) {
             SlotSink sink;
             sink.w = &w;
             sink.slot = slots.at(b.desc.digest);
             fetch(sink); // verifies size and digest while streaming
+            note(b.desc.digest, sink.slot);
         };
         std::jthread downloads([&] { download(direct, into_slot); });
         // Cached copies. One that no longer matches (an earlier bundle the cache points
@@ -886,9 +915,33 @@ Result pack(const Options& o) {
         std::vector<BlobJob*> refetch;
         std::vector<std::string> redone;
         std::vector<char> buf(1u << 20);
+        const fs::path adopted = w.adopted();
+        std::size_t kept = 0;
+        std::uint64_t kept_bytes = 0;
+        // True when the killed run's file, now ours, holds `d` at `slot` already.
+        auto in_place = [&](const oci::Digest& d, const bundle::BundleWriter::Slot& slot) {
+            auto n = adopted.empty() ? std::nullopt : cache.ref_note(d);
+            if (!n || n->bundle != adopted || n->offset != slot.offset || n->size != slot.size) return false;
+            oci::Hasher h;
+            std::uint64_t at = 0;
+            while (at < slot.size) {
+                std::size_t got = w.read_at(slot, at, buf.data(), buf.size());
+                if (got == 0) break;
+                h.update(buf.data(), got);
+                at += got;
+            }
+            return at == slot.size && h.finish() == d;
+        };
         for (auto& [d, b] : blobs) {
             if (manifests.count(d) || direct_set.count(&b)) continue;
             const auto& slot = slots.at(d);
+            if (b.kind == "layer" && in_place(d, slot)) {
+                ++kept;
+                kept_bytes += slot.size;
+                if (o.events.bytes) o.events.bytes(slot.size);
+                note(d, slot);
+                continue;
+            }
             bool good = false;
             if (auto in = cache.locate(b.desc)) {
                 auto read = pread_from(in->fd.get(), in->offset, in->where);
@@ -903,7 +956,10 @@ Result pack(const Options& o) {
                 }
                 good = at == slot.size && h.finish() == d;
             }
-            if (good) continue;
+            if (good) {
+                if (b.kind == "layer") note(d, slot);
+                continue;
+            }
             cache.drop(d);
             redone.push_back(fmt::format("blob {} ({} of {}): the cache's copy no longer matches; it was dropped "
                                          "from the cache {} and downloaded again",
@@ -913,6 +969,9 @@ Result pack(const Options& o) {
             refetch.push_back(&b);
         }
         downloads.join();
+        if (kept > 0)
+            say(fmt::format("kept {} blobs ({}) that a killed pack had written into {}", kept,
+                            util::human_bytes(kept_bytes), adopted.string()));
         if (!refetch.empty()) download(refetch, into_slot);
         result.warnings.insert(result.warnings.end(), redone.begin(), redone.end());
     }

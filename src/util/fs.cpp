@@ -49,7 +49,7 @@ std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
     return out;
 }
 
-void write_file_atomic(const fs::path& path, std::string_view data, fs::perms perms) {
+void write_file_atomic(const fs::path& path, std::string_view data, fs::perms perms, bool durable) {
     fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
     std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
     int fd = ::mkstemp(tmpl.data());
@@ -70,7 +70,7 @@ void write_file_atomic(const fs::path& path, std::string_view data, fs::perms pe
         off += static_cast<std::size_t>(n);
     }
     if (::fchmod(fd, static_cast<mode_t>(perms)) != 0) fail("chmod");
-    if (::fsync(fd) != 0) fail("fsync");
+    if (durable && ::fsync(fd) != 0) fail("fsync");
     if (::close(fd) != 0) {
         auto e = errno_text();
         ::unlink(tmpl.c_str());

@@ -176,6 +176,83 @@ def test_kill9_at_random_moments_pack_and_load(registry_factory, fault_proxy, aa
     assert registry_state(tgt, repos) == registry_state(ref_reg, repos)
 
 
+def test_kill9_during_a_plain_tar_pack_keeps_the_layers_it_wrote(registry_factory, fault_proxy, aas_bundle,
+                                                                     run_aas, workdir, key):
+    """A plain .tar's layers are written only into the bundle's temporary file: a pack
+    killed there leaves them for the next pack into the same OUT, which takes the file
+    over and keeps every layer that still hashes right where it is."""
+    src = registry_factory("plain")
+    objs = source_images(src, 1_500_000)
+    proxy = fault_proxy(src)
+    manifest = bundles.project(workdir / "proj", [f"{proxy.host}/{n}" for n in objs])
+    clean = workdir / "clean.tar"
+    assert_ok(run_aas(*pack_cmd(manifest, clean, key, workdir / "clean-cache"), env=EPOCH))
+    layers = {b["digest"]: b["size"] for b in bundles.bundle_json(clean)["blobs"] if b["kind"] == "layer"}
+    held = max(layers, key=lambda d: layers[d])  # never finishes in the first runs
+    stall = Rule(path_regex=f"/blobs/{held}", action="stall", seconds=60, fraction=0.5, times=None)
+    proxy.set_rules([stall])
+    out = workdir / "o" / "b.tar"
+    cache = workdir / "o-cache"
+    notes = cache / "refs" / "sha256"
+    others = [d for d in layers if d != held]
+    note = lambda d: json.loads((notes / d.split(":")[1]).read_text())  # noqa: E731
+    temps = lambda: [f for f in out.parent.glob(".b.tar.tmp-*")]  # noqa: E731
+    cmd = [str(aas_bundle), *map(str, pack_cmd(manifest, out, key, cache))]
+    cmd[cmd.index("--stall-timeout") + 1] = "120"
+
+    def killed_once_the_others_are_in():
+        """Starts pack and kills it once every layer but `held` is noted as lying in its
+        temporary file (60 s at most); returns that file."""
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, **EPOCH})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            t = temps()
+            if len(t) == 1 and all((notes / d.split(":")[1]).exists() and note(d)["bundle"] == str(t[0])
+                                   for d in others):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        t = temps()
+        assert len(t) == 1 and not out.exists()
+        assert all(note(d)["bundle"] == str(t[0]) for d in others)
+        return t[0]
+
+    def blob_gets():
+        return [e["target"] for e in proxy.log if e["method"] == "GET" and "/blobs/" in e["target"]]
+
+    killed_once_the_others_are_in()
+    proxy.set_rules([])
+    before = len(blob_gets())
+    p = run_aas(*pack_cmd(manifest, out, key, cache, "--json"), env=EPOCH)
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == layers[held], (p.stdout, p.stderr, layers)
+    got = blob_gets()[before:]
+    assert len(got) == 1 and got[0].endswith(f"/blobs/{held}"), got
+    assert bundles.sha256_file(out) == bundles.sha256_file(clean)  # byte for byte a clean run's bundle
+    assert sorted(f.name for f in out.parent.iterdir()) == ["b.tar"]
+
+    # A layer found damaged in the taken-over file is downloaded again, not kept.
+    out.unlink()
+    proxy.set_rules([stall])
+    temp = killed_once_the_others_are_in()
+    victim = others[0]
+    with open(temp, "r+b") as f:
+        f.seek(note(victim)["offset"] + 10)
+        b = f.read(1)
+        f.seek(note(victim)["offset"] + 10)
+        f.write(bytes([b[0] ^ 0xFF]))
+    proxy.set_rules([])
+    before = len(blob_gets())
+    p = run_aas(*pack_cmd(manifest, out, key, cache, "--json"), env=EPOCH)
+    assert_ok(p)
+    assert json.loads(p.stdout)["bytes_downloaded"] == layers[held] + layers[victim]
+    assert sorted(g.rsplit("/", 1)[1] for g in blob_gets()[before:]) == sorted([held, victim])
+    assert bundles.sha256_file(out) == bundles.sha256_file(clean)
+    assert sorted(f.name for f in out.parent.iterdir()) == ["b.tar"]
+
+
 def _tmpfs(path: Path, size: str) -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False

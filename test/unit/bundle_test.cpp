@@ -12,6 +12,8 @@
 
 #include <csignal>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -755,4 +757,92 @@ TEST_CASE("bundle::BundleWriter::reserve leaves room filled later, at offsets, t
     BundleWriter z(dir.path / "z.tar.zst", opts);
     CHECK_FALSE(z.can_reserve());
     CHECK_THROWS_AS(z.reserve("x", 10), aas::Error);
+}
+
+namespace {
+// A PID that no process has: a child's, once it has exited and been reaped.
+pid_t dead_pid() {
+    pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return pid;
+}
+} // namespace
+
+TEST_CASE("bundle::BundleWriter adopt_partial takes over a killed writer's file, only a plain one of ours") {
+    TempDir dir;
+    std::string big(300000, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 13 + 1);
+    WriteOptions opts;
+    opts.adopt_partial = true;
+    auto write = [&](const fs::path& out, bool fill) {
+        BundleWriter w(out, opts);
+        w.add_file("a.txt", "first");
+        auto slot = w.reserve("b", big.size());
+        w.add_file("c.txt", "last");
+        // Without `fill`, the slot is left as the adopted file holds it: the test checks it is there.
+        std::string seen(big.size(), '\0');
+        std::size_t got = 0;
+        while (got < seen.size()) {
+            auto n = w.read_at(slot, got, seen.data() + got, seen.size() - got);
+            if (n == 0) break;
+            got += n;
+        }
+        if (fill) w.write_at(slot, 0, big.data(), big.size());
+        auto adopted = w.adopted();
+        w.commit();
+        return std::make_pair(adopted, seen == big);
+    };
+    write(dir.path / "fresh.tar", true);
+    const std::string fresh = slurp(dir.path / "fresh.tar");
+
+    // A killed run's file (here: the same bytes plus trailing junk) is taken over; the slot's
+    // bytes stay, the file is cut to its new length, the result is the fresh bytes.
+    auto stale = dir.path / fmt::format(".out.tar.tmp-{}-AbCdEf", dead_pid());
+    {
+        std::ofstream f(stale, std::ios::binary);
+        f << fresh << std::string(5000, 'j');
+    }
+    auto [adopted, kept] = write(dir.path / "out.tar", false);
+    CHECK(adopted == fs::absolute(stale));
+    CHECK(kept);
+    CHECK(slurp(dir.path / "out.tar") == fresh);
+    CHECK_FALSE(fs::exists(stale));
+
+    // Not taken over (and the next writer removes them as before): a symlink to a file
+    // elsewhere, a file with a second link, a part of a split bundle's.
+    auto victim = dir.path / "victim";
+    {
+        std::ofstream f(victim, std::ios::binary);
+        f << "do not touch";
+    }
+    fs::create_symlink(victim, dir.path / fmt::format(".out2.tar.tmp-{}-AbCdEf", dead_pid()));
+    std::tie(adopted, kept) = write(dir.path / "out2.tar", true);
+    CHECK(adopted.empty());
+    CHECK(slurp(victim) == "do not touch");
+    fs::create_hard_link(victim, dir.path / fmt::format(".out3.tar.tmp-{}-AbCdEf", dead_pid()));
+    std::tie(adopted, kept) = write(dir.path / "out3.tar", true);
+    CHECK(adopted.empty());
+    CHECK(slurp(victim) == "do not touch");
+    CHECK(slurp(dir.path / "out3.tar") == fresh);
+    {
+        std::ofstream f(dir.path / fmt::format(".out4.tar.part000.tmp-{}-AbCdEf", dead_pid()), std::ios::binary);
+        f << fresh;
+    }
+    std::tie(adopted, kept) = write(dir.path / "out4.tar", true);
+    CHECK(adopted.empty());
+    // Without adopt_partial, a killed writer's file is removed, not taken over.
+    opts.adopt_partial = false;
+    {
+        std::ofstream f(dir.path / fmt::format(".out5.tar.tmp-{}-AbCdEf", dead_pid()), std::ios::binary);
+        f << fresh;
+    }
+    std::tie(adopted, kept) = write(dir.path / "out5.tar", true);
+    CHECK(adopted.empty());
+    CHECK_FALSE(kept);
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(dir.path))
+        if (e.path().filename().string().find(".tmp-") != std::string::npos) left.push_back(e.path().filename());
+    CHECK(left.empty());
 }

@@ -13,7 +13,9 @@
 // are renamed, then OUT.parts is written atomically, so a folder killed mid-commit never
 // holds an index that matches parts it does not have. A writer destroyed without
 // commit() removes its temporary files. Temporary files left by a process that was
-// killed (their PID is not alive) are removed when a new writer for OUT starts.
+// killed (their PID is not alive) are removed when a new writer for OUT starts; with
+// WriteOptions::adopt_partial, the largest such whole-file one is taken over instead
+// (only a regular file owned by this user with one link; the others are removed).
 //
 // Entries are written with uid/gid 0, no user or group names, and the mtime given, so the
 // same content and times give the same bytes.
@@ -36,6 +38,12 @@ struct WriteOptions {
     int zstd_workers = 2;        ///< libzstd worker threads (0: compress in the caller's thread)
     std::uint64_t split_size = 0; ///< 0: one file; else the size of every part but the last
     std::int64_t mtime = 0;      ///< default mtime of entries (seconds since the epoch)
+    /// A plain tar in one file only: take over the temporary file a killed writer for the
+    /// same OUT left (see adopted()) instead of removing it, so that the data already in
+    /// its reserved slots can be kept. Everything written is written again over it (and
+    /// the file cut to the new length): only what the caller proves is in place (hashes
+    /// at a slot) is left as it was.
+    bool adopt_partial = false;
 };
 
 struct PartInfo {
@@ -83,6 +91,14 @@ public:
     Slot reserve(std::string_view path, std::uint64_t size, unsigned mode = 0644, std::int64_t mtime = -1);
     /// `n` bytes at `pos` of the slot's data. Thread-safe; throws aas::Error (disk full…).
     void write_at(const Slot& slot, std::uint64_t pos, const char* data, std::size_t n);
+    /// Reads up to `n` bytes at `pos` of the slot's data as the file holds them now (with
+    /// adopt_partial, what the killed writer left there). Thread-safe; returns the count.
+    std::size_t read_at(const Slot& slot, std::uint64_t pos, char* data, std::size_t n) const;
+
+    /// The temporary file being written (absolute), and, with adopt_partial, the name the
+    /// killed writer's file had before this writer took it over (empty when none was).
+    std::filesystem::path partial() const;
+    std::filesystem::path adopted() const;
 
     void add_directory(std::string_view path, unsigned mode = 0755, std::int64_t mtime = -1);
     void add_symlink(std::string_view path, std::string_view target, std::int64_t mtime = -1);

@@ -12,11 +12,14 @@ namespace aas::util {
 std::string read_file(const std::filesystem::path& path, std::uint64_t max_bytes = 64u << 20);
 
 /// Writes `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
+/// `durable` false skips the fsync: a crash of the process still leaves the old or the new
+/// whole file, but a power loss may leave an empty one (for notes that are checked on use).
 void write_file_atomic(const std::filesystem::path& path, std::string_view data,
                        std::filesystem::perms perms = std::filesystem::perms::owner_read |
                                                       std::filesystem::perms::owner_write |
                                                       std::filesystem::perms::group_read |
-                                                      std::filesystem::perms::others_read);
+                                                      std::filesystem::perms::others_read,
+                       bool durable = true);
 
 /// A file opened for reading and writing that is deleted when this object goes away.
 /// Used to spool blobs between a download and an upload.
