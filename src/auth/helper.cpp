@@ -14,7 +14,6 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -47,11 +46,11 @@ std::optional<Credential> run_credential_helper(const std::string& name, const s
         return Error(fmt::format("credential helper {} (for {}): {}", program, server, why));
     };
     int in[2], out[2], err[2];
-    if (::pipe2(in, O_CLOEXEC) != 0) throw fail(std::strerror(errno));
+    if (::pipe2(in, O_CLOEXEC) != 0) throw fail(util::errno_message(errno));
     Fd in_r{in[0]}, in_w{in[1]};
-    if (::pipe2(out, O_CLOEXEC) != 0) throw fail(std::strerror(errno));
+    if (::pipe2(out, O_CLOEXEC) != 0) throw fail(util::errno_message(errno));
     Fd out_r{out[0]}, out_w{out[1]};
-    if (::pipe2(err, O_CLOEXEC) != 0) throw fail(std::strerror(errno));
+    if (::pipe2(err, O_CLOEXEC) != 0) throw fail(util::errno_message(errno));
     Fd err_r{err[0]}, err_w{err[1]};
 
     posix_spawn_file_actions_t fa;
@@ -78,7 +77,7 @@ std::optional<Credential> run_credential_helper(const std::string& name, const s
         throw HelperNotFound(fmt::format("credential helper {} (for {}): not found on PATH (install it, or remove "
                                          "credsStore/credHelpers from the registry config)",
                                          program, server));
-    if (rc != 0) throw fail(std::strerror(rc));
+    if (rc != 0) throw fail(util::errno_message(rc));
     in_r.reset();
     out_w.reset();
     err_w.reset();

@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,18 +22,16 @@ void Fd::reset() {
 
 namespace fs = std::filesystem;
 
-static std::string errno_text() { return std::strerror(errno); }
-
 std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(fmt::format("reading {}: {}", path.string(), errno_text()));
+    if (fd < 0) throw Error(fmt::format("reading {}: {}", path.string(), errno_message(errno)));
     std::string out;
     char buf[65536];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            auto e = errno_text();
+            auto e = errno_message(errno);
             ::close(fd);
             throw Error(fmt::format("reading {}: {}", path.string(), e));
         }
@@ -53,9 +50,9 @@ void write_file_atomic(const fs::path& path, std::string_view data, fs::perms pe
     fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
     std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
     int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}", path.string(), dir.string(), errno_text()));
+    if (fd < 0) throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}", path.string(), dir.string(), errno_message(errno)));
     auto fail = [&](const char* what) {
-        auto e = errno_text();
+        auto e = errno_message(errno);
         ::close(fd);
         ::unlink(tmpl.c_str());
         throw Error(fmt::format("writing {}: {}: {}", path.string(), what, e));
@@ -72,12 +69,12 @@ void write_file_atomic(const fs::path& path, std::string_view data, fs::perms pe
     if (::fchmod(fd, static_cast<mode_t>(perms)) != 0) fail("chmod");
     if (durable && ::fsync(fd) != 0) fail("fsync");
     if (::close(fd) != 0) {
-        auto e = errno_text();
+        auto e = errno_message(errno);
         ::unlink(tmpl.c_str());
         throw Error(fmt::format("writing {}: close: {}", path.string(), e));
     }
     if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-        auto e = errno_text();
+        auto e = errno_message(errno);
         ::unlink(tmpl.c_str());
         throw Error(fmt::format("writing {}: rename: {}", path.string(), e));
     }
@@ -91,7 +88,7 @@ TempFile::TempFile(const fs::path& dir) {
     }
     std::string tmpl = (base / "aas-bundle-XXXXXX").string();
     fd_ = ::mkstemp(tmpl.data());
-    if (fd_ < 0) throw Error(fmt::format("creating a temporary file in {}: {}", base.string(), errno_text()));
+    if (fd_ < 0) throw Error(fmt::format("creating a temporary file in {}: {}", base.string(), errno_message(errno)));
     path_ = tmpl;
 }
 
@@ -101,7 +98,7 @@ TempFile::~TempFile() {
 }
 
 void TempFile::truncate() {
-    if (::ftruncate(fd_, 0) != 0) throw Error(fmt::format("truncating {}: {}", path_.string(), errno_text()));
+    if (::ftruncate(fd_, 0) != 0) throw Error(fmt::format("truncating {}: {}", path_.string(), errno_message(errno)));
     size_ = 0;
 }
 
@@ -112,7 +109,7 @@ void TempFile::append(const void* data, std::size_t n) {
         ssize_t w = ::pwrite(fd_, p + done, n - done, static_cast<off_t>(size_ + done));
         if (w < 0) {
             if (errno == EINTR) continue;
-            throw Error(fmt::format("writing {}: {}", path_.string(), errno_text()));
+            throw Error(fmt::format("writing {}: {}", path_.string(), errno_message(errno)));
         }
         done += static_cast<std::size_t>(w);
     }
@@ -124,7 +121,7 @@ std::size_t TempFile::read_at(void* out, std::size_t n, std::uint64_t offset) co
         ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(offset));
         if (r < 0) {
             if (errno == EINTR) continue;
-            throw Error(fmt::format("reading {}: {}", path_.string(), errno_text()));
+            throw Error(fmt::format("reading {}: {}", path_.string(), errno_message(errno)));
         }
         return static_cast<std::size_t>(r);
     }
@@ -138,7 +135,7 @@ fs::path make_private_dir(const std::string& prefix, const fs::path& parent) {
     }
     std::string tmpl = (base / (prefix + "XXXXXX")).string();
     if (::mkdtemp(tmpl.data()) == nullptr)
-        throw Error(fmt::format("creating a private folder in {}: {}", base.string(), errno_text()));
+        throw Error(fmt::format("creating a private folder in {}: {}", base.string(), errno_message(errno)));
     return tmpl;
 }
 
@@ -184,7 +181,7 @@ int open_beneath(int dirfd, const std::string& rel, int flags) {
 
 SafeTree::SafeTree(const fs::path& root) : root_(root) {
     fd_ = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd_ < 0) throw Error(fmt::format("opening the folder {}: {}", root.string(), errno_text()));
+    if (fd_ < 0) throw Error(fmt::format("opening the folder {}: {}", root.string(), errno_message(errno)));
 }
 
 SafeTree::~SafeTree() {
@@ -198,7 +195,7 @@ std::pair<int, std::string> SafeTree::parent(std::string_view rel) {
     const int dflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     if (parts.empty()) {
         int fd = ::dup(fd_);
-        if (fd < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_text()));
+        if (fd < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_message(errno)));
         return {fd, last};
     }
     std::string joined;
@@ -207,15 +204,15 @@ std::pair<int, std::string> SafeTree::parent(std::string_view rel) {
     if (errno != ENOSYS && errno != ENOENT)
         throw Error(fmt::format("extracting {}: the folder {} cannot be entered without following a symlink or "
                                 "leaving {}: {}",
-                                rel, joined, root_.string(), errno_text()));
+                                rel, joined, root_.string(), errno_message(errno)));
     // One component at a time, never following a symlink, creating what is missing.
     int cur = ::dup(fd_);
-    if (cur < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_text()));
+    if (cur < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_message(errno)));
     for (const auto& c : parts) {
         int next = ::openat(cur, c.c_str(), dflags);
         if (next < 0 && errno == ENOENT) {
             if (::mkdirat(cur, c.c_str(), 0755) != 0 && errno != EEXIST) {
-                auto e = errno_text();
+                auto e = errno_message(errno);
                 ::close(cur);
                 throw Error(fmt::format("extracting {}: creating the folder {}: {}", rel, c, e));
             }
@@ -223,7 +220,7 @@ std::pair<int, std::string> SafeTree::parent(std::string_view rel) {
         }
         if (next < 0) {
             auto e = errno == ELOOP || errno == ENOTDIR ? std::string("a symlink or a file is in the way")
-                                                        : errno_text();
+                                                        : errno_message(errno);
             ::close(cur);
             throw Error(fmt::format("extracting {}: {} is not a folder: {}", rel, c, e));
         }
@@ -236,7 +233,7 @@ std::pair<int, std::string> SafeTree::parent(std::string_view rel) {
 void SafeTree::mkdirs(std::string_view rel) {
     auto [dir, name] = parent(rel);
     if (::mkdirat(dir, name.c_str(), 0755) != 0 && errno != EEXIST) {
-        auto e = errno_text();
+        auto e = errno_message(errno);
         ::close(dir);
         throw Error(fmt::format("extracting {}: creating the folder: {}", rel, e));
     }
@@ -250,9 +247,9 @@ void SafeTree::chmod(std::string_view rel, unsigned mode) {
     auto [dir, name] = parent(rel);
     int fd = ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     ::close(dir);
-    if (fd < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_text()));
+    if (fd < 0) throw Error(fmt::format("extracting {}: {}", rel, errno_message(errno)));
     int rc = ::fchmod(fd, static_cast<mode_t>(mode & 0777u));
-    auto e = errno_text();
+    auto e = errno_message(errno);
     ::close(fd);
     if (rc != 0) throw Error(fmt::format("extracting {}: chmod: {}", rel, e));
 }
@@ -260,7 +257,7 @@ void SafeTree::chmod(std::string_view rel, unsigned mode) {
 void SafeTree::symlink(std::string_view rel, const std::string& target) {
     auto [dir, name] = parent(rel);
     int rc = ::symlinkat(target.c_str(), dir, name.c_str());
-    auto e = errno_text();
+    auto e = errno_message(errno);
     ::close(dir);
     if (rc != 0) throw Error(fmt::format("extracting {}: creating the symlink: {}", rel, e));
 }

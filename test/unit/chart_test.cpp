@@ -515,14 +515,17 @@ fs::path corpus_k8s() {
     return {};
 }
 
+bool have_corpus() {
+    fs::path k8s = corpus_k8s();
+    return !k8s.empty() && fs::is_directory(k8s / "charts/dependencies/mongodb");
+}
+
 } // namespace
 
-TEST_CASE("chart::corpus charts load and coalesce") {
+// Reported as skipped when ../shared/corpus/appstore-ai is absent.
+TEST_CASE("chart::corpus charts load and coalesce" * doctest::skip(!have_corpus())) {
     fs::path k8s = corpus_k8s();
-    if (k8s.empty() || !fs::is_directory(k8s / "charts/dependencies/mongodb")) {
-        MESSAGE("shared corpus not found; skipped");
-        return;
-    }
+    REQUIRE_MESSAGE(have_corpus(), "shared corpus ../shared/corpus/appstore-ai/k8s not found");
 
     SUBCASE("mongodb with a vendored common folder and tgz") {
         Chart c = load_chart(k8s / "charts/dependencies/mongodb", "charts/dependencies/mongodb");
@@ -597,7 +600,7 @@ TEST_CASE("chart::corpus charts load and coalesce") {
 
     SUBCASE("metallb packaged chart") {
         fs::path tgz = k8s / "charts/dependencies/metallb-0.13.7.tgz";
-        if (!fs::exists(tgz)) return;
+        REQUIRE_MESSAGE(fs::exists(tgz), "the corpus has no " << tgz.string());
         Chart c = load_chart(tgz, "charts/dependencies/metallb-0.13.7.tgz");
         CHECK(c.name == "metallb");
         CHECK(c.app_version == "v0.13.7");

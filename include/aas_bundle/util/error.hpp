@@ -27,3 +27,14 @@ public:
 std::string wrap_message(const std::string& context, const std::string& message);
 
 } // namespace aas
+
+namespace aas::util {
+
+/// The system's text for the error number `err` ("No such file or directory" for
+/// ENOENT), as strerror gives it but safe to call from several threads at once (an
+/// unknown number gets the system's "Unknown error N", or "error N" where the system
+/// gives no text at all). Leaves `errno` as it was,
+/// so `errno_message(errno)` can be used while building a message.
+std::string errno_message(int err);
+
+} // namespace aas::util
