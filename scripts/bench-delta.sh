@@ -106,6 +106,7 @@ try:
             t, _ = fresh_with_v1(f"{name}{i}")
             times.append(load(bundle, t, root / f"{name}{i}-out2"))
             t.stop()
+            shutil.rmtree(root / f"{name}{i}", ignore_errors=True)  # its storage: the disk is shared
     fm, dm = statistics.median(full_times), statistics.median(delta_times)
     print(f"{'':28} {'bundle size':>14} {'load (median)':>14}")
     print(f"{'v2 full bundle':28} {full_size / 2**20:11.1f} MiB {fm:12.2f} s")
