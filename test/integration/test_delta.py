@@ -8,6 +8,7 @@ raw registry API and the registry's storage folder, never with aas-bundle itself
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -336,3 +337,54 @@ def test_have_old_bundle(app, loaded_v1, run_aas, workdir, key):
         assert images.fetch_manifest(r, repo, ref.rsplit(":", 1)[1]) == obj.manifest
         for d in obj.blobs:
             assert client.blob_exists(repo, d)
+
+
+def rewrite_bundle_json(src: Path, dst: Path, edit) -> None:
+    """A copy of the plain-tar bundle `src` with bundle.json changed by `edit(doc)` (the
+    signature then no longer matches: read without --key, integrity only)."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name == "bundle.json":
+                doc = json.loads(data)
+                edit(doc)
+                data = (json.dumps(doc, indent=2) + "\n").encode()
+                m.size = len(data)
+            tout.addfile(m, None if data is None else io.BytesIO(data))
+
+
+def test_verify_checks_a_deltas_assumptions(app, loaded_v1, run_aas, workdir, key):
+    _r, out1 = loaded_v1
+    delta = workdir / "bundles" / "d.tar"
+    assert_ok(pack(run_aas, app, key, delta, "--have", out1 / "inventory.json"))
+    assert_ok(run_aas("verify", delta))
+    # An assumed blob that no manifest references.
+    bogus = workdir / "bundles" / "bogus.tar"
+
+    def add_unused(doc):
+        doc["assumed"].append({"digest": "sha256:" + "0" * 64, "size": 5, "media_type": "x",
+                               "images": [doc["images"][0]["ref"]], "base": 0, "repositories": []})
+    rewrite_bundle_json(delta, bogus, add_unused)
+    p = run_aas("verify", bogus)
+    assert p.returncode == 1
+    assert "assumed blob sha256:" + "0" * 64 + ": no manifest of the bundle references it" in p.stderr
+    # An assumption taken out: the layer is then missing.
+    dropped = workdir / "bundles" / "dropped.tar"
+    rewrite_bundle_json(delta, dropped, lambda doc: doc["assumed"].pop())
+    p = run_aas("verify", dropped)
+    assert p.returncode == 1 and "missing" in p.stderr
+    # An index out of range: refused when bundle.json is read, naming the entry.
+    oor = workdir / "bundles" / "oor.tar"
+    rewrite_bundle_json(delta, oor, lambda doc: doc["assumed"][1].update(base=7))
+    p = run_aas("verify", oor)
+    assert p.returncode == 1 and "assumed[1].base: not an index into base" in p.stderr
+    # A stored layer also listed as assumed.
+    both = workdir / "bundles" / "both.tar"
+
+    def dup(doc):
+        layer = next(b for b in doc["blobs"] if b["kind"] == "layer")
+        doc["assumed"].append({"digest": layer["digest"], "size": layer["size"], "media_type": layer["media_type"],
+                               "images": layer["images"], "base": 0, "repositories": []})
+    rewrite_bundle_json(delta, both, dup)
+    p = run_aas("verify", both)
+    assert p.returncode == 1 and "is assumed present, but the bundle stores it too" in p.stderr
