@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <ctime>
+#include <set>
 
 namespace aas::bundle {
 namespace {
@@ -183,6 +184,27 @@ std::string BundleDoc::to_json() const {
         if (f.type == "symlink") o["target"] = f.target;
         j["files"].push_back(std::move(o));
     }
+    if (!base.empty()) {
+        j["base"] = ojson::array();
+        for (const auto& b : base) {
+            ojson o;
+            o["kind"] = b.kind;
+            o["sha256"] = b.sha256.str();
+            if (b.kind == "inventory") {
+                o["registry"] = b.registry;
+                o["prefix"] = b.prefix;
+            }
+            j["base"].push_back(std::move(o));
+        }
+        j["assumed"] = ojson::array();
+        for (const auto& a : assumed)
+            j["assumed"].push_back({{"digest", a.digest.str()},
+                                    {"size", a.size},
+                                    {"media_type", a.media_type},
+                                    {"images", a.images},
+                                    {"base", a.base},
+                                    {"repositories", a.repositories}});
+    }
     return j.dump(2) + "\n";
 }
 
@@ -299,7 +321,68 @@ BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
         if (fr.type == "symlink") fr.target = r.str(o, "target", f);
         d.files.push_back(std::move(fr));
     }
+    if (j.contains("base") != j.contains("assumed"))
+        r.fail(j.contains("base") ? "assumed" : "base", "missing (a delta bundle has both base and assumed)");
+    if (j.contains("base")) {
+        const auto& bases = r.array(j, "base");
+        if (bases.empty()) r.fail("base", "an empty list (a delta bundle names at least one base)");
+        for (std::size_t i = 0; i < bases.size(); ++i) {
+            std::string f = fmt::format("base[{}]", i);
+            BaseRecord b;
+            b.kind = r.str(bases[i], "kind", f);
+            if (b.kind != "inventory" && b.kind != "bundle")
+                r.fail(f + ".kind", fmt::format("\"{}\" is not inventory or bundle", util::escape_control(b.kind)));
+            b.sha256 = r.digest(bases[i], "sha256", f);
+            if (b.sha256.algorithm() != oci::Algorithm::sha256) r.fail(f + ".sha256", "not a sha256 digest");
+            if (b.kind == "inventory") {
+                b.registry = r.str(bases[i], "registry", f);
+                b.prefix = r.str(bases[i], "prefix", f);
+                if (b.registry.empty() || util::has_control(b.registry) || util::has_control(b.prefix))
+                    r.fail(f + ".registry", "empty, or holds a control character");
+            }
+            d.base.push_back(std::move(b));
+        }
+        std::set<oci::Digest> stored;
+        for (const auto& b : d.blobs) stored.insert(b.digest);
+        std::set<std::string> refs;
+        for (const auto& img : d.images) refs.insert(img.ref);
+        std::set<oci::Digest> seen;
+        const auto& assumed = r.array(j, "assumed");
+        for (std::size_t i = 0; i < assumed.size(); ++i) {
+            std::string f = fmt::format("assumed[{}]", i);
+            const auto& o = assumed[i];
+            AssumedRecord a;
+            a.digest = r.digest(o, "digest", f);
+            a.size = r.num(o, "size", f);
+            a.media_type = r.str(o, "media_type", f);
+            const auto& base = r.get(o, "base", f);
+            if (!base.is_number_unsigned() || base.get<std::uint64_t>() >= d.base.size())
+                r.fail(f + ".base", fmt::format("not an index into base (0 to {})", d.base.size() - 1));
+            a.base = static_cast<std::size_t>(base.get<std::uint64_t>());
+            if (!o.contains("images")) r.fail(f + ".images", "missing");
+            a.images = r.strings(o, "images", f);
+            if (!o.contains("repositories")) r.fail(f + ".repositories", "missing");
+            a.repositories = r.strings(o, "repositories", f);
+            if (stored.count(a.digest))
+                r.fail(f, fmt::format("{} is assumed present, but the bundle stores it too", a.digest.str()));
+            if (!seen.insert(a.digest).second) r.fail(f, fmt::format("{} is assumed twice", a.digest.str()));
+            if (a.images.empty()) r.fail(f + ".images", fmt::format("{}: no image of the bundle needs it", a.digest.str()));
+            for (const auto& ref : a.images)
+                if (!refs.count(ref))
+                    r.fail(f + ".images", fmt::format("\"{}\" is not an image of the bundle", util::escape_control(ref)));
+            for (const auto& repo : a.repositories)
+                if (repo.empty() || util::has_control(repo) || repo.size() > 255)
+                    r.fail(f + ".repositories", "holds a name that is not a repository path");
+            d.assumed.push_back(std::move(a));
+        }
+    }
     return d;
+}
+
+std::uint64_t BundleDoc::assumed_bytes() const {
+    std::uint64_t n = 0;
+    for (const auto& a : assumed) n += static_cast<std::uint64_t>(a.size);
+    return n;
 }
 
 std::vector<FieldProblem> field_problems(const BundleDoc& d) {

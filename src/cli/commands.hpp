@@ -1,7 +1,10 @@
 #pragma once
 // The CLI: one file per subcommand (parse flags, call one library function, print).
 
+#include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/registry/client.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -59,6 +62,12 @@ CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, cons
 /// Throws UsageError("COMMAND needs FLAG …") when `value` is empty.
 void require_option(const std::string& value, const std::string& command, const std::string& flag);
 
+/// A delta bundle's assumptions (bundle.json `base` and `assumed`), for verify and inspect:
+/// {"delta", "bases": [...], "assumed": {"blobs", "bytes"}, "bytes_stored", "bytes_full"}
+/// (`stored`: blob bytes the bundle holds; full: stored + assumed).
+nlohmann::ordered_json delta_json(const bundle::BundleDoc& doc, std::uint64_t stored);
+/// The same as lines of text (untrusted text escaped), "" for a full bundle.
+std::string delta_text(const bundle::BundleDoc& doc, std::uint64_t stored);
 
 // Subcommands.
 std::function<int()> install_copy(CLI::App& app);
@@ -68,5 +77,6 @@ std::function<int()> install_pack(CLI::App& app);
 std::function<int()> install_verify(CLI::App& app);
 std::function<int()> install_inspect(CLI::App& app);
 std::function<int()> install_load(CLI::App& app);
+std::function<int()> install_inventory(CLI::App& app);
 
 } // namespace aas::cli

@@ -2,6 +2,7 @@
 
 #include "aas_bundle/util/error.hpp"
 #include "aas_bundle/util/log.hpp"
+#include "aas_bundle/util/strings.hpp"
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@ const std::vector<Command>& commands() {
         {"verify", "Prove a bundle whole and untouched: signature, every blob and file, completeness", install_verify},
         {"inspect", "Show what a bundle holds (images, releases, sizes) from its first entries", install_inspect},
         {"load", "Push a bundle's images into a private registry and rewrite the values to use it (offline side)", install_load},
+        {"inventory", "Write what a registry holds for a set of images (inventory.json), for delta bundles", install_inventory},
     };
     return list;
 }
@@ -77,6 +79,45 @@ CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, cons
     auto* main = app.add_option(names, value, help);
     app.add_option(old, value, "same as " + names)->group(""); // hidden from --help
     return main;
+}
+
+nlohmann::ordered_json delta_json(const bundle::BundleDoc& doc, std::uint64_t stored) {
+    nlohmann::ordered_json j;
+    j["delta"] = doc.is_delta();
+    j["bases"] = nlohmann::ordered_json::array();
+    for (const auto& b : doc.base) {
+        nlohmann::ordered_json o = {{"kind", b.kind}, {"sha256", b.sha256.str()}};
+        if (b.kind == "inventory") {
+            o["registry"] = b.registry;
+            o["prefix"] = b.prefix;
+        }
+        j["bases"].push_back(std::move(o));
+    }
+    j["assumed"] = {{"blobs", doc.assumed.size()}, {"bytes", doc.assumed_bytes()}};
+    j["bytes_stored"] = stored;
+    j["bytes_full"] = stored + doc.assumed_bytes();
+    return j;
+}
+
+std::string delta_text(const bundle::BundleDoc& doc, std::uint64_t stored) {
+    if (!doc.is_delta()) return {};
+    auto full = stored + doc.assumed_bytes();
+    std::string s = fmt::format("delta: assumes {} blobs ({}) present in the target registry; stores {} of the full "
+                                "bundle's {} ({:.1f}%)\n",
+                                doc.assumed.size(), util::human_bytes(doc.assumed_bytes()), util::human_bytes(stored),
+                                util::human_bytes(full), full ? 100.0 * static_cast<double>(stored) / static_cast<double>(full) : 100.0);
+    for (std::size_t i = 0; i < doc.base.size(); ++i) {
+        const auto& b = doc.base[i];
+        std::size_t n = 0;
+        for (const auto& a : doc.assumed) n += a.base == i;
+        s += fmt::format("  base {}: {} {}{} ({} blobs)\n", i, b.kind, b.sha256.str(),
+                         b.kind == "inventory"
+                             ? fmt::format(" of {}{}", util::escape_control(b.registry),
+                                           b.prefix.empty() ? "" : "/" + util::escape_control(b.prefix))
+                             : std::string(),
+                         n);
+    }
+    return s;
 }
 
 void require_option(const std::string& value, const std::string& command, const std::string& flag) {

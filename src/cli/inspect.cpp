@@ -53,6 +53,7 @@ nlohmann::ordered_json to_json(const verify::Inspection& in) {
                    {"archive_bytes", in.archive_size},
                    {"compressed", in.compressed},
                    {"parts", parts}};
+    j["delta"] = delta_json(d, in.bytes_stored);
     return j;
 }
 
@@ -111,6 +112,7 @@ int run(const InspectFlags& f) {
                        in.parts ? fmt::format(" in {} parts", in.parts->parts.size()) : std::string());
     if (in.parts)
         for (const auto& p : in.parts->parts) out += fmt::format("  {} {}\n", e(p.name), util::human_bytes(p.size));
+    out += delta_text(d, in.bytes_stored);
     std::cout << out;
     return refused || in.signature == verify::Signature::invalid ? failure : ok;
 }

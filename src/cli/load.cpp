@@ -18,7 +18,7 @@ namespace aas::cli {
 namespace {
 
 struct LoadFlags {
-    std::string bundle, registry, key, out, registry_config;
+    std::string bundle, registry, key, out, registry_config, inventory_key;
     bool skip_signature = false, dry_run = false, flatten = false, json = false;
     int jobs = 4;
     RegistryFlags reg;
@@ -36,6 +36,7 @@ int run(LoadFlags& f) {
     o.jobs = f.jobs;
     o.dry_run = f.dry_run;
     o.flatten = f.flatten;
+    o.inventory_key = f.inventory_key;
     std::string password;
     if (f.reg.password_stdin) password = read_password_stdin();
     std::string host = f.registry.substr(0, f.registry.find('/'));
@@ -65,6 +66,12 @@ int run(LoadFlags& f) {
                             {"manifests", {{"pushed", r.manifests_pushed}, {"skipped", r.manifests_skipped}}},
                             {"bytes_uploaded", r.bytes_uploaded},
                             {"changed_files", r.changed_files},
+                            {"delta", {{"delta", r.delta},
+                                       {"assumed_blobs", r.assumed_blobs},
+                                       {"assumed_bytes", r.assumed_bytes},
+                                       {"assumed_present", r.assumed_present},
+                                       {"assumed_mounts", r.assumed_mounts}}},
+                            {"inventory", r.inventory.string()},
                             {"warnings", r.warnings},
                             {"seconds", secs}};
         if (f.dry_run) j["diff"] = r.diff;
@@ -72,7 +79,13 @@ int run(LoadFlags& f) {
         return ok;
     }
     if (f.dry_run) {
-        std::cout << "Dry run: nothing was pushed or written.\n\nWould push:\n";
+        std::cout << "Dry run: nothing was pushed or written.\n\n";
+        if (r.delta)
+            std::cout << fmt::format("Delta bundle: the {} blobs it assumes ({}) are in {}: {} in place, {} would be "
+                                     "mounted from another repository.\n\n",
+                                     r.assumed_blobs, util::human_bytes(r.assumed_bytes), f.registry, r.assumed_present,
+                                     r.assumed_mounts);
+        std::cout << "Would push:\n";
         for (const auto& p : r.planned_pushes) std::cout << "  " << p << "\n";
         std::cout << fmt::format("\nWould change {} files:\n", r.changed_files.size()) << r.diff;
         return ok;
@@ -81,8 +94,11 @@ int run(LoadFlags& f) {
     std::cout << fmt::format("  blobs: {} uploaded ({}), {} already there, {} mounted; manifests: {} pushed, {} already there\n",
                              r.blobs_uploaded, util::human_bytes(r.bytes_uploaded), r.blobs_skipped, r.blobs_mounted,
                              r.manifests_pushed, r.manifests_skipped);
-    std::cout << fmt::format("  wrote {}: k8s/ ({} files rewritten), images.lock.json, install.sh\n", f.out,
-                             r.changed_files.size());
+    if (r.delta)
+        std::cout << fmt::format("  delta: {} assumed blobs ({}) were in the registry: {} in place, {} mounted\n",
+                                 r.assumed_blobs, util::human_bytes(r.assumed_bytes), r.assumed_present, r.assumed_mounts);
+    std::cout << fmt::format("  wrote {}: k8s/ ({} files rewritten), images.lock.json, install.sh, inventory.json{}\n",
+                             f.out, r.changed_files.size(), f.inventory_key.empty() ? " (unsigned)" : " and its .sig");
     std::cout << fmt::format("  next: {}/install.sh\n", f.out);
     return ok;
 }
@@ -94,6 +110,9 @@ std::function<int()> install_load(CLI::App& app) {
     app.add_option("BUNDLE", f->bundle, "The bundle (a file, its parts index or its first part)")->required();
     app.add_option("--registry", f->registry, "Private registry: HOST[:PORT][/PREFIX]")->required();
     app.add_option("--key", f->key, "The signer's public key (NAME.pub)")->check(CLI::ExistingFile);
+    app.add_option("--inventory-key", f->inventory_key,
+                   "The offline side's PRIVATE key (NAME.key) that signs OUT/inventory.json (for pack --have-key)")
+        ->check(CLI::ExistingFile);
     app.add_flag("--insecure-skip-signature", f->skip_signature, "Load without checking who signed the bundle");
     add_option_with_alias(app, "-o,--output", "--out", f->out,
                           "Folder to write: k8s/ with rewritten image values, images.lock.json, install.sh");

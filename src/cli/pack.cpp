@@ -4,6 +4,7 @@
 #include "progress.hpp"
 
 #include "aas_bundle/pack/pack.hpp"
+#include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 
@@ -22,7 +23,8 @@ constexpr std::uint64_t fat32_max = (std::uint64_t{4} << 30) - 1;
 struct PackFlags {
     std::string manifest_file, k8s, output, key, cache, split_size, registry_config;
     bool unsigned_ = false, json = false;
-    std::vector<std::string> platforms, mirrors, classes;
+    std::vector<std::string> platforms, mirrors, classes, have;
+    std::string have_key;
     bool include_possible = false;
     int jobs = 4;
     int zstd_level = 3;
@@ -50,6 +52,9 @@ nlohmann::json to_json(const pack::Result& r, double secs) {
             {"bytes_downloaded", r.bytes_downloaded},
             {"bytes_from_cache", r.bytes_cached},
             {"signer", r.doc.signer},
+            {"delta", r.doc.is_delta()},
+            {"blobs_assumed", r.blobs_assumed},
+            {"bytes_assumed", r.bytes_assumed},
             {"warnings", r.warnings},
             {"seconds", secs}};
 }
@@ -99,6 +104,19 @@ int run(PackFlags& f) {
             throw UsageError(fmt::format("--mirror {}: expected REGISTRY=HOST[:PORT][/PREFIX], e.g. docker.io=127.0.0.1:5000", m));
         o.mirrors[m.substr(0, eq)] = m.substr(eq + 1);
     }
+    if (!f.have_key.empty() && f.have.empty()) throw UsageError("--have-key checks the inventories of --have: give --have too");
+    if (!f.have_key.empty()) {
+        try {
+            signing::public_fingerprint(f.have_key);
+        } catch (const Error& e) {
+            throw UsageError(fmt::format("--have-key {}: {}", f.have_key, e.what()));
+        }
+    }
+    for (const auto& h : f.have) {
+        std::vector<std::string> warns;
+        o.have.push_back(delta::read_have(h, f.have_key, warns)); // before any download
+        for (const auto& w : warns) log::warn("{}", w);
+    }
     std::string password;
     if (f.reg.password_stdin) password = read_password_stdin();
     o.registry_options = [&](const std::string& host) { return make_options(f.reg, host, f.registry_config, password); };
@@ -134,6 +152,11 @@ int run(PackFlags& f) {
     std::cout << fmt::format("packed {} images ({} blobs, {} stored, {} saved by shared layers) in {:.1f} s\n",
                              r.doc.images.size(), r.doc.blobs.size(), util::human_bytes(r.bytes_stored),
                              util::human_bytes(r.bytes_saved), secs);
+    if (r.doc.is_delta())
+        std::cout << fmt::format("  delta against {} base{}: {} layers ({}) assumed present in the target registry, "
+                                 "not stored\n",
+                                 r.doc.base.size(), r.doc.base.size() == 1 ? "" : "s", r.blobs_assumed,
+                                 util::human_bytes(r.bytes_assumed));
     std::cout << fmt::format("  downloaded {}, {} from the cache\n", util::human_bytes(r.bytes_downloaded),
                              util::human_bytes(r.bytes_cached));
     for (const auto& file : r.written.files) std::cout << fmt::format("  wrote {}\n", file.string());
@@ -167,6 +190,11 @@ std::function<int()> install_pack(CLI::App& app) {
     app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")->check(CLI::ExistingFile);
     app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")->check(CLI::Range(0, 20));
     app.add_option("--stall-timeout", f->reg.stall_timeout, "Seconds without progress before a transfer fails")->check(CLI::Range(1, 3600));
+    app.add_option("--have", f->have, "Write a delta: leave out every layer this inventory.json (from load or "
+                                      "'aas-bundle inventory') or old bundle lists; repeatable")
+        ->check(CLI::ExistingFile)->allow_extra_args(false);
+    app.add_option("--have-key", f->have_key, "The offline side's public key: every --have inventory's .sig must "
+                                              "verify with it")->check(CLI::ExistingFile);
     app.add_flag("--json", f->json, "Print the result as JSON");
     f->reg.add_to(app, "", "the source registries");
     return [f] { return run(*f); };

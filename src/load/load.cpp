@@ -4,6 +4,8 @@
 #include "blob_sources.hpp"
 
 #include "aas_bundle/bundle/parts.hpp"
+#include "aas_bundle/delta/inventory.hpp"
+#include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/oci/media_types.hpp"
 #include "aas_bundle/oci/walk.hpp"
 #include "aas_bundle/rewrite/rewrite.hpp"
@@ -282,6 +284,85 @@ private:
     std::optional<util::RemoveOnSignal> on_signal_;
 };
 
+// A delta's assumed blobs, found before anything is pushed: for each blob and each target
+// repository that needs it, "" when that repository holds it, else the repository of this
+// registry to mount it from.
+using AssumedPlan = std::map<oci::Digest, std::map<std::string, std::string>>;
+
+// Looks for every assumed blob (HEAD only: nothing is uploaded or mounted here). Throws
+// aas::Error naming every blob found nowhere: its size, the images that need it, its base.
+AssumedPlan find_assumed(registry::Client& client, const bundle::BundleDoc& doc, const std::vector<ImagePlan>& plans,
+                         const std::string& registry, Result& result) {
+    AssumedPlan out;
+    std::map<std::pair<std::string, oci::Digest>, bool> asked;
+    auto has = [&](const std::string& repo, const oci::Digest& d) {
+        auto [it, fresh] = asked.emplace(std::make_pair(repo, d), false);
+        if (fresh) it->second = client.blob_exists(repo, d);
+        return it->second;
+    };
+    std::vector<std::string> all_repos;
+    for (const auto& p : plans)
+        if (std::find(all_repos.begin(), all_repos.end(), p.repo) == all_repos.end()) all_repos.push_back(p.repo);
+    std::vector<std::string> missing;
+    std::uint64_t missing_bytes = 0;
+    for (const auto& a : doc.assumed) {
+        ++result.assumed_blobs;
+        result.assumed_bytes += static_cast<std::uint64_t>(a.size);
+        std::vector<std::string> needing;
+        for (const auto& p : plans)
+            if (std::find(a.images.begin(), a.images.end(), p.rec->ref) != a.images.end() &&
+                std::find(needing.begin(), needing.end(), p.repo) == needing.end())
+                needing.push_back(p.repo);
+        std::vector<std::string> candidates = a.repositories;
+        candidates.insert(candidates.end(), all_repos.begin(), all_repos.end());
+        std::string from; // a repository that holds it, found once for every needing one
+        bool lost = false;
+        for (const auto& repo : needing) {
+            if (has(repo, a.digest)) {
+                out[a.digest][repo] = "";
+                ++result.assumed_present;
+                continue;
+            }
+            if (from.empty())
+                for (const auto& c : candidates) {
+                    if (c == repo || ref::Reference::try_parse("x.invalid/" + c) == std::nullopt) continue;
+                    if (has(c, a.digest)) {
+                        from = c;
+                        break;
+                    }
+                }
+            if (from.empty()) {
+                lost = true;
+                break;
+            }
+            out[a.digest][repo] = from;
+            ++result.assumed_mounts;
+        }
+        if (!lost) continue;
+        const auto& base = doc.base.at(a.base);
+        missing_bytes += static_cast<std::uint64_t>(a.size);
+        std::string imgs;
+        for (const auto& i : a.images) imgs += (imgs.empty() ? "" : ", ") + util::escape_control(i);
+        missing.push_back(fmt::format(
+            "blob {} ({}), needed by {}: assumed from base {} ({} {}{}), but not in {} (asked: {})", a.digest.str(),
+            util::human_bytes(static_cast<std::uint64_t>(a.size)), imgs, a.base, base.kind, base.sha256.str(),
+            base.kind == "inventory"
+                ? fmt::format(", registry {}{}", util::escape_control(base.registry),
+                              base.prefix.empty() ? "" : "/" + util::escape_control(base.prefix))
+                : std::string(),
+            registry, fmt::format("{}", fmt::join(needing, ", "))));
+    }
+    if (!missing.empty()) {
+        std::string msg = fmt::format(
+            "this delta bundle assumes {} blob{} ({}) that {} does not hold; nothing was pushed. Load the bundle it "
+            "is a delta against into this registry first, or pack a full bundle (without --have):",
+            missing.size(), missing.size() == 1 ? "" : "s", util::human_bytes(missing_bytes), registry);
+        for (const auto& m : missing) msg += "\n  " + m;
+        throw Error(msg);
+    }
+    return out;
+}
+
 // 3. Pushing: every blob the registry lacks, from the bundle (at its offset, hashed on
 // the way), or streamed already during the pass; mounts into the other repositories;
 // then the manifests, children before indexes, tops under their tag. Throws aas::Error
@@ -297,6 +378,7 @@ struct PushContext {
     std::mutex& mu;
     std::vector<std::string>& failures;
     std::function<void(registry::PushOutcome, std::uint64_t)> count;
+    const AssumedPlan& assumed;
 };
 
 void push_images(const PushContext& c) {
@@ -344,9 +426,28 @@ void push_images(const PushContext& c) {
     };
     std::map<oci::Digest, BlobNeed> needs;
     std::uint64_t total = 0;
+    // A delta's assumed blobs are not in the bundle: each is in the repository that needs it
+    // already, or mounted there from where find_assumed saw it.
+    struct AssumedMount {
+        oci::Descriptor desc;
+        std::string repo, from;
+    };
+    std::vector<AssumedMount> assumed_mounts;
+    for (const auto& p : plans)
+        for (const auto& b : p.blobs) {
+            auto a = c.assumed.find(b.digest);
+            if (a == c.assumed.end()) continue;
+            auto at = a->second.find(p.repo);
+            if (at == a->second.end()) throw Error(fmt::format("assumed blob {} was not looked for in {}", b.digest.str(), p.repo));
+            if (at->second.empty()) continue;
+            if (std::none_of(assumed_mounts.begin(), assumed_mounts.end(),
+                             [&](const AssumedMount& m) { return m.desc.digest == b.digest && m.repo == p.repo; }))
+                assumed_mounts.push_back({b, p.repo, at->second});
+        }
     for (std::size_t pi = 0; pi < plans.size(); ++pi) {
         const auto& p = plans[pi];
         for (const auto& b : p.blobs) {
+            if (c.assumed.count(b.digest)) continue;
             auto& n = needs[b.digest];
             if (n.repos.empty()) {
                 n.desc = b;
@@ -368,6 +469,7 @@ void push_images(const PushContext& c) {
     std::mutex track_mu;
     for (std::size_t pi = 0; pi < plans.size(); ++pi)
         for (const auto& b : plans[pi].blobs) {
+            if (c.assumed.count(b.digest)) continue;
             track[pi].total += static_cast<std::uint64_t>(b.size);
             ++track[pi].missing;
         }
@@ -420,7 +522,7 @@ void push_images(const PushContext& c) {
         std::set<oci::Digest> seen;
         for (const auto& p : plans)
             for (const auto& b : p.blobs)
-                if (seen.insert(b.digest).second) order.push_back(&needs.at(b.digest));
+                if (!c.assumed.count(b.digest) && seen.insert(b.digest).second) order.push_back(&needs.at(b.digest));
     }
     run_pool(order.size(), [&](std::size_t i) {
         const auto& n = *order[i];
@@ -502,10 +604,31 @@ void push_images(const PushContext& c) {
             }
         });
     }
+    if (failures.empty()) {
+        run_pool(assumed_mounts.size(), [&](std::size_t i) {
+            const auto& m = assumed_mounts[i];
+            std::string entry = fmt::format("blob {} {}", m.repo, m.desc.digest.str());
+            try {
+                if (c.journal.has(entry) || c.client.blob_exists(m.repo, m.desc.digest)) {
+                    count(registry::PushOutcome::skipped, 0);
+                } else if (c.client.mount_blob(m.repo, m.desc, m.from)) {
+                    count(registry::PushOutcome::mounted, 0);
+                } else {
+                    throw Error(fmt::format("the registry would not mount it from {} (a delta's assumed blob is not "
+                                            "in the bundle, so it cannot be uploaded instead)",
+                                            m.from));
+                }
+                c.journal.add(entry);
+            } catch (const std::exception& e) {
+                std::lock_guard lock(mu);
+                failures.push_back(fmt::format("assumed blob {} to {}/{}: {}", m.desc.digest.str(), host, m.repo, e.what()));
+            }
+        });
+    }
     if (!failures.empty()) {
         std::string msg = fmt::format("{} of {} blob transfers failed; what was pushed stays valid, run the same "
                                       "command again to go on:",
-                                      failures.size(), order.size() + mounts.size());
+                                      failures.size(), order.size() + mounts.size() + assumed_mounts.size());
         for (const auto& f : failures) msg += "\n  " + f;
         throw Error(msg);
     }
@@ -605,6 +728,15 @@ Result load(const Options& o) {
                          "--insecure-skip-signature loads a bundle whose origin is not checked");
     if (o.out.empty()) throw UsageError("load needs an output folder (--out DIR)");
     check_registry(o.registry);
+    if (!o.inventory_key.empty()) {
+        try {
+            signing::sign(o.inventory_key, "check"); // a public key is refused before the bundle is read
+        } catch (const Error& e) {
+            throw UsageError(fmt::format("--inventory-key {}: {} (the inventory is signed with the offline side's "
+                                         "PRIVATE key)",
+                                         o.inventory_key.string(), e.what()));
+        }
+    }
     const fs::path out_dir = checked_out(o.out);
     const auto [host_part, prefix_part] = split_registry(o.registry);
     const std::string host = host_part, prefix = prefix_part; // lambdas capture these (clang 14)
@@ -653,6 +785,7 @@ Result load(const Options& o) {
         journal.emplace(work / "journal");
     }
     bool all_present = false, v2 = false;
+    AssumedPlan assumed_plan; // a delta: where each assumed blob is (find_assumed)
 
     // Counters, shared by the uploads.
     std::mutex mu;
@@ -690,7 +823,21 @@ Result load(const Options& o) {
             plans.push_back(std::move(p));
         }
         v2 = rep.doc->format == bundle::format_name;
-        if (o.dry_run) return;
+        result.delta = rep.doc->is_delta();
+        if (o.dry_run) {
+            if (!result.delta) return;
+            // A delta's dry run asks the registry for its assumptions (HEAD only).
+            client.emplace(host, o.registry_options);
+            try {
+                client->ping();
+            } catch (const registry::RegistryError& e) {
+                throw Error(fmt::format("{} cannot be asked for the blobs this delta bundle assumes: {}\n  {}",
+                                        o.registry, e.what(), preflight_hint(e, host, prefix)));
+            }
+            say(fmt::format("checking the {} blobs this delta bundle assumes in {}", rep.doc->assumed.size(), o.registry));
+            assumed_plan = find_assumed(*client, *rep.doc, plans, o.registry, result);
+            return;
+        }
         say(fmt::format("checking {}", o.registry));
         try {
             client->ping();
@@ -714,6 +861,20 @@ Result load(const Options& o) {
         if (all_present)
             say(fmt::format("{} holds every image of the bundle already{}", o.registry,
                             v2 ? ": reading only the k8s folder" : ""));
+        // A delta: every assumed blob must be in the registry before anything is pushed.
+        if (result.delta && !all_present) {
+            say(fmt::format("checking the {} blobs this delta bundle assumes", rep.doc->assumed.size()));
+            try {
+                assumed_plan = find_assumed(*client, *rep.doc, plans, o.registry, result);
+            } catch (const registry::RegistryError& e) {
+                throw Error(fmt::format("asking {} for the blobs this delta bundle assumes failed, nothing was pushed: "
+                                        "{}\n  {}",
+                                        o.registry, e.what(), preflight_hint(e, host, prefix)));
+            }
+            say(fmt::format("{} assumed blobs ({}): {} in place, {} to mount from another repository",
+                            result.assumed_blobs, util::human_bytes(result.assumed_bytes), result.assumed_present,
+                            result.assumed_mounts));
+        }
     };
 
     // Streamed uploads (a .tar.zst or a split bundle): at most `stream_jobs` at once.
@@ -905,7 +1066,7 @@ Result load(const Options& o) {
         }
     } else {
         try {
-            push_images(PushContext{o, *client, *journal, plans, report, host, result, mu, failures, count});
+            push_images(PushContext{o, *client, *journal, plans, report, host, result, mu, failures, count, assumed_plan});
         } catch (...) {
             std::error_code ec;
             fs::remove_all(root, ec); // the k8s folder read; the journal stays for a re-run
@@ -931,6 +1092,18 @@ Result load(const Options& o) {
                             fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
     util::write_file_atomic(staged / "bundle.yaml", output_manifest(doc, rw.releases));
+    // What the registry now holds for these images, asked of it (for `pack --have`).
+    {
+        std::vector<delta::Wanted> wanted;
+        for (const auto& p : plans)
+            wanted.push_back({p.repo, p.target.has_tag() ? p.target.tag() : p.rec->digest.str(), p.rec->digest});
+        std::vector<std::string> warns;
+        auto inv = delta::collect(*client, o.registry, wanted,
+                                  {{"bundle", report.bundle_json_digest, doc.name + " " + doc.version}}, -1, warns);
+        for (const auto& w : warns) result.warnings.push_back("inventory: " + w);
+        delta::write(staged / "inventory.json", inv, o.inventory_key);
+        result.inventory = out_dir / "inventory.json";
+    }
     if (o.flatten) {
         result.warnings.push_back("--flatten: no registry mirror configuration was written (a mirror keeps the "
                                   "repository path, which --flatten changes)");

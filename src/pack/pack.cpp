@@ -587,6 +587,34 @@ Result pack(const Options& o) {
         }
     }
 
+    // A delta: layers a base lists (same digest, same size) are assumed, not stored.
+    std::vector<bundle::AssumedRecord> assumed;
+    if (!o.have.empty()) {
+        for (auto it = blobs.begin(); it != blobs.end();) {
+            const auto& b = it->second;
+            std::optional<std::size_t> base;
+            const delta::InventoryBlob* listed = nullptr;
+            if (b.kind == "layer")
+                for (std::size_t hi = 0; hi < o.have.size() && !base; ++hi)
+                    if (auto f = o.have[hi].blobs.find(it->first); f != o.have[hi].blobs.end() && f->second.size == b.desc.size) {
+                        base = hi;
+                        listed = &f->second;
+                    }
+            if (!base) {
+                ++it;
+                continue;
+            }
+            assumed.push_back({it->first, b.desc.size, b.desc.media_type, {b.images.begin(), b.images.end()}, *base,
+                               listed->repositories});
+            ++result.blobs_assumed;
+            result.bytes_assumed += static_cast<std::uint64_t>(b.desc.size);
+            it = blobs.erase(it);
+        }
+        say(fmt::format("delta against {} base{}: {} layers ({}) assumed present in the target registry, not stored",
+                        o.have.size(), o.have.size() == 1 ? "" : "s", result.blobs_assumed,
+                        util::human_bytes(result.bytes_assumed)));
+    }
+
     // Fetch what the cache lacks.
     Cache cache(o.cache_dir);
     std::vector<BlobJob*> todo;
@@ -628,7 +656,9 @@ Result pack(const Options& o) {
     for (std::size_t pi = 0; pi < plan.size(); ++pi) {
         if (plan[pi].failed) continue;
         for (const auto& d : plan[pi].blobs) {
-            const auto& b = blobs.at(d.digest);
+            auto found = blobs.find(d.digest);
+            if (found == blobs.end()) continue; // assumed (a delta): nothing to fetch
+            const auto& b = found->second;
             track[pi].total += static_cast<std::uint64_t>(d.size);
             if (b.done) track[pi].done += static_cast<std::uint64_t>(d.size);
             else ++track[pi].missing;
@@ -768,7 +798,9 @@ Result pack(const Options& o) {
         result.bytes_stored += static_cast<std::uint64_t>(b.desc.size);
         if (!manifests.count(d)) stored_layers += static_cast<std::uint64_t>(b.desc.size);
     }
-    result.bytes_saved = result.bytes_referenced - stored_layers;
+    result.bytes_saved = result.bytes_referenced - stored_layers - result.bytes_assumed;
+    for (const auto& h : o.have) doc.base.push_back(h.base);
+    doc.assumed = std::move(assumed);
 
     // The OCI layout's index.json: one entry per image, named by its full reference.
     nlohmann::ordered_json index = {{"schemaVersion", 2},

@@ -216,6 +216,7 @@ private:
 
     const bundle::BundleDoc* doc_ = nullptr;
     std::map<oci::Digest, const bundle::BlobRecord*> blobs_;
+    std::map<oci::Digest, const bundle::AssumedRecord*> assumed_; // a delta's blobs not stored
     std::map<std::string, const bundle::FileRecord*> files_;
     std::set<oci::Digest> blobs_seen_;
     std::set<std::string> files_seen_;
@@ -328,6 +329,7 @@ void Checker::index_doc() {
             add(2, "layout", b.digest.str(), fmt::format("bundle.json lists blob {} twice", b.digest.str()));
         limit = sat_add(limit, entry_overhead + round512(static_cast<std::uint64_t>(b.size)));
     }
+    for (const auto& a : doc_->assumed) assumed_.emplace(a.digest, &a); // unique: BundleDoc::parse checks
     for (const auto& f : doc_->files) {
         if (!files_.emplace(f.path, &f).second)
             add(2, "layout", f.path, fmt::format("bundle.json lists {} twice", f.path));
@@ -683,11 +685,20 @@ void Checker::layout() {
     auto parent_of = [&](const oci::RawManifest& m) {
         return fmt::format("{} {}", kind_of(m.media_type, true), m.digest.str());
     };
+    std::set<oci::Digest> assumed_used; // assumed blobs some manifest references
     // True when `d` is listed (its size checked); a foreign layer may be absent.
     auto check = [&](const oci::Descriptor& d, const std::string& ref, const std::string& parent, bool as_manifest) {
         std::string label = fmt::format("blob {} ({} of {})", d.digest.str(), kind_of(d.media_type, as_manifest), ref);
         auto listed = blobs_.find(d.digest);
         if (listed == blobs_.end()) {
+            // A delta: a config or layer its base says the target registry holds.
+            if (auto a = assumed_.find(d.digest); a != assumed_.end() && !as_manifest) {
+                assumed_used.insert(d.digest);
+                if (a->second->size != d.size)
+                    fail(d.digest.str(), fmt::format("{}: {} gives size {}, bundle.json's assumed entry {}", label,
+                                                     parent, d.size, a->second->size));
+                return false;
+            }
             if (!oci::is_foreign(d))
                 fail(d.digest.str(), fmt::format("{}: missing: {} references it, but it is neither in bundle.json "
                                                  "nor in the archive",
@@ -735,6 +746,9 @@ void Checker::layout() {
         };
         oci::visit(*top, v);
     }
+    for (const auto& a : doc_->assumed)
+        if (!assumed_used.count(a.digest))
+            fail(a.digest.str(), fmt::format("assumed blob {}: no manifest of the bundle references it", a.digest.str()));
 }
 
 void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
@@ -1007,12 +1021,14 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
         out.signature = Signature::unsigned_;
     }
     out.doc = bundle::BundleDoc::parse(json, name + ": bundle.json");
+    out.bundle_json_digest = oci::Digest::of(json);
     std::uint64_t stored_layers = 0;
     for (const auto& b : out.doc.blobs) {
         out.bytes_stored += static_cast<std::uint64_t>(b.size);
         if (b.kind == "config" || b.kind == "layer") stored_layers += static_cast<std::uint64_t>(b.size);
     }
     for (const auto& img : out.doc.images) out.bytes_referenced += img.blob_bytes;
+    stored_layers += out.doc.assumed_bytes(); // a delta: what it assumes is not "saved by sharing"
     out.bytes_saved = out.bytes_referenced > stored_layers ? out.bytes_referenced - stored_layers : 0;
     return out;
 }

@@ -114,6 +114,25 @@ struct ReleaseRecord {
     std::vector<std::string> values;
 };
 
+/// What a delta bundle is a delta against (bundle.json `base`, docs/bundle-format.md).
+struct BaseRecord {
+    std::string kind;        ///< inventory | bundle
+    oci::Digest sha256;      ///< of the inventory file, or of the old bundle's bundle.json
+    std::string registry;    ///< inventory only: the registry it describes (host[:port])
+    std::string prefix;      ///< inventory only: its prefix ("" for none)
+};
+
+/// A layer a delta bundle does not store because its base says the target registry holds it
+/// (bundle.json `assumed`). Never also in `blobs`; referenced by the manifests of `images`.
+struct AssumedRecord {
+    oci::Digest digest;
+    std::int64_t size = 0;
+    std::string media_type;
+    std::vector<std::string> images;       ///< references of the images in this bundle that need it
+    std::size_t base = 0;                  ///< index into BundleDoc::base
+    std::vector<std::string> repositories; ///< where the base says it lives in the target registry
+};
+
 struct BundleDoc {
     std::string format{format_name};
     std::string name;
@@ -127,11 +146,21 @@ struct BundleDoc {
     std::vector<ImageRecord> images;
     std::vector<BlobRecord> blobs;
     std::vector<FileRecord> files;
+    /// Delta bundles only (both empty in a full bundle): what it is a delta against, and
+    /// every layer it assumes present in the target registry instead of storing it.
+    std::vector<BaseRecord> base;
+    std::vector<AssumedRecord> assumed;
+
+    bool is_delta() const { return !base.empty(); }
+    /// Bytes of every assumed blob.
+    std::uint64_t assumed_bytes() const;
 
     /// Deterministic JSON (fixed key order, 2-space indent, trailing newline).
     std::string to_json() const;
     /// Parses and validates (format, digests, paths); throws aas::Error naming `where` and
-    /// the field that is wrong.
+    /// the field that is wrong. `base` and `assumed` are checked as hostile input: both or
+    /// neither; an assumed blob that is also stored, listed twice, needed by no image of the
+    /// bundle, or whose base index is out of range is an error naming the entry.
     static BundleDoc parse(std::string_view json, const std::string& where);
 };
 

@@ -19,6 +19,12 @@
 //      one file has its config and layer blobs' offsets noted (step 3 reads them); a
 //      .tar.zst or a split bundle has each blob the registry lacks streamed to it while
 //      it is decoded (two at once), its hash checked by the pass as always;
+//      A delta bundle (bundle.json `assumed`): right after the preflight, before any upload
+//      or mount, every assumed blob is looked for in the registry: HEAD in each target
+//      repository that needs it, else in the repositories its entry names and the other
+//      target repositories of the bundle (to be mounted from there in step 3). Any blob
+//      found nowhere fails the load there, naming it, its size, the images that need it
+//      and its base; nothing is pushed. A dry run makes the same check;
 //   2. the rewrite is planned (rewrite::plan) from the verified k8s folder; a dry run
 //      ends here;
 //   3. push (nothing of it when the pass failed): each distinct blob not yet there is
@@ -32,7 +38,9 @@
 //      kill -9 goes on from there and uploads nothing twice;
 //   4. the k8s folder is rewritten and written with images.lock.json, install.sh,
 //      bundle.yaml (the manifest of the rewritten folder) and the registry mirror files
-//      to OUT.aas-load/out, which is renamed to OUT only when all of the above succeeded.
+//      to OUT.aas-load/out, plus inventory.json (what the registry now holds for these
+//      images, asked of it: delta::collect; signed with `inventory_key`); the folder is
+//      renamed to OUT only when all of the above succeeded.
 //      The work folder is removed after a successful load.
 //
 // Scratch disk: the k8s folder, the journal and the output, whatever the images weigh.
@@ -78,6 +86,9 @@ struct Options {
     int jobs = 4;
     bool dry_run = false;
     bool flatten = false;
+    /// Ed25519 PRIVATE key that signs OUT/inventory.json (OUT/inventory.json.sig); empty:
+    /// the inventory is written unsigned.
+    std::filesystem::path inventory_key;
     registry::Options registry_options;
     Events events;
 };
@@ -98,6 +109,12 @@ struct Result {
     std::vector<std::string> changed_files;  ///< k8s files rewritten (or that would be, dry run)
     std::string diff;                        ///< unified diff of every change (dry run)
     std::vector<std::string> planned_pushes; ///< dry run: "SOURCE -> TARGET"
+    /// A delta bundle: the blobs it assumes, how many the target repository that needs them
+    /// held already, how many are (or, dry run, would be) mounted from another repository.
+    bool delta = false;
+    std::size_t assumed_blobs = 0, assumed_present = 0, assumed_mounts = 0;
+    std::uint64_t assumed_bytes = 0;
+    std::filesystem::path inventory;         ///< OUT/inventory.json (empty in a dry run)
     std::vector<std::string> warnings;
 };
 

@@ -7,7 +7,9 @@
 // Order of work:
 //   1. discovery; invalid references and unresolved placeholders become failures;
 //   2. every image's manifests are fetched and verified, platforms chosen (below), before
-//      any layer: the tar's layout is then known;
+//      any layer: the tar's layout is then known; with `have` (a delta), every layer a base
+//      lists with the same digest and size is taken out here: it is neither downloaded
+//      nor stored, only listed in bundle.json's `assumed`;
 //   3. every blob the cache cannot give (its own files, or a reference into a plain .tar
 //      an earlier pack wrote) is downloaded, `jobs` at a time, hashed while it streams:
 //      configs, and every blob of a .tar.zst or split bundle, into the cache (renamed there
@@ -32,6 +34,7 @@
 
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/bundle/writer.hpp"
+#include "aas_bundle/delta/inventory.hpp"
 #include "aas_bundle/discovery/discovery.hpp"
 #include "aas_bundle/oci/platform.hpp"
 #include "aas_bundle/registry/client.hpp"
@@ -79,6 +82,11 @@ struct Options {
     std::function<registry::Options(const std::string& host)> registry_options;
     int zstd_level = 3;
     std::int64_t created = -1;                ///< seconds since the epoch; -1: $SOURCE_DATE_EPOCH or now
+    /// A delta bundle (`pack --have`): every layer one of these lists with the same digest
+    /// and size is left out of the bundle and recorded in bundle.json's `assumed` (with the
+    /// first base that lists it); manifests and configs are always stored. Each becomes one
+    /// entry of bundle.json's `base`, in this order.
+    std::vector<delta::Have> have;
     Events events;
 };
 
@@ -107,6 +115,8 @@ struct Result {
     std::uint64_t bytes_downloaded = 0;  ///< blob bytes read from sources in this run
     std::uint64_t bytes_cached = 0;      ///< blob bytes the cache already had
     std::size_t blobs_downloaded = 0, blobs_cached = 0;
+    std::uint64_t bytes_assumed = 0;     ///< layer bytes left out because a base lists them
+    std::size_t blobs_assumed = 0;
     std::vector<std::string> warnings;
 };
 

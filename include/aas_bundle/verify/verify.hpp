@@ -160,6 +160,7 @@ Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read,
 /// unless a key is given (then only bundle.json's signature is checked).
 struct Inspection {
     bundle::BundleDoc doc;
+    oci::Digest bundle_json_digest;   ///< sha256 of bundle.json's exact bytes
     bool has_signature = false;
     Signature signature = Signature::not_checked;
     std::string key_fingerprint;
