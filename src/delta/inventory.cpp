@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 namespace aas::delta {
 namespace fs = std::filesystem;
@@ -260,6 +261,52 @@ Inventory collect(registry::Client& client, const std::string& registry_with_pre
             if (std::find(e.repositories.begin(), e.repositories.end(), w.repository) == e.repositories.end())
                 e.repositories.push_back(w.repository);
         }
+        inv.images.push_back(std::move(img));
+    }
+    for (auto& [d, b] : blobs) {
+        std::sort(b.repositories.begin(), b.repositories.end());
+        inv.blobs.push_back(std::move(b));
+    }
+    std::sort(inv.images.begin(), inv.images.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.repository, a.tag, a.digest) < std::tie(b.repository, b.tag, b.digest);
+    });
+    return inv;
+}
+
+Inventory after_load(const bundle::BundleDoc& doc, const std::vector<Placed>& placed,
+                     const std::string& registry_with_prefix, std::vector<From> from, std::int64_t created) {
+    auto [host, prefix] = split_registry(registry_with_prefix);
+    Inventory inv;
+    inv.registry = host;
+    inv.prefix = prefix;
+    inv.created = bundle::rfc3339(creation_time(created));
+    inv.from = std::move(from);
+    auto uses = [](const std::vector<std::string>& images, const std::string& ref) {
+        return std::find(images.begin(), images.end(), ref) != images.end();
+    };
+    std::map<oci::Digest, InventoryBlob> blobs;
+    auto hold = [&](const oci::Digest& d, std::int64_t size, const std::string& repo) {
+        auto& e = blobs[d];
+        e.digest = d;
+        e.size = size;
+        if (!uses(e.repositories, repo)) e.repositories.push_back(repo);
+    };
+    std::set<std::tuple<std::string, std::optional<std::string>, oci::Digest>> seen;
+    for (const auto& p : placed) {
+        const auto& ref = p.image->ref;
+        if (!seen.emplace(p.repository, p.tag, p.image->digest).second) continue;
+        InventoryImage img{p.repository, p.tag, p.image->digest, {p.image->digest}};
+        for (const auto& b : doc.blobs) {
+            if (!uses(b.images, ref)) continue;
+            if (b.kind == "index" || b.kind == "manifest") {
+                if (b.digest != p.image->digest) img.manifests.push_back(b.digest);
+            } else {
+                hold(b.digest, b.size, p.repository);
+            }
+        }
+        for (const auto& a : doc.assumed)
+            if (uses(a.images, ref)) hold(a.digest, a.size, p.repository);
+        std::sort(img.manifests.begin() + 1, img.manifests.end());
         inv.images.push_back(std::move(img));
     }
     for (auto& [d, b] : blobs) {

@@ -1092,15 +1092,14 @@ Result load(const Options& o) {
                             fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
     util::write_file_atomic(staged / "bundle.yaml", output_manifest(doc, rw.releases));
-    // What the registry now holds for these images, asked of it (for `pack --have`).
+    // What the registry now holds for these images (for `pack --have`), from the verified
+    // bundle.json: every image is in, so nothing needs asking.
     {
-        std::vector<delta::Wanted> wanted;
+        std::vector<delta::Placed> placed;
         for (const auto& p : plans)
-            wanted.push_back({p.repo, p.target.has_tag() ? p.target.tag() : p.rec->digest.str(), p.rec->digest});
-        std::vector<std::string> warns;
-        auto inv = delta::collect(*client, o.registry, wanted,
-                                  {{"bundle", report.bundle_json_digest, doc.name + " " + doc.version}}, -1, warns);
-        for (const auto& w : warns) result.warnings.push_back("inventory: " + w);
+            placed.push_back({p.rec, p.repo, p.target.has_tag() ? std::optional<std::string>(p.target.tag()) : std::nullopt});
+        auto inv = delta::after_load(doc, placed, o.registry,
+                                     {{"bundle", report.bundle_json_digest, doc.name + " " + doc.version}}, -1);
         delta::write(staged / "inventory.json", inv, o.inventory_key);
         result.inventory = out_dir / "inventory.json";
     }

@@ -656,9 +656,9 @@ Result pack(const Options& o) {
     for (std::size_t pi = 0; pi < plan.size(); ++pi) {
         if (plan[pi].failed) continue;
         for (const auto& d : plan[pi].blobs) {
-            auto found = blobs.find(d.digest);
-            if (found == blobs.end()) continue; // assumed (a delta): nothing to fetch
-            const auto& b = found->second;
+            auto job = blobs.find(d.digest);
+            if (job == blobs.end()) continue; // assumed (a delta): nothing to fetch
+            const auto& b = job->second;
             track[pi].total += static_cast<std::uint64_t>(d.size);
             if (b.done) track[pi].done += static_cast<std::uint64_t>(d.size);
             else ++track[pi].missing;

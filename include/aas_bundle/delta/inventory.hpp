@@ -88,6 +88,23 @@ Inventory collect(registry::Client& client, const std::string& registry_with_pre
                   const std::vector<Wanted>& wanted, std::vector<From> from, std::int64_t created,
                   std::vector<std::string>& warnings);
 
+/// Where a load put one image of a bundle: its repository (prefix included) and the tag it
+/// is held under (nullopt: by digest only).
+struct Placed {
+    const bundle::ImageRecord* image = nullptr;
+    std::string repository;
+    std::optional<std::string> tag;
+};
+
+/// What the registry holds for `doc`'s images after a load of it succeeded, from the
+/// verified bundle.json alone (nothing is asked: the load pushed, mounted or found each
+/// one there): for every placed image its top manifest and every manifest, config and
+/// layer bundle.json lists for it, stored or (a delta) assumed, in its repository. Foreign
+/// layers the bundle does not hold are not in the registry, nor in the inventory.
+/// `created` as for collect().
+Inventory after_load(const bundle::BundleDoc& doc, const std::vector<Placed>& placed,
+                     const std::string& registry_with_prefix, std::vector<From> from, std::int64_t created);
+
 /// The images of a load's images.lock.json (at most 64 MiB, read as hostile input), with
 /// their repository mapped from the lock's registry prefix to `registry_with_prefix`'s.
 /// Throws aas::Error naming the file and the field.
