@@ -7,6 +7,9 @@
 
 #include "template_impl.hpp"
 
+#include "aas_bundle/oci/digest.hpp"
+#include "aas_bundle/util/strings.hpp"
+
 #include <fmt/format.h>
 #include <re2/re2.h>
 
@@ -2165,121 +2168,23 @@ Val f_semver(Exec& ex, Args& a) {
 
 // ---- encodings -------------------------------------------------------------------------------
 
-const char* b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 Val f_b64enc(Exec&, Args& a) {
-    std::string s = str_arg(a[0]), out;
-    std::size_t i = 0;
-    for (; i + 2 < s.size(); i += 3) {
-        std::uint32_t n = (static_cast<unsigned char>(s[i]) << 16) |
-                          (static_cast<unsigned char>(s[i + 1]) << 8) |
-                          static_cast<unsigned char>(s[i + 2]);
-        for (int k = 18; k >= 0; k -= 6)
-            out.push_back(b64chars[(n >> k) & 63]);
-    }
-    if (i < s.size()) {
-        std::uint32_t n = static_cast<unsigned char>(s[i]) << 16;
-        if (i + 1 < s.size())
-            n |= static_cast<unsigned char>(s[i + 1]) << 8;
-        out.push_back(b64chars[(n >> 18) & 63]);
-        out.push_back(b64chars[(n >> 12) & 63]);
-        out.push_back(i + 1 < s.size() ? b64chars[(n >> 6) & 63] : '=');
-        out.push_back('=');
-    }
-    return make_str(out, primary_srcs(a[0]));
+    return make_str(util::base64_encode(str_arg(a[0])), primary_srcs(a[0]));
 }
 
+/// Decodes the text up to its first '=' (a last lone character, which holds no whole byte,
+/// dropped); an invalid character gives Go's error text.
 Val f_b64dec(Exec&, Args& a) {
-    std::string s = str_arg(a[0]), out;
-    std::uint32_t acc = 0;
-    int bits = 0;
-    for (char c : s) {
-        if (c == '=')
-            break;
-        const char* p = std::strchr(b64chars, c);
-        if (!p || c == '\0')
-            return make_str("illegal base64 data at input byte", primary_srcs(a[0]));
-        acc = (acc << 6) | static_cast<std::uint32_t>(p - b64chars);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-        }
-    }
-    return make_str(out, primary_srcs(a[0]));
-}
-
-std::string sha256_hex(const std::string& msg) {
-    static const std::uint32_t k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2};
-    std::uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    std::string m = msg;
-    std::uint64_t bitlen = static_cast<std::uint64_t>(msg.size()) * 8;
-    m.push_back(static_cast<char>(0x80));
-    while (m.size() % 64 != 56)
-        m.push_back('\0');
-    for (int i = 7; i >= 0; --i)
-        m.push_back(static_cast<char>((bitlen >> (i * 8)) & 0xFF));
-    auto rotr = [](std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
-    for (std::size_t off = 0; off < m.size(); off += 64) {
-        std::uint32_t w[64];
-        for (int i = 0; i < 16; ++i) {
-            std::size_t p = off + static_cast<std::size_t>(i) * 4;
-            w[i] = (static_cast<std::uint32_t>(static_cast<unsigned char>(m[p])) << 24) |
-                   (static_cast<std::uint32_t>(static_cast<unsigned char>(m[p + 1])) << 16) |
-                   (static_cast<std::uint32_t>(static_cast<unsigned char>(m[p + 2])) << 8) |
-                   static_cast<std::uint32_t>(static_cast<unsigned char>(m[p + 3]));
-        }
-        for (int i = 16; i < 64; ++i) {
-            std::uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-            std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-        }
-        std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6],
-                      hh = h[7];
-        for (int i = 0; i < 64; ++i) {
-            std::uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-            std::uint32_t ch = (e & f) ^ (~e & g);
-            std::uint32_t t1 = hh + s1 + ch + k[i] + w[i];
-            std::uint32_t s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-            std::uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-            std::uint32_t t2 = s0 + maj;
-            hh = g;
-            g = f;
-            f = e;
-            e = d + t1;
-            d = c;
-            c = b;
-            b = a;
-            a = t1 + t2;
-        }
-        h[0] += a;
-        h[1] += b;
-        h[2] += c;
-        h[3] += d;
-        h[4] += e;
-        h[5] += f;
-        h[6] += g;
-        h[7] += hh;
-    }
-    std::string out;
-    for (auto x : h)
-        out += fmt::format("{:08x}", x);
-    return out;
+    std::string s = str_arg(a[0]);
+    auto out = util::base64_decode(std::string_view(s).substr(0, s.find('=')), util::Base64Alphabet::standard,
+                                   true);
+    if (!out)
+        return make_str("illegal base64 data at input byte", primary_srcs(a[0]));
+    return make_str(*out, primary_srcs(a[0]));
 }
 
 Val f_sha256sum(Exec&, Args& a) {
-    return make_str(sha256_hex(str_arg(a[0])), primary_srcs(a[0]));
+    return make_str(oci::Digest::of(str_arg(a[0])).hex(), primary_srcs(a[0]));
 }
 
 // ---- YAML/JSON -------------------------------------------------------------------------------

@@ -1301,3 +1301,11 @@ TEST_CASE("tmpl::scan_images toJson keeps each value's origins") {
     for (const auto& i : images) CHECK(i.value.find("redis") == std::string::npos);
     CHECK(live_text(d.render("t.yaml")).find(R"({\"cache\":\"redis:6379\")") != std::string::npos);
 }
+
+TEST_CASE("tmpl::eval b64dec stops at the first '=' and drops a lone last character; sha256sum") {
+    CHECK(eval("{{ b64dec \"YWJj=ZGVm\" }}|{{ b64dec \"YWJjZ\" }}|{{ b64dec \"\" }}|{{ b64enc \"\" }}") ==
+          "abc|abc||");
+    CHECK(eval("{{ b64dec \"YW-j\" }}") == "illegal base64 data at input byte");
+    CHECK(eval("{{ b64enc \"ab\" }} {{ b64enc \"a\" }} {{ sha256sum \"\" }}") ==
+          "YWI= YQ== e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
