@@ -229,38 +229,48 @@ std::string quote(std::string_view v, Style style) {
     return out + "\"";
 }
 
-// Where and what to insert so that `path` (dotted, no list indices) holds `value` in
-// `text`; nullopt with `why` when the file's structure is not a block map along the way.
-std::optional<Insertion> plan_insertion(std::string_view text, const std::vector<std::string>& path,
-                                        const std::string& value, std::string& why) {
-    auto lines = split_lines(text);
-    auto rows = classify(text, lines);
-    std::string eol = eol_of(text);
-    std::size_t limit = rows.size();
-    for (std::size_t n = 0; n < rows.size(); ++n)
-        if (rows[n].kind == Row::other_document) {
-            limit = n;
-            break;
-        }
-    // Indentation step: the smallest positive indent of a key under another key.
-    std::size_t step = 0;
-    {
-        std::vector<std::size_t> stack;
-        for (std::size_t n = 0; n < limit; ++n) {
-            if (rows[n].kind != Row::content || !rows[n].key || rows[n].key->list_item) continue;
-            std::size_t ind = rows[n].indent;
-            while (!stack.empty() && stack.back() >= ind) stack.pop_back();
-            if (!stack.empty() && (step == 0 || ind - stack.back() < step)) step = ind - stack.back();
-            stack.push_back(ind);
-        }
-        if (step == 0) step = 2;
-    }
+namespace {
 
-    // Walk down the path: block [b, e) whose keys sit deeper than `parent_indent`.
-    std::size_t b = 0, e = limit;
+// The row where the first document of `rows` ends (a "---" after content), or rows.size().
+std::size_t first_document_end(const std::vector<Row>& rows) {
+    for (std::size_t n = 0; n < rows.size(); ++n)
+        if (rows[n].kind == Row::other_document) return n;
+    return rows.size();
+}
+
+// Indentation step: the smallest positive indent of a key under another key (2 when none is).
+std::size_t indent_step(const std::vector<Row>& rows, std::size_t limit) {
+    std::size_t step = 0;
+    std::vector<std::size_t> stack;
+    for (std::size_t n = 0; n < limit; ++n) {
+        if (rows[n].kind != Row::content || !rows[n].key || rows[n].key->list_item) continue;
+        std::size_t ind = rows[n].indent;
+        while (!stack.empty() && stack.back() >= ind) stack.pop_back();
+        if (!stack.empty() && (step == 0 || ind - stack.back() < step)) step = ind - stack.back();
+        stack.push_back(ind);
+    }
+    if (step == 0) step = 2;
+    return step;
+}
+
+// How much of a path a values file already holds: the block [b, e) of rows under the key of
+// path[depth - 1] (at `parent_row`, indented `parent_indent`; -1 for the top level).
+struct Descent {
+    std::size_t b = 0, e = 0;
     long parent_indent = -1;
     std::size_t parent_row = 0;
     std::size_t depth = 0;
+};
+
+// Walk down the path: block [b, e) whose keys sit deeper than `parent_indent`; nullopt with
+// `why` when a key on the way holds something other than a block map.
+std::optional<Descent> descend(std::string_view text, const std::vector<LineRef>& lines, const std::vector<Row>& rows,
+                               std::size_t limit, const std::vector<std::string>& path, std::string& why) {
+    Descent d;
+    d.e = limit;
+    std::size_t& b = d.b;
+    std::size_t& e = d.e;
+    std::size_t& depth = d.depth;
     for (; depth < path.size(); ++depth) {
         std::optional<std::size_t> child_indent;
         for (std::size_t n = b; n < e; ++n)
@@ -309,17 +319,27 @@ std::optional<Insertion> plan_insertion(std::string_view text, const std::vector
             }
             end = n + 1;
         }
-        parent_indent = static_cast<long>(fr.indent);
-        parent_row = *found;
+        d.parent_indent = static_cast<long>(fr.indent);
+        d.parent_row = *found;
         b = *found + 1;
         e = end;
     }
+    return d;
+}
 
-    // Insert path[depth..] under the block found.
-    std::size_t indent = 0;
+// Where the missing keys go: an offset into the text, their indent, and a line end to write
+// first (when the text's last line has none).
+struct InsertAt {
     std::size_t offset = 0;
+    std::size_t indent = 0;
     std::string prefix;
-    if (parent_indent < 0) {
+};
+
+// Insert path[depth..] under the block found.
+InsertAt insertion_point(std::string_view text, const std::vector<LineRef>& lines, const std::vector<Row>& rows,
+                         std::size_t limit, const Descent& d, std::size_t step, const std::string& eol) {
+    InsertAt at;
+    if (d.parent_indent < 0) {
         // Top level: at the end of the first document.
         std::optional<std::size_t> top;
         for (std::size_t n = 0; n < limit; ++n)
@@ -327,34 +347,41 @@ std::optional<Insertion> plan_insertion(std::string_view text, const std::vector
                 top = rows[n].indent;
                 break;
             }
-        indent = top.value_or(0);
+        at.indent = top.value_or(0);
         if (limit < rows.size()) {
-            offset = lines[limit].begin;
+            at.offset = lines[limit].begin;
         } else {
-            offset = text.size();
-            if (!text.empty() && text.back() != '\n') prefix = eol;
+            at.offset = text.size();
+            if (!text.empty() && text.back() != '\n') at.prefix = eol;
         }
     } else {
         std::optional<std::size_t> last;
         std::optional<std::size_t> child_indent;
-        for (std::size_t n = b; n < e; ++n) {
+        for (std::size_t n = d.b; n < d.e; ++n) {
             if (rows[n].kind == Row::content && !child_indent) child_indent = rows[n].indent;
             if (rows[n].kind == Row::content || rows[n].kind == Row::scalar_body) last = n;
         }
-        indent = child_indent.value_or(static_cast<std::size_t>(parent_indent) + step);
-        std::size_t after_row = last.value_or(parent_row);
+        at.indent = child_indent.value_or(static_cast<std::size_t>(d.parent_indent) + step);
+        std::size_t after_row = last.value_or(d.parent_row);
         // A block scalar's trailing blank lines belong to it; insert after its last text line.
-        while (after_row > parent_row && rows[after_row].kind == Row::scalar_body &&
+        while (after_row > d.parent_row && rows[after_row].kind == Row::scalar_body &&
                lines[after_row].end == lines[after_row].begin)
             --after_row;
         if (after_row + 1 < lines.size()) {
-            offset = lines[after_row + 1].begin;
+            at.offset = lines[after_row + 1].begin;
         } else {
-            offset = text.size();
-            if (!text.empty() && text.back() != '\n') prefix = eol;
+            at.offset = text.size();
+            if (!text.empty() && text.back() != '\n') at.prefix = eol;
         }
     }
-    std::string out = prefix;
+    return at;
+}
+
+// The lines of keys path[depth..], the first at `indent` and each next one `step` deeper, the
+// last holding `value`.
+std::string nested_keys(const std::vector<std::string>& path, std::size_t depth, std::size_t indent,
+                        std::size_t step, const std::string& value, const std::string& eol) {
+    std::string out;
     for (std::size_t d = depth; d < path.size(); ++d) {
         out += std::string(indent + (d - depth) * step, ' ');
         out += plain_safe(path[d]) ? path[d] : quote(path[d], Style::dbl);
@@ -362,7 +389,24 @@ std::optional<Insertion> plan_insertion(std::string_view text, const std::vector
         if (d + 1 == path.size()) out += ' ' + quote(value, Style::plain);
         out += eol;
     }
-    return Insertion{offset, out};
+    return out;
+}
+
+} // namespace
+
+// Where and what to insert so that `path` (dotted, no list indices) holds `value` in
+// `text`; nullopt with `why` when the file's structure is not a block map along the way.
+std::optional<Insertion> plan_insertion(std::string_view text, const std::vector<std::string>& path,
+                                        const std::string& value, std::string& why) {
+    auto lines = split_lines(text);
+    auto rows = classify(text, lines);
+    std::string eol = eol_of(text);
+    std::size_t limit = first_document_end(rows);
+    std::size_t step = indent_step(rows, limit);
+    auto d = descend(text, lines, rows, limit, path, why);
+    if (!d) return std::nullopt;
+    InsertAt at = insertion_point(text, lines, rows, limit, *d, step, eol);
+    return Insertion{at.offset, at.prefix + nested_keys(path, d->depth, at.indent, step, value, eol)};
 }
 
 } // namespace aas::rewrite::detail
