@@ -542,6 +542,32 @@ private:
         inserts_.emplace(key, std::move(e));
     }
 
+    // What finish() does, step by step.
+
+    /// An in-place edit as a replacement of columns [begin, end) of its file.
+    struct Span {
+        std::size_t begin, end;
+        std::string text;
+        const InPlace* edit;
+    };
+    /// The span in-place edit `e` replaces; nullopt (with a warning) when its line does not
+    /// hold the value expected there.
+    std::optional<Span> span_of(const InPlace& e);
+    /// The insertions of every file, in the order of the chart defaults they stand for.
+    std::map<std::string, std::vector<const Insert*>> inserts_by_file();
+    /// Edits `file` (spans `sp`, then `inserts`) and records the change when there is one.
+    void edit_file(const std::string& file, std::vector<Span>& sp, const std::vector<const Insert*>& inserts);
+    /// Replaces `sp` in `after` (the text of `file`), from the last one back; throws when two
+    /// spans overlap.
+    void replace_spans(const std::string& file, std::string& after, std::vector<Span>& sp);
+    /// Whether the values paths of `sp` read back as their new values in `after`; warns for
+    /// every span and returns false otherwise (the file is then left unchanged).
+    bool spans_read_back(const std::string& file, const std::string& after, const std::vector<Span>& sp);
+    /// Inserts `ins` into `after` when the result reads back as intended; warns otherwise.
+    void insert_into(const std::string& file, std::string& after, const Insert& ins);
+    /// Drops created files that received nothing, from the changes and their releases.
+    void drop_unused_created();
+
     const std::string& text_of(const std::string& file) {
         auto it = texts_.find(file);
         if (it != texts_.end()) return it->second;
@@ -566,43 +592,55 @@ bool is_values_like(const std::string& file) {
 }
 
 Plan Planner::finish() {
-    struct Span {
-        std::size_t begin, end;
-        std::string text;
-        const InPlace* edit;
-    };
     std::map<std::string, std::vector<Span>> spans;
-    std::map<std::string, std::vector<const Insert*>> inserts;
-    std::vector<std::string> files;
     for (const auto& key : order_) {
         const InPlace& e = in_place_.at(key);
-        const std::string& text = text_of(e.file);
-        auto lines = split_lines(text);
-        if (e.line < 1 || static_cast<std::size_t>(e.line) > lines.size()) {
-            warn(e.site, fmt::format("{} has no line {}", e.file, e.line));
-            continue;
-        }
-        const LineRef& lr = lines[static_cast<std::size_t>(e.line) - 1];
-        std::string_view l = std::string_view(text).substr(lr.begin, lr.end - lr.begin);
-        std::optional<Scalar> s;
-        if (!e.key.empty()) {
-            auto k = read_key(l);
-            if (k && k->key == e.key) s = read_scalar(l, k->value_at);
-            if (!k || k->key != e.key) {
-                warn(e.site, fmt::format("line {} of {} is not \"{}: ...\"; not rewritten", e.line, e.file, e.key));
-                continue;
-            }
-        } else {
-            std::size_t i = skip_spaces(l, 0);
-            if (i < l.size() && l[i] == '-') s = read_scalar(l, skip_spaces(l, i + 1));
-        }
-        if (!s || s->text != e.expected) {
-            warn(e.site, fmt::format("line {} of {} does not hold \"{}\" as a one-line value; not rewritten", e.line,
-                                     e.file, e.expected));
-            continue;
-        }
-        spans[e.file].push_back(Span{lr.begin + s->begin, lr.begin + s->end, quote(e.value, s->style), &e});
+        if (auto s = span_of(e)) spans[e.file].push_back(std::move(*s));
     }
+    auto inserts = inserts_by_file();
+    std::vector<std::string> files;
+    for (const auto& [f, _] : spans) files.push_back(f);
+    for (const auto& [f, _] : inserts)
+        if (!spans.count(f)) files.push_back(f);
+
+    for (const auto& file : files) edit_file(file, spans[file], inserts[file]);
+    drop_unused_created();
+    std::sort(result_.changes.begin(), result_.changes.end(),
+              [](const FileChange& a, const FileChange& b) { return a.path < b.path; });
+    return std::move(result_);
+}
+
+std::optional<Planner::Span> Planner::span_of(const InPlace& e) {
+    const std::string& text = text_of(e.file);
+    auto lines = split_lines(text);
+    if (e.line < 1 || static_cast<std::size_t>(e.line) > lines.size()) {
+        warn(e.site, fmt::format("{} has no line {}", e.file, e.line));
+        return std::nullopt;
+    }
+    const LineRef& lr = lines[static_cast<std::size_t>(e.line) - 1];
+    std::string_view l = std::string_view(text).substr(lr.begin, lr.end - lr.begin);
+    std::optional<Scalar> s;
+    if (!e.key.empty()) {
+        auto k = read_key(l);
+        if (k && k->key == e.key) s = read_scalar(l, k->value_at);
+        if (!k || k->key != e.key) {
+            warn(e.site, fmt::format("line {} of {} is not \"{}: ...\"; not rewritten", e.line, e.file, e.key));
+            return std::nullopt;
+        }
+    } else {
+        std::size_t i = skip_spaces(l, 0);
+        if (i < l.size() && l[i] == '-') s = read_scalar(l, skip_spaces(l, i + 1));
+    }
+    if (!s || s->text != e.expected) {
+        warn(e.site, fmt::format("line {} of {} does not hold \"{}\" as a one-line value; not rewritten", e.line,
+                                 e.file, e.expected));
+        return std::nullopt;
+    }
+    return Span{lr.begin + s->begin, lr.begin + s->end, quote(e.value, s->style), &e};
+}
+
+std::map<std::string, std::vector<const Insert*>> Planner::inserts_by_file() {
+    std::map<std::string, std::vector<const Insert*>> inserts;
     for (const auto& key : insert_order_) {
         const Insert& i = inserts_.at(key);
         text_of(i.file);
@@ -612,73 +650,81 @@ Plan Planner::finish() {
         std::stable_sort(list.begin(), list.end(), [](const Insert* a, const Insert* b) {
             return std::tie(a->rank_file, a->rank_line) < std::tie(b->rank_file, b->rank_line);
         });
-    for (const auto& [f, _] : spans) files.push_back(f);
-    for (const auto& [f, _] : inserts)
-        if (!spans.count(f)) files.push_back(f);
+    return inserts;
+}
 
-    for (const auto& file : files) {
-        const std::string& before = text_of(file);
-        std::string after = before;
-        auto& sp = spans[file];
-        std::sort(sp.begin(), sp.end(), [](const Span& a, const Span& b) { return a.begin > b.begin; });
-        for (std::size_t i = 0; i < sp.size(); ++i) {
-            if (i > 0 && sp[i].end > sp[i - 1].begin)
-                throw Error(fmt::format("{} and {} edit overlapping text in {}", sp[i].edit->site.str(),
-                                        sp[i - 1].edit->site.str(), file));
-            after.replace(sp[i].begin, sp[i].end - sp[i].begin, sp[i].text);
-        }
-        bool values_like = is_values_like(file);
-        if (values_like && !sp.empty()) {
-            // In-place edits of values files and manifests must read back as intended.
-            try {
-                auto docs = chart::parse_yaml_documents(after, file);
-                for (const auto& s : sp) {
-                    if (s.edit->values_path.empty() || docs.empty()) continue;
-                    // A subchart's own values.yaml holds its paths without the subchart's key.
-                    const Value* got = nullptr;
-                    for (std::string_view vp = s.edit->values_path; !got || got->text() != s.edit->value;) {
-                        got = docs.front().at_path(vp);
-                        auto dot = vp.find('.');
-                        if (dot == std::string_view::npos) break;
-                        vp.remove_prefix(dot + 1);
-                    }
-                    if (!got || got->text() != s.edit->value)
-                        throw Error(fmt::format("{} does not read back as \"{}\"", s.edit->values_path, s.edit->value));
-                }
-            } catch (const Error& e) {
-                for (const auto& s : sp) warn(s.edit->site, fmt::format("{} left unchanged: {}", file, e.what()));
-                continue;
-            }
-        }
-        for (const Insert* ins : inserts[file]) {
-            std::string why;
-            auto path = util::split(ins->path, '.');
-            auto at = plan_insertion(after, path, ins->value, why);
-            if (!at) {
-                warn(ins->site, fmt::format("cannot insert {} into {}: {}; set it by hand", ins->path, file, why));
-                continue;
-            }
-            std::string next = after;
-            next.insert(at->offset, at->text);
-            try {
-                Value doc = chart::parse_yaml(next, file);
-                const Value* got = doc.at_path(ins->path);
-                if (!got || !got->is_string() || got->text() != ins->value) {
-                    warn(ins->site, fmt::format("inserting {} into {} would not read back as \"{}\"; set it by hand",
-                                                ins->path, file, ins->value));
-                    continue;
-                }
-            } catch (const Error& e) {
-                warn(ins->site, fmt::format("inserting {} into {} would make it invalid ({}); set it by hand",
-                                            ins->path, file, e.what()));
-                continue;
-            }
-            after = std::move(next);
-        }
-        bool created = created_.count(file) > 0;
-        if (created || after != before)
-            result_.changes.push_back(FileChange{file, created ? std::string() : before, after, created});
+void Planner::edit_file(const std::string& file, std::vector<Span>& sp, const std::vector<const Insert*>& inserts) {
+    const std::string& before = text_of(file);
+    std::string after = before;
+    replace_spans(file, after, sp);
+    if (is_values_like(file) && !sp.empty() && !spans_read_back(file, after, sp)) return;
+    for (const Insert* ins : inserts) insert_into(file, after, *ins);
+    bool created = created_.count(file) > 0;
+    if (created || after != before)
+        result_.changes.push_back(FileChange{file, created ? std::string() : before, after, created});
+}
+
+void Planner::replace_spans(const std::string& file, std::string& after, std::vector<Span>& sp) {
+    std::sort(sp.begin(), sp.end(), [](const Span& a, const Span& b) { return a.begin > b.begin; });
+    for (std::size_t i = 0; i < sp.size(); ++i) {
+        if (i > 0 && sp[i].end > sp[i - 1].begin)
+            throw Error(fmt::format("{} and {} edit overlapping text in {}", sp[i].edit->site.str(),
+                                    sp[i - 1].edit->site.str(), file));
+        after.replace(sp[i].begin, sp[i].end - sp[i].begin, sp[i].text);
     }
+}
+
+bool Planner::spans_read_back(const std::string& file, const std::string& after, const std::vector<Span>& sp) {
+    // In-place edits of values files and manifests must read back as intended.
+    try {
+        auto docs = chart::parse_yaml_documents(after, file);
+        for (const auto& s : sp) {
+            if (s.edit->values_path.empty() || docs.empty()) continue;
+            // A subchart's own values.yaml holds its paths without the subchart's key.
+            const Value* got = nullptr;
+            for (std::string_view vp = s.edit->values_path; !got || got->text() != s.edit->value;) {
+                got = docs.front().at_path(vp);
+                auto dot = vp.find('.');
+                if (dot == std::string_view::npos) break;
+                vp.remove_prefix(dot + 1);
+            }
+            if (!got || got->text() != s.edit->value)
+                throw Error(fmt::format("{} does not read back as \"{}\"", s.edit->values_path, s.edit->value));
+        }
+    } catch (const Error& e) {
+        for (const auto& s : sp) warn(s.edit->site, fmt::format("{} left unchanged: {}", file, e.what()));
+        return false;
+    }
+    return true;
+}
+
+void Planner::insert_into(const std::string& file, std::string& after, const Insert& ins) {
+    std::string why;
+    auto path = util::split(ins.path, '.');
+    auto at = plan_insertion(after, path, ins.value, why);
+    if (!at) {
+        warn(ins.site, fmt::format("cannot insert {} into {}: {}; set it by hand", ins.path, file, why));
+        return;
+    }
+    std::string next = after;
+    next.insert(at->offset, at->text);
+    try {
+        Value doc = chart::parse_yaml(next, file);
+        const Value* got = doc.at_path(ins.path);
+        if (!got || !got->is_string() || got->text() != ins.value) {
+            warn(ins.site, fmt::format("inserting {} into {} would not read back as \"{}\"; set it by hand",
+                                       ins.path, file, ins.value));
+            return;
+        }
+    } catch (const Error& e) {
+        warn(ins.site, fmt::format("inserting {} into {} would make it invalid ({}); set it by hand",
+                                   ins.path, file, e.what()));
+        return;
+    }
+    after = std::move(next);
+}
+
+void Planner::drop_unused_created() {
     // A created file that received nothing is not written, and not added to the release.
     for (const auto& file : created_) {
         bool used = std::any_of(result_.changes.begin(), result_.changes.end(), [&](const FileChange& c) {
@@ -689,9 +735,6 @@ Plan Planner::finish() {
         for (auto& r : result_.releases)
             std::erase_if(r.values, [&](const std::string& v) { return std::string(k8s_prefix) + v == file; });
     }
-    std::sort(result_.changes.begin(), result_.changes.end(),
-              [](const FileChange& a, const FileChange& b) { return a.path < b.path; });
-    return std::move(result_);
 }
 
 } // namespace
