@@ -441,6 +441,125 @@ std::string fmt_float(double f, const Spec& sp) {
     return pad(s, sp, true);
 }
 
+/// Reads the flags, width and precision of a printf directive from format[j] on, leaving `j`
+/// at its verb; a '*' width or precision is the next argument (a[argi]).
+Spec read_directive(const std::string& format, std::size_t& j, const Args& a, std::size_t& argi) {
+    Spec sp;
+    for (; j < format.size(); ++j) {
+        char f = format[j];
+        if (f == '-')
+            sp.minus = true;
+        else if (f == '+')
+            sp.plus = true;
+        else if (f == '#')
+            sp.sharp = true;
+        else if (f == '0')
+            sp.zero = true;
+        else if (f == ' ')
+            sp.space = true;
+        else
+            break;
+    }
+    auto number = [&](int& target) {
+        if (j < format.size() && format[j] == '*') {
+            target = argi < a.size() ? static_cast<int>(to_int(a[argi++])) : 0;
+            ++j;
+            return;
+        }
+        int n = -1;
+        while (j < format.size() && format[j] >= '0' && format[j] <= '9') {
+            n = (n < 0 ? 0 : n * 10) + (format[j] - '0');
+            if (n > 1000000)
+                n = 1000000;
+            ++j;
+        }
+        target = n;
+    };
+    number(sp.width);
+    if (j < format.size() && format[j] == '.') {
+        ++j;
+        number(sp.prec);
+        if (sp.prec < 0)
+            sp.prec = 0;
+    }
+    return sp;
+}
+
+/// The text of operand `v` under directive `sp` (Go's fmt; "%!verb(type=value)" for a verb
+/// that does not fit the value).
+std::string format_operand(const Spec& sp, const Val& v) {
+    std::string text;
+    switch (sp.verb) {
+    case 's':
+    case 'v':
+        if (v.is_str() || sp.verb == 'v' || v.k == Val::K::list || v.k == Val::K::dict ||
+            v.is_unknown()) {
+            text = v.is_nil() && sp.verb == 'v' ? "<nil>" : strval(v);
+            if (sp.prec >= 0 && static_cast<int>(text.size()) > sp.prec)
+                text.resize(static_cast<std::size_t>(sp.prec));
+            text = pad(text, sp, false);
+        } else {
+            text = bad_verb(sp, v);
+        }
+        break;
+    case 'q':
+        if (v.is_str())
+            text = pad(go_quote(primary(v)), sp, false);
+        else if (v.k == Val::K::integer)
+            text = fmt_int(v.i, sp);
+        else
+            text = bad_verb(sp, v);
+        break;
+    case 't':
+        text =
+            v.k == Val::K::boolean ? pad(v.b ? "true" : "false", sp, false) : bad_verb(sp, v);
+        break;
+    case 'd':
+    case 'o':
+    case 'b':
+    case 'c':
+    case 'U':
+        text = v.k == Val::K::integer ? fmt_int(v.i, sp) : bad_verb(sp, v);
+        break;
+    case 'x':
+    case 'X':
+        if (v.k == Val::K::integer) {
+            text = fmt_int(v.i, sp);
+        } else if (v.is_str()) {
+            std::string s = primary(v);
+            for (unsigned char ch : s)
+                text += sp.verb == 'x' ? fmt::format("{:02x}", ch) : fmt::format("{:02X}", ch);
+            text = pad(text, sp, false);
+        } else {
+            text = bad_verb(sp, v);
+        }
+        break;
+    case 'e':
+    case 'E':
+    case 'f':
+    case 'F':
+    case 'g':
+    case 'G':
+        text = v.k == Val::K::floating ? fmt_float(v.f, sp) : bad_verb(sp, v);
+        break;
+    default:
+        text = bad_verb(sp, v);
+    }
+    return text;
+}
+
+/// Go's "%!(EXTRA type=value, ...)" for the arguments from a[argi] on that no directive used.
+std::string extra_operands(const Args& a, std::size_t argi) {
+    std::string lit = "%!(EXTRA ";
+    for (std::size_t k = argi; k < a.size(); ++k) {
+        if (k > argi)
+            lit += ", ";
+        lit += a[k].is_nil() ? "<nil>" : type_name(a[k]) + "=" + format_v(a[k]);
+    }
+    lit += ")";
+    return lit;
+}
+
 Val f_printf(Exec&, Args& a) {
     std::string format = primary(a[0]);
     Srcs fsrcs = srcs_of(a[0]);
@@ -463,45 +582,8 @@ Val f_printf(Exec&, Args& a) {
             ++i;
             continue;
         }
-        Spec sp;
         std::size_t j = i + 1;
-        for (; j < format.size(); ++j) {
-            char f = format[j];
-            if (f == '-')
-                sp.minus = true;
-            else if (f == '+')
-                sp.plus = true;
-            else if (f == '#')
-                sp.sharp = true;
-            else if (f == '0')
-                sp.zero = true;
-            else if (f == ' ')
-                sp.space = true;
-            else
-                break;
-        }
-        auto number = [&](int& target) {
-            if (j < format.size() && format[j] == '*') {
-                target = argi < a.size() ? static_cast<int>(to_int(a[argi++])) : 0;
-                ++j;
-                return;
-            }
-            int n = -1;
-            while (j < format.size() && format[j] >= '0' && format[j] <= '9') {
-                n = (n < 0 ? 0 : n * 10) + (format[j] - '0');
-                if (n > 1000000)
-                    n = 1000000;
-                ++j;
-            }
-            target = n;
-        };
-        number(sp.width);
-        if (j < format.size() && format[j] == '.') {
-            ++j;
-            number(sp.prec);
-            if (sp.prec < 0)
-                sp.prec = 0;
-        }
+        Spec sp = read_directive(format, j, a, argi);
         if (j >= format.size()) {
             lit += "%!(NOVERB)";
             break;
@@ -513,80 +595,18 @@ Val f_printf(Exec&, Args& a) {
             continue;
         }
         const Val& v = a[argi++];
-        std::string text;
-        switch (sp.verb) {
-        case 's':
-        case 'v':
-            if ((v.is_str() || v.is_unknown()) && sp.width < 0 && sp.prec < 0) {
-                flush();
-                append_segs(out, v_segs(v));
-                continue;
-            }
-            if (v.is_str() || sp.verb == 'v' || v.k == Val::K::list || v.k == Val::K::dict ||
-                v.is_unknown()) {
-                text = v.is_nil() && sp.verb == 'v' ? "<nil>" : strval(v);
-                if (sp.prec >= 0 && static_cast<int>(text.size()) > sp.prec)
-                    text.resize(static_cast<std::size_t>(sp.prec));
-                text = pad(text, sp, false);
-            } else {
-                text = bad_verb(sp, v);
-            }
-            break;
-        case 'q':
-            if (v.is_str())
-                text = pad(go_quote(primary(v)), sp, false);
-            else if (v.k == Val::K::integer)
-                text = fmt_int(v.i, sp);
-            else
-                text = bad_verb(sp, v);
-            break;
-        case 't':
-            text =
-                v.k == Val::K::boolean ? pad(v.b ? "true" : "false", sp, false) : bad_verb(sp, v);
-            break;
-        case 'd':
-        case 'o':
-        case 'b':
-        case 'c':
-        case 'U':
-            text = v.k == Val::K::integer ? fmt_int(v.i, sp) : bad_verb(sp, v);
-            break;
-        case 'x':
-        case 'X':
-            if (v.k == Val::K::integer) {
-                text = fmt_int(v.i, sp);
-            } else if (v.is_str()) {
-                std::string s = primary(v);
-                for (unsigned char ch : s)
-                    text += sp.verb == 'x' ? fmt::format("{:02x}", ch) : fmt::format("{:02X}", ch);
-                text = pad(text, sp, false);
-            } else {
-                text = bad_verb(sp, v);
-            }
-            break;
-        case 'e':
-        case 'E':
-        case 'f':
-        case 'F':
-        case 'g':
-        case 'G':
-            text = v.k == Val::K::floating ? fmt_float(v.f, sp) : bad_verb(sp, v);
-            break;
-        default:
-            text = bad_verb(sp, v);
+        if ((sp.verb == 's' || sp.verb == 'v') && (v.is_str() || v.is_unknown()) && sp.width < 0 && sp.prec < 0) {
+            // A whole string keeps its segments (and their origins).
+            flush();
+            append_segs(out, v_segs(v));
+            continue;
         }
+        std::string text = format_operand(sp, v);
         flush();
         append_seg(out, Seg{text, srcs_of(v), why_of(v), 0, 0});
     }
-    if (argi < a.size()) {
-        lit += "%!(EXTRA ";
-        for (std::size_t k = argi; k < a.size(); ++k) {
-            if (k > argi)
-                lit += ", ";
-            lit += a[k].is_nil() ? "<nil>" : type_name(a[k]) + "=" + format_v(a[k]);
-        }
-        lit += ")";
-    }
+    if (argi < a.size())
+        lit += extra_operands(a, argi);
     flush();
     if (out.empty())
         return make_str("", fsrcs);
