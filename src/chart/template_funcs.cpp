@@ -669,47 +669,8 @@ Val f_html(Exec&, Args& a) {
 }
 
 Val f_js(Exec&, Args& a) {
-    std::string s = primary(sprint(a, false));
     std::string out;
-    for (unsigned char c : s) {
-        switch (c) {
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\'':
-            out += "\\'";
-            break;
-        case '"':
-            out += "\\\"";
-            break;
-        case '<':
-            out += "\\u003C";
-            break;
-        case '>':
-            out += "\\u003E";
-            break;
-        case '&':
-            out += "\\u0026";
-            break;
-        case '=':
-            out += "\\u003D";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20)
-                out += fmt::format("\\u{:04X}", c);
-            else
-                out.push_back(static_cast<char>(c));
-        }
-    }
+    js_escape(out, primary(sprint(a, false)), JsEscape::template_js);
     return str_from(out, a);
 }
 

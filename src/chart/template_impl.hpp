@@ -172,6 +172,14 @@ std::string go_float(double f);
 /// Go's strconv.Quote (%q) of a string.
 std::string go_quote(std::string_view s);
 
+/// The two escapings of text for JavaScript Go uses: text/template's JSEscape (the js
+/// function) and encoding/json's HTML-safe string escaping.
+enum class JsEscape { template_js, json };
+/// Appends `s` escaped for `flavour`, without quotes. Both: \\ \" \n \r \t, < > & as
+/// \u003c-style escapes, other control characters as \u00XX. template_js also escapes ' (\')
+/// and = (\u003D), with upper-case hex; json has lower-case hex and escapes U+2028 and U+2029.
+void js_escape(std::string& out, std::string_view s, JsEscape flavour);
+
 /// Appends segments, merging a segment into the previous one when their attributes match.
 void append_seg(std::vector<Seg>& to, Seg s);
 void append_segs(std::vector<Seg>& to, const std::vector<Seg>& from);

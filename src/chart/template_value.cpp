@@ -422,6 +422,61 @@ std::string go_quote(std::string_view s) {
     return out;
 }
 
+void js_escape(std::string& out, std::string_view s, JsEscape flavour) {
+    const bool json = flavour == JsEscape::json;
+    const char* hex = json ? "0123456789abcdef" : "0123456789ABCDEF";
+    auto u00 = [&](unsigned char c) {
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            continue;
+        case '\\':
+            out += "\\\\";
+            continue;
+        case '\n':
+            out += "\\n";
+            continue;
+        case '\r':
+            out += "\\r";
+            continue;
+        case '\t':
+            out += "\\t";
+            continue;
+        case '<':
+        case '>':
+        case '&':
+            u00(c);
+            continue;
+        case '\'':
+        case '=':
+            if (json)
+                break;
+            if (c == '\'')
+                out += "\\'";
+            else
+                u00(c);
+            continue;
+        default:
+            break;
+        }
+        if (c < 0x20) {
+            u00(c);
+        } else if (json && c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+                   (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+            out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
+            i += 2;
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
+}
+
 std::string format_v(const Val& v) {
     switch (v.k) {
     case Val::K::nil:
@@ -895,47 +950,7 @@ public:
 
 void json_string(std::string& out, const std::string& s) {
     out += '"';
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        case '<':
-            out += "\\u003c";
-            break;
-        case '>':
-            out += "\\u003e";
-            break;
-        case '&':
-            out += "\\u0026";
-            break;
-        default:
-            if (c < 0x20) {
-                out += fmt::format("\\u{:04x}", c);
-            } else if (c == 0xE2 && i + 2 < s.size() &&
-                       static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-                       (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
-                        static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
-                out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
-                i += 2;
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
-        }
-    }
+    js_escape(out, s, JsEscape::json);
     out += '"';
 }
 

@@ -1309,3 +1309,9 @@ TEST_CASE("tmpl::eval b64dec stops at the first '=' and drops a lone last charac
     CHECK(eval("{{ b64enc \"ab\" }} {{ b64enc \"a\" }} {{ sha256sum \"\" }}") ==
           "YWI= YQ== e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
+
+TEST_CASE("tmpl::eval js and toJson escape text the two ways Go does") {
+    const std::string values = "x: \"a<b='c'&\\x01\\u2028>\\t\\n\"\n";
+    CHECK(eval("{{ js .Values.x }}", values) == "a\\u003Cb\\u003D\\'c\\'\\u0026\\u0001\xe2\x80\xa8\\u003E\\t\\n");
+    CHECK(eval("{{ toJson .Values.x }}", values) == "\"a\\u003cb='c'\\u0026\\u0001\\u2028\\u003e\\t\\n\"");
+}
