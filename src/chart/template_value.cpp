@@ -132,38 +132,22 @@ namespace {
 
 /// A YAML number as helm reads it: float64 (values go through JSON), prefixed integers too.
 double number_value(const std::string& text) {
-    std::string s;
-    for (char c : text)
-        if (c != '_')
-            s.push_back(c);
-    bool neg = false;
-    std::size_t i = 0;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-        neg = s[i] == '-';
-        ++i;
-    }
-    std::string body = s.substr(i);
+    NumberText n = split_number(text);
     std::string low;
-    for (char c : body)
+    for (char c : n.body)
         low.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     if (low == ".inf")
-        return neg ? -HUGE_VAL : HUGE_VAL;
+        return n.neg ? -HUGE_VAL : HUGE_VAL;
     if (low == ".nan")
         return std::nan("");
-    int base = 0;
-    if (low.size() > 2 && low[0] == '0' && low[1] == 'x')
-        base = 16;
-    if (low.size() > 2 && low[0] == '0' && low[1] == 'o')
-        base = 8;
-    if (low.size() > 2 && low[0] == '0' && low[1] == 'b')
-        base = 2;
-    if (base != 0) {
+    if (n.base != 10) {
         std::uint64_t v = 0;
-        std::from_chars(low.data() + 2, low.data() + low.size(), v, base);
-        return neg ? -static_cast<double>(v) : static_cast<double>(v);
+        std::string_view digits = n.digits();
+        std::from_chars(digits.data(), digits.data() + digits.size(), v, n.base);
+        return n.neg ? -static_cast<double>(v) : static_cast<double>(v);
     }
-    double d = std::strtod(body.c_str(), nullptr);
-    return neg ? -d : d;
+    double d = std::strtod(n.body.c_str(), nullptr);
+    return n.neg ? -d : d;
 }
 
 bool origin_known(const Origin& o) {
@@ -378,6 +362,30 @@ std::string go_float(double f) {
                digits.substr(static_cast<std::size_t>(exp + 1));
     }
     return out;
+}
+
+NumberText split_number(std::string_view text) {
+    std::string s;
+    for (char c : text)
+        if (c != '_')
+            s.push_back(c);
+    NumberText n;
+    std::size_t i = 0;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        n.neg = s[i] == '-';
+        ++i;
+    }
+    n.body = s.substr(i);
+    if (n.body.size() > 2 && n.body[0] == '0') {
+        char p = n.body[1];
+        if (p == 'x' || p == 'X')
+            n.base = 16;
+        else if (p == 'o' || p == 'O')
+            n.base = 8;
+        else if (p == 'b' || p == 'B')
+            n.base = 2;
+    }
+    return n;
 }
 
 std::string go_quote(std::string_view s) {

@@ -1315,3 +1315,10 @@ TEST_CASE("tmpl::eval js and toJson escape text the two ways Go does") {
     CHECK(eval("{{ js .Values.x }}", values) == "a\\u003Cb\\u003D\\'c\\'\\u0026\\u0001\xe2\x80\xa8\\u003E\\t\\n");
     CHECK(eval("{{ toJson .Values.x }}", values) == "\"a\\u003cb='c'\\u0026\\u0001\\u2028\\u003e\\t\\n\"");
 }
+
+TEST_CASE("tmpl::eval YAML numbers of values: prefixes, separators, signs, infinities") {
+    const std::string values = "b: 0X1f\nc: -1_000\nd: .inf\ne: -.Inf\nf: 0b101\ng: 1e3\nh: !!int _-5\ni: 0o17\n";
+    CHECK(eval("{{ .Values.b }} {{ .Values.c }} {{ .Values.d }} {{ .Values.e }} {{ .Values.f }} {{ .Values.g }} "
+               "{{ .Values.h }} {{ .Values.i }} {{ -0b11 }} {{ 0X1_f }}",
+               values) == "31 -1000 +Inf -Inf 5 1000 -5 15 -3 31");
+}
