@@ -16,63 +16,7 @@
 namespace aas::auth {
 namespace fs = std::filesystem;
 
-static constexpr char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += b64_chars[(v >> 18) & 63];
-        out += b64_chars[(v >> 12) & 63];
-        out += b64_chars[(v >> 6) & 63];
-        out += b64_chars[v & 63];
-    }
-    if (i + 1 == in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        out += b64_chars[(v >> 18) & 63];
-        out += b64_chars[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-        out += b64_chars[(v >> 18) & 63];
-        out += b64_chars[(v >> 12) & 63];
-        out += b64_chars[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-    auto val = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+' || c == '-') return 62;
-        if (c == '/' || c == '_') return 63;
-        return -1;
-    };
-    while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-    if (in.size() % 4 == 1) return std::nullopt;
-    std::string out;
-    unsigned acc = 0;
-    int bits = 0;
-    for (char c : in) {
-        int v = val(c);
-        if (v < 0) return std::nullopt;
-        acc = (acc << 6) | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xff));
-        }
-    }
-    return out;
-}
-
-std::string basic_authorization(const Credential& c) { return "Basic " + base64_encode(c.username + ":" + c.password); }
+std::string basic_authorization(const Credential& c) { return "Basic " + util::base64_encode(c.username + ":" + c.password); }
 
 // "https://index.docker.io/v1/" -> "docker.io"; "http://host:5000/x" -> "host:5000".
 static std::string normalize_key(std::string_view key) {
@@ -117,7 +61,7 @@ DockerConfig DockerConfig::load(const fs::path& path) {
         if (!entry.is_object()) continue;
         Credential c;
         if (auto a = entry.find("auth"); a != entry.end() && a->is_string() && !a->get<std::string>().empty()) {
-            auto decoded = base64_decode(a->get<std::string>());
+            auto decoded = util::base64_decode(a->get<std::string>());
             auto colon = decoded ? decoded->find(':') : std::string::npos;
             if (!decoded || colon == std::string::npos)
                 throw Error(fmt::format("registry config {}: auths[\"{}\"].auth is not base64 of \"user:password\"", path.string(), key));

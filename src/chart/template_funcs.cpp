@@ -7,6 +7,9 @@
 
 #include "template_impl.hpp"
 
+#include "aas_bundle/oci/digest.hpp"
+#include "aas_bundle/util/strings.hpp"
+
 #include <fmt/format.h>
 #include <re2/re2.h>
 
@@ -438,6 +441,125 @@ std::string fmt_float(double f, const Spec& sp) {
     return pad(s, sp, true);
 }
 
+/// Reads the flags, width and precision of a printf directive from format[j] on, leaving `j`
+/// at its verb; a '*' width or precision is the next argument (a[argi]).
+Spec read_directive(const std::string& format, std::size_t& j, const Args& a, std::size_t& argi) {
+    Spec sp;
+    for (; j < format.size(); ++j) {
+        char f = format[j];
+        if (f == '-')
+            sp.minus = true;
+        else if (f == '+')
+            sp.plus = true;
+        else if (f == '#')
+            sp.sharp = true;
+        else if (f == '0')
+            sp.zero = true;
+        else if (f == ' ')
+            sp.space = true;
+        else
+            break;
+    }
+    auto number = [&](int& target) {
+        if (j < format.size() && format[j] == '*') {
+            target = argi < a.size() ? static_cast<int>(to_int(a[argi++])) : 0;
+            ++j;
+            return;
+        }
+        int n = -1;
+        while (j < format.size() && format[j] >= '0' && format[j] <= '9') {
+            n = (n < 0 ? 0 : n * 10) + (format[j] - '0');
+            if (n > 1000000)
+                n = 1000000;
+            ++j;
+        }
+        target = n;
+    };
+    number(sp.width);
+    if (j < format.size() && format[j] == '.') {
+        ++j;
+        number(sp.prec);
+        if (sp.prec < 0)
+            sp.prec = 0;
+    }
+    return sp;
+}
+
+/// The text of operand `v` under directive `sp` (Go's fmt; "%!verb(type=value)" for a verb
+/// that does not fit the value).
+std::string format_operand(const Spec& sp, const Val& v) {
+    std::string text;
+    switch (sp.verb) {
+    case 's':
+    case 'v':
+        if (v.is_str() || sp.verb == 'v' || v.k == Val::K::list || v.k == Val::K::dict ||
+            v.is_unknown()) {
+            text = v.is_nil() && sp.verb == 'v' ? "<nil>" : strval(v);
+            if (sp.prec >= 0 && static_cast<int>(text.size()) > sp.prec)
+                text.resize(static_cast<std::size_t>(sp.prec));
+            text = pad(text, sp, false);
+        } else {
+            text = bad_verb(sp, v);
+        }
+        break;
+    case 'q':
+        if (v.is_str())
+            text = pad(go_quote(primary(v)), sp, false);
+        else if (v.k == Val::K::integer)
+            text = fmt_int(v.i, sp);
+        else
+            text = bad_verb(sp, v);
+        break;
+    case 't':
+        text =
+            v.k == Val::K::boolean ? pad(v.b ? "true" : "false", sp, false) : bad_verb(sp, v);
+        break;
+    case 'd':
+    case 'o':
+    case 'b':
+    case 'c':
+    case 'U':
+        text = v.k == Val::K::integer ? fmt_int(v.i, sp) : bad_verb(sp, v);
+        break;
+    case 'x':
+    case 'X':
+        if (v.k == Val::K::integer) {
+            text = fmt_int(v.i, sp);
+        } else if (v.is_str()) {
+            std::string s = primary(v);
+            for (unsigned char ch : s)
+                text += sp.verb == 'x' ? fmt::format("{:02x}", ch) : fmt::format("{:02X}", ch);
+            text = pad(text, sp, false);
+        } else {
+            text = bad_verb(sp, v);
+        }
+        break;
+    case 'e':
+    case 'E':
+    case 'f':
+    case 'F':
+    case 'g':
+    case 'G':
+        text = v.k == Val::K::floating ? fmt_float(v.f, sp) : bad_verb(sp, v);
+        break;
+    default:
+        text = bad_verb(sp, v);
+    }
+    return text;
+}
+
+/// Go's "%!(EXTRA type=value, ...)" for the arguments from a[argi] on that no directive used.
+std::string extra_operands(const Args& a, std::size_t argi) {
+    std::string lit = "%!(EXTRA ";
+    for (std::size_t k = argi; k < a.size(); ++k) {
+        if (k > argi)
+            lit += ", ";
+        lit += a[k].is_nil() ? "<nil>" : type_name(a[k]) + "=" + format_v(a[k]);
+    }
+    lit += ")";
+    return lit;
+}
+
 Val f_printf(Exec&, Args& a) {
     std::string format = primary(a[0]);
     Srcs fsrcs = srcs_of(a[0]);
@@ -460,45 +582,8 @@ Val f_printf(Exec&, Args& a) {
             ++i;
             continue;
         }
-        Spec sp;
         std::size_t j = i + 1;
-        for (; j < format.size(); ++j) {
-            char f = format[j];
-            if (f == '-')
-                sp.minus = true;
-            else if (f == '+')
-                sp.plus = true;
-            else if (f == '#')
-                sp.sharp = true;
-            else if (f == '0')
-                sp.zero = true;
-            else if (f == ' ')
-                sp.space = true;
-            else
-                break;
-        }
-        auto number = [&](int& target) {
-            if (j < format.size() && format[j] == '*') {
-                target = argi < a.size() ? static_cast<int>(to_int(a[argi++])) : 0;
-                ++j;
-                return;
-            }
-            int n = -1;
-            while (j < format.size() && format[j] >= '0' && format[j] <= '9') {
-                n = (n < 0 ? 0 : n * 10) + (format[j] - '0');
-                if (n > 1000000)
-                    n = 1000000;
-                ++j;
-            }
-            target = n;
-        };
-        number(sp.width);
-        if (j < format.size() && format[j] == '.') {
-            ++j;
-            number(sp.prec);
-            if (sp.prec < 0)
-                sp.prec = 0;
-        }
+        Spec sp = read_directive(format, j, a, argi);
         if (j >= format.size()) {
             lit += "%!(NOVERB)";
             break;
@@ -510,80 +595,18 @@ Val f_printf(Exec&, Args& a) {
             continue;
         }
         const Val& v = a[argi++];
-        std::string text;
-        switch (sp.verb) {
-        case 's':
-        case 'v':
-            if ((v.is_str() || v.is_unknown()) && sp.width < 0 && sp.prec < 0) {
-                flush();
-                append_segs(out, v_segs(v));
-                continue;
-            }
-            if (v.is_str() || sp.verb == 'v' || v.k == Val::K::list || v.k == Val::K::dict ||
-                v.is_unknown()) {
-                text = v.is_nil() && sp.verb == 'v' ? "<nil>" : strval(v);
-                if (sp.prec >= 0 && static_cast<int>(text.size()) > sp.prec)
-                    text.resize(static_cast<std::size_t>(sp.prec));
-                text = pad(text, sp, false);
-            } else {
-                text = bad_verb(sp, v);
-            }
-            break;
-        case 'q':
-            if (v.is_str())
-                text = pad(go_quote(primary(v)), sp, false);
-            else if (v.k == Val::K::integer)
-                text = fmt_int(v.i, sp);
-            else
-                text = bad_verb(sp, v);
-            break;
-        case 't':
-            text =
-                v.k == Val::K::boolean ? pad(v.b ? "true" : "false", sp, false) : bad_verb(sp, v);
-            break;
-        case 'd':
-        case 'o':
-        case 'b':
-        case 'c':
-        case 'U':
-            text = v.k == Val::K::integer ? fmt_int(v.i, sp) : bad_verb(sp, v);
-            break;
-        case 'x':
-        case 'X':
-            if (v.k == Val::K::integer) {
-                text = fmt_int(v.i, sp);
-            } else if (v.is_str()) {
-                std::string s = primary(v);
-                for (unsigned char ch : s)
-                    text += sp.verb == 'x' ? fmt::format("{:02x}", ch) : fmt::format("{:02X}", ch);
-                text = pad(text, sp, false);
-            } else {
-                text = bad_verb(sp, v);
-            }
-            break;
-        case 'e':
-        case 'E':
-        case 'f':
-        case 'F':
-        case 'g':
-        case 'G':
-            text = v.k == Val::K::floating ? fmt_float(v.f, sp) : bad_verb(sp, v);
-            break;
-        default:
-            text = bad_verb(sp, v);
+        if ((sp.verb == 's' || sp.verb == 'v') && (v.is_str() || v.is_unknown()) && sp.width < 0 && sp.prec < 0) {
+            // A whole string keeps its segments (and their origins).
+            flush();
+            append_segs(out, v_segs(v));
+            continue;
         }
+        std::string text = format_operand(sp, v);
         flush();
         append_seg(out, Seg{text, srcs_of(v), why_of(v), 0, 0});
     }
-    if (argi < a.size()) {
-        lit += "%!(EXTRA ";
-        for (std::size_t k = argi; k < a.size(); ++k) {
-            if (k > argi)
-                lit += ", ";
-            lit += a[k].is_nil() ? "<nil>" : type_name(a[k]) + "=" + format_v(a[k]);
-        }
-        lit += ")";
-    }
+    if (argi < a.size())
+        lit += extra_operands(a, argi);
     flush();
     if (out.empty())
         return make_str("", fsrcs);
@@ -646,47 +669,8 @@ Val f_html(Exec&, Args& a) {
 }
 
 Val f_js(Exec&, Args& a) {
-    std::string s = primary(sprint(a, false));
     std::string out;
-    for (unsigned char c : s) {
-        switch (c) {
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\'':
-            out += "\\'";
-            break;
-        case '"':
-            out += "\\\"";
-            break;
-        case '<':
-            out += "\\u003C";
-            break;
-        case '>':
-            out += "\\u003E";
-            break;
-        case '&':
-            out += "\\u0026";
-            break;
-        case '=':
-            out += "\\u003D";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20)
-                out += fmt::format("\\u{:04X}", c);
-            else
-                out.push_back(static_cast<char>(c));
-        }
-    }
+    js_escape(out, primary(sprint(a, false)), JsEscape::template_js);
     return str_from(out, a);
 }
 
@@ -2165,121 +2149,23 @@ Val f_semver(Exec& ex, Args& a) {
 
 // ---- encodings -------------------------------------------------------------------------------
 
-const char* b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 Val f_b64enc(Exec&, Args& a) {
-    std::string s = str_arg(a[0]), out;
-    std::size_t i = 0;
-    for (; i + 2 < s.size(); i += 3) {
-        std::uint32_t n = (static_cast<unsigned char>(s[i]) << 16) |
-                          (static_cast<unsigned char>(s[i + 1]) << 8) |
-                          static_cast<unsigned char>(s[i + 2]);
-        for (int k = 18; k >= 0; k -= 6)
-            out.push_back(b64chars[(n >> k) & 63]);
-    }
-    if (i < s.size()) {
-        std::uint32_t n = static_cast<unsigned char>(s[i]) << 16;
-        if (i + 1 < s.size())
-            n |= static_cast<unsigned char>(s[i + 1]) << 8;
-        out.push_back(b64chars[(n >> 18) & 63]);
-        out.push_back(b64chars[(n >> 12) & 63]);
-        out.push_back(i + 1 < s.size() ? b64chars[(n >> 6) & 63] : '=');
-        out.push_back('=');
-    }
-    return make_str(out, primary_srcs(a[0]));
+    return make_str(util::base64_encode(str_arg(a[0])), primary_srcs(a[0]));
 }
 
+/// Decodes the text up to its first '=' (a last lone character, which holds no whole byte,
+/// dropped); an invalid character gives Go's error text.
 Val f_b64dec(Exec&, Args& a) {
-    std::string s = str_arg(a[0]), out;
-    std::uint32_t acc = 0;
-    int bits = 0;
-    for (char c : s) {
-        if (c == '=')
-            break;
-        const char* p = std::strchr(b64chars, c);
-        if (!p || c == '\0')
-            return make_str("illegal base64 data at input byte", primary_srcs(a[0]));
-        acc = (acc << 6) | static_cast<std::uint32_t>(p - b64chars);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-        }
-    }
-    return make_str(out, primary_srcs(a[0]));
-}
-
-std::string sha256_hex(const std::string& msg) {
-    static const std::uint32_t k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2};
-    std::uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    std::string m = msg;
-    std::uint64_t bitlen = static_cast<std::uint64_t>(msg.size()) * 8;
-    m.push_back(static_cast<char>(0x80));
-    while (m.size() % 64 != 56)
-        m.push_back('\0');
-    for (int i = 7; i >= 0; --i)
-        m.push_back(static_cast<char>((bitlen >> (i * 8)) & 0xFF));
-    auto rotr = [](std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); };
-    for (std::size_t off = 0; off < m.size(); off += 64) {
-        std::uint32_t w[64];
-        for (int i = 0; i < 16; ++i) {
-            std::size_t p = off + static_cast<std::size_t>(i) * 4;
-            w[i] = (static_cast<std::uint32_t>(static_cast<unsigned char>(m[p])) << 24) |
-                   (static_cast<std::uint32_t>(static_cast<unsigned char>(m[p + 1])) << 16) |
-                   (static_cast<std::uint32_t>(static_cast<unsigned char>(m[p + 2])) << 8) |
-                   static_cast<std::uint32_t>(static_cast<unsigned char>(m[p + 3]));
-        }
-        for (int i = 16; i < 64; ++i) {
-            std::uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-            std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-        }
-        std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6],
-                      hh = h[7];
-        for (int i = 0; i < 64; ++i) {
-            std::uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-            std::uint32_t ch = (e & f) ^ (~e & g);
-            std::uint32_t t1 = hh + s1 + ch + k[i] + w[i];
-            std::uint32_t s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-            std::uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-            std::uint32_t t2 = s0 + maj;
-            hh = g;
-            g = f;
-            f = e;
-            e = d + t1;
-            d = c;
-            c = b;
-            b = a;
-            a = t1 + t2;
-        }
-        h[0] += a;
-        h[1] += b;
-        h[2] += c;
-        h[3] += d;
-        h[4] += e;
-        h[5] += f;
-        h[6] += g;
-        h[7] += hh;
-    }
-    std::string out;
-    for (auto x : h)
-        out += fmt::format("{:08x}", x);
-    return out;
+    std::string s = str_arg(a[0]);
+    auto out = util::base64_decode(std::string_view(s).substr(0, s.find('=')), util::Base64Alphabet::standard,
+                                   true);
+    if (!out)
+        return make_str("illegal base64 data at input byte", primary_srcs(a[0]));
+    return make_str(*out, primary_srcs(a[0]));
 }
 
 Val f_sha256sum(Exec&, Args& a) {
-    return make_str(sha256_hex(str_arg(a[0])), primary_srcs(a[0]));
+    return make_str(oci::Digest::of(str_arg(a[0])).hex(), primary_srcs(a[0]));
 }
 
 // ---- YAML/JSON -------------------------------------------------------------------------------

@@ -169,8 +169,28 @@ Val deep_copy(const Val& v, int made_alt);
 
 /// Go's fmt %v of a float64 ('g', shortest digits, exponent form below 1e-4 and from 1e+06).
 std::string go_float(double f);
+/// A number's text split the way Go's number literals and go-yaml's numbers are written:
+/// '_' separators dropped, the sign, and a 0x / 0o / 0b prefix (either case). The template
+/// parser's literals and the values' YAML numbers read it their own ways from there.
+struct NumberText {
+    bool neg = false;
+    std::string body; ///< after the sign, without '_'
+    int base = 10;    ///< 16, 8 or 2 when `body` has a prefix and something after it, else 10
+    /// `body` after the prefix.
+    std::string_view digits() const { return base == 10 ? std::string_view(body) : std::string_view(body).substr(2); }
+};
+NumberText split_number(std::string_view text);
+
 /// Go's strconv.Quote (%q) of a string.
 std::string go_quote(std::string_view s);
+
+/// The two escapings of text for JavaScript Go uses: text/template's JSEscape (the js
+/// function) and encoding/json's HTML-safe string escaping.
+enum class JsEscape { template_js, json };
+/// Appends `s` escaped for `flavour`, without quotes. Both: \\ \" \n \r \t, < > & as
+/// \u003c-style escapes, other control characters as \u00XX. template_js also escapes ' (\')
+/// and = (\u003D), with upper-case hex; json has lower-case hex and escapes U+2028 and U+2029.
+void js_escape(std::string& out, std::string_view s, JsEscape flavour);
 
 /// Appends segments, merging a segment into the previous one when their attributes match.
 void append_seg(std::vector<Seg>& to, Seg s);

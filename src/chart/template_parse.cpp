@@ -471,32 +471,13 @@ void apply_trims(std::vector<Item>& items) {
 /// Parses a number literal the way Go's parse.NumberNode and idealConstant do: integers
 /// (decimal, 0x, 0o, 0b, leading-0 octal, '_' separators) become int, the rest float64.
 bool parse_number(const std::string& text, Arg& a) {
-    std::string s;
-    for (char c : text)
-        if (c != '_')
-            s.push_back(c);
-    bool neg = false;
-    std::size_t i = 0;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-        neg = s[i] == '-';
-        ++i;
-    }
-    std::string_view body(s.data() + i, s.size() - i);
+    NumberText n = split_number(text);
+    bool neg = n.neg;
+    std::string_view body(n.body);
     if (body.empty())
         return false;
-    int base = 10;
-    std::string_view digits = body;
-    if (body.size() > 2 && body[0] == '0') {
-        char p = body[1];
-        if (p == 'x' || p == 'X')
-            base = 16;
-        else if (p == 'o' || p == 'O')
-            base = 8;
-        else if (p == 'b' || p == 'B')
-            base = 2;
-        if (base != 10)
-            digits = body.substr(2);
-    }
+    int base = n.base;
+    std::string_view digits = n.digits();
     bool floaty = base == 10 && body.find_first_of(".eE") != std::string_view::npos;
     if (!floaty) {
         if (base == 10 && body.size() > 1 && body[0] == '0') {

@@ -361,6 +361,167 @@ bool image_shaped_path(const std::string& values_path, bool* tag_part) {
     return shaped;
 }
 
+namespace {
+
+/// Whether the value of a `helm.sh/hook:` key (at t[v, le)) names a test hook.
+bool names_test_hook(const std::string& t, std::size_t v, std::size_t le) {
+    bool test = false;
+    std::size_t b = v, e = strip_comment(t, v, le);
+    unquote(t, b, e);
+    std::string value = t.substr(b, e - b);
+    std::size_t s = 0;
+    while (s <= value.size()) {
+        std::size_t c = value.find(',', s);
+        if (c == std::string::npos)
+            c = value.size();
+        std::size_t hb = s, he = c;
+        while (hb < he && blank(value[hb]))
+            ++hb;
+        while (he > hb && blank(value[he - 1]))
+            --he;
+        std::string hook = value.substr(hb, he - hb);
+        if (hook == "test" || hook == "test-success")
+            test = true;
+        s = c + 1;
+    }
+    return test;
+}
+
+/// The bounds [vb, ve) of the value of an `image:` key that starts at t[v] on a line ending
+/// at `le`: comment, a JSON member's trailing comma and quotes left out.
+void image_value_bounds(const std::string& t, std::size_t v, std::size_t le, std::size_t& vb, std::size_t& ve) {
+    vb = v;
+    ve = strip_comment(t, v, le);
+    {
+        std::size_t ce = ve;
+        while (ce > vb && blank(t[ce - 1]))
+            --ce;
+        if (ce > vb + 1 && t[ce - 1] == ',' && t[ce - 2] == '"')
+            ve = ce - 1; // a JSON member: "image": "repo:tag",
+    }
+    unquote(t, vb, ve);
+}
+
+/// An `image:` key (at column p - ls of the line at ls) whose value is written as a line of
+/// its own with the value at t[v, le), and what follows it.
+struct ImageLine {
+    const Rendered& r;
+    const Layout& l;
+    const std::string& t;
+    std::size_t ls, p, le, next;
+};
+
+/// Split fields: image: NAME beside repository: and version:/tag:. Composes them into `img`
+/// when `value` is a bare path and a `repository:` sibling exists.
+void compose_split_fields(const ImageLine& k, const std::string& value, TemplateImage& img, bool& live) {
+    const std::string& t = k.t;
+    std::size_t rb = 0, re = 0;
+    // The image part may hold a path (`nvidia/driver`), not a registry.
+    std::string_view first_part = std::string_view(value).substr(0, value.find('/'));
+    bool path_only = value.find('/') == std::string::npos ||
+                     (first_part.find('.') == std::string_view::npos && first_part != "localhost");
+    if (!value.empty() && value.find_first_of(":@ {}|>") == std::string::npos && path_only &&
+        sibling_value(t, k.ls, k.p - k.ls, "repository", rb, re)) {
+        std::string composed = t.substr(rb, re - rb) + "/" + value;
+        Span rs = attribute(k.r, k.l, rb, re);
+        live = live && rs.live;
+        for (auto& o : rs.sources)
+            img.sources.push_back(std::move(o));
+        std::size_t tb = 0, te = 0;
+        if (sibling_value(t, k.ls, k.p - k.ls, "version", tb, te) ||
+            sibling_value(t, k.ls, k.p - k.ls, "tag", tb, te)) {
+            std::string ver = t.substr(tb, te - tb);
+            composed += (ver.rfind("sha256:", 0) == 0 ? "@" : ":") + ver;
+            Span ts = attribute(k.r, k.l, tb, te);
+            live = live && ts.live;
+            for (auto& o : ts.sources)
+                img.sources.push_back(std::move(o));
+        }
+        img.value = composed;
+        img.spans.clear();
+        img.found_in = "split fields";
+    }
+}
+
+/// image: followed by a map of repository (+ registry, tag, digest), as custom resources
+/// write it: composed registry/repository:tag@digest into `img` and `value` when the
+/// repository comes from an image-shaped values path.
+void compose_image_map(const ImageLine& k, std::string& value, TemplateImage& img, bool& live) {
+    const std::string& t = k.t;
+    const Rendered& r = k.r;
+    const Layout& l = k.l;
+    const std::size_t next = k.next;
+    std::size_t nb = 0, ne = 0;
+    if (value.empty() && img.unevaluated.empty() && next < t.size()) {
+        std::size_t nle = t.find('\n', next);
+        if (nle == std::string::npos)
+            nle = t.size();
+        std::size_t col = indent_of(t, next, nle);
+        bool from_values = false;
+        if (col > k.p - k.ls && next + col < nle && t[next + col] != '-' &&
+            sibling_value(t, next, col, "repository", nb, ne)) {
+            for (const auto& o : attribute(r, l, nb, ne).sources)
+                from_values = from_values || image_shaped_path(o.values_path);
+        }
+        if (from_values) {
+            std::string composed;
+            auto part = [&](std::string_view field, std::string_view sep, bool before) {
+                std::size_t b = 0, e = 0;
+                if (!sibling_value(t, next, col, field, b, e))
+                    return;
+                Span ps = attribute(r, l, b, e);
+                live = live && ps.live;
+                for (auto& o : ps.sources)
+                    img.sources.push_back(std::move(o));
+                std::string text = t.substr(b, e - b);
+                composed = before ? text + std::string(sep) + composed : composed + std::string(sep) + text;
+            };
+            composed = t.substr(nb, ne - nb);
+            Span rs = attribute(r, l, nb, ne);
+            live = live && rs.live;
+            for (auto& o : rs.sources)
+                img.sources.push_back(std::move(o));
+            part("registry", "/", true);
+            part("tag", ":", false);
+            part("digest", "@", false);
+            img.value = composed;
+            img.spans.clear();
+            img.found_in = "image map";
+            value = composed;
+        }
+    }
+}
+
+/// The image of an `image:` key whose value starts at t[v]; nullopt when the key holds no
+/// image reference (nothing, as when a nested map follows, or an empty map).
+std::optional<TemplateImage> image_of_key(const ImageLine& k, std::size_t v) {
+    std::size_t vb = 0, ve = 0;
+    image_value_bounds(k.t, v, k.le, vb, ve);
+    std::string value = k.t.substr(vb, ve - vb);
+    TemplateImage img;
+    img.value = value;
+    img.file = k.r.file;
+    const Piece* key = piece_at(k.r, k.l, k.p);
+    img.line = key ? key->line : 0;
+    bool live = key ? key->live : true;
+    Span sp = attribute(k.r, k.l, vb, ve);
+    img.sources = std::move(sp.sources);
+    img.spans = std::move(sp.spans);
+    img.unevaluated = std::move(sp.unevaluated);
+    live = live && sp.live;
+    compose_split_fields(k, value, img, live);
+    compose_image_map(k, value, img, live);
+    img.live = live;
+    // Not an image reference: nothing (a nested map follows), or an empty map.
+    bool nothing = value.empty() || value == "{}" || value == "|" || value == "|-" ||
+                   value == ">" || value == ">-";
+    if (nothing && img.unevaluated.empty())
+        return std::nullopt;
+    return img;
+}
+
+} // namespace
+
 std::vector<TemplateImage> scan_images(const Rendered& r) {
     Layout l = layout(r);
     const std::string& t = l.text;
@@ -399,24 +560,8 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
                 ++p;
         }
         if (std::size_t v = after_key(t, p, le, "helm.sh/hook"); v != std::string::npos) {
-            std::size_t b = v, e = strip_comment(t, v, le);
-            unquote(t, b, e);
-            std::string value = t.substr(b, e - b);
-            std::size_t s = 0;
-            while (s <= value.size()) {
-                std::size_t c = value.find(',', s);
-                if (c == std::string::npos)
-                    c = value.size();
-                std::size_t hb = s, he = c;
-                while (hb < he && blank(value[hb]))
-                    ++hb;
-                while (he > hb && blank(value[he - 1]))
-                    --he;
-                std::string hook = value.substr(hb, he - hb);
-                if (hook == "test" || hook == "test-success")
-                    doc_test = true;
-                s = c + 1;
-            }
+            if (names_test_hook(t, v, le))
+                doc_test = true;
             ls = next;
             continue;
         }
@@ -426,101 +571,8 @@ std::vector<TemplateImage> scan_images(const Rendered& r) {
             ls = next;
             continue;
         }
-        std::size_t vb = v;
-        std::size_t ve = strip_comment(t, v, le);
-        {
-            std::size_t ce = ve;
-            while (ce > vb && blank(t[ce - 1]))
-                --ce;
-            if (ce > vb + 1 && t[ce - 1] == ',' && t[ce - 2] == '"')
-                ve = ce - 1; // a JSON member: "image": "repo:tag",
-        }
-        unquote(t, vb, ve);
-        std::string value = t.substr(vb, ve - vb);
-        TemplateImage img;
-        img.value = value;
-        img.file = r.file;
-        const Piece* key = piece_at(r, l, p);
-        img.line = key ? key->line : 0;
-        bool live = key ? key->live : true;
-        Span sp = attribute(r, l, vb, ve);
-        img.sources = std::move(sp.sources);
-        img.spans = std::move(sp.spans);
-        img.unevaluated = std::move(sp.unevaluated);
-        live = live && sp.live;
-        // Split fields: image: NAME beside repository: and version:/tag:.
-        std::size_t rb = 0, re = 0;
-        // The image part may hold a path (`nvidia/driver`), not a registry.
-        std::string_view first_part = std::string_view(value).substr(0, value.find('/'));
-        bool path_only = value.find('/') == std::string::npos ||
-                         (first_part.find('.') == std::string_view::npos && first_part != "localhost");
-        if (!value.empty() && value.find_first_of(":@ {}|>") == std::string::npos && path_only &&
-            sibling_value(t, ls, p - ls, "repository", rb, re)) {
-            std::string composed = t.substr(rb, re - rb) + "/" + value;
-            Span rs = attribute(r, l, rb, re);
-            live = live && rs.live;
-            for (auto& o : rs.sources)
-                img.sources.push_back(std::move(o));
-            std::size_t tb = 0, te = 0;
-            if (sibling_value(t, ls, p - ls, "version", tb, te) || sibling_value(t, ls, p - ls, "tag", tb, te)) {
-                std::string ver = t.substr(tb, te - tb);
-                composed += (ver.rfind("sha256:", 0) == 0 ? "@" : ":") + ver;
-                Span ts = attribute(r, l, tb, te);
-                live = live && ts.live;
-                for (auto& o : ts.sources)
-                    img.sources.push_back(std::move(o));
-            }
-            img.value = composed;
-            img.spans.clear();
-            img.found_in = "split fields";
-        }
-        // image: followed by a map of repository (+ registry, tag, digest), as custom
-        // resources write it: composed registry/repository:tag@digest.
-        std::size_t nb = 0, ne = 0;
-        if (value.empty() && img.unevaluated.empty() && next < t.size()) {
-            std::size_t nle = t.find('\n', next);
-            if (nle == std::string::npos)
-                nle = t.size();
-            std::size_t col = indent_of(t, next, nle);
-            bool from_values = false;
-            if (col > p - ls && next + col < nle && t[next + col] != '-' &&
-                sibling_value(t, next, col, "repository", nb, ne)) {
-                for (const auto& o : attribute(r, l, nb, ne).sources)
-                    from_values = from_values || image_shaped_path(o.values_path);
-            }
-            if (from_values) {
-                std::string composed;
-                auto part = [&](std::string_view field, std::string_view sep, bool before) {
-                    std::size_t b = 0, e = 0;
-                    if (!sibling_value(t, next, col, field, b, e))
-                        return;
-                    Span ps = attribute(r, l, b, e);
-                    live = live && ps.live;
-                    for (auto& o : ps.sources)
-                        img.sources.push_back(std::move(o));
-                    std::string text = t.substr(b, e - b);
-                    composed = before ? text + std::string(sep) + composed : composed + std::string(sep) + text;
-                };
-                composed = t.substr(nb, ne - nb);
-                Span rs = attribute(r, l, nb, ne);
-                live = live && rs.live;
-                for (auto& o : rs.sources)
-                    img.sources.push_back(std::move(o));
-                part("registry", "/", true);
-                part("tag", ":", false);
-                part("digest", "@", false);
-                img.value = composed;
-                img.spans.clear();
-                img.found_in = "image map";
-                value = composed;
-            }
-        }
-        img.live = live;
-        // Not an image reference: nothing (a nested map follows), or an empty map.
-        bool nothing = value.empty() || value == "{}" || value == "|" || value == "|-" ||
-                       value == ">" || value == ">-";
-        if (!(nothing && img.unevaluated.empty()))
-            out.push_back(std::move(img));
+        if (auto img = image_of_key(ImageLine{r, l, t, ls, p, le, next}, v))
+            out.push_back(std::move(*img));
         ls = next;
     }
     end_doc();

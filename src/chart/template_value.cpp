@@ -132,38 +132,22 @@ namespace {
 
 /// A YAML number as helm reads it: float64 (values go through JSON), prefixed integers too.
 double number_value(const std::string& text) {
-    std::string s;
-    for (char c : text)
-        if (c != '_')
-            s.push_back(c);
-    bool neg = false;
-    std::size_t i = 0;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-        neg = s[i] == '-';
-        ++i;
-    }
-    std::string body = s.substr(i);
+    NumberText n = split_number(text);
     std::string low;
-    for (char c : body)
+    for (char c : n.body)
         low.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     if (low == ".inf")
-        return neg ? -HUGE_VAL : HUGE_VAL;
+        return n.neg ? -HUGE_VAL : HUGE_VAL;
     if (low == ".nan")
         return std::nan("");
-    int base = 0;
-    if (low.size() > 2 && low[0] == '0' && low[1] == 'x')
-        base = 16;
-    if (low.size() > 2 && low[0] == '0' && low[1] == 'o')
-        base = 8;
-    if (low.size() > 2 && low[0] == '0' && low[1] == 'b')
-        base = 2;
-    if (base != 0) {
+    if (n.base != 10) {
         std::uint64_t v = 0;
-        std::from_chars(low.data() + 2, low.data() + low.size(), v, base);
-        return neg ? -static_cast<double>(v) : static_cast<double>(v);
+        std::string_view digits = n.digits();
+        std::from_chars(digits.data(), digits.data() + digits.size(), v, n.base);
+        return n.neg ? -static_cast<double>(v) : static_cast<double>(v);
     }
-    double d = std::strtod(body.c_str(), nullptr);
-    return neg ? -d : d;
+    double d = std::strtod(n.body.c_str(), nullptr);
+    return n.neg ? -d : d;
 }
 
 bool origin_known(const Origin& o) {
@@ -380,6 +364,30 @@ std::string go_float(double f) {
     return out;
 }
 
+NumberText split_number(std::string_view text) {
+    std::string s;
+    for (char c : text)
+        if (c != '_')
+            s.push_back(c);
+    NumberText n;
+    std::size_t i = 0;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        n.neg = s[i] == '-';
+        ++i;
+    }
+    n.body = s.substr(i);
+    if (n.body.size() > 2 && n.body[0] == '0') {
+        char p = n.body[1];
+        if (p == 'x' || p == 'X')
+            n.base = 16;
+        else if (p == 'o' || p == 'O')
+            n.base = 8;
+        else if (p == 'b' || p == 'B')
+            n.base = 2;
+    }
+    return n;
+}
+
 std::string go_quote(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
@@ -420,6 +428,61 @@ std::string go_quote(std::string_view s) {
     }
     out += "\"";
     return out;
+}
+
+void js_escape(std::string& out, std::string_view s, JsEscape flavour) {
+    const bool json = flavour == JsEscape::json;
+    const char* hex = json ? "0123456789abcdef" : "0123456789ABCDEF";
+    auto u00 = [&](unsigned char c) {
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            continue;
+        case '\\':
+            out += "\\\\";
+            continue;
+        case '\n':
+            out += "\\n";
+            continue;
+        case '\r':
+            out += "\\r";
+            continue;
+        case '\t':
+            out += "\\t";
+            continue;
+        case '<':
+        case '>':
+        case '&':
+            u00(c);
+            continue;
+        case '\'':
+        case '=':
+            if (json)
+                break;
+            if (c == '\'')
+                out += "\\'";
+            else
+                u00(c);
+            continue;
+        default:
+            break;
+        }
+        if (c < 0x20) {
+            u00(c);
+        } else if (json && c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+                   (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+            out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
+            i += 2;
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
 }
 
 std::string format_v(const Val& v) {
@@ -895,47 +958,7 @@ public:
 
 void json_string(std::string& out, const std::string& s) {
     out += '"';
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        case '<':
-            out += "\\u003c";
-            break;
-        case '>':
-            out += "\\u003e";
-            break;
-        case '&':
-            out += "\\u0026";
-            break;
-        default:
-            if (c < 0x20) {
-                out += fmt::format("\\u{:04x}", c);
-            } else if (c == 0xE2 && i + 2 < s.size() &&
-                       static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-                       (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
-                        static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
-                out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
-                i += 2;
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
-        }
-    }
+    js_escape(out, s, JsEscape::json);
     out += '"';
 }
 

@@ -353,6 +353,150 @@ struct Client::Impl {
         s.add_repository(repo, "pull,push");
         return s;
     }
+
+    /// The upload of push_blob, once the blob is known to be missing: a session opened with
+    /// POST, the bytes sent in PATCH chunks, closed with PUT ?digest=. A failed request is
+    /// retried (at most options.max_attempts failures in a row) after asking the registry how
+    /// much the session holds (GET of its URL); a PUT the registry refuses as not matching
+    /// starts a fresh session (at most twice).
+    struct BlobUpload {
+        Impl& d;
+        std::string_view repository;
+        const BlobSource& source;
+        const ByteCallback& on_bytes;
+        const std::string& what;
+        const std::string digest;
+        const std::uint64_t size;
+        const auth::Scopes scopes = push_scope(repository);
+        std::string location;
+        std::uint64_t offset = 0;
+        int failures = 0;
+        int restarts = 0;
+
+        PushOutcome run() {
+            location = start();
+            for (;;) {
+                try {
+                    send_chunks();
+                    if (auto done = close()) return *done;
+                } catch (const RegistryError& e) {
+                    note_failure(e);
+                    resume();
+                }
+            }
+        }
+
+        std::string location_of(const http::Request& req, const http::Response& resp) const {
+            std::string loc = resp.header("location");
+            if (loc.empty()) throw RegistryError(req.method, log::redact_url(req.url), resp.status, {}, "no Location header in the answer", true);
+            return http::resolve_url(req.url, loc);
+        }
+
+        // Starts an upload session; returns its URL.
+        std::string start() {
+            return d.with_retries(what, [&](int) -> std::string {
+                http::Request req;
+                req.method = "POST";
+                req.url = d.url(fmt::format("/v2/{}/blobs/uploads/", repository));
+                auto resp = d.send(req, scopes);
+                if (resp.status != 202) throw d.error_from(req, resp);
+                return location_of(req, resp);
+            });
+        }
+
+        // Called while `e` is being handled: rethrows it when it is not temporary or the
+        // failures in a row reach the limit; otherwise waits the back-off.
+        void note_failure(const RegistryError& e) {
+            if (!e.temporary() || ++failures >= d.options.max_attempts) throw;
+            auto delay = d.backoff(failures, e.retry_after());
+            log::warn("{}: {} (retry {} of {} in {:.1f} s)", what, e.what(), failures, d.options.max_attempts - 1,
+                      static_cast<double>(delay.count()) / 1000.0);
+            std::this_thread::sleep_for(delay);
+        }
+
+        // PATCHes the bytes from `offset` to the end, a chunk at a time.
+        void send_chunks() {
+            while (offset < size) {
+                std::uint64_t len = std::min<std::uint64_t>(d.options.chunk_size, size - offset);
+                http::Request req;
+                req.method = "PATCH";
+                req.url = location;
+                req.headers.push_back("Content-Type: application/octet-stream");
+                req.headers.push_back(fmt::format("Content-Range: {}-{}", offset, offset + len - 1));
+                req.source = &source;
+                req.source_offset = offset;
+                req.source_length = len;
+                auto resp = d.send(req, scopes);
+                if (resp.status != 202) {
+                    auto err = d.error_from(req, resp);
+                    // The upload is out of step with the registry (a chunk it half received,
+                    // or libcurl resending on a fresh connection): ask where it stands.
+                    if (resp.status == 404 || resp.status == 416 || err.has_code("BLOB_UPLOAD_INVALID") ||
+                        err.has_code("BLOB_UPLOAD_UNKNOWN"))
+                        throw RegistryError(err.method(), err.url(), err.status(), err.errors(),
+                                            "the upload is out of step with the registry", true);
+                    throw err;
+                }
+                location = location_of(req, resp);
+                offset += len;
+                failures = 0;
+                if (on_bytes) on_bytes(len);
+            }
+        }
+
+        // PUTs the digest to close the session: the outcome, or nullopt when a fresh session
+        // was started instead.
+        std::optional<PushOutcome> close() {
+            http::Request req;
+            req.method = "PUT";
+            req.url = location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + util::url_encode(digest);
+            auto resp = d.send(req, scopes);
+            if (resp.status == 201 || resp.status == 204) {
+                if (auto h = resp.header("docker-content-digest"); !h.empty() && h != digest)
+                    throw Error(fmt::format("{}: the registry stored it as {}", what, h));
+                return PushOutcome::uploaded;
+            }
+            auto err = d.error_from(req, resp);
+            if ((err.has_code("DIGEST_INVALID") || err.has_code("SIZE_INVALID") || err.has_code("BLOB_UPLOAD_INVALID") ||
+                 err.has_code("BLOB_UPLOAD_UNKNOWN")) &&
+                restarts < 2) {
+                // The registry's copy differs from ours (a retried chunk was appended twice):
+                // start a fresh upload.
+                log::warn("{}: {}; starting the upload again", what, err.what());
+                ++restarts;
+                location = start();
+                offset = 0;
+                return std::nullopt;
+            }
+            throw err;
+        }
+
+        // Called while a failure is being handled: asks the registry how much it has, and
+        // resumes from there (or from a fresh session when it no longer knows this one).
+        void resume() {
+            http::Request req;
+            req.url = location;
+            http::Response resp;
+            try {
+                resp = d.send(req, scopes);
+            } catch (const RegistryError& e2) {
+                note_failure(e2);
+                return;
+            }
+            if (resp.status == 204) {
+                std::string range = resp.header("range"); // "0-LAST"
+                auto dash = range.find('-');
+                auto last = dash == std::string::npos ? std::nullopt : util::parse_u64(std::string_view(range).substr(dash + 1));
+                offset = (last && *last > 0) ? *last + 1 : 0;
+                if (offset > size) offset = 0;
+                if (!resp.header("location").empty()) location = location_of(req, resp);
+                log::debug("{}: resuming at byte {}", what, offset);
+            } else {
+                location = start();
+                offset = 0;
+            }
+        }
+    };
 };
 
 // ---------------------------------------------------------------------------------------
@@ -547,115 +691,7 @@ PushOutcome Client::push_blob(std::string_view repository, const oci::Descriptor
     const std::uint64_t size = source.size();
     if (size != static_cast<std::uint64_t>(blob.size))
         throw Error(fmt::format("{}: the source holds {} bytes, the descriptor says {}", what, size, blob.size));
-
-    auth::Scopes scopes = Impl::push_scope(repository);
-
-    auto location_of = [&](const http::Request& req, const http::Response& resp) {
-        std::string loc = resp.header("location");
-        if (loc.empty()) throw RegistryError(req.method, log::redact_url(req.url), resp.status, {}, "no Location header in the answer", true);
-        return http::resolve_url(req.url, loc);
-    };
-
-    // Starts an upload session; returns its URL.
-    auto start = [&]() -> std::string {
-        return d.with_retries(what, [&](int) -> std::string {
-            http::Request req;
-            req.method = "POST";
-            req.url = d.url(fmt::format("/v2/{}/blobs/uploads/", repository));
-            auto resp = d.send(req, scopes);
-            if (resp.status != 202) throw d.error_from(req, resp);
-            return location_of(req, resp);
-        });
-    };
-
-    std::string location = start();
-
-    std::uint64_t offset = 0;
-    int failures = 0;
-    int restarts = 0;
-    auto note_failure = [&](const RegistryError& e) {
-        if (!e.temporary() || ++failures >= d.options.max_attempts) throw;
-        auto delay = d.backoff(failures, e.retry_after());
-        log::warn("{}: {} (retry {} of {} in {:.1f} s)", what, e.what(), failures, d.options.max_attempts - 1,
-                  static_cast<double>(delay.count()) / 1000.0);
-        std::this_thread::sleep_for(delay);
-    };
-    for (;;) {
-        try {
-            while (offset < size) {
-                std::uint64_t len = std::min<std::uint64_t>(d.options.chunk_size, size - offset);
-                http::Request req;
-                req.method = "PATCH";
-                req.url = location;
-                req.headers.push_back("Content-Type: application/octet-stream");
-                req.headers.push_back(fmt::format("Content-Range: {}-{}", offset, offset + len - 1));
-                req.source = &source;
-                req.source_offset = offset;
-                req.source_length = len;
-                auto resp = d.send(req, scopes);
-                if (resp.status != 202) {
-                    auto err = d.error_from(req, resp);
-                    // The upload is out of step with the registry (a chunk it half received,
-                    // or libcurl resending on a fresh connection): ask where it stands.
-                    if (resp.status == 404 || resp.status == 416 || err.has_code("BLOB_UPLOAD_INVALID") ||
-                        err.has_code("BLOB_UPLOAD_UNKNOWN"))
-                        throw RegistryError(err.method(), err.url(), err.status(), err.errors(),
-                                            "the upload is out of step with the registry", true);
-                    throw err;
-                }
-                location = location_of(req, resp);
-                offset += len;
-                failures = 0;
-                if (on_bytes) on_bytes(len);
-            }
-            http::Request req;
-            req.method = "PUT";
-            req.url = location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + util::url_encode(digest);
-            auto resp = d.send(req, scopes);
-            if (resp.status == 201 || resp.status == 204) {
-                if (auto h = resp.header("docker-content-digest"); !h.empty() && h != digest)
-                    throw Error(fmt::format("{}: the registry stored it as {}", what, h));
-                return PushOutcome::uploaded;
-            }
-            auto err = d.error_from(req, resp);
-            if ((err.has_code("DIGEST_INVALID") || err.has_code("SIZE_INVALID") || err.has_code("BLOB_UPLOAD_INVALID") ||
-                 err.has_code("BLOB_UPLOAD_UNKNOWN")) &&
-                restarts < 2) {
-                // The registry's copy differs from ours (a retried chunk was appended twice):
-                // start a fresh upload.
-                log::warn("{}: {}; starting the upload again", what, err.what());
-                ++restarts;
-                location = start();
-                offset = 0;
-                continue;
-            }
-            throw err;
-        } catch (const RegistryError& e) {
-            note_failure(e);
-            // Ask the registry how much it has, and resume from there.
-            http::Request req;
-            req.url = location;
-            http::Response resp;
-            try {
-                resp = d.send(req, scopes);
-            } catch (const RegistryError& e2) {
-                note_failure(e2);
-                continue;
-            }
-            if (resp.status == 204) {
-                std::string range = resp.header("range"); // "0-LAST"
-                auto dash = range.find('-');
-                auto last = dash == std::string::npos ? std::nullopt : util::parse_u64(std::string_view(range).substr(dash + 1));
-                offset = (last && *last > 0) ? *last + 1 : 0;
-                if (offset > size) offset = 0;
-                if (!resp.header("location").empty()) location = location_of(req, resp);
-                log::debug("{}: resuming at byte {}", what, offset);
-            } else {
-                location = start();
-                offset = 0;
-            }
-        }
-    }
+    return Impl::BlobUpload{d, repository, source, on_bytes, what, digest, size}.run();
 }
 
 } // namespace aas::registry

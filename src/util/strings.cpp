@@ -61,6 +61,63 @@ std::optional<std::uint64_t> parse_u64(std::string_view s) {
     return v;
 }
 
+static constexpr char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                     static_cast<unsigned char>(in[i + 2]);
+        out += b64_chars[(v >> 18) & 63];
+        out += b64_chars[(v >> 12) & 63];
+        out += b64_chars[(v >> 6) & 63];
+        out += b64_chars[v & 63];
+    }
+    if (i + 1 == in.size()) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16;
+        out += b64_chars[(v >> 18) & 63];
+        out += b64_chars[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+        out += b64_chars[(v >> 18) & 63];
+        out += b64_chars[(v >> 12) & 63];
+        out += b64_chars[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in, Base64Alphabet alphabet, bool lone_tail_ok) {
+    const bool url_safe = alphabet == Base64Alphabet::standard_or_url_safe;
+    auto val = [url_safe](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+' || (url_safe && c == '-')) return 62;
+        if (c == '/' || (url_safe && c == '_')) return 63;
+        return -1;
+    };
+    while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+    if (in.size() % 4 == 1 && !lone_tail_ok) return std::nullopt;
+    std::string out;
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v = val(c);
+        if (v < 0) return std::nullopt;
+        acc = (acc << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
     std::iota(prev.begin(), prev.end(), 0);

@@ -72,3 +72,35 @@ TEST_CASE("util: Kubernetes and Helm name rules") {
     CHECK_FALSE(helm_release_name_problem("a..b").empty());
     CHECK_FALSE(helm_release_name_problem(std::string(54, 'a')).empty());
 }
+
+TEST_CASE("util::base64 RFC 4648 section 10 test vectors") {
+    struct Case {
+        std::string plain, encoded;
+    };
+    const std::vector<Case> cases = {
+        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.encoded);
+        CHECK(base64_encode(c.plain) == c.encoded);
+        for (auto alphabet : {Base64Alphabet::standard, Base64Alphabet::standard_or_url_safe}) {
+            auto decoded = base64_decode(c.encoded, alphabet);
+            REQUIRE(decoded.has_value());
+            CHECK(*decoded == c.plain);
+        }
+    }
+    CHECK(base64_encode("\xfb\xff") == "+/8=");
+}
+
+TEST_CASE("util::base64_decode: the alphabets, padding and a lone last character") {
+    CHECK(base64_decode("-_8") == std::string("\xfb\xff"));
+    CHECK(base64_decode("+/8", Base64Alphabet::standard) == std::string("\xfb\xff"));
+    CHECK_FALSE(base64_decode("-_8", Base64Alphabet::standard));
+    CHECK(base64_decode("Zm9vYg") == std::string("foob"));
+    CHECK_FALSE(base64_decode("Zm=9v"));
+    CHECK_FALSE(base64_decode("Zm9vY"));
+    CHECK(base64_decode("Zm9vY", Base64Alphabet::standard, true) == std::string("foo"));
+    CHECK_FALSE(base64_decode("Zm9v!", Base64Alphabet::standard, true));
+    CHECK_FALSE(base64_decode(std::string_view("Zm9\0", 4)));
+}

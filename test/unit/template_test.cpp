@@ -1299,3 +1299,24 @@ TEST_CASE("tmpl::scan_images toJson keeps each value's origins") {
     for (const auto& i : images) CHECK(i.value.find("redis") == std::string::npos);
     CHECK(live_text(d.render("t.yaml")).find(R"({\"cache\":\"redis:6379\")") != std::string::npos);
 }
+
+TEST_CASE("tmpl::eval b64dec stops at the first '=' and drops a lone last character; sha256sum") {
+    CHECK(eval("{{ b64dec \"YWJj=ZGVm\" }}|{{ b64dec \"YWJjZ\" }}|{{ b64dec \"\" }}|{{ b64enc \"\" }}") ==
+          "abc|abc||");
+    CHECK(eval("{{ b64dec \"YW-j\" }}") == "illegal base64 data at input byte");
+    CHECK(eval("{{ b64enc \"ab\" }} {{ b64enc \"a\" }} {{ sha256sum \"\" }}") ==
+          "YWI= YQ== e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST_CASE("tmpl::eval js and toJson escape text the two ways Go does") {
+    const std::string values = "x: \"a<b='c'&\\x01\\u2028>\\t\\n\"\n";
+    CHECK(eval("{{ js .Values.x }}", values) == "a\\u003Cb\\u003D\\'c\\'\\u0026\\u0001\xe2\x80\xa8\\u003E\\t\\n");
+    CHECK(eval("{{ toJson .Values.x }}", values) == "\"a\\u003cb='c'\\u0026\\u0001\\u2028\\u003e\\t\\n\"");
+}
+
+TEST_CASE("tmpl::eval YAML numbers of values: prefixes, separators, signs, infinities") {
+    const std::string values = "b: 0X1f\nc: -1_000\nd: .inf\ne: -.Inf\nf: 0b101\ng: 1e3\nh: !!int _-5\ni: 0o17\n";
+    CHECK(eval("{{ .Values.b }} {{ .Values.c }} {{ .Values.d }} {{ .Values.e }} {{ .Values.f }} {{ .Values.g }} "
+               "{{ .Values.h }} {{ .Values.i }} {{ -0b11 }} {{ 0X1_f }}",
+               values) == "31 -1000 +Inf -Inf 5 1000 -5 15 -3 31");
+}

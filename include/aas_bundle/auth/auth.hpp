@@ -18,6 +18,7 @@
 //      falls back to `auths`.
 
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/strings.hpp"
 
 #include <filesystem>
 #include <map>
@@ -74,9 +75,10 @@ std::optional<Credential> run_credential_helper(const std::string& name, const s
 /// "Basic <base64(user:password)>".
 std::string basic_authorization(const Credential& c);
 
-std::string base64_encode(std::string_view in);
-/// Decodes standard or URL-safe base64 (padding optional); nullopt on invalid input.
-std::optional<std::string> base64_decode(std::string_view in);
+/// Base64 is util's (one implementation for the project): auth::base64_decode takes standard
+/// or URL-safe base64, padding optional, and gives nullopt on invalid input.
+using util::base64_decode;
+using util::base64_encode;
 
 /// One challenge from a WWW-Authenticate header.
 struct Challenge {

@@ -31,6 +31,21 @@ std::optional<std::uint64_t> parse_u64(std::string_view s);
 /// MB, …; all powers of 1024), e.g. "4095M", "2G", "1048576". nullopt when invalid or 0.
 std::optional<std::uint64_t> parse_size(std::string_view s);
 
+/// The characters a base64 decoder takes for values 62 and 63 (RFC 4648): section 4's
+/// standard '+' and '/' only, or also section 5's URL-safe '-' and '_'.
+enum class Base64Alphabet { standard, standard_or_url_safe };
+
+/// Base64 of `in` in the standard alphabet, padded with '=' (RFC 4648 section 4).
+std::string base64_encode(std::string_view in);
+
+/// Decodes base64 text; trailing '=' padding is optional. nullopt when a character is not of
+/// `alphabet` (an inner '=' included), or when the text (without padding) ends in a lone
+/// character, which holds 6 bits and no whole byte: with `lone_tail_ok` that character is
+/// checked against the alphabet and dropped instead.
+std::optional<std::string> base64_decode(std::string_view in,
+                                         Base64Alphabet alphabet = Base64Alphabet::standard_or_url_safe,
+                                         bool lone_tail_ok = false);
+
 /// Levenshtein edit distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 

@@ -13,6 +13,8 @@
 
 #include "aas_bundle/rewrite/rewrite.hpp"
 
+#include "rewrite_impl.hpp"
+
 #include "aas_bundle/chart/chart.hpp"
 #include "aas_bundle/chart/values.hpp"
 #include "aas_bundle/util/error.hpp"
@@ -34,384 +36,11 @@ namespace fs = std::filesystem;
 using chart::Coalesced;
 using chart::Value;
 
+using namespace detail;
+
 namespace {
 
 constexpr std::string_view k8s_prefix = "k8s/";
-
-// ---------------------------------------------------------------------------------------------
-// Lines and scalars
-
-struct LineRef {
-    std::size_t begin = 0; ///< offset of the first character
-    std::size_t end = 0;   ///< offset after the last character, before "\r\n" or "\n"
-};
-
-std::vector<LineRef> split_lines(std::string_view text) {
-    std::vector<LineRef> out;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        std::size_t stop = nl == std::string_view::npos ? text.size() : nl;
-        std::size_t end = stop;
-        if (end > pos && text[end - 1] == '\r') --end;
-        out.push_back({pos, end});
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-    }
-    return out;
-}
-
-std::string eol_of(std::string_view text) {
-    return text.find("\r\n") != std::string_view::npos ? "\r\n" : "\n";
-}
-
-enum class Style { plain, single, dbl };
-
-struct Scalar {
-    std::size_t begin = 0; ///< column of the first character (quote included)
-    std::size_t end = 0;   ///< column after the last character (quote included)
-    Style style = Style::plain;
-    std::string text;      ///< the value, unquoted
-};
-
-std::size_t skip_spaces(std::string_view s, std::size_t i) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    return i;
-}
-
-// Reads a scalar starting at `i`; nullopt for what is not a one-line scalar (block scalars,
-// anchors, tags, flow collections, an unterminated quote) or when more than a comment follows.
-std::optional<Scalar> read_scalar(std::string_view line, std::size_t i) {
-    if (i >= line.size()) return std::nullopt;
-    Scalar s;
-    s.begin = i;
-    char c = line[i];
-    if (c == '"') {
-        std::size_t j = i + 1;
-        for (; j < line.size() && line[j] != '"'; ++j) {
-            if (line[j] == '\\') {
-                if (++j >= line.size()) return std::nullopt;
-                switch (line[j]) {
-                case 'n': s.text += '\n'; break;
-                case 't': s.text += '\t'; break;
-                case '\\': s.text += '\\'; break;
-                case '"': s.text += '"'; break;
-                case '/': s.text += '/'; break;
-                default: return std::nullopt; // not something an image value holds
-                }
-            } else {
-                s.text += line[j];
-            }
-        }
-        if (j >= line.size()) return std::nullopt;
-        s.end = j + 1;
-        s.style = Style::dbl;
-    } else if (c == '\'') {
-        std::size_t j = i + 1;
-        for (;; ++j) {
-            if (j >= line.size()) return std::nullopt;
-            if (line[j] == '\'') {
-                if (j + 1 < line.size() && line[j + 1] == '\'') {
-                    s.text += '\'';
-                    ++j;
-                    continue;
-                }
-                break;
-            }
-            s.text += line[j];
-        }
-        s.end = j + 1;
-        s.style = Style::single;
-    } else {
-        if (std::string_view("|>&*!{[#%@`,").find(c) != std::string_view::npos) return std::nullopt;
-        std::size_t j = i;
-        std::size_t last = i;
-        while (j < line.size()) {
-            if (line[j] == '#' && j > i && (line[j - 1] == ' ' || line[j - 1] == '\t')) break;
-            if (line[j] != ' ' && line[j] != '\t') last = j + 1;
-            ++j;
-        }
-        s.end = last;
-        s.text = std::string(line.substr(i, last - i));
-        s.style = Style::plain;
-    }
-    std::size_t rest = skip_spaces(line, s.end);
-    if (rest < line.size() && !(line[rest] == '#' && rest > s.end)) return std::nullopt;
-    return s;
-}
-
-struct KeyLine {
-    std::size_t indent = 0;   ///< column of the key
-    bool list_item = false;   ///< the key follows "- "
-    std::string key;
-    std::size_t value_at = 0; ///< column where the value (or a comment, or nothing) starts
-};
-
-// "KEY: ...", "- KEY: ...", "'KEY': ...", '"KEY": ...' at the start of a line.
-std::optional<KeyLine> read_key(std::string_view line) {
-    KeyLine k;
-    std::size_t i = skip_spaces(line, 0);
-    while (i + 1 <= line.size() && i < line.size() && line[i] == '-' &&
-           (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '\t')) {
-        k.list_item = true;
-        i = skip_spaces(line, i + 1);
-    }
-    if (i >= line.size() || line[i] == '#') return std::nullopt;
-    k.indent = i;
-    std::size_t after = 0;
-    if (line[i] == '"' || line[i] == '\'') {
-        auto close = line.find(line[i], i + 1);
-        if (close == std::string_view::npos) return std::nullopt;
-        k.key = std::string(line.substr(i + 1, close - i - 1));
-        after = close + 1;
-    } else {
-        std::size_t j = i;
-        while (j < line.size()) {
-            if (line[j] == ':' && (j + 1 == line.size() || line[j + 1] == ' ' || line[j + 1] == '\t')) break;
-            if (line[j] == '#' && j > i && (line[j - 1] == ' ' || line[j - 1] == '\t')) return std::nullopt;
-            ++j;
-        }
-        if (j >= line.size()) return std::nullopt;
-        k.key = std::string(util::trim(line.substr(i, j - i)));
-        after = j;
-        if (k.key.empty() || std::string_view("{[&*!|>%@`").find(k.key[0]) != std::string_view::npos)
-            return std::nullopt;
-    }
-    after = skip_spaces(line, after);
-    if (after >= line.size() || line[after] != ':') return std::nullopt;
-    if (after + 1 < line.size() && line[after + 1] != ' ' && line[after + 1] != '\t') return std::nullopt;
-    k.value_at = skip_spaces(line, after + 1);
-    return k;
-}
-
-bool plain_safe(std::string_view v) {
-    if (v.empty() || v.front() == ' ' || v.back() == ' ') return false;
-    if (std::string_view("-?:,[]{}#&*!|>'\"%@`").find(v.front()) != std::string_view::npos) return false;
-    if (v.find(": ") != std::string_view::npos || v.find(" #") != std::string_view::npos || v.back() == ':')
-        return false;
-    for (char c : v)
-        if (static_cast<unsigned char>(c) < 0x20) return false;
-    static const std::set<std::string> special = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
-    if (special.count(util::to_lower(v))) return false;
-    bool numeric = std::all_of(v.begin(), v.end(), [](char c) {
-        return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E' || c == '_';
-    });
-    return !numeric;
-}
-
-std::string quote(std::string_view v, Style style) {
-    if (style == Style::plain && plain_safe(v)) return std::string(v);
-    if (style == Style::single) {
-        std::string out = "'";
-        for (char c : v) out += c == '\'' ? std::string("''") : std::string(1, c);
-        return out + "'";
-    }
-    std::string out = "\"";
-    for (char c : v) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "\"";
-}
-
-// ---------------------------------------------------------------------------------------------
-// Block structure of a values file, for insertions
-
-struct Row {
-    enum Kind { blank, comment, content, scalar_body, other_document } kind = blank;
-    std::size_t indent = 0;
-    std::optional<KeyLine> key;
-};
-
-std::vector<Row> classify(std::string_view text, const std::vector<LineRef>& lines) {
-    std::vector<Row> rows(lines.size());
-    bool seen_content = false;
-    bool in_block_scalar = false;
-    std::size_t block_indent = 0;
-    for (std::size_t n = 0; n < lines.size(); ++n) {
-        std::string_view l = text.substr(lines[n].begin, lines[n].end - lines[n].begin);
-        Row& r = rows[n];
-        std::size_t ind = skip_spaces(l, 0);
-        bool blank = ind >= l.size();
-        if (in_block_scalar) {
-            if (blank || ind > block_indent) {
-                r.kind = Row::scalar_body;
-                r.indent = ind;
-                continue;
-            }
-            in_block_scalar = false;
-        }
-        if (l.rfind("---", 0) == 0 && (l.size() == 3 || l[3] == ' ' || l[3] == '\t')) {
-            if (seen_content) {
-                for (std::size_t m = n; m < rows.size(); ++m) rows[m].kind = Row::other_document;
-                break;
-            }
-            r.kind = Row::comment; // a leading document marker
-            continue;
-        }
-        if (blank) continue;
-        r.indent = ind;
-        if (l[ind] == '#') {
-            r.kind = Row::comment;
-            continue;
-        }
-        seen_content = true;
-        r.kind = Row::content;
-        r.key = read_key(l);
-        std::string_view value = r.key ? l.substr(r.key->value_at) : l.substr(ind);
-        if (!r.key) {
-            // "- |" list items of block scalars
-            std::size_t i = ind;
-            while (i < l.size() && l[i] == '-' && (i + 1 == l.size() || l[i + 1] == ' ')) i = skip_spaces(l, i + 1);
-            value = l.substr(std::min(i, l.size()));
-        }
-        if (!value.empty() && (value[0] == '|' || value[0] == '>')) {
-            in_block_scalar = true;
-            block_indent = ind;
-        }
-    }
-    return rows;
-}
-
-struct Insertion {
-    std::size_t offset = 0; ///< where the text goes
-    std::string text;
-};
-
-// Where and what to insert so that `path` (dotted, no list indices) holds `value` in
-// `text`; nullopt with `why` when the file's structure is not a block map along the way.
-std::optional<Insertion> plan_insertion(std::string_view text, const std::vector<std::string>& path,
-                                        const std::string& value, std::string& why) {
-    auto lines = split_lines(text);
-    auto rows = classify(text, lines);
-    std::string eol = eol_of(text);
-    std::size_t limit = rows.size();
-    for (std::size_t n = 0; n < rows.size(); ++n)
-        if (rows[n].kind == Row::other_document) {
-            limit = n;
-            break;
-        }
-    // Indentation step: the smallest positive indent of a key under another key.
-    std::size_t step = 0;
-    {
-        std::vector<std::size_t> stack;
-        for (std::size_t n = 0; n < limit; ++n) {
-            if (rows[n].kind != Row::content || !rows[n].key || rows[n].key->list_item) continue;
-            std::size_t ind = rows[n].indent;
-            while (!stack.empty() && stack.back() >= ind) stack.pop_back();
-            if (!stack.empty() && (step == 0 || ind - stack.back() < step)) step = ind - stack.back();
-            stack.push_back(ind);
-        }
-        if (step == 0) step = 2;
-    }
-
-    // Walk down the path: block [b, e) whose keys sit deeper than `parent_indent`.
-    std::size_t b = 0, e = limit;
-    long parent_indent = -1;
-    std::size_t parent_row = 0;
-    std::size_t depth = 0;
-    for (; depth < path.size(); ++depth) {
-        std::optional<std::size_t> child_indent;
-        for (std::size_t n = b; n < e; ++n)
-            if (rows[n].kind == Row::content) {
-                child_indent = rows[n].indent;
-                if (rows[n].key && rows[n].key->list_item) {
-                    why = fmt::format("line {} starts a list where a map with key {} is expected", n + 1, path[depth]);
-                    return std::nullopt;
-                }
-                break;
-            }
-        if (!child_indent) break;
-        std::optional<std::size_t> found;
-        for (std::size_t n = b; n < e; ++n) {
-            const Row& r = rows[n];
-            if (r.kind != Row::content || r.indent != *child_indent) continue;
-            if (!r.key || r.key->list_item) {
-                why = fmt::format("line {} is not a map key", n + 1);
-                return std::nullopt;
-            }
-            if (r.key->key == path[depth]) found = n;
-        }
-        if (!found) break;
-        const Row& fr = rows[*found];
-        std::string_view fl = text.substr(lines[*found].begin, lines[*found].end - lines[*found].begin);
-        std::string_view after = util::trim(fl.substr(fr.key->value_at));
-        if (!after.empty() && after[0] != '#') {
-            why = fmt::format("line {}: {} holds a value on its line ({}), not a block map", *found + 1,
-                              fmt::join(path.begin(), path.begin() + static_cast<long>(depth) + 1, "."),
-                              std::string(after));
-            return std::nullopt;
-        }
-        if (depth + 1 == path.size()) {
-            why = fmt::format("line {}: {} exists but holds no value", *found + 1, fmt::join(path, "."));
-            return std::nullopt;
-        }
-        std::size_t end = *found + 1;
-        for (std::size_t n = *found + 1; n < e; ++n) {
-            const Row& r = rows[n];
-            if (r.kind == Row::content && (r.indent < fr.indent || (r.indent == fr.indent && !(r.key && r.key->list_item))))
-                break;
-            if (r.kind == Row::content && r.indent == fr.indent) {
-                why = fmt::format("line {}: {} holds a list, not a map", n + 1,
-                                  fmt::join(path.begin(), path.begin() + static_cast<long>(depth) + 1, "."));
-                return std::nullopt;
-            }
-            end = n + 1;
-        }
-        parent_indent = static_cast<long>(fr.indent);
-        parent_row = *found;
-        b = *found + 1;
-        e = end;
-    }
-
-    // Insert path[depth..] under the block found.
-    std::size_t indent = 0;
-    std::size_t offset = 0;
-    std::string prefix;
-    if (parent_indent < 0) {
-        // Top level: at the end of the first document.
-        std::optional<std::size_t> top;
-        for (std::size_t n = 0; n < limit; ++n)
-            if (rows[n].kind == Row::content) {
-                top = rows[n].indent;
-                break;
-            }
-        indent = top.value_or(0);
-        if (limit < rows.size()) {
-            offset = lines[limit].begin;
-        } else {
-            offset = text.size();
-            if (!text.empty() && text.back() != '\n') prefix = eol;
-        }
-    } else {
-        std::optional<std::size_t> last;
-        std::optional<std::size_t> child_indent;
-        for (std::size_t n = b; n < e; ++n) {
-            if (rows[n].kind == Row::content && !child_indent) child_indent = rows[n].indent;
-            if (rows[n].kind == Row::content || rows[n].kind == Row::scalar_body) last = n;
-        }
-        indent = child_indent.value_or(static_cast<std::size_t>(parent_indent) + step);
-        std::size_t after_row = last.value_or(parent_row);
-        // A block scalar's trailing blank lines belong to it; insert after its last text line.
-        while (after_row > parent_row && rows[after_row].kind == Row::scalar_body &&
-               lines[after_row].end == lines[after_row].begin)
-            --after_row;
-        if (after_row + 1 < lines.size()) {
-            offset = lines[after_row + 1].begin;
-        } else {
-            offset = text.size();
-            if (!text.empty() && text.back() != '\n') prefix = eol;
-        }
-    }
-    std::string out = prefix;
-    for (std::size_t d = depth; d < path.size(); ++d) {
-        out += std::string(indent + (d - depth) * step, ' ');
-        out += plain_safe(path[d]) ? path[d] : quote(path[d], Style::dbl);
-        out += ':';
-        if (d + 1 == path.size()) out += ' ' + quote(value, Style::plain);
-        out += eol;
-    }
-    return Insertion{offset, out};
-}
 
 // ---------------------------------------------------------------------------------------------
 // References as written
@@ -913,6 +542,32 @@ private:
         inserts_.emplace(key, std::move(e));
     }
 
+    // What finish() does, step by step.
+
+    /// An in-place edit as a replacement of columns [begin, end) of its file.
+    struct Span {
+        std::size_t begin, end;
+        std::string text;
+        const InPlace* edit;
+    };
+    /// The span in-place edit `e` replaces; nullopt (with a warning) when its line does not
+    /// hold the value expected there.
+    std::optional<Span> span_of(const InPlace& e);
+    /// The insertions of every file, in the order of the chart defaults they stand for.
+    std::map<std::string, std::vector<const Insert*>> inserts_by_file();
+    /// Edits `file` (spans `sp`, then `inserts`) and records the change when there is one.
+    void edit_file(const std::string& file, std::vector<Span>& sp, const std::vector<const Insert*>& inserts);
+    /// Replaces `sp` in `after` (the text of `file`), from the last one back; throws when two
+    /// spans overlap.
+    void replace_spans(const std::string& file, std::string& after, std::vector<Span>& sp);
+    /// Whether the values paths of `sp` read back as their new values in `after`; warns for
+    /// every span and returns false otherwise (the file is then left unchanged).
+    bool spans_read_back(const std::string& file, const std::string& after, const std::vector<Span>& sp);
+    /// Inserts `ins` into `after` when the result reads back as intended; warns otherwise.
+    void insert_into(const std::string& file, std::string& after, const Insert& ins);
+    /// Drops created files that received nothing, from the changes and their releases.
+    void drop_unused_created();
+
     const std::string& text_of(const std::string& file) {
         auto it = texts_.find(file);
         if (it != texts_.end()) return it->second;
@@ -937,43 +592,55 @@ bool is_values_like(const std::string& file) {
 }
 
 Plan Planner::finish() {
-    struct Span {
-        std::size_t begin, end;
-        std::string text;
-        const InPlace* edit;
-    };
     std::map<std::string, std::vector<Span>> spans;
-    std::map<std::string, std::vector<const Insert*>> inserts;
-    std::vector<std::string> files;
     for (const auto& key : order_) {
         const InPlace& e = in_place_.at(key);
-        const std::string& text = text_of(e.file);
-        auto lines = split_lines(text);
-        if (e.line < 1 || static_cast<std::size_t>(e.line) > lines.size()) {
-            warn(e.site, fmt::format("{} has no line {}", e.file, e.line));
-            continue;
-        }
-        const LineRef& lr = lines[static_cast<std::size_t>(e.line) - 1];
-        std::string_view l = std::string_view(text).substr(lr.begin, lr.end - lr.begin);
-        std::optional<Scalar> s;
-        if (!e.key.empty()) {
-            auto k = read_key(l);
-            if (k && k->key == e.key) s = read_scalar(l, k->value_at);
-            if (!k || k->key != e.key) {
-                warn(e.site, fmt::format("line {} of {} is not \"{}: ...\"; not rewritten", e.line, e.file, e.key));
-                continue;
-            }
-        } else {
-            std::size_t i = skip_spaces(l, 0);
-            if (i < l.size() && l[i] == '-') s = read_scalar(l, skip_spaces(l, i + 1));
-        }
-        if (!s || s->text != e.expected) {
-            warn(e.site, fmt::format("line {} of {} does not hold \"{}\" as a one-line value; not rewritten", e.line,
-                                     e.file, e.expected));
-            continue;
-        }
-        spans[e.file].push_back(Span{lr.begin + s->begin, lr.begin + s->end, quote(e.value, s->style), &e});
+        if (auto s = span_of(e)) spans[e.file].push_back(std::move(*s));
     }
+    auto inserts = inserts_by_file();
+    std::vector<std::string> files;
+    for (const auto& [f, _] : spans) files.push_back(f);
+    for (const auto& [f, _] : inserts)
+        if (!spans.count(f)) files.push_back(f);
+
+    for (const auto& file : files) edit_file(file, spans[file], inserts[file]);
+    drop_unused_created();
+    std::sort(result_.changes.begin(), result_.changes.end(),
+              [](const FileChange& a, const FileChange& b) { return a.path < b.path; });
+    return std::move(result_);
+}
+
+std::optional<Planner::Span> Planner::span_of(const InPlace& e) {
+    const std::string& text = text_of(e.file);
+    auto lines = split_lines(text);
+    if (e.line < 1 || static_cast<std::size_t>(e.line) > lines.size()) {
+        warn(e.site, fmt::format("{} has no line {}", e.file, e.line));
+        return std::nullopt;
+    }
+    const LineRef& lr = lines[static_cast<std::size_t>(e.line) - 1];
+    std::string_view l = std::string_view(text).substr(lr.begin, lr.end - lr.begin);
+    std::optional<Scalar> s;
+    if (!e.key.empty()) {
+        auto k = read_key(l);
+        if (k && k->key == e.key) s = read_scalar(l, k->value_at);
+        if (!k || k->key != e.key) {
+            warn(e.site, fmt::format("line {} of {} is not \"{}: ...\"; not rewritten", e.line, e.file, e.key));
+            return std::nullopt;
+        }
+    } else {
+        std::size_t i = skip_spaces(l, 0);
+        if (i < l.size() && l[i] == '-') s = read_scalar(l, skip_spaces(l, i + 1));
+    }
+    if (!s || s->text != e.expected) {
+        warn(e.site, fmt::format("line {} of {} does not hold \"{}\" as a one-line value; not rewritten", e.line,
+                                 e.file, e.expected));
+        return std::nullopt;
+    }
+    return Span{lr.begin + s->begin, lr.begin + s->end, quote(e.value, s->style), &e};
+}
+
+std::map<std::string, std::vector<const Insert*>> Planner::inserts_by_file() {
+    std::map<std::string, std::vector<const Insert*>> inserts;
     for (const auto& key : insert_order_) {
         const Insert& i = inserts_.at(key);
         text_of(i.file);
@@ -983,73 +650,81 @@ Plan Planner::finish() {
         std::stable_sort(list.begin(), list.end(), [](const Insert* a, const Insert* b) {
             return std::tie(a->rank_file, a->rank_line) < std::tie(b->rank_file, b->rank_line);
         });
-    for (const auto& [f, _] : spans) files.push_back(f);
-    for (const auto& [f, _] : inserts)
-        if (!spans.count(f)) files.push_back(f);
+    return inserts;
+}
 
-    for (const auto& file : files) {
-        const std::string& before = text_of(file);
-        std::string after = before;
-        auto& sp = spans[file];
-        std::sort(sp.begin(), sp.end(), [](const Span& a, const Span& b) { return a.begin > b.begin; });
-        for (std::size_t i = 0; i < sp.size(); ++i) {
-            if (i > 0 && sp[i].end > sp[i - 1].begin)
-                throw Error(fmt::format("{} and {} edit overlapping text in {}", sp[i].edit->site.str(),
-                                        sp[i - 1].edit->site.str(), file));
-            after.replace(sp[i].begin, sp[i].end - sp[i].begin, sp[i].text);
-        }
-        bool values_like = is_values_like(file);
-        if (values_like && !sp.empty()) {
-            // In-place edits of values files and manifests must read back as intended.
-            try {
-                auto docs = chart::parse_yaml_documents(after, file);
-                for (const auto& s : sp) {
-                    if (s.edit->values_path.empty() || docs.empty()) continue;
-                    // A subchart's own values.yaml holds its paths without the subchart's key.
-                    const Value* got = nullptr;
-                    for (std::string_view vp = s.edit->values_path; !got || got->text() != s.edit->value;) {
-                        got = docs.front().at_path(vp);
-                        auto dot = vp.find('.');
-                        if (dot == std::string_view::npos) break;
-                        vp.remove_prefix(dot + 1);
-                    }
-                    if (!got || got->text() != s.edit->value)
-                        throw Error(fmt::format("{} does not read back as \"{}\"", s.edit->values_path, s.edit->value));
-                }
-            } catch (const Error& e) {
-                for (const auto& s : sp) warn(s.edit->site, fmt::format("{} left unchanged: {}", file, e.what()));
-                continue;
-            }
-        }
-        for (const Insert* ins : inserts[file]) {
-            std::string why;
-            auto path = util::split(ins->path, '.');
-            auto at = plan_insertion(after, path, ins->value, why);
-            if (!at) {
-                warn(ins->site, fmt::format("cannot insert {} into {}: {}; set it by hand", ins->path, file, why));
-                continue;
-            }
-            std::string next = after;
-            next.insert(at->offset, at->text);
-            try {
-                Value doc = chart::parse_yaml(next, file);
-                const Value* got = doc.at_path(ins->path);
-                if (!got || !got->is_string() || got->text() != ins->value) {
-                    warn(ins->site, fmt::format("inserting {} into {} would not read back as \"{}\"; set it by hand",
-                                                ins->path, file, ins->value));
-                    continue;
-                }
-            } catch (const Error& e) {
-                warn(ins->site, fmt::format("inserting {} into {} would make it invalid ({}); set it by hand",
-                                            ins->path, file, e.what()));
-                continue;
-            }
-            after = std::move(next);
-        }
-        bool created = created_.count(file) > 0;
-        if (created || after != before)
-            result_.changes.push_back(FileChange{file, created ? std::string() : before, after, created});
+void Planner::edit_file(const std::string& file, std::vector<Span>& sp, const std::vector<const Insert*>& inserts) {
+    const std::string& before = text_of(file);
+    std::string after = before;
+    replace_spans(file, after, sp);
+    if (is_values_like(file) && !sp.empty() && !spans_read_back(file, after, sp)) return;
+    for (const Insert* ins : inserts) insert_into(file, after, *ins);
+    bool created = created_.count(file) > 0;
+    if (created || after != before)
+        result_.changes.push_back(FileChange{file, created ? std::string() : before, after, created});
+}
+
+void Planner::replace_spans(const std::string& file, std::string& after, std::vector<Span>& sp) {
+    std::sort(sp.begin(), sp.end(), [](const Span& a, const Span& b) { return a.begin > b.begin; });
+    for (std::size_t i = 0; i < sp.size(); ++i) {
+        if (i > 0 && sp[i].end > sp[i - 1].begin)
+            throw Error(fmt::format("{} and {} edit overlapping text in {}", sp[i].edit->site.str(),
+                                    sp[i - 1].edit->site.str(), file));
+        after.replace(sp[i].begin, sp[i].end - sp[i].begin, sp[i].text);
     }
+}
+
+bool Planner::spans_read_back(const std::string& file, const std::string& after, const std::vector<Span>& sp) {
+    // In-place edits of values files and manifests must read back as intended.
+    try {
+        auto docs = chart::parse_yaml_documents(after, file);
+        for (const auto& s : sp) {
+            if (s.edit->values_path.empty() || docs.empty()) continue;
+            // A subchart's own values.yaml holds its paths without the subchart's key.
+            const Value* got = nullptr;
+            for (std::string_view vp = s.edit->values_path; !got || got->text() != s.edit->value;) {
+                got = docs.front().at_path(vp);
+                auto dot = vp.find('.');
+                if (dot == std::string_view::npos) break;
+                vp.remove_prefix(dot + 1);
+            }
+            if (!got || got->text() != s.edit->value)
+                throw Error(fmt::format("{} does not read back as \"{}\"", s.edit->values_path, s.edit->value));
+        }
+    } catch (const Error& e) {
+        for (const auto& s : sp) warn(s.edit->site, fmt::format("{} left unchanged: {}", file, e.what()));
+        return false;
+    }
+    return true;
+}
+
+void Planner::insert_into(const std::string& file, std::string& after, const Insert& ins) {
+    std::string why;
+    auto path = util::split(ins.path, '.');
+    auto at = plan_insertion(after, path, ins.value, why);
+    if (!at) {
+        warn(ins.site, fmt::format("cannot insert {} into {}: {}; set it by hand", ins.path, file, why));
+        return;
+    }
+    std::string next = after;
+    next.insert(at->offset, at->text);
+    try {
+        Value doc = chart::parse_yaml(next, file);
+        const Value* got = doc.at_path(ins.path);
+        if (!got || !got->is_string() || got->text() != ins.value) {
+            warn(ins.site, fmt::format("inserting {} into {} would not read back as \"{}\"; set it by hand",
+                                       ins.path, file, ins.value));
+            return;
+        }
+    } catch (const Error& e) {
+        warn(ins.site, fmt::format("inserting {} into {} would make it invalid ({}); set it by hand",
+                                   ins.path, file, e.what()));
+        return;
+    }
+    after = std::move(next);
+}
+
+void Planner::drop_unused_created() {
     // A created file that received nothing is not written, and not added to the release.
     for (const auto& file : created_) {
         bool used = std::any_of(result_.changes.begin(), result_.changes.end(), [&](const FileChange& c) {
@@ -1060,76 +735,6 @@ Plan Planner::finish() {
         for (auto& r : result_.releases)
             std::erase_if(r.values, [&](const std::string& v) { return std::string(k8s_prefix) + v == file; });
     }
-    std::sort(result_.changes.begin(), result_.changes.end(),
-              [](const FileChange& a, const FileChange& b) { return a.path < b.path; });
-    return std::move(result_);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Unified diff (Myers)
-
-std::vector<std::string_view> diff_lines(std::string_view text) {
-    std::vector<std::string_view> out;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        std::size_t end = nl == std::string_view::npos ? text.size() : nl + 1;
-        out.push_back(text.substr(pos, end - pos));
-        pos = end;
-    }
-    return out;
-}
-
-enum class Op { equal, del, ins };
-
-std::vector<Op> myers(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b) {
-    const long n = static_cast<long>(a.size()), m = static_cast<long>(b.size());
-    std::vector<std::vector<long>> trace; // trace[d][k + d]: furthest x on diagonal k after d edits
-    auto get = [&](long d, long k) { return trace[static_cast<std::size_t>(d)][static_cast<std::size_t>(k + d)]; };
-    long found_d = -1;
-    for (long d = 0; d <= n + m && found_d < 0; ++d) {
-        std::vector<long> v(static_cast<std::size_t>(2 * d + 1));
-        for (long k = -d; k <= d; k += 2) {
-            long x;
-            if (d == 0)
-                x = 0;
-            else if (k == -d || (k != d && get(d - 1, k - 1) < get(d - 1, k + 1)))
-                x = get(d - 1, k + 1);
-            else
-                x = get(d - 1, k - 1) + 1;
-            long y = x - k;
-            while (x < n && y < m && a[static_cast<std::size_t>(x)] == b[static_cast<std::size_t>(y)]) ++x, ++y;
-            v[static_cast<std::size_t>(k + d)] = x;
-            if (x >= n && y >= m) found_d = d;
-        }
-        trace.push_back(std::move(v));
-    }
-    std::vector<Op> ops;
-    long x = n, y = m;
-    for (long d = found_d; d > 0; --d) {
-        long k = x - y;
-        bool down = k == -d || (k != d && get(d - 1, k - 1) < get(d - 1, k + 1));
-        long pk = down ? k + 1 : k - 1;
-        long px = get(d - 1, pk), py = px - pk;
-        long mx = down ? px : px + 1, my = down ? py + 1 : py;
-        while (x > mx && y > my) {
-            ops.push_back(Op::equal);
-            --x, --y;
-        }
-        ops.push_back(down ? Op::ins : Op::del);
-        x = px, y = py;
-    }
-    while (x > 0 && y > 0) {
-        ops.push_back(Op::equal);
-        --x, --y;
-    }
-    std::reverse(ops.begin(), ops.end());
-    return ops;
-}
-
-std::string range(std::size_t start, std::size_t count) {
-    if (count == 1) return std::to_string(start);
-    return fmt::format("{},{}", count == 0 ? (start == 0 ? 0 : start - 1) : start, count);
 }
 
 } // namespace
@@ -1173,59 +778,6 @@ void apply(const fs::path& root, const Plan& p) {
         if (ec) throw Error(fmt::format("rewriting {}: {}", c.path, ec.message()));
         util::write_file_atomic(path, c.after, perms);
     }
-}
-
-std::string unified_diff(const FileChange& change) {
-    if (!change.created && change.before == change.after) return {};
-    auto a = diff_lines(change.before);
-    auto b = diff_lines(change.after);
-    auto ops = myers(a, b);
-    constexpr std::size_t context = 3;
-    std::string out = change.created ? "--- /dev/null\n" : "--- a/" + change.path + "\n";
-    out += "+++ b/" + change.path + "\n";
-
-    // Positions in a and b before each op.
-    std::vector<std::size_t> ai(ops.size() + 1), bi(ops.size() + 1);
-    for (std::size_t i = 0; i < ops.size(); ++i) {
-        ai[i + 1] = ai[i] + (ops[i] != Op::ins);
-        bi[i + 1] = bi[i] + (ops[i] != Op::del);
-    }
-    auto emit = [&](char mark, std::string_view line) {
-        out += mark;
-        out.append(line);
-        if (line.empty() || line.back() != '\n') out += "\n\\ No newline at end of file\n";
-    };
-    std::size_t i = 0;
-    while (i < ops.size()) {
-        while (i < ops.size() && ops[i] == Op::equal) ++i;
-        if (i == ops.size()) break;
-        std::size_t start = i >= context ? i - context : 0;
-        // Extend over changes separated by at most 2 * context equal lines.
-        std::size_t end = i;
-        for (;;) {
-            while (end < ops.size() && ops[end] != Op::equal) ++end;
-            std::size_t gap = end;
-            while (gap < ops.size() && ops[gap] == Op::equal) ++gap;
-            if (gap < ops.size() && gap - end <= 2 * context) {
-                end = gap;
-                continue;
-            }
-            end = std::min(ops.size(), end + context);
-            break;
-        }
-        std::size_t ac = ai[end] - ai[start], bc = bi[end] - bi[start];
-        out += fmt::format("@@ -{} +{} @@\n", range(ai[start] + 1, ac), range(bi[start] + 1, bc));
-        for (std::size_t j = start; j < end; ++j) {
-            if (ops[j] == Op::equal)
-                emit(' ', a[ai[j]]);
-            else if (ops[j] == Op::del)
-                emit('-', a[ai[j]]);
-            else
-                emit('+', b[bi[j]]);
-        }
-        i = end;
-    }
-    return out;
 }
 
 } // namespace aas::rewrite
