@@ -28,9 +28,6 @@ constexpr std::string_view parts_format = "aas-bundle-parts/v1";
 constexpr std::uint64_t max_index_size = 1u << 20;
 constexpr std::size_t block_size = 1u << 20;
 
-std::string errno_text(int e) {
-    return std::strerror(e);
-}
 
 bool plain_file_name(std::string_view name) {
     return !name.empty() && name != "." && name != ".." &&
@@ -281,11 +278,11 @@ struct StreamReader::Impl {
             if (e == ENOENT)
                 throw PartError(fmt::format("{} missing", part_label(part)));
             throw PartError(fmt::format("{}: cannot open {}: {}", part_label(part), file.string(),
-                                        errno_text(e)));
+                                        util::errno_message(e)));
         }
         struct stat st;
         if (::fstat(fd, &st) != 0)
-            throw PartError(fmt::format("{}: {}", part_label(part), errno_text(errno)));
+            throw PartError(fmt::format("{}: {}", part_label(part), util::errno_message(errno)));
         if (!S_ISREG(st.st_mode))
             throw PartError(fmt::format("{}: not a regular file", part_label(part)));
         if (static_cast<std::uint64_t>(st.st_size) != p.size)
@@ -310,7 +307,7 @@ struct StreamReader::Impl {
                 fmt::format("{}: sha256 mismatch (the part is damaged or is not from this bundle)",
                             part_label(part)));
         if (::lseek(fd, 0, SEEK_SET) != 0)
-            throw PartError(fmt::format("{}: rewinding: {}", part_label(part), errno_text(errno)));
+            throw PartError(fmt::format("{}: rewinding: {}", part_label(part), util::errno_message(errno)));
         part_left = p.size;
     }
 
@@ -323,8 +320,8 @@ struct StreamReader::Impl {
                 continue;
             int e = errno;
             if (loc.parts)
-                throw PartError(fmt::format("{}: reading: {}", part_label(part), errno_text(e)));
-            throw Error(fmt::format("reading bundle {}: {}", loc.whole.string(), errno_text(e)));
+                throw PartError(fmt::format("{}: reading: {}", part_label(part), util::errno_message(e)));
+            throw Error(fmt::format("reading bundle {}: {}", loc.whole.string(), util::errno_message(e)));
         }
     }
 
@@ -361,7 +358,7 @@ StreamReader::StreamReader(const BundleLocation& where) : impl_(std::make_unique
         throw Error("reading a bundle: the location names neither a file nor a parts index");
     m.fd = ::open(m.loc.whole.c_str(), O_RDONLY | O_CLOEXEC);
     if (m.fd < 0)
-        throw Error(fmt::format("reading bundle {}: {}", m.loc.whole.string(), errno_text(errno)));
+        throw Error(fmt::format("reading bundle {}: {}", m.loc.whole.string(), util::errno_message(errno)));
 }
 
 StreamReader::~StreamReader() = default;

@@ -40,9 +40,6 @@ namespace {
 
 constexpr std::size_t chunk_size = 1u << 20; // add_stream pulls at most this much per read
 
-std::string errno_text(int e) {
-    return std::strerror(e);
-}
 
 bool all_digits(std::string_view s) {
     return !s.empty() &&
@@ -84,12 +81,12 @@ std::string part_name(const std::string& out_name, std::size_t index, int width)
 void fsync_dir(const fs::path& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        throw Error(fmt::format("syncing folder {}: {}", dir.string(), errno_text(errno)));
+        throw Error(fmt::format("syncing folder {}: {}", dir.string(), util::errno_message(errno)));
     int rc = ::fsync(fd);
     int e = errno;
     ::close(fd);
     if (rc != 0 && e != EINVAL)
-        throw Error(fmt::format("syncing folder {}: {}", dir.string(), errno_text(e)));
+        throw Error(fmt::format("syncing folder {}: {}", dir.string(), util::errno_message(e)));
 }
 
 bool valid_utf8(std::string_view s) {
@@ -227,7 +224,7 @@ public:
     void skip(std::uint64_t n) {
         File& f = files_.back();
         if (::lseek(f.fd, static_cast<off_t>(n), SEEK_CUR) < 0)
-            throw Error(fmt::format("writing {}: {}", f.temp.string(), errno_text(errno)));
+            throw Error(fmt::format("writing {}: {}", f.temp.string(), util::errno_message(errno)));
         f.size += n;
         total_ += n;
         holes_ = true;
@@ -244,7 +241,7 @@ public:
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0)
-                throw Error(fmt::format("reading {}: {}", f.temp.string(), errno_text(errno)));
+                throw Error(fmt::format("reading {}: {}", f.temp.string(), util::errno_message(errno)));
             return static_cast<std::size_t>(r);
         }
     }
@@ -255,7 +252,7 @@ public:
     void finish() {
         if (!adopted_.empty() && ::ftruncate(files_.front().fd, static_cast<off_t>(total_)) != 0)
             throw Error(fmt::format("writing {}: cutting it to {} bytes: {}", files_.front().temp.string(), total_,
-                                    errno_text(errno)));
+                                    util::errno_message(errno)));
         if (holes_)
             rehash();
         close_current();
@@ -311,11 +308,11 @@ private:
                 continue;
             if (fd < 0)
                 throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}",
-                                        out_.string(), dir_.string(), errno_text(errno)));
+                                        out_.string(), dir_.string(), util::errno_message(errno)));
             files_.push_back(File{temp, fd, 0, {}});
             on_signal_.push_back(std::make_unique<util::RemoveOnSignal>(temp));
             if (::fchmod(fd, 0644) != 0)
-                throw Error(fmt::format("writing {}: chmod: {}", temp.string(), errno_text(errno)));
+                throw Error(fmt::format("writing {}: chmod: {}", temp.string(), util::errno_message(errno)));
             return;
         }
         throw Error(fmt::format("writing {}: cannot find a free temporary name in {}",
@@ -332,7 +329,7 @@ private:
                 continue;
             if (r <= 0)
                 throw Error(fmt::format("writing {}: reading it back: {}", f.temp.string(),
-                                        r < 0 ? errno_text(errno) : "it is shorter than written"));
+                                        r < 0 ? util::errno_message(errno) : "it is shorter than written"));
             h.update(buf.data(), static_cast<std::size_t>(r));
             at += static_cast<std::uint64_t>(r);
         }
@@ -346,7 +343,7 @@ private:
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
-                throw Error(fmt::format("writing {}: {}", f.temp.string(), errno_text(errno)));
+                throw Error(fmt::format("writing {}: {}", f.temp.string(), util::errno_message(errno)));
             }
             p += w;
             n -= static_cast<std::size_t>(w);
@@ -360,11 +357,11 @@ private:
         if (f.fd < 0)
             return;
         if (::fsync(f.fd) != 0)
-            throw Error(fmt::format("writing {}: fsync: {}", f.temp.string(), errno_text(errno)));
+            throw Error(fmt::format("writing {}: fsync: {}", f.temp.string(), util::errno_message(errno)));
         int rc = ::close(f.fd);
         f.fd = -1;
         if (rc != 0)
-            throw Error(fmt::format("writing {}: close: {}", f.temp.string(), errno_text(errno)));
+            throw Error(fmt::format("writing {}: close: {}", f.temp.string(), util::errno_message(errno)));
         f.sha256 = rehashed_ ? *rehashed_ : part_hash_.finish();
     }
 
@@ -720,7 +717,7 @@ WriteResult BundleWriter::commit() {
         if (::rename(files[0].temp.c_str(), out.c_str()) != 0) {
             m.failed = true;
             throw Error(fmt::format("writing {}: renaming {}: {}", out.string(),
-                                    files[0].temp.string(), errno_text(errno)));
+                                    files[0].temp.string(), util::errno_message(errno)));
         }
         files[0].temp.clear();
         fsync_dir(dir);
@@ -738,7 +735,7 @@ WriteResult BundleWriter::commit() {
             return;
         if (::unlink(p.c_str()) != 0 && errno != ENOENT)
             throw Error(fmt::format("writing {}: removing the old {}: {}", out.string(), p.string(),
-                                    errno_text(errno)));
+                                    util::errno_message(errno)));
     };
     std::vector<fs::path> renamed;
     try {
@@ -760,7 +757,7 @@ WriteResult BundleWriter::commit() {
             fs::path final_path = dir / final_name;
             if (::rename(files[i].temp.c_str(), final_path.c_str()) != 0)
                 throw Error(fmt::format("writing {}: renaming {}: {}", final_path.string(),
-                                        files[i].temp.string(), errno_text(errno)));
+                                        files[i].temp.string(), util::errno_message(errno)));
             files[i].temp.clear();
             renamed.push_back(final_path);
             names.insert(final_name);

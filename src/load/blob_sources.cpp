@@ -21,7 +21,7 @@ std::size_t RangeSource::pread_some(void* out, std::size_t n, std::uint64_t offs
     for (;;) {
         ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(base_ + offset));
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) throw Error(fmt::format("{}: reading the bundle: {}", label_, std::strerror(errno)));
+        if (r < 0) throw Error(fmt::format("{}: reading the bundle: {}", label_, util::errno_message(errno)));
         if (r == 0 && n > 0)
             throw Error(fmt::format("{}: the bundle ends before the blob does (it became shorter while being read)",
                                     label_));

@@ -15,6 +15,8 @@
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle/verify/verify.hpp"
 
+#include "aas_bundle/util/error.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -51,7 +53,6 @@ constexpr int stream_passes = 3; // further passes for streamed uploads that fai
 // load's memory stays what it was when it extracted the bundle instead.
 constexpr std::size_t stream_hash_buffers = 2u << 20;
 
-std::string errno_text() { return std::strerror(errno); }
 
 std::pair<std::string, std::string> split_registry(const std::string& registry) {
     auto slash = registry.find('/');
@@ -74,7 +75,7 @@ public:
         for (std::string line; std::getline(in, line);)
             if (!line.empty()) done_.insert(line);
         fd_ = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd_ < 0) throw Error(fmt::format("opening the journal {}: {}", file_.string(), errno_text()));
+        if (fd_ < 0) throw Error(fmt::format("opening the journal {}: {}", file_.string(), util::errno_message(errno)));
     }
     ~Journal() { ::close(fd_); }
 
@@ -87,7 +88,7 @@ public:
         if (!done_.insert(entry).second) return;
         std::string line = entry + "\n";
         if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fdatasync(fd_) != 0)
-            throw Error(fmt::format("writing the journal {}: {}", file_.string(), errno_text()));
+            throw Error(fmt::format("writing the journal {}: {}", file_.string(), util::errno_message(errno)));
     }
 
 private:
@@ -221,7 +222,7 @@ fs::path checked_out(const fs::path& given) {
     fs::path out(s);
     struct stat st {};
     if (::lstat(out.c_str(), &st) != 0) {
-        if (errno != ENOENT) throw UsageError(fmt::format("--out {}: {}", s, errno_text()));
+        if (errno != ENOENT) throw UsageError(fmt::format("--out {}: {}", s, util::errno_message(errno)));
         return out;
     }
     if (S_ISLNK(st.st_mode))
@@ -244,7 +245,7 @@ public:
     explicit OutLock(const fs::path& out) : path_(out.string() + ".aas-load.lock") {
         for (int attempt = 0; attempt < 8; ++attempt) {
             fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (fd_ < 0) throw UsageError(fmt::format("--out {}: cannot create the lock {}: {}", out.string(), path_.string(), errno_text()));
+            if (fd_ < 0) throw UsageError(fmt::format("--out {}: cannot create the lock {}: {}", out.string(), path_.string(), util::errno_message(errno)));
             if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
                 std::string who;
                 char buf[64] = {};
@@ -406,7 +407,7 @@ void push_images(const PushContext& c) {
     if (!deferred.empty()) {
         auto loc = bundle::locate(o.bundle);
         bundle_fd = util::Fd(::open(loc.whole.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!bundle_fd) throw Error(fmt::format("reading {}: {}", loc.whole.string(), errno_text()));
+        if (!bundle_fd) throw Error(fmt::format("reading {}: {}", loc.whole.string(), util::errno_message(errno)));
     }
     // Where a blob's bytes come from; null when they need not move (the registry has it).
     auto source_of = [&](const oci::Descriptor& d, const std::string& repo) -> std::unique_ptr<registry::BlobSource> {

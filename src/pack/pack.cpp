@@ -11,6 +11,8 @@
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle_version.hpp"
 
+#include "aas_bundle/util/error.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -52,7 +54,6 @@ fs::path default_cache_dir() {
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
 
 // ---------------------------------------------------------------------------------------
 // Sources: one registry client per host, one source per image (sources may be read from
@@ -276,7 +277,7 @@ public:
         auto final_path = path(d.digest);
         std::string tmpl = (final_path.parent_path() / fmt::format(".tmp-{}-{}-XXXXXX", ::getpid(), d.digest.hex())).string();
         int fd = ::mkstemp(tmpl.data());
-        if (fd < 0) throw Error(fmt::format("creating a file in the cache {}: {}", final_path.parent_path().string(), errno_text()));
+        if (fd < 0) throw Error(fmt::format("creating a file in the cache {}: {}", final_path.parent_path().string(), util::errno_message(errno)));
         util::RemoveOnSignal on_signal(tmpl); // a download in progress is not kept on SIGINT/SIGTERM
         struct Sink : registry::BlobSink {
             int fd;
@@ -286,7 +287,7 @@ public:
                     ssize_t w = ::write(fd, p, n);
                     if (w < 0) {
                         if (errno == EINTR) continue;
-                        throw Error(fmt::format("writing {}: {}", name, errno_text()));
+                        throw Error(fmt::format("writing {}: {}", name, util::errno_message(errno)));
                     }
                     p += w;
                     n -= static_cast<std::size_t>(w);
@@ -294,21 +295,21 @@ public:
             }
             void reset() override {
                 if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) < 0)
-                    throw Error(fmt::format("truncating {}: {}", name, errno_text()));
+                    throw Error(fmt::format("truncating {}: {}", name, util::errno_message(errno)));
             }
         } sink;
         sink.fd = fd;
         sink.name = tmpl;
         try {
             fetch(sink); // verifies size and digest while streaming
-            if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) throw Error(fmt::format("writing {}: {}", tmpl, errno_text()));
+            if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) throw Error(fmt::format("writing {}: {}", tmpl, util::errno_message(errno)));
             if (::close(fd) != 0) {
                 fd = -1;
-                throw Error(fmt::format("writing {}: {}", tmpl, errno_text()));
+                throw Error(fmt::format("writing {}: {}", tmpl, util::errno_message(errno)));
             }
             fd = -1;
             if (::rename(tmpl.c_str(), final_path.c_str()) != 0)
-                throw Error(fmt::format("renaming {} into the cache: {}", tmpl, errno_text()));
+                throw Error(fmt::format("renaming {} into the cache: {}", tmpl, util::errno_message(errno)));
         } catch (...) {
             if (fd >= 0) ::close(fd);
             ::unlink(tmpl.c_str());
@@ -341,7 +342,7 @@ std::int64_t mtime_of(const struct stat& st) { return static_cast<std::int64_t>(
 
 oci::Digest hash_file(const fs::path& p, std::uint64_t& size) {
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(fmt::format("reading {}: {}", p.string(), errno_text()));
+    if (fd < 0) throw Error(fmt::format("reading {}: {}", p.string(), util::errno_message(errno)));
     oci::Hasher h;
     std::vector<char> buf(1u << 20);
     size = 0;
@@ -349,7 +350,7 @@ oci::Digest hash_file(const fs::path& p, std::uint64_t& size) {
         ssize_t n = ::read(fd, buf.data(), buf.size());
         if (n < 0) {
             if (errno == EINTR) continue;
-            auto e = errno_text();
+            auto e = util::errno_message(errno);
             ::close(fd);
             throw Error(fmt::format("reading {}: {}", p.string(), e));
         }
@@ -380,7 +381,7 @@ std::vector<K8sEntry> scan_k8s(const fs::path& root) {
         const auto& p = it->path();
         auto rel = p.lexically_relative(root).generic_string(); // fs::relative would follow symlinks
         std::string arc = std::string(bundle::k8s_dir) + "/" + rel;
-        if (::lstat(p.c_str(), &st) != 0) throw Error(fmt::format("reading {}: {}", p.string(), errno_text()));
+        if (::lstat(p.c_str(), &st) != 0) throw Error(fmt::format("reading {}: {}", p.string(), util::errno_message(errno)));
         K8sEntry e;
         e.source = p;
         e.mtime = mtime_of(st);
@@ -857,7 +858,7 @@ Result pack(const Options& o) {
             for (;;) {
                 ssize_t r = ::pread(fd, out, n, static_cast<off_t>(offset + at));
                 if (r < 0 && errno == EINTR) continue;
-                if (r < 0) throw Error(fmt::format("reading {}: {}", where, errno_text()));
+                if (r < 0) throw Error(fmt::format("reading {}: {}", where, util::errno_message(errno)));
                 at += static_cast<std::uint64_t>(r);
                 if (o.events.bytes) o.events.bytes(static_cast<std::uint64_t>(r));
                 return static_cast<std::size_t>(r);
@@ -867,7 +868,7 @@ Result pack(const Options& o) {
     auto copy_from = [&](const fs::path& file, const std::string& arc_path, std::uint64_t size,
                          const oci::Digest& expect, unsigned mode, std::int64_t mtime) {
         util::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd) throw Error(fmt::format("reading {}: {}", file.string(), errno_text()));
+        if (!fd) throw Error(fmt::format("reading {}: {}", file.string(), util::errno_message(errno)));
         return w.add_stream(arc_path, size, pread_from(fd.get(), 0, file.string()), mode, mtime) == expect;
     };
     auto damaged = [&](const oci::Digest& d, const BlobJob& b) {

@@ -27,9 +27,6 @@ constexpr std::size_t chunk_bytes = 1u << 20;
 constexpr std::uint64_t cache_member_bytes = 256u << 10; // compressed tars: members kept in memory
 constexpr std::uint64_t cache_total_bytes = 16u << 20;
 
-std::string errno_text(int e) {
-    return std::strerror(e);
-}
 
 /// A file descriptor closed on scope exit.
 class Fd {
@@ -56,7 +53,7 @@ std::size_t pread_full(int fd, void* out, std::size_t n, std::uint64_t offset) {
             if (errno == EINTR)
                 continue;
             throw Error(
-                fmt::format("read failed at byte {}: {}", offset + done, errno_text(errno)));
+                fmt::format("read failed at byte {}: {}", offset + done, util::errno_message(errno)));
         }
         if (r == 0)
             break;
@@ -134,7 +131,7 @@ private:
         int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            throw Error(fmt::format("reading {}: {}", p.string(), errno_text(e)));
+            throw Error(fmt::format("reading {}: {}", p.string(), util::errno_message(e)));
         }
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -154,7 +151,7 @@ private:
                 if (errno == EINTR)
                     continue;
                 int e = errno;
-                throw Error(fmt::format("reading {}: {}", full(path).string(), errno_text(e)));
+                throw Error(fmt::format("reading {}: {}", full(path).string(), util::errno_message(e)));
             }
             if (n == 0)
                 break;
@@ -434,7 +431,7 @@ std::unique_ptr<FileStore> open_tar(const fs::path& archive_path, std::string wh
     int raw = ::open(archive_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (raw < 0) {
         int e = errno;
-        throw Error(fmt::format("{}: cannot open the archive: {}", where, errno_text(e)));
+        throw Error(fmt::format("{}: cannot open the archive: {}", where, util::errno_message(e)));
     }
     Fd fd(raw);
     struct stat st {};
@@ -447,7 +444,7 @@ std::unique_ptr<FileStore> open_tar(const fs::path& archive_path, std::string wh
     int dup = ::dup(fd.get());
     if (dup < 0) {
         int e = errno;
-        throw Error(fmt::format("{}: {}", where, errno_text(e)));
+        throw Error(fmt::format("{}: {}", where, util::errno_message(e)));
     }
     ::fcntl(dup, F_SETFD, FD_CLOEXEC);
     return std::make_unique<PlainTarStore>(archive_path, std::move(where), dup,

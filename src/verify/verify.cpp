@@ -145,7 +145,7 @@ private:
         return *tree_;
     }
     [[noreturn]] void fail(const char* what) {
-        std::string e = std::strerror(errno);
+        std::string e = util::errno_message(errno);
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
         if (dir_ >= 0) {
@@ -841,7 +841,7 @@ public:
         for (;;) {
             ssize_t r = ::read(fd_, out, n);
             if (r >= 0) return static_cast<std::size_t>(r);
-            if (errno != EINTR) throw Error(fmt::format("reading {}: {}", path_.string(), std::strerror(errno)));
+            if (errno != EINTR) throw Error(fmt::format("reading {}: {}", path_.string(), util::errno_message(errno)));
         }
     }
 
@@ -870,7 +870,7 @@ void check_remaining_parts(const bundle::BundleLocation& loc, std::size_t first,
         if (in.error() == ENOENT) {
             problem = fmt::format("{} missing", part_label(pi, k));
         } else if (in.error() != 0) {
-            problem = fmt::format("{}: cannot open: {}", part_label(pi, k), std::strerror(in.error()));
+            problem = fmt::format("{}: cannot open: {}", part_label(pi, k), util::errno_message(in.error()));
         } else {
             while (std::size_t n = in.read(buf.data(), buf.size())) {
                 h.update(buf.data(), n);
@@ -961,7 +961,7 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
         cur = std::make_unique<FileIn>(p);
         if (cur->error())
             throw Error(fmt::format("reading bundle {}: cannot open {}: {}", path.string(), p.string(),
-                                    std::strerror(cur->error())));
+                                    util::errno_message(cur->error())));
     };
     if (loc.parts) {
         out.archive_size = loc.parts->size;
