@@ -274,12 +274,12 @@ Inventory collect(registry::Client& client, const std::string& registry_with_pre
 }
 
 Inventory after_load(const bundle::BundleDoc& doc, const std::vector<Placed>& placed,
-                     const std::string& registry_with_prefix, std::vector<From> from, std::int64_t created) {
+                     const std::string& registry_with_prefix, std::vector<From> from, std::string created) {
     auto [host, prefix] = split_registry(registry_with_prefix);
     Inventory inv;
     inv.registry = host;
     inv.prefix = prefix;
-    inv.created = bundle::rfc3339(creation_time(created));
+    inv.created = std::move(created);
     inv.from = std::move(from);
     auto uses = [](const std::vector<std::string>& images, const std::string& ref) {
         return std::find(images.begin(), images.end(), ref) != images.end();

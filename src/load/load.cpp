@@ -750,8 +750,10 @@ Result load(const Options& o) {
     // and their offsets noted, to be read (and hashed) by the uploads, several at once; in
     // a .tar.zst or a split bundle, each blob goes to the registry as it is decoded.
     fs::path work;
+    std::optional<util::RemoveOnSignal> dry_folder; // registered as it is made: no signal can leave it behind
     if (o.dry_run) {
-        work = util::make_private_dir("aas-load-dry-");
+        dry_folder.emplace([] { return util::make_private_dir("aas-load-dry-"); });
+        work = dry_folder->path();
     } else {
         work = fs::path(out_dir.string() + ".aas-load");
         struct stat st {};
@@ -1099,8 +1101,9 @@ Result load(const Options& o) {
         std::vector<delta::Placed> placed;
         for (const auto& p : plans)
             placed.push_back({p.rec, p.repo, p.target.has_tag() ? std::optional<std::string>(p.target.tag()) : std::nullopt});
+        // Dated as the bundle (not the load), so that loading it again writes the same folder.
         auto inv = delta::after_load(doc, placed, o.registry,
-                                     {{"bundle", report.bundle_json_digest, doc.name + " " + doc.version}}, -1);
+                                     {{"bundle", report.bundle_json_digest, doc.name + " " + doc.version}}, doc.created);
         delta::write(staged / "inventory.json", inv, o.inventory_key);
         result.inventory = out_dir / "inventory.json";
     }

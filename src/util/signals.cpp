@@ -49,6 +49,12 @@ RemoveOnSignal::RemoveOnSignal(fs::path path) : path_(std::move(path)) {
     paths().insert(path_.string());
 }
 
+RemoveOnSignal::RemoveOnSignal(const std::function<fs::path()>& create) {
+    std::lock_guard lock(mu());
+    path_ = create();
+    paths().insert(path_.string());
+}
+
 RemoveOnSignal::~RemoveOnSignal() {
     std::lock_guard lock(mu());
     if (auto it = paths().find(path_.string()); it != paths().end()) paths().erase(it);

@@ -101,9 +101,9 @@ struct Placed {
 /// one there): for every placed image its top manifest and every manifest, config and
 /// layer bundle.json lists for it, stored or (a delta) assumed, in its repository. Foreign
 /// layers the bundle does not hold are not in the registry, nor in the inventory.
-/// `created` as for collect().
+/// `created`: the inventory's date as written (RFC 3339; load gives the bundle's).
 Inventory after_load(const bundle::BundleDoc& doc, const std::vector<Placed>& placed,
-                     const std::string& registry_with_prefix, std::vector<From> from, std::int64_t created);
+                     const std::string& registry_with_prefix, std::vector<From> from, std::string created);
 
 /// The images of a load's images.lock.json (at most 64 MiB, read as hostile input), with
 /// their repository mapped from the lock's registry prefix to `registry_with_prefix`'s.

@@ -4,6 +4,7 @@
 // registered path and exits with 128 + the signal (130, 143), as a shell expects.
 
 #include <filesystem>
+#include <functional>
 
 namespace aas::util {
 
@@ -16,6 +17,11 @@ void install_signal_cleanup();
 class RemoveOnSignal {
 public:
     explicit RemoveOnSignal(std::filesystem::path path);
+    /// Registers the path `create` makes (a folder with a random name, say), calling it with
+    /// the registry locked: a signal between the making and the registering still removes
+    /// it. `create` must not make a RemoveOnSignal itself. Its exceptions propagate.
+    explicit RemoveOnSignal(const std::function<std::filesystem::path()>& create);
+    const std::filesystem::path& path() const { return path_; }
     ~RemoveOnSignal();
     RemoveOnSignal(const RemoveOnSignal&) = delete;
     RemoveOnSignal& operator=(const RemoveOnSignal&) = delete;
