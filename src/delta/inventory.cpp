@@ -25,12 +25,15 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-std::pair<std::string, std::string> split_registry(const std::string& registry) {
-    auto slash = registry.find('/');
-    std::string host = registry.substr(0, slash);
-    std::string prefix = slash == std::string::npos ? "" : registry.substr(slash + 1);
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    return {host, prefix};
+// The blobs, each with its repositories sorted, and the images sorted (the grammar's order).
+void finish(Inventory& inv, std::map<oci::Digest, InventoryBlob>& blobs) {
+    for (auto& [d, b] : blobs) {
+        std::sort(b.repositories.begin(), b.repositories.end());
+        inv.blobs.push_back(std::move(b));
+    }
+    std::sort(inv.images.begin(), inv.images.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.repository, a.tag, a.digest) < std::tie(b.repository, b.tag, b.digest);
+    });
 }
 
 // A repository path as registries accept it: "/"-separated components, at most 255 bytes.
@@ -110,6 +113,14 @@ struct Reader {
 };
 
 } // namespace
+
+std::pair<std::string, std::string> split_registry(const std::string& registry) {
+    auto slash = registry.find('/');
+    std::string host = registry.substr(0, slash);
+    std::string prefix = slash == std::string::npos ? "" : registry.substr(slash + 1);
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    return {host, prefix};
+}
 
 std::string Inventory::to_json() const {
     auto images_sorted = images;
@@ -263,13 +274,7 @@ Inventory collect(registry::Client& client, const std::string& registry_with_pre
         }
         inv.images.push_back(std::move(img));
     }
-    for (auto& [d, b] : blobs) {
-        std::sort(b.repositories.begin(), b.repositories.end());
-        inv.blobs.push_back(std::move(b));
-    }
-    std::sort(inv.images.begin(), inv.images.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.repository, a.tag, a.digest) < std::tie(b.repository, b.tag, b.digest);
-    });
+    finish(inv, blobs);
     return inv;
 }
 
@@ -309,13 +314,7 @@ Inventory after_load(const bundle::BundleDoc& doc, const std::vector<Placed>& pl
         std::sort(img.manifests.begin() + 1, img.manifests.end());
         inv.images.push_back(std::move(img));
     }
-    for (auto& [d, b] : blobs) {
-        std::sort(b.repositories.begin(), b.repositories.end());
-        inv.blobs.push_back(std::move(b));
-    }
-    std::sort(inv.images.begin(), inv.images.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.repository, a.tag, a.digest) < std::tie(b.repository, b.tag, b.digest);
-    });
+    finish(inv, blobs);
     return inv;
 }
 

@@ -54,13 +54,7 @@ constexpr int stream_passes = 3; // further passes for streamed uploads that fai
 constexpr std::size_t stream_hash_buffers = 2u << 20;
 
 
-std::pair<std::string, std::string> split_registry(const std::string& registry) {
-    auto slash = registry.find('/');
-    std::string host = registry.substr(0, slash);
-    std::string prefix = slash == std::string::npos ? "" : registry.substr(slash + 1);
-    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    return {host, prefix};
-}
+using delta::split_registry;
 
 // ---------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace aas::delta {
@@ -69,6 +70,10 @@ struct Inventory {
     /// field (`blobs[3].size: not a non-negative integer`).
     static Inventory parse(std::string_view json, const std::string& where);
 };
+
+/// `HOST[:PORT][/PREFIX]` (as --registry takes it) as its host and its prefix (no trailing
+/// slash; "" for none).
+std::pair<std::string, std::string> split_registry(const std::string& registry);
 
 /// An image whose holdings an inventory describes: its repository in the registry (prefix
 /// included), the tag or digest it is held under, and the digest expected there (empty:
