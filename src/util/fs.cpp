@@ -22,27 +22,45 @@ void Fd::reset() {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(fmt::format("reading {}: {}", path.string(), errno_message(errno)));
-    std::string out;
-    char buf[65536];
+long read_retrying(int fd, void* out, std::size_t n) {
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            auto e = errno_message(errno);
-            ::close(fd);
-            throw Error(fmt::format("reading {}: {}", path.string(), e));
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > max_bytes) {
-            ::close(fd);
-            throw Error(fmt::format("reading {}: larger than the limit of {} bytes", path.string(), max_bytes));
-        }
+        ssize_t r = ::read(fd, out, n);
+        if (r >= 0 || errno != EINTR) return static_cast<long>(r);
     }
-    ::close(fd);
+}
+
+std::size_t read_some(int fd, void* out, std::size_t n, std::string_view what) {
+    long r = read_retrying(fd, out, n);
+    if (r < 0) throw Error(fmt::format("reading {}: {}", what, errno_message(errno)));
+    return static_cast<std::size_t>(r);
+}
+
+Fd open_for_reading(const fs::path& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw Error(fmt::format("reading {}: {}", path.string(), errno_message(errno)));
+    return fd;
+}
+
+std::uint64_t read_chunks(int fd, std::size_t chunk, std::string_view what,
+                          const std::function<void(const char*, std::size_t)>& fn) {
+    std::vector<char> buf(chunk);
+    std::uint64_t total = 0;
+    for (;;) {
+        std::size_t n = read_some(fd, buf.data(), buf.size(), what);
+        if (n == 0) return total;
+        total += n;
+        fn(buf.data(), n);
+    }
+}
+
+std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
+    Fd fd = open_for_reading(path);
+    std::string out;
+    read_chunks(fd.get(), 65536, path.string(), [&](const char* data, std::size_t n) {
+        out.append(data, n);
+        if (out.size() > max_bytes)
+            throw Error(fmt::format("reading {}: larger than the limit of {} bytes", path.string(), max_bytes));
+    });
     return out;
 }
 

@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace aas::util {
 
@@ -21,8 +23,6 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                                       std::filesystem::perms::others_read,
                        bool durable = true);
 
-/// A file opened for reading and writing that is deleted when this object goes away.
-/// Used to spool blobs between a download and an upload.
 /// An owned file descriptor, closed when it goes.
 class Fd {
 public:
@@ -52,6 +52,24 @@ private:
     int fd_ = -1;
 };
 
+/// `::read` of up to `n` bytes, tried again when a signal interrupts it: the count read
+/// (0 at the end of the file), or -1 with errno set.
+long read_retrying(int fd, void* out, std::size_t n);
+
+/// Up to `n` bytes from `fd` (0 at the end of the file); throws aas::Error
+/// "reading WHAT: <errno text>" on a read error.
+std::size_t read_some(int fd, void* out, std::size_t n, std::string_view what);
+
+/// Opens `path` for reading (O_CLOEXEC); throws aas::Error "reading PATH: <errno text>".
+Fd open_for_reading(const std::filesystem::path& path);
+
+/// Reads `fd` to its end in chunks of at most `chunk` bytes, calling `fn(data, size)` for
+/// each; throws aas::Error naming `what` on a read error. Returns the bytes read.
+std::uint64_t read_chunks(int fd, std::size_t chunk, std::string_view what,
+                          const std::function<void(const char*, std::size_t)>& fn);
+
+/// A file opened for reading and writing that is deleted when this object goes away.
+/// Used to spool blobs between a download and an upload.
 class TempFile {
 public:
     /// Creates the file in `dir` (default: $TMPDIR or /tmp).
