@@ -1,9 +1,9 @@
 #include "aas_bundle/oci/digest.hpp"
 
+#include "aas_bundle/signing/hash.hpp"
 #include "aas_bundle/util/strings.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 namespace aas::oci {
 
@@ -44,34 +44,19 @@ std::string Digest::str() const { return fmt::format("{}:{}", alg_name(alg_), he
 
 std::string Digest::short_str() const { return fmt::format("{}:{}", alg_name(alg_), hex_.substr(0, 12)); }
 
-struct Hasher::Impl {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Impl() { EVP_MD_CTX_free(ctx); }
-};
-
-static const EVP_MD* md_of(Algorithm alg) { return alg == Algorithm::sha256 ? EVP_sha256() : EVP_sha512(); }
-
-Hasher::Hasher(Algorithm alg) : alg_(alg), impl_(std::make_unique<Impl>()) {
-    if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, md_of(alg), nullptr) != 1) throw Error("OpenSSL: cannot start a digest");
+static signing::HashKind kind_of(Algorithm alg) {
+    return alg == Algorithm::sha256 ? signing::HashKind::sha256 : signing::HashKind::sha512;
 }
-Hasher::~Hasher() = default;
-Hasher::Hasher(Hasher&&) noexcept = default;
-Hasher& Hasher::operator=(Hasher&&) noexcept = default;
 
-void Hasher::update(const void* data, std::size_t n) {
-    if (n && EVP_DigestUpdate(impl_->ctx, data, n) != 1) throw Error("OpenSSL: digest update failed");
-}
+Hasher::Hasher(Algorithm alg) : alg_(alg), hash_(kind_of(alg)) {}
+
+void Hasher::update(const void* data, std::size_t n) { hash_.update(data, n); }
 
 Digest Hasher::finish() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(impl_->ctx, out, &len) != 1) throw Error("OpenSSL: digest final failed");
-    reset();
-    return Digest::parse(fmt::format("{}:{}", alg_name(alg_), util::to_hex(out, len)));
+    std::string raw = hash_.finish();
+    return Digest::parse(fmt::format("{}:{}", alg_name(alg_), util::to_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size())));
 }
 
-void Hasher::reset() {
-    if (EVP_DigestInit_ex(impl_->ctx, md_of(alg_), nullptr) != 1) throw Error("OpenSSL: cannot restart a digest");
-}
+void Hasher::reset() { hash_.reset(); }
 
 } // namespace aas::oci

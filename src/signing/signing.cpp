@@ -1,5 +1,7 @@
 #include "aas_bundle/signing/signing.hpp"
 
+#include "aas_bundle/signing/hash.hpp"
+
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/strings.hpp"
 
@@ -75,11 +77,11 @@ std::string fingerprint_of(EVP_PKEY* key) {
     unsigned char* der = nullptr;
     int n = i2d_PUBKEY(key, &der);
     if (n <= 0) throw Error("OpenSSL: cannot encode a public key: " + openssl_error());
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    EVP_Digest(der, static_cast<std::size_t>(n), md, &md_len, EVP_sha256(), nullptr);
+    Hash h(HashKind::sha256);
+    h.update(der, static_cast<std::size_t>(n));
     OPENSSL_free(der);
-    return "sha256:" + util::to_hex(md, md_len);
+    std::string md = h.finish();
+    return "sha256:" + util::to_hex(reinterpret_cast<const unsigned char*>(md.data()), md.size());
 }
 
 } // namespace

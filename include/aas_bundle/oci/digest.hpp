@@ -4,9 +4,9 @@
 // A digest is always computed over the exact bytes that were stored or sent; manifests are
 // never re-serialised before hashing.
 
+#include "aas_bundle/signing/hash.hpp"
 #include "aas_bundle/util/error.hpp"
 
-#include <memory>
 #include <string>
 #include <string_view>
 
@@ -38,15 +38,10 @@ private:
     std::string hex_;
 };
 
-/// Incremental hashing (OpenSSL EVP).
+/// Incremental hashing into a Digest (signing::Hash: OpenSSL EVP).
 class Hasher {
 public:
     explicit Hasher(Algorithm alg = Algorithm::sha256);
-    ~Hasher();
-    Hasher(Hasher&&) noexcept;
-    Hasher& operator=(Hasher&&) noexcept;
-    Hasher(const Hasher&) = delete;
-    Hasher& operator=(const Hasher&) = delete;
 
     void update(const void* data, std::size_t n);
     void update(std::string_view s) { update(s.data(), s.size()); }
@@ -57,9 +52,8 @@ public:
     Algorithm algorithm() const { return alg_; }
 
 private:
-    struct Impl;
     Algorithm alg_;
-    std::unique_ptr<Impl> impl_;
+    signing::Hash hash_;
 };
 
 } // namespace aas::oci
