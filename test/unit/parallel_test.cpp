@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -51,6 +52,9 @@ TEST_CASE("util::parallel_for rethrows the first exception and starts nothing af
                                             [&](std::size_t i) {
                                                 ++started4;
                                                 if (i == 0) throw aas::Error("first");
+                                                // the other items take a while, so that the three other
+                                                // threads cannot run out of items before the failure stops them
+                                                std::this_thread::sleep_for(std::chrono::milliseconds(2));
                                             }),
                     aas::Error);
     CHECK(started4.load() < 1000);
