@@ -59,9 +59,59 @@ nlohmann::json to_json(const pack::Result& r, double secs) {
             {"seconds", secs}};
 }
 
-int run(PackFlags& f) {
-    require_option(f.manifest_file, "pack", "-f/--file MANIFEST (the bundle manifest)");
-    require_option(f.output, "pack", "-o/--output BUNDLE (the bundle to write)");
+// --class: the classes of images to pack.
+std::vector<discovery::Class> classes_of(const std::vector<std::string>& names) {
+    std::vector<discovery::Class> out;
+    for (const auto& c : names) {
+        if (c == "required") out.push_back(discovery::Class::required);
+        else if (c == "test") out.push_back(discovery::Class::test);
+        else if (c == "optional") out.push_back(discovery::Class::optional);
+        else throw UsageError(fmt::format("--class {}: expected required, test or optional", c));
+    }
+    return out;
+}
+
+// --split-size: a size, or fat32.
+std::uint64_t split_size_of(const std::string& flag) {
+    std::uint64_t size = 0;
+    if (util::iequals(flag, "fat32")) {
+        size = fat32_max;
+    } else if (auto n = util::parse_size(flag)) {
+        size = *n;
+    } else {
+        throw UsageError(fmt::format("--split-size {}: expected a size such as 4095M, 2G or fat32", flag));
+    }
+    if (size < (std::uint64_t{1} << 20))
+        throw UsageError(fmt::format("--split-size {}: parts must be at least 1 MiB", flag));
+    if (size > fat32_max)
+        log::warn("--split-size {}: parts of 4 GiB or more do not fit on FAT32 (use --split-size fat32, "
+                  "4 GiB - 1 byte)",
+                  flag);
+    return size;
+}
+
+// --have (with --have-key): the bases of a delta, read before any download.
+std::vector<delta::Have> haves_of(const PackFlags& f) {
+    if (!f.have_key.empty() && f.have.empty()) throw UsageError("--have-key checks the inventories of --have: give --have too");
+    if (!f.have_key.empty()) {
+        try {
+            signing::public_fingerprint(f.have_key);
+        } catch (const Error& e) {
+            throw UsageError(fmt::format("--have-key {}: {}", f.have_key, e.what()));
+        }
+    }
+    std::vector<delta::Have> out;
+    for (const auto& h : f.have) {
+        std::vector<std::string> warns;
+        out.push_back(delta::read_have(h, f.have_key, warns));
+        for (const auto& w : warns) log::warn("{}", w);
+    }
+    return out;
+}
+
+// The library's options from the flags, each checked (all but the registry options and
+// the progress events).
+pack::Options options_of(const PackFlags& f) {
     pack::Options o;
     o.manifest_file = f.manifest_file;
     o.k8s_override = f.k8s;
@@ -71,32 +121,10 @@ int run(PackFlags& f) {
     if (!f.key.empty() && f.unsigned_) throw UsageError("--key and --unsigned exclude each other");
     for (const auto& p : f.platforms) o.platforms.push_back(oci::Platform::parse(p));
     o.include_possible = f.include_possible;
-    if (!f.classes.empty()) {
-        o.classes.clear();
-        for (const auto& c : f.classes) {
-            if (c == "required") o.classes.push_back(discovery::Class::required);
-            else if (c == "test") o.classes.push_back(discovery::Class::test);
-            else if (c == "optional") o.classes.push_back(discovery::Class::optional);
-            else throw UsageError(fmt::format("--class {}: expected required, test or optional", c));
-        }
-    }
+    if (!f.classes.empty()) o.classes = classes_of(f.classes);
     o.jobs = f.jobs;
     o.zstd_level = f.zstd_level;
-    if (!f.split_size.empty()) {
-        if (util::iequals(f.split_size, "fat32")) {
-            o.split_size = fat32_max;
-        } else if (auto n = util::parse_size(f.split_size)) {
-            o.split_size = *n;
-        } else {
-            throw UsageError(fmt::format("--split-size {}: expected a size such as 4095M, 2G or fat32", f.split_size));
-        }
-        if (o.split_size < (std::uint64_t{1} << 20))
-            throw UsageError(fmt::format("--split-size {}: parts must be at least 1 MiB", f.split_size));
-        if (o.split_size > fat32_max)
-            log::warn("--split-size {}: parts of 4 GiB or more do not fit on FAT32 (use --split-size fat32, "
-                      "4 GiB - 1 byte)",
-                      f.split_size);
-    }
+    if (!f.split_size.empty()) o.split_size = split_size_of(f.split_size);
     o.cache_dir = f.cache.empty() ? pack::default_cache_dir() : std::filesystem::path(f.cache);
     for (const auto& m : f.mirrors) {
         auto eq = m.find('=');
@@ -104,51 +132,27 @@ int run(PackFlags& f) {
             throw UsageError(fmt::format("--mirror {}: expected REGISTRY=HOST[:PORT][/PREFIX], e.g. docker.io=127.0.0.1:5000", m));
         o.mirrors[m.substr(0, eq)] = m.substr(eq + 1);
     }
-    if (!f.have_key.empty() && f.have.empty()) throw UsageError("--have-key checks the inventories of --have: give --have too");
-    if (!f.have_key.empty()) {
-        try {
-            signing::public_fingerprint(f.have_key);
-        } catch (const Error& e) {
-            throw UsageError(fmt::format("--have-key {}: {}", f.have_key, e.what()));
-        }
-    }
-    for (const auto& h : f.have) {
-        std::vector<std::string> warns;
-        o.have.push_back(delta::read_have(h, f.have_key, warns)); // before any download
-        for (const auto& w : warns) log::warn("{}", w);
-    }
-    std::string password;
-    if (f.reg.password_stdin) password = read_password_stdin();
-    o.registry_options = [&](const std::string& host) { return make_options(f.reg, host, f.registry_config, password); };
+    o.have = haves_of(f);
+    return o;
+}
 
-    Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), "pack");
-    o.events.line = [&](const std::string& s) { progress.line(s); };
-    o.events.phase = [&](const std::string& phase, std::uint64_t total) { progress.phase(phase, total); };
-    o.events.bytes = [&](std::uint64_t n) { progress.add(n, 0); };
-    o.events.blob = [&](const std::string& s) { progress.detail(s); };
-    o.events.image = [&](const util::ImageProgress& ev) { progress.image(ev); };
+// pack's events shown by `progress`.
+void show_progress(pack::Events& events, Progress& progress) {
+    events.line = [&](const std::string& s) { progress.line(s); };
+    events.phase = [&](const std::string& phase, std::uint64_t total) { progress.phase(phase, total); };
+    events.bytes = [&](std::uint64_t n) { progress.add(n, 0); };
+    events.blob = [&](const std::string& s) { progress.detail(s); };
+    events.image = [&](const util::ImageProgress& ev) { progress.image(ev); };
     progress.verbs("downloading", "downloaded", "in the cache");
+}
 
-    auto t0 = std::chrono::steady_clock::now();
-    pack::Result r;
-    try {
-        r = pack::pack(o);
-    } catch (const pack::PackError& e) {
-        progress.finish();
-        if (f.json) {
-            nlohmann::json fails = nlohmann::json::array();
-            for (const auto& x : e.failures()) fails.push_back({{"image", x.image}, {"where", x.where}, {"reason", x.reason}});
-            std::cout << nlohmann::json{{"failures", fails}}.dump(2) << "\n";
-        }
-        throw;
-    }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    progress.finish();
-    for (const auto& w : r.warnings) log::warn("{}", w);
-    if (f.json) {
-        std::cout << to_json(r, secs).dump(2) << "\n";
-        return ok;
-    }
+void print_failures_json(const pack::PackError& e) {
+    nlohmann::json fails = nlohmann::json::array();
+    for (const auto& x : e.failures()) fails.push_back({{"image", x.image}, {"where", x.where}, {"reason", x.reason}});
+    std::cout << nlohmann::json{{"failures", fails}}.dump(2) << "\n";
+}
+
+void print_result(const pack::Result& r, double secs) {
     std::cout << fmt::format("packed {} images ({} blobs, {} stored, {} saved by shared layers) in {:.1f} s\n",
                              r.doc.images.size(), r.doc.blobs.size(), util::human_bytes(r.bytes_stored),
                              util::human_bytes(r.bytes_saved), secs);
@@ -162,6 +166,32 @@ int run(PackFlags& f) {
     for (const auto& file : r.written.files) std::cout << fmt::format("  wrote {}\n", file.string());
     std::cout << fmt::format("  bundle {} ({}){}\n", r.written.sha256.str(), util::human_bytes(r.written.size),
                              r.doc.signer.empty() ? ", UNSIGNED" : ", signed by " + r.doc.signer);
+}
+
+int run(PackFlags& f) {
+    require_option(f.manifest_file, "pack", "-f/--file MANIFEST (the bundle manifest)");
+    require_option(f.output, "pack", "-o/--output BUNDLE (the bundle to write)");
+    pack::Options o = options_of(f);
+    std::string password;
+    if (f.reg.password_stdin) password = read_password_stdin();
+    o.registry_options = [&](const std::string& host) { return make_options(f.reg, host, f.registry_config, password); };
+    Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), "pack");
+    show_progress(o.events, progress);
+
+    auto t0 = std::chrono::steady_clock::now();
+    pack::Result r;
+    try {
+        r = pack::pack(o);
+    } catch (const pack::PackError& e) {
+        progress.finish();
+        if (f.json) print_failures_json(e);
+        throw;
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    progress.finish();
+    for (const auto& w : r.warnings) log::warn("{}", w);
+    if (f.json) std::cout << to_json(r, secs).dump(2) << "\n";
+    else print_result(r, secs);
     return ok;
 }
 

@@ -1,6 +1,11 @@
-// bundle.json (bundle/format) and pack end to end from an OCI layout, without a network.
+// bundle.json (bundle/format), pack's own pieces (its blob cache, the scan of the k8s
+// folder: private headers of src/pack/) and pack end to end from an OCI layout, without a
+// network.
 
 #include "testing.hpp"
+
+#include "../../src/pack/cache.hpp"
+#include "../../src/pack/k8s_scan.hpp"
 
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/oci/media_types.hpp"
@@ -19,6 +24,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using aas::testing::slurp;
@@ -295,4 +302,166 @@ TEST_CASE("pack::pack from an OCI layout writes a signed bundle") {
     // Without a key and without allow_unsigned: refused.
     o.key.clear();
     CHECK_THROWS_AS(pack::pack(o), UsageError);
+}
+
+namespace {
+
+// A layer's descriptor for `data`.
+oci::Descriptor layer_of(const std::string& data) {
+    return {std::string(oci::media_type::oci_layer), oci::Digest::of(data),
+            static_cast<std::int64_t>(data.size()), {}, {}, {}};
+}
+
+// Fills the cache with `data` through a fetch that writes it in two pieces.
+void fill_with(pack::Cache& cache, const oci::Descriptor& d, const std::string& data) {
+    cache.fill(d, [&](registry::BlobSink& sink) {
+        sink.write(data.data(), 3);
+        sink.write(data.data() + 3, data.size() - 3);
+    });
+}
+
+// What copy_verified gives, and whether it vouched for it.
+std::pair<bool, std::string> copied(const pack::Cache& cache, const oci::Descriptor& d) {
+    std::string out;
+    std::uint64_t moved = 0;
+    bool good = cache.copy_verified(
+        d, 4,
+        [&](const char* data, std::size_t n, std::uint64_t at) {
+            CHECK(at == out.size());
+            out.append(data, n);
+        },
+        [&](std::uint64_t n) { moved += n; });
+    CHECK(moved == out.size());
+    return {good, out};
+}
+
+} // namespace
+
+TEST_CASE("pack::Cache fill, hit, and a damaged copy refused, dropped and fetched again") {
+    TempDir t;
+    pack::Cache cache(t.path / "cache");
+    const std::string data = "the bytes of a layer";
+    auto d = layer_of(data);
+    CHECK_FALSE(cache.has(d));
+    CHECK_FALSE(copied(cache, d).first);
+
+    fill_with(cache, d, data);
+    CHECK(cache.path(d.digest) == t.path / "cache/blobs/sha256" / d.digest.hex());
+    CHECK(slurp(cache.path(d.digest)) == data);
+    REQUIRE(cache.has(d));
+    CHECK_FALSE(cache.locate(d)->ref);
+    CHECK(copied(cache, d) == std::pair<bool, std::string>{true, data});
+
+    // A copy of the right size with other bytes is found, but not vouched for.
+    util::write_file_atomic(cache.path(d.digest), std::string(data.size(), 'y'));
+    CHECK(cache.has(d));
+    CHECK_FALSE(copied(cache, d).first);
+    cache.drop(d.digest);
+    CHECK_FALSE(cache.has(d));
+    fill_with(cache, d, data);
+    CHECK(copied(cache, d) == std::pair<bool, std::string>{true, data});
+
+    // A copy of another size is not found at all.
+    util::write_file_atomic(cache.path(d.digest), data + "!");
+    CHECK_FALSE(cache.has(d));
+}
+
+TEST_CASE("pack::Cache a failed download leaves nothing; downloads of gone processes are removed") {
+    TempDir t;
+    pack::Cache cache(t.path / "cache");
+    auto d = layer_of("abc");
+    CHECK_THROWS_WITH_AS(cache.fill(d,
+                                    [](registry::BlobSink& sink) {
+                                        sink.write("ab", 2);
+                                        throw Error("digest mismatch");
+                                    }),
+                         "digest mismatch", Error);
+    CHECK(fs::is_empty(t.path / "cache/blobs/sha256"));
+
+    auto ours = t.path / "cache/blobs/sha256" / fmt::format(".tmp-{}-x", ::getpid());
+    auto gone = t.path / "cache/blobs/sha256/.tmp-999999999-x"; // above any pid_max
+    util::write_file_atomic(ours, "a");
+    util::write_file_atomic(gone, "a");
+    pack::Cache again(t.path / "cache");
+    CHECK(fs::exists(ours));
+    CHECK_FALSE(fs::exists(gone));
+}
+
+TEST_CASE("pack::Cache a note into a bundle gives its bytes, checked like a copy") {
+    TempDir t;
+    pack::Cache cache(t.path / "cache");
+    const std::string data = "a layer inside a bundle";
+    auto d = layer_of(data);
+    util::write_file_atomic(t.path / "b.tar", "header:" + data + "tail");
+    cache.add_ref(d.digest, t.path / "b.tar", 7, data.size());
+    auto note = cache.ref_note(d.digest);
+    REQUIRE(note);
+    CHECK(note->bundle == t.path / "b.tar");
+    CHECK(note->offset == 7);
+    CHECK(note->size == data.size());
+    auto in = cache.locate(d);
+    REQUIRE(in);
+    CHECK(in->ref);
+    CHECK(in->where == (t.path / "b.tar").string() + " at byte 7");
+    CHECK(copied(cache, d) == std::pair<bool, std::string>{true, data});
+
+    // The bundle was written over: found (the size fits) but refused.
+    util::write_file_atomic(t.path / "b.tar", "HEADER:" + std::string(data.size(), 'z') + "tail");
+    CHECK_FALSE(copied(cache, d).first);
+    // A note of another size, or a bundle too short for it, is not used.
+    cache.add_ref(d.digest, t.path / "b.tar", 7, data.size() + 1);
+    CHECK_FALSE(cache.has(d));
+    cache.add_ref(d.digest, t.path / "b.tar", 100, data.size());
+    CHECK_FALSE(cache.has(d));
+    // A note that is not the JSON add_ref writes is ignored.
+    cache.add_ref(d.digest, t.path / "b.tar", 7, data.size());
+    util::write_file_atomic(t.path / "cache/refs/sha256" / d.digest.hex(), R"({"bundle":"b.tar","offset":-1})");
+    CHECK_FALSE(cache.ref_note(d.digest));
+    CHECK_FALSE(cache.has(d));
+}
+
+TEST_CASE("pack::scan_k8s lists every entry sorted, files hashed, and refuses what cannot be shipped") {
+    TempDir t;
+    auto none = pack::scan_k8s({});
+    REQUIRE(none.size() == 1);
+    CHECK(none[0].rec.path == "k8s");
+    CHECK(none[0].rec.type == "dir");
+    CHECK(none[0].rec.mode == 0755);
+    CHECK(none[0].mtime == -1);
+
+    fs::path k8s = t.path / "k8s";
+    fs::create_directories(k8s / "charts/kv");
+    util::write_file_atomic(k8s / "charts/kv/values.yaml", "image: kv:1\n");
+    util::write_file_atomic(k8s / "a.yaml", "a: 1\n");
+    fs::permissions(k8s / "a.yaml", fs::perms::owner_read | fs::perms::owner_write);
+    fs::create_symlink("../a.yaml", k8s / "charts/link.yaml");
+    auto entries = pack::scan_k8s(k8s);
+    std::vector<std::string> paths;
+    for (const auto& e : entries) paths.push_back(e.rec.path);
+    CHECK(paths == std::vector<std::string>{"k8s", "k8s/a.yaml", "k8s/charts", "k8s/charts/kv",
+                                            "k8s/charts/kv/values.yaml", "k8s/charts/link.yaml"});
+    CHECK(entries[0].source == k8s);
+    CHECK(entries[1].rec.type == "file");
+    CHECK(entries[1].rec.mode == 0600);
+    CHECK(entries[1].rec.size == 5);
+    CHECK(entries[1].rec.sha256 == oci::Digest::of("a: 1\n"));
+    CHECK(entries[1].source == k8s / "a.yaml");
+    CHECK(entries[2].rec.type == "dir");
+    CHECK(entries[5].rec.type == "symlink");
+    CHECK(entries[5].rec.target == "../a.yaml");
+
+    CHECK_THROWS_WITH_AS(pack::scan_k8s(k8s / "a.yaml"), doctest::Contains("is not a folder"), UsageError);
+
+    fs::create_symlink("../../outside.yaml", k8s / "charts/out.yaml");
+    REQUIRE(::mkfifo((k8s / "pipe").c_str(), 0644) == 0);
+    try {
+        pack::scan_k8s(k8s);
+        FAIL("a symlink out of the folder and a FIFO were accepted");
+    } catch (const UsageError& e) {
+        std::string msg = e.what();
+        CHECK(msg.find("the k8s folder cannot be shipped as it is:") == 0);
+        CHECK(msg.find((k8s / "charts/out.yaml").string() + ": symlink to ../../outside.yaml points outside") !=
+              std::string::npos);
+        CHECK(msg.find((k8s / "pipe").string() + ": not a regular file, folder or symlink") != std::string::npos);
+    }
 }

@@ -4,25 +4,30 @@
 // `docker save` archive or an OCI layout, keeps every verified blob in a cache, and writes
 // one signed bundle (docs/bundle-format.md) atomically, whole or in parts.
 //
-// Order of work:
-//   1. discovery; invalid references and unresolved placeholders become failures;
-//   2. every image's manifests are fetched and verified, platforms chosen (below), before
-//      any layer: the tar's layout is then known; with `have` (a delta), every layer a base
-//      lists with the same digest and size is taken out here: it is neither downloaded
-//      nor stored, only listed in bundle.json's `assumed`;
-//   3. every blob the cache cannot give (its own files, or a reference into a plain .tar
-//      an earlier pack wrote) is downloaded, `jobs` at a time, hashed while it streams:
-//      configs, and every blob of a .tar.zst or split bundle, into the cache (renamed there
-//      only when the digest matches); a plain .tar's layers, after step 4's headers,
-//      straight to their place in the bundle (BundleWriter::reserve), written once;
-//   4. when nothing failed: bundle.json is written and signed, then the archive: k8s/
-//      first (format v2), the layout, the blobs from memory (manifests), the cache or an
-//      earlier bundle (hashed again on the way) and the downloads of step 3, to temporary
-//      files that are renamed into place last; the cache then notes where the new bundle
-//      holds each layer it downloaded.
-// Every failure of step 2 and 3 is collected; pack then throws PackError listing them all
-// and writes nothing at the output name. The cache keeps what was verified, so a re-run
-// downloads only what is missing.
+// Order of work: pack() runs these phases one after the other (src/pack/pack.cpp, one
+// member function of its Packer each):
+//   1. discover: discovery; invalid references and unresolved placeholders become failures;
+//   2. read manifests: every image's manifests are fetched and verified, `jobs` at a time,
+//      platforms chosen (below), before any layer: the tar's layout is then known; list
+//      blobs: every blob once, with the images that use it; leave out assumed: with `have`
+//      (a delta), every layer a base lists with the same digest and size is taken out here:
+//      it is neither downloaded nor stored, only listed in bundle.json's `assumed`;
+//   3. plan downloads: every blob the cache cannot give (its own files, or a reference into
+//      a plain .tar an earlier pack wrote) is to be downloaded, image by image, `jobs` at a
+//      time, hashed while it streams; download into the cache: configs, and every blob of
+//      a .tar.zst or split bundle (renamed there only when the digest matches); a plain
+//      .tar's layers are downloaded in step 4, straight to their place in the bundle
+//      (BundleWriter::reserve), written once;
+//   4. when nothing failed: describe the bundle (bundle.json: images, blobs, the k8s
+//      folder's files), write the archive: bundle.json and its signature, k8s/ first
+//      (format v2), the layout, the blobs from memory (manifests), the cache or an earlier
+//      bundle (hashed again on the way) and the downloads of a plain .tar (on a thread of
+//      their own while the cached copies are written), to temporary files; commit: they
+//      are renamed into place last, and the cache then notes where the new bundle holds
+//      each layer it downloaded.
+// Every failure of step 2 and 3 (and of a plain .tar's downloads) is collected; pack then
+// throws PackError listing them all and writes nothing at the output name. The cache keeps
+// what was verified, so a re-run downloads only what is missing.
 //
 // Platforms: with none requested, every image is stored whole. With platforms requested,
 // an index reached through a tag is narrowed: one matching platform stores that
