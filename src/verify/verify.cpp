@@ -2,9 +2,9 @@
 
 #include "aas_bundle/verify/verify.hpp"
 
-#include "archive.hpp"
 #include "hashpool.hpp"
 
+#include "aas_bundle/bundle/reader.hpp"
 #include "aas_bundle/oci/manifest.hpp"
 #include "aas_bundle/oci/media_types.hpp"
 #include "aas_bundle/oci/walk.hpp"
@@ -29,8 +29,9 @@
 
 namespace aas::verify {
 namespace fs = std::filesystem;
-using detail::Entry;
-using detail::FatalError;
+using bundle::FatalError;
+using bundle::TarEntry;
+using bundle::TarReader;
 
 namespace {
 
@@ -181,7 +182,7 @@ class Checker {
 public:
     Checker(Report& rep, std::string name, const Options& o) : rep_(rep), name_(std::move(name)), o_(o), out_(o) {}
 
-    void run(const detail::ReadFn& read, const detail::SkipFn& skip = {});
+    void run(const bundle::ReadFn& read, const bundle::SkipFn& skip = {});
 
 private:
     void add(std::size_t seq, std::string kind, std::string subject, std::string message) {
@@ -190,12 +191,12 @@ private:
     std::string blob_label(const bundle::BlobRecord& b) const {
         return fmt::format("blob {} ({} of {})", b.digest.str(), b.kind, users(b.images));
     }
-    std::string read_small(detail::TarReader& tr, std::uint64_t limit);
-    void header_entries(detail::TarReader& tr, Entry& pending, bool& have_pending);
+    std::string read_small(TarReader& tr, std::uint64_t limit);
+    void header_entries(TarReader& tr, TarEntry& pending, bool& have_pending);
     void check_signature(const std::string& json, const std::optional<std::string>& sig);
     void index_doc();
-    void entry(detail::TarReader& tr, const Entry& e);
-    void hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
+    void entry(TarReader& tr, const TarEntry& e);
+    void hash(TarReader& tr, const TarEntry& e, bool blob, std::string subject, std::string label,
               oci::Digest expect, bool retain, unsigned mode,
               const std::function<void(const char*, std::size_t)>& sink = {});
     void finish_hashes();
@@ -223,15 +224,15 @@ private:
     std::map<std::string, std::uint64_t> names_; // name -> offset, for duplicates
     /// Accepted entries (listed, of the listed type): type and symlink target, the tree
     /// that symlinks are resolved against.
-    std::map<std::string, std::pair<Entry::Type, std::string>> tree_;
+    std::map<std::string, std::pair<TarEntry::Type, std::string>> tree_;
     std::map<oci::Digest, std::string> manifests_; // verified manifest bytes
     std::optional<std::string> index_json_;         // verified images/index.json
     std::set<oci::Digest> blobs_ok_;                // present with the right content
-    detail::Decoder* decoder_ = nullptr;
+    bundle::Decoder* decoder_ = nullptr;
     std::uint64_t tr_limit_base_ = 0;
 };
 
-std::string Checker::read_small(detail::TarReader& tr, std::uint64_t limit) {
+std::string Checker::read_small(TarReader& tr, std::uint64_t limit) {
     std::string out;
     const char* p;
     while (std::size_t n = tr.read_block(&p)) {
@@ -261,11 +262,11 @@ void Checker::check_signature(const std::string& json, const std::optional<std::
     add(0, "signature", "bundle.json.sig", fmt::format("signature does not match key {}", key));
 }
 
-void Checker::header_entries(detail::TarReader& tr, Entry& pending, bool& have_pending) {
-    Entry e;
+void Checker::header_entries(TarReader& tr, TarEntry& pending, bool& have_pending) {
+    TarEntry e;
     if (!tr.next(e)) throw FatalError(fmt::format("{}: an empty tar archive, not a bundle (no bundle.json)", name_));
     names_[e.name] = e.offset;
-    if (e.name != bundle::bundle_json_path || e.type != Entry::Type::file)
+    if (e.name != bundle::bundle_json_path || e.type != TarEntry::Type::file)
         throw FatalError(fmt::format("{}: the first entry is \"{}\", not bundle.json: not a bundle, or a damaged one",
                                      name_, e.name));
     if (e.size > bundle::max_bundle_json)
@@ -279,7 +280,7 @@ void Checker::header_entries(detail::TarReader& tr, Entry& pending, bool& have_p
     if (have_pending && pending.name == bundle::signature_path) {
         names_[pending.name] = pending.offset;
         have_pending = false;
-        if (pending.type != Entry::Type::file || pending.size > max_signature) {
+        if (pending.type != TarEntry::Type::file || pending.size > max_signature) {
             add(1, "refused", "bundle.json.sig",
                 fmt::format("bundle.json.sig is a {} of {} bytes, not a signature; refused", pending.type_name,
                             pending.size));
@@ -339,7 +340,7 @@ void Checker::index_doc() {
     decoder_->set_limit(limit, "that bundle.json accounts for");
 }
 
-void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string subject, std::string label,
+void Checker::hash(TarReader& tr, const TarEntry& e, bool blob, std::string subject, std::string label,
                    oci::Digest expect, bool retain, unsigned mode,
                    const std::function<void(const char*, std::size_t)>& sink) {
     if (out_.wants(e.name)) out_.open(e.name, mode);
@@ -391,9 +392,9 @@ void Checker::hash(detail::TarReader& tr, const Entry& e, bool blob, std::string
     rep_.bytes_hashed += e.size;
 }
 
-void Checker::entry(detail::TarReader& tr, const Entry& e) {
+void Checker::entry(TarReader& tr, const TarEntry& e) {
     auto at = fmt::format("at byte {} of the tar stream", e.offset);
-    if (auto why = detail::refusal(e); !why.empty()) {
+    if (auto why = bundle::refusal(e); !why.empty()) {
         add(seq_, "refused", e.name, fmt::format("entry \"{}\" ({}) refused: {}", e.name, at, why));
         tr.skip();
         return;
@@ -418,7 +419,7 @@ void Checker::entry(detail::TarReader& tr, const Entry& e) {
         const auto& b = *it->second;
         blobs_seen_.insert(d);
         ++rep_.blobs_checked;
-        if (e.type != Entry::Type::file) {
+        if (e.type != TarEntry::Type::file) {
             add(seq_, "blob", d.str(), fmt::format("{}: a {}, expected a file", blob_label(b), e.type_name));
             tr.skip();
             return;
@@ -576,7 +577,7 @@ std::string Checker::resolve(const std::string& link, int& hops, bool& escaped) 
             }
             cur.push_back(c);
             auto it = tree_.find(joined());
-            if (it != tree_.end() && it->second.first == Entry::Type::symlink) {
+            if (it != tree_.end() && it->second.first == TarEntry::Type::symlink) {
                 if (++hops > 40) return;
                 cur.pop_back();
                 walk(it->second.second);
@@ -592,7 +593,7 @@ std::string Checker::resolve(const std::string& link, int& hops, bool& escaped) 
 // beneath a symlink, and every symlink, followed through the others, ends inside k8s/.
 void Checker::tree_check() {
     for (const auto& [name, node] : tree_) {
-        if (node.first != Entry::Type::symlink) continue;
+        if (node.first != TarEntry::Type::symlink) continue;
         auto below = tree_.lower_bound(name + "/");
         if (below != tree_.end() && below->first.rfind(name + "/", 0) == 0)
             add(SIZE_MAX, "refused", below->first,
@@ -751,7 +752,7 @@ void Checker::layout() {
             fail(a.digest.str(), fmt::format("assumed blob {}: no manifest of the bundle references it", a.digest.str()));
 }
 
-void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
+void Checker::run(const bundle::ReadFn& read, const bundle::SkipFn& skip) {
     unsigned workers = o_.workers ? o_.workers : std::max(1u, std::thread::hardware_concurrency());
     std::size_t chunks = o_.buffer_bytes ? std::max<std::size_t>(4, o_.buffer_bytes / chunk_size) : chunk_count;
     pool_ = std::make_unique<detail::HashPool>(workers, chunk_size, chunks);
@@ -761,10 +762,10 @@ void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
         if (o_.progress && got) o_.progress(got);
         return got;
     };
-    std::unique_ptr<detail::TarReader> tr;
+    std::unique_ptr<TarReader> tr;
     bool untrusted = false;
     try {
-        detail::SkipFn counted_skip;
+        bundle::SkipFn counted_skip;
         if (skip)
             counted_skip = [&](std::uint64_t n) {
                 if (!skip(n)) return false;
@@ -772,15 +773,15 @@ void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
                 if (o_.progress) o_.progress(n);
                 return true;
             };
-        tr = std::make_unique<detail::TarReader>(counted, name_, counted_skip);
+        tr = std::make_unique<TarReader>(counted, name_, counted_skip);
         decoder_ = &tr->decoder();
         decoder_->set_limit(bundle::max_bundle_json + max_signature + 64 * entry_overhead,
                             "allowed before bundle.json is read");
-        Entry pending;
+        TarEntry pending;
         bool have_pending = false;
         header_entries(*tr, pending, have_pending);
         seq_ = 2;
-        auto stop = [&](const Entry& e) {
+        auto stop = [&](const TarEntry& e) {
             if (o_.stop_before && o_.stop_before(e.name)) rep_.stopped_on_request = true;
             return rep_.stopped_on_request;
         };
@@ -789,7 +790,7 @@ void Checker::run(const detail::ReadFn& read, const detail::SkipFn& skip) {
             ++seq_;
         }
         if (!rep_.stopped_on_request)
-            for (Entry e; tr->next(e); ++seq_) {
+            for (TarEntry e; tr->next(e); ++seq_) {
                 if (stop(e)) break;
                 entry(*tr, e);
             }
@@ -905,7 +906,7 @@ void check_remaining_parts(const bundle::BundleLocation& loc, std::size_t first,
 
 namespace {
 
-Report verify_with(const detail::ReadFn& read, const detail::SkipFn& skip, const std::string& name, const Options& o) {
+Report verify_with(const bundle::ReadFn& read, const bundle::SkipFn& skip, const std::string& name, const Options& o) {
     Report rep;
     rep.bundle = name;
     if (!o.key.empty()) {
@@ -934,7 +935,7 @@ Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read,
 Report verify(const Options& o) {
     auto loc = bundle::locate(o.bundle);
     bundle::StreamReader in(loc);
-    detail::SkipFn skip;
+    bundle::SkipFn skip;
     if (o.defer_blobs && !loc.parts) skip = [&](std::uint64_t n) { return in.skip(n); }; // offsets in one file
     Report rep = verify_with([&](char* out, std::size_t n) { return in.read(out, n); }, skip, o.bundle.string(), o);
     rep.warnings = loc.warnings;
@@ -982,10 +983,10 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
         }
     };
     std::string name = path.string();
-    detail::TarReader tr(read, name);
+    TarReader tr(read, name);
     tr.decoder().set_limit(bundle::max_bundle_json + 64 * entry_overhead, "allowed for bundle.json");
-    Entry e;
-    if (!tr.next(e) || e.name != bundle::bundle_json_path || e.type != Entry::Type::file)
+    TarEntry e;
+    if (!tr.next(e) || e.name != bundle::bundle_json_path || e.type != TarEntry::Type::file)
         throw Error(fmt::format("{}: the first entry is not bundle.json: not a bundle, or a damaged one", name));
     if (e.size > bundle::max_bundle_json)
         throw Error(fmt::format("{}: bundle.json is {} bytes, more than the limit of {}; refused", name, e.size,
@@ -994,7 +995,7 @@ Inspection inspect(const fs::path& path, const fs::path& key) {
     const char* p;
     while (std::size_t n = tr.read_block(&p)) json.append(p, n);
     std::optional<std::string> sig;
-    if (tr.next(e) && e.name == bundle::signature_path && e.type == Entry::Type::file && e.size <= max_signature) {
+    if (tr.next(e) && e.name == bundle::signature_path && e.type == TarEntry::Type::file && e.size <= max_signature) {
         sig.emplace();
         while (std::size_t n = tr.read_block(&p)) sig->append(p, n);
     }
