@@ -398,6 +398,35 @@ void Checker::completeness() {
     layout();
 }
 
+// bundle.json and its signature, then every entry in turn until the end of the archive
+// (and what follows it) or the entry Options::stop_before names.
+void Checker::read_entries(TarReader& tr) {
+    TarEntry pending;
+    bool have_pending = false;
+    header_entries(tr, pending, have_pending);
+    seq_ = 2;
+    auto stop = [&](const TarEntry& e) {
+        if (o_.stop_before && o_.stop_before(e.name)) rep_.stopped_on_request = true;
+        return rep_.stopped_on_request;
+    };
+    if (have_pending && !stop(pending)) {
+        entry(tr, pending);
+        ++seq_;
+    }
+    if (!rep_.stopped_on_request)
+        for (TarEntry e; tr.next(e); ++seq_) {
+            if (stop(e)) break;
+            entry(tr, e);
+        }
+    if (rep_.stopped_on_request) {
+        // what follows is not read
+    } else if (auto junk = tr.drain())
+        add(seq_, "archive", name_,
+            fmt::format("{}: data follows the end of the tar archive, from byte {} of the tar stream (appended "
+                        "to the bundle; only zero padding may follow)",
+                        name_, *junk));
+}
+
 void Checker::run(const bundle::ReadFn& read, const bundle::SkipFn& skip) {
     unsigned workers = o_.workers ? o_.workers : std::max(1u, std::thread::hardware_concurrency());
     std::size_t chunks = o_.buffer_bytes ? std::max<std::size_t>(4, o_.buffer_bytes / chunk_size) : chunk_count;
@@ -423,30 +452,7 @@ void Checker::run(const bundle::ReadFn& read, const bundle::SkipFn& skip) {
         decoder_ = &tr->decoder();
         decoder_->set_limit(bundle::max_bundle_json + max_signature + 64 * entry_overhead,
                             "allowed before bundle.json is read");
-        TarEntry pending;
-        bool have_pending = false;
-        header_entries(*tr, pending, have_pending);
-        seq_ = 2;
-        auto stop = [&](const TarEntry& e) {
-            if (o_.stop_before && o_.stop_before(e.name)) rep_.stopped_on_request = true;
-            return rep_.stopped_on_request;
-        };
-        if (have_pending && !stop(pending)) {
-            entry(*tr, pending);
-            ++seq_;
-        }
-        if (!rep_.stopped_on_request)
-            for (TarEntry e; tr->next(e); ++seq_) {
-                if (stop(e)) break;
-                entry(*tr, e);
-            }
-        if (rep_.stopped_on_request) {
-            // what follows is not read
-        } else if (auto junk = tr->drain())
-            add(seq_, "archive", name_,
-                fmt::format("{}: data follows the end of the tar archive, from byte {} of the tar stream (appended "
-                            "to the bundle; only zero padding may follow)",
-                            name_, *junk));
+        read_entries(*tr);
     } catch (const Untrusted&) {
         untrusted = true;
         rep_.stopped = true;

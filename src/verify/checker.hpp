@@ -72,6 +72,7 @@ private:
     std::string blob_label(const bundle::BlobRecord& b) const;
 
     // checker.cpp
+    void read_entries(TarReader& tr);
     std::string read_small(TarReader& tr, std::uint64_t limit);
     void header_entries(TarReader& tr, TarEntry& pending, bool& have_pending);
     void check_signature(const std::string& json, const std::optional<std::string>& sig);
