@@ -312,17 +312,13 @@ struct StreamReader::Impl {
     }
 
     std::size_t read_some(char* out, std::size_t n) {
-        for (;;) {
-            ssize_t r = ::read(fd, out, n);
-            if (r >= 0)
-                return static_cast<std::size_t>(r);
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            if (loc.parts)
-                throw PartError(fmt::format("{}: reading: {}", part_label(part), util::errno_message(e)));
-            throw Error(fmt::format("reading bundle {}: {}", loc.whole.string(), util::errno_message(e)));
-        }
+        long r = util::read_retrying(fd, out, n);
+        if (r >= 0)
+            return static_cast<std::size_t>(r);
+        int e = errno;
+        if (loc.parts)
+            throw PartError(fmt::format("{}: reading: {}", part_label(part), util::errno_message(e)));
+        throw Error(fmt::format("reading bundle {}: {}", loc.whole.string(), util::errno_message(e)));
     }
 
     void close_part() {

@@ -1,16 +1,14 @@
 #include "aas_bundle/chart/chart.hpp"
 
+#include "aas_bundle/bundle/tar_archive.hpp"
 #include "aas_bundle/util/error.hpp"
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/strings.hpp"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <memory>
 #include <optional>
 #include <system_error>
 
@@ -145,35 +143,27 @@ FileMap read_folder(const fs::path& root, Budget& budget) {
     return files;
 }
 
-struct ArchiveFree {
-    void operator()(struct archive* a) const { archive_read_free(a); }
-};
-
 // The chart inside a packaged chart: files with the top folder ("metallb/") removed;
 // `top_dir` receives that folder's name.
 FileMap read_archive(std::string_view data, const std::string& display, Budget& budget, std::string& top_dir,
                      std::vector<std::string>& warnings) {
-    std::unique_ptr<struct archive, ArchiveFree> a(archive_read_new());
-    if (!a) throw Error(fmt::format("reading chart archive {}: out of memory", display));
-    archive_read_support_filter_gzip(a.get());
-    archive_read_support_format_tar(a.get());
+    bundle::TarArchive a(bundle::TarArchive::Compression::gzip, fmt::format("reading chart archive {}", display));
     auto fail = [&](const std::string& what) {
-        const char* msg = archive_error_string(a.get());
+        const char* msg = a.error();
         throw Error(fmt::format("reading chart archive {}: {}{}{}", display, what, msg ? ": " : "", msg ? msg : ""));
     };
-    if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) fail("not a .tgz");
+    if (!a.open(data)) fail("not a .tgz");
 
     FileMap files;
     bool mixed_warned = false;
     std::vector<char> chunk(64 * 1024);
-    for (;;) {
-        struct archive_entry* entry = nullptr;
-        int r = archive_read_next_header(a.get(), &entry);
-        if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN) fail("bad entry");
-        if (archive_entry_filetype(entry) != AE_IFREG) continue;
-        const char* raw = archive_entry_pathname(entry);
-        if (!raw) continue;
+    for (bundle::TarArchive::Member entry;;) {
+        auto r = a.next(entry);
+        if (r == bundle::TarArchive::Next::end) break;
+        if (r == bundle::TarArchive::Next::failed) fail("bad entry");
+        if (entry.type != bundle::TarArchive::Member::Type::file) continue;
+        if (!entry.name) continue;
+        const std::string& raw = *entry.name;
 
         std::string name = raw;
         std::replace(name.begin(), name.end(), '\\', '/');
@@ -203,22 +193,21 @@ FileMap read_archive(std::string_view data, const std::string& display, Budget& 
         std::string rel;
         for (std::size_t i = 1; i < parts.size(); ++i) rel += (i > 1 ? "/" : "") + parts[i];
 
-        bool too_big_extra = extra_file(rel) && archive_entry_size_is_set(entry) &&
-                             (static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry))) >
-                                  max_extra_file_bytes ||
-                              budget.used > max_extra_total_bytes);
+        std::optional<std::uint64_t> size;
+        if (entry.size) size = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *entry.size));
+        bool too_big_extra =
+            extra_file(rel) && size && (*size > max_extra_file_bytes || budget.used > max_extra_total_bytes);
         if (!relevant_file(rel) || too_big_extra) {
             // Skipped data is still decompressed: count its declared size so a bomb is refused.
-            if (archive_entry_size_is_set(entry))
-                budget.charge(static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry))));
+            if (size) budget.charge(*size);
             continue;
         }
         std::string content;
         for (;;) {
-            la_ssize_t n = archive_read_data(a.get(), chunk.data(), chunk.size());
-            if (n < 0) fail(fmt::format("reading {}", rel));
-            if (n == 0) break;
-            auto un = static_cast<std::size_t>(n);
+            auto n = a.read(chunk.data(), chunk.size());
+            if (!n) fail(fmt::format("reading {}", rel));
+            if (*n == 0) break;
+            auto un = *n;
             if (content.size() + un > max_file_bytes)
                 throw Error(fmt::format("reading chart archive {}: {} is larger than the limit of {} MiB", display,
                                         rel, max_file_bytes >> 20));

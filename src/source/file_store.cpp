@@ -3,12 +3,12 @@
 
 #include "tar_index.hpp"
 
+#include "aas_bundle/bundle/tar_archive.hpp"
 #include "aas_bundle/oci/digest.hpp"
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/log.hpp"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fmt/format.h>
 
 #include <array>
@@ -26,23 +26,7 @@ namespace {
 constexpr std::size_t chunk_bytes = 1u << 20;
 constexpr std::uint64_t cache_member_bytes = 256u << 10; // compressed tars: members kept in memory
 constexpr std::uint64_t cache_total_bytes = 16u << 20;
-
-
-/// A file descriptor closed on scope exit.
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using util::Fd;
 
 std::size_t pread_full(int fd, void* out, std::size_t n, std::uint64_t offset) {
     auto* p = static_cast<char*>(out);
@@ -143,24 +127,14 @@ private:
 
     void stream_impl(const std::string& path, std::uint64_t max_bytes, const ChunkFn& chunk) const {
         Fd fd(open_file(path));
-        std::vector<char> buf(chunk_bytes);
         std::uint64_t total = 0;
-        for (;;) {
-            ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                int e = errno;
-                throw Error(fmt::format("reading {}: {}", full(path).string(), util::errno_message(e)));
-            }
-            if (n == 0)
-                break;
-            total += static_cast<std::uint64_t>(n);
+        util::read_chunks(fd.get(), chunk_bytes, full(path).string(), [&](const char* d, std::size_t n) {
+            total += n;
             if (total > max_bytes)
                 throw Error(fmt::format("reading {}: larger than the limit of {} bytes",
                                         full(path).string(), max_bytes));
-            chunk(buf.data(), static_cast<std::size_t>(n));
-        }
+            chunk(d, n);
+        });
     }
 
     fs::path root_;
@@ -254,67 +228,32 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------
-// A compressed tar, read through libarchive
+// A compressed tar, read through libarchive (bundle::TarArchive)
 
-struct ArchiveReader {
-    archive* a = nullptr;
-    ArchiveReader(const fs::path& path, const std::string& where) : a(archive_read_new()) {
-        if (!a)
-            throw Error(fmt::format("{}: cannot create an archive reader", where));
-        archive_read_support_filter_all(a);
-        archive_read_support_format_tar(a);
-        if (archive_read_open_filename(a, path.c_str(), 1 << 16) != ARCHIVE_OK) {
-            std::string msg = archive_error_string(a) ? archive_error_string(a) : "cannot open";
-            archive_read_free(a);
-            throw Error(fmt::format("{}: opening the compressed archive: {}", where, msg));
-        }
-    }
-    ~ArchiveReader() { archive_read_free(a); }
-    ArchiveReader(const ArchiveReader&) = delete;
-    ArchiveReader& operator=(const ArchiveReader&) = delete;
-
-    std::string error() const {
-        return archive_error_string(a) ? archive_error_string(a) : "unknown error";
-    }
-};
-
-std::string entry_name(archive_entry* e) {
-    const char* p = archive_entry_pathname(e);
-    if (!p)
-        p = archive_entry_pathname_utf8(e);
-    return p ? normalize_member(p) : std::string();
-}
+using Archive = bundle::TarArchive;
 
 class CompressedTarStore final : public TarStore {
 public:
     CompressedTarStore(fs::path path, std::string where) : TarStore(std::move(path), std::move(where)) {
-        ArchiveReader r(path_, where_);
-        archive_entry* e = nullptr;
+        Archive r(Archive::Compression::any, where_);
+        open(r);
         std::uint64_t ordinal = 0;
         std::uint64_t cached = 0;
-        for (;;) {
-            int rc = archive_read_next_header(r.a, &e);
-            if (rc == ARCHIVE_EOF)
-                break;
-            if (rc < ARCHIVE_WARN)
-                throw Error(
-                    fmt::format("{}: reading the compressed archive: {}", where_, r.error()));
+        for (Archive::Member e; next(r, e);) {
             TarMember m;
             m.ordinal = ordinal++;
             std::string name = entry_name(e);
-            if (const char* hl = archive_entry_hardlink(e)) {
+            if (e.hardlink) {
                 m.type = '1';
-                m.link = normalize_member(hl);
-            } else if (archive_entry_filetype(e) == AE_IFLNK) {
+                m.link = normalize_member(*e.hardlink);
+            } else if (e.type == Archive::Member::Type::symlink) {
                 m.type = '2';
-                m.link = archive_entry_symlink(e) ? archive_entry_symlink(e) : "";
-            } else if (archive_entry_filetype(e) == AE_IFDIR) {
+                m.link = e.symlink;
+            } else if (e.type == Archive::Member::Type::dir) {
                 m.type = '5';
-            } else if (archive_entry_filetype(e) == AE_IFREG) {
+            } else if (e.type == Archive::Member::Type::file) {
                 m.type = '0';
-                m.size = archive_entry_size_is_set(e)
-                             ? static_cast<std::uint64_t>(archive_entry_size(e))
-                             : 0;
+                m.size = e.size ? static_cast<std::uint64_t>(*e.size) : 0;
                 bool keep = m.size <= cache_member_bytes && cached + m.size <= cache_total_bytes;
                 std::string data = read_data(r, name, keep ? m.size : 16);
                 if (keep) {
@@ -363,27 +302,16 @@ public:
         log::debug(
             "{}: decompressing the archive up to {} (compressed archives have no random access)",
             where_, resolved);
-        ArchiveReader r(path_, where_);
-        archive_entry* e = nullptr;
-        for (std::uint64_t ordinal = 0;; ++ordinal) {
-            int rc = archive_read_next_header(r.a, &e);
-            if (rc == ARCHIVE_EOF)
-                break;
-            if (rc < ARCHIVE_WARN)
-                throw Error(
-                    fmt::format("{}: reading the compressed archive: {}", where_, r.error()));
+        Archive r(Archive::Compression::any, where_);
+        open(r);
+        std::uint64_t ordinal = 0;
+        for (Archive::Member e; next(r, e); ++ordinal) {
             if (ordinal != m.ordinal)
                 continue;
             std::vector<char> buf(chunk_bytes);
-            for (;;) {
-                la_ssize_t n = archive_read_data(r.a, buf.data(), buf.size());
-                if (n < 0)
-                    throw Error(
-                        fmt::format("{}: reading member {}: {}", where_, resolved, r.error()));
-                if (n == 0)
-                    return;
-                chunk(buf.data(), static_cast<std::size_t>(n));
-            }
+            while (std::size_t n = read_some(r, resolved, buf.data(), buf.size()))
+                chunk(buf.data(), n);
+            return;
         }
         throw Error(fmt::format(
             "{}: member {} is no longer in the archive (was it changed while being read?)", where_,
@@ -398,16 +326,42 @@ private:
         return *m;
     }
 
-    std::string read_data(ArchiveReader& r, const std::string& name, std::uint64_t n) const {
+    static std::string error(const Archive& r) { return r.error() ? r.error() : "unknown error"; }
+
+    void open(Archive& r) const {
+        if (!r.open(path_))
+            throw Error(fmt::format("{}: opening the compressed archive: {}", where_,
+                                    r.error() ? r.error() : "cannot open"));
+    }
+
+    /// The next member's header into `e`; false at the end of the archive.
+    bool next(Archive& r, Archive::Member& e) const {
+        auto got = r.next(e);
+        if (got == Archive::Next::failed)
+            throw Error(fmt::format("{}: reading the compressed archive: {}", where_, error(r)));
+        return got == Archive::Next::member;
+    }
+
+    static std::string entry_name(const Archive::Member& e) {
+        const auto& p = e.name ? e.name : e.utf8_name;
+        return p ? normalize_member(*p) : std::string();
+    }
+
+    std::size_t read_some(Archive& r, const std::string& name, char* out, std::size_t n) const {
+        auto got = r.read(out, n);
+        if (!got)
+            throw Error(fmt::format("{}: reading member {}: {}", where_, name, error(r)));
+        return *got;
+    }
+
+    std::string read_data(Archive& r, const std::string& name, std::uint64_t n) const {
         std::string out(n, '\0');
         std::size_t done = 0;
         while (done < out.size()) {
-            la_ssize_t got = archive_read_data(r.a, out.data() + done, out.size() - done);
-            if (got < 0)
-                throw Error(fmt::format("{}: reading member {}: {}", where_, name, r.error()));
+            std::size_t got = read_some(r, name, out.data() + done, out.size() - done);
             if (got == 0)
                 break;
-            done += static_cast<std::size_t>(got);
+            done += got;
         }
         out.resize(done);
         return out;

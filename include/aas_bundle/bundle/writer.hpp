@@ -20,6 +20,7 @@
 // Entries are written with uid/gid 0, no user or group names, and the mtime given, so the
 // same content and times give the same bytes.
 
+#include "aas_bundle/bundle/reader.hpp" // ReadFn
 #include "aas_bundle/oci/digest.hpp"
 
 #include <cstdint>
@@ -58,9 +59,6 @@ struct WriteResult {
     oci::Digest sha256;          ///< sha256 of the whole archive stream
     std::vector<PartInfo> parts; ///< empty when not split
 };
-
-/// Reads up to `n` bytes into `out`; returns the count (0 only at the end).
-using ReadFn = std::function<std::size_t(char* out, std::size_t n)>;
 
 class BundleWriter {
 public:

@@ -1,7 +1,9 @@
 #pragma once
-// Internal to the verify module: reading a bundle's tar stream from bytes, zstd-decoded
-// when it starts with zstd's magic, parsed by libarchive (tar formats only), never
-// extracted. Also used by the libFuzzer target.
+// Reading a bundle's tar stream from bytes (a whole bundle, or its parts as one stream:
+// parts.hpp), zstd-decoded when it starts with zstd's magic, parsed by libarchive (tar
+// formats only), never extracted. Bundles are hostile input: the decoder bounds the zstd
+// window and the output, and refusal() names what a bundle may not hold. Used by verify
+// (and through it by load, inspect and the libFuzzer target).
 
 #include "aas_bundle/util/error.hpp"
 
@@ -11,9 +13,10 @@
 #include <optional>
 #include <string>
 
-namespace aas::verify::detail {
+namespace aas::bundle {
 
-using ReadFn = std::function<std::size_t(char*, std::size_t)>;
+/// Reads up to `n` bytes into `out`; returns the count (0 only at the end).
+using ReadFn = std::function<std::size_t(char* out, std::size_t n)>;
 /// Moves the input `n` bytes on without reading them; false when it cannot (then the
 /// bytes are read through).
 using SkipFn = std::function<bool(std::uint64_t)>;
@@ -81,7 +84,7 @@ private:
 };
 
 /// One tar entry's header, as libarchive reads it.
-struct Entry {
+struct TarEntry {
     std::string name;         ///< as stored, one trailing '/' removed
     enum class Type { file, dir, symlink, hardlink, other } type = Type::other;
     std::string type_name;    ///< "file", "folder", "symlink", "hard link", "character device", …
@@ -95,7 +98,7 @@ struct Entry {
 
 /// Why an entry may not be in a bundle (a path that escapes, a link, a device…), or ""
 /// when its name and type are acceptable.
-std::string refusal(const Entry& e);
+std::string refusal(const TarEntry& e);
 
 /// libarchive's tar reader over a Decoder.
 class TarReader {
@@ -107,7 +110,7 @@ public:
     TarReader& operator=(const TarReader&) = delete;
 
     /// The next entry's header; false at the end of the archive. Throws FatalError.
-    bool next(Entry& e);
+    bool next(TarEntry& e);
     /// The current entry's data, a block at a time: sets `p` and returns its size; 0 at
     /// the end of the entry. The block stays valid until the next call.
     std::size_t read_block(const char** p);
@@ -128,4 +131,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-} // namespace aas::verify::detail
+} // namespace aas::bundle

@@ -2,7 +2,7 @@
 // libarchive's tar reader fed through callbacks (nothing may throw through libarchive:
 // the callback parks the exception and libarchive's failure rethrows it).
 
-#include "archive.hpp"
+#include "aas_bundle/bundle/reader.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -17,7 +17,7 @@
 #include <optional>
 #include <vector>
 
-namespace aas::verify::detail {
+namespace aas::bundle {
 
 namespace {
 constexpr unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
@@ -190,18 +190,18 @@ std::string resolve_link(std::string_view link, std::string_view target) {
 
 } // namespace
 
-std::string refusal(const Entry& e) {
+std::string refusal(const TarEntry& e) {
     if (e.name.empty()) return "the entry has no name";
     if (e.name.find('\0') != std::string::npos) return "the name holds a NUL byte";
     if (e.name.front() == '/') return "the name is absolute";
     if (has_dotdot(e.name)) return "the name has a \"..\" component";
     switch (e.type) {
-    case Entry::Type::file:
-    case Entry::Type::dir:
+    case TarEntry::Type::file:
+    case TarEntry::Type::dir:
         break;
-    case Entry::Type::hardlink:
+    case TarEntry::Type::hardlink:
         return fmt::format("it is a hard link (to \"{}\"); bundles hold none", e.target);
-    case Entry::Type::symlink: {
+    case TarEntry::Type::symlink: {
         if (e.name.rfind("k8s/", 0) != 0) return fmt::format("it is a symlink (to \"{}\") outside k8s/", e.target);
         if (e.target.empty()) return "it is a symlink with an empty target";
         if (e.target.front() == '/') return fmt::format("it is a symlink to the absolute path \"{}\"", e.target);
@@ -210,7 +210,7 @@ std::string refusal(const Entry& e) {
             return fmt::format("it is a symlink to \"{}\", outside k8s/", e.target);
         break;
     }
-    case Entry::Type::other:
+    case TarEntry::Type::other:
         return fmt::format("it is a {}; bundles hold only files, folders and symlinks", e.type_name);
     }
     if (e.sparse) return "it is a sparse file";
@@ -308,7 +308,7 @@ void TarReader::fail(const char* doing) {
                                  dec_->out_bytes(), why, hint));
 }
 
-bool TarReader::next(Entry& e) {
+bool TarReader::next(TarEntry& e) {
     archive_entry* ae = nullptr;
     int r = archive_read_next_header(impl_->a, &ae);
     if (r == ARCHIVE_EOF) {
@@ -316,7 +316,7 @@ bool TarReader::next(Entry& e) {
         return false;
     }
     if (r < ARCHIVE_WARN || ae == nullptr) fail("reading an entry header");
-    e = Entry{};
+    e = TarEntry{};
     e.offset = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_read_header_position(impl_->a)));
     // Bytes libarchive consumed: the header (pax records included) is behind it.
     e.data_offset = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(impl_->a, 0)));
@@ -327,15 +327,15 @@ bool TarReader::next(Entry& e) {
     e.mode = static_cast<unsigned>(archive_entry_perm(ae)) & 07777u;
     e.sparse = archive_entry_sparse_count(ae) > 0;
     if (const char* hl = archive_entry_hardlink(ae)) {
-        e.type = Entry::Type::hardlink;
+        e.type = TarEntry::Type::hardlink;
         e.type_name = "hard link";
         e.target = hl;
     } else {
         switch (archive_entry_filetype(ae)) {
-        case AE_IFREG: e.type = Entry::Type::file; e.type_name = "file"; break;
-        case AE_IFDIR: e.type = Entry::Type::dir; e.type_name = "folder"; break;
+        case AE_IFREG: e.type = TarEntry::Type::file; e.type_name = "file"; break;
+        case AE_IFDIR: e.type = TarEntry::Type::dir; e.type_name = "folder"; break;
         case AE_IFLNK: {
-            e.type = Entry::Type::symlink;
+            e.type = TarEntry::Type::symlink;
             e.type_name = "symlink";
             const char* t = archive_entry_symlink(ae);
             e.target = t ? t : "";
@@ -400,4 +400,4 @@ std::optional<std::uint64_t> TarReader::drain() {
     return first;
 }
 
-} // namespace aas::verify::detail
+} // namespace aas::bundle
