@@ -208,19 +208,16 @@ std::string BundleDoc::to_json() const {
     return j.dump(2) + "\n";
 }
 
-BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
-    if (json.size() > max_bundle_json)
-        throw Error(fmt::format("{}: {} bytes, more than the limit of {}", where, json.size(), max_bundle_json));
-    if (auto at = util::json_too_deep(json, max_json_depth))
-        throw Error(fmt::format("{}: nested more than {} levels deep at byte {}; refused", where, max_json_depth, *at));
-    ojson j = ojson::parse(json, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
-    Reader r{where};
-    BundleDoc d;
+namespace {
+
+// The readers of bundle.json's parts, each naming the field it fails on.
+
+void read_header(const Reader& r, const ojson& j, BundleDoc& d) {
     d.format = r.str(j, "format", "");
     if (d.format != format_name && d.format != format_v1)
-        throw Error(fmt::format("{}: format \"{}\" is not {} or {} (a bundle from a newer aas-bundle, or not a bundle)",
-                                where, d.format, format_name, format_v1));
+        throw Error(fmt::format(
+            "{}: format \"{}\" is not {} or {} (a bundle from a newer aas-bundle, or not a bundle)",
+            r.where, d.format, format_name, format_v1));
     d.name = r.str(j, "name", "");
     d.version = r.str(j, "version", "");
     d.tool = r.str(j, "tool", "", false);
@@ -228,60 +225,80 @@ BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
     d.signer = r.str(j, "signer", "", false);
     d.platforms = r.strings(j, "platforms", "");
     d.plain_manifests = r.strings(j, "plain_manifests", "");
+}
+
+void read_releases(const Reader& r, const ojson& j, BundleDoc& d) {
     const auto& rels = r.array(j, "releases");
     for (std::size_t i = 0; i < rels.size(); ++i) {
         std::string f = fmt::format("releases[{}]", i);
         d.releases.push_back({r.str(rels[i], "name", f), r.str(rels[i], "chart", f), r.str(rels[i], "namespace", f),
                               r.strings(rels[i], "values", f)});
     }
-    const auto& imgs = r.array(j, "images");
-    for (std::size_t i = 0; i < imgs.size(); ++i) {
-        const auto& o = imgs[i];
-        std::string f = fmt::format("images[{}]", i);
-        ImageRecord img;
-        img.ref = r.str(o, "ref", f);
-        img.source = r.str(o, "source", f, false);
-        img.digest = r.digest(o, "digest", f);
-        img.media_type = r.str(o, "media_type", f);
-        img.size = r.num(o, "size", f);
-        img.platforms = r.strings(o, "platforms", f);
-        if (o.contains("index_digest")) img.index_digest = r.digest(o, "index_digest", f);
-        img.filtered_index = o.value("filtered_index", false);
-        img.cls = r.str(o, "class", f);
-        img.blob_bytes = static_cast<std::uint64_t>(r.num(o, "blob_bytes", f, false));
-        if (o.contains("sites")) {
-            const auto& sites = o.at("sites");
-            if (!sites.is_array()) r.fail(f + ".sites", "not a list");
-            for (std::size_t k = 0; k < sites.size(); ++k) {
-                std::string sf = fmt::format("{}.sites[{}]", f, k);
-                const auto& s = sites[k];
-                img.sites.push_back({r.str(s, "release", sf, false), r.str(s, "chart", sf, false), r.str(s, "file", sf),
-                                     static_cast<int>(r.num(s, "line", sf, false)), r.str(s, "values_path", sf, false),
-                                     r.str(s, "written", sf, false), r.str(s, "template", sf, false),
-                                     static_cast<int>(r.num(s, "template_line", sf, false)), r.str(s, "class", sf, false)});
-                SiteRecord& rec = img.sites.back();
-                rec.reference = r.str(s, "reference", sf, false);
-                if (s.contains("parts")) {
-                    const auto& parts = s.at("parts");
-                    if (!parts.is_array()) r.fail(sf + ".parts", "not a list");
-                    for (std::size_t m = 0; m < parts.size(); ++m) {
-                        std::string pf = fmt::format("{}.parts[{}]", sf, m);
-                        const auto& po = parts[m];
-                        PartRecord p{r.str(po, "part", pf), r.str(po, "file", pf),
-                                     static_cast<int>(r.num(po, "line", pf)), r.str(po, "values_path", pf, false),
-                                     r.str(po, "file_key", pf, false), r.str(po, "written", pf),
-                                     static_cast<std::size_t>(r.num(po, "at", pf))};
-                        if (p.part != "registry" && p.part != "repository" && p.part != "tag" && p.part != "digest")
-                            r.fail(pf + ".part", "not registry, repository, tag or digest");
-                        if (p.at > rec.reference.size() || rec.reference.compare(p.at, p.written.size(), p.written) != 0)
-                            r.fail(pf, "its written text is not in the site's reference at its offset");
-                        rec.parts.push_back(std::move(p));
-                    }
-                }
-            }
-        }
-        d.images.push_back(std::move(img));
+}
+
+// One part of a joined reference: its written text must stand in `reference` at its offset.
+PartRecord read_part(const Reader& r, const ojson& po, const std::string& pf,
+                     const std::string& reference) {
+    PartRecord p{r.str(po, "part", pf),
+                 r.str(po, "file", pf),
+                 static_cast<int>(r.num(po, "line", pf)),
+                 r.str(po, "values_path", pf, false),
+                 r.str(po, "file_key", pf, false),
+                 r.str(po, "written", pf),
+                 static_cast<std::size_t>(r.num(po, "at", pf))};
+    if (p.part != "registry" && p.part != "repository" && p.part != "tag" && p.part != "digest")
+        r.fail(pf + ".part", "not registry, repository, tag or digest");
+    if (p.at > reference.size() || reference.compare(p.at, p.written.size(), p.written) != 0)
+        r.fail(pf, "its written text is not in the site's reference at its offset");
+    return p;
+}
+
+SiteRecord read_site(const Reader& r, const ojson& s, const std::string& sf) {
+    SiteRecord rec{r.str(s, "release", sf, false),
+                   r.str(s, "chart", sf, false),
+                   r.str(s, "file", sf),
+                   static_cast<int>(r.num(s, "line", sf, false)),
+                   r.str(s, "values_path", sf, false),
+                   r.str(s, "written", sf, false),
+                   r.str(s, "template", sf, false),
+                   static_cast<int>(r.num(s, "template_line", sf, false)),
+                   r.str(s, "class", sf, false)};
+    rec.reference = r.str(s, "reference", sf, false);
+    if (s.contains("parts")) {
+        const auto& parts = s.at("parts");
+        if (!parts.is_array())
+            r.fail(sf + ".parts", "not a list");
+        for (std::size_t m = 0; m < parts.size(); ++m)
+            rec.parts.push_back(
+                read_part(r, parts[m], fmt::format("{}.parts[{}]", sf, m), rec.reference));
     }
+    return rec;
+}
+
+ImageRecord read_image(const Reader& r, const ojson& o, const std::string& f) {
+    ImageRecord img;
+    img.ref = r.str(o, "ref", f);
+    img.source = r.str(o, "source", f, false);
+    img.digest = r.digest(o, "digest", f);
+    img.media_type = r.str(o, "media_type", f);
+    img.size = r.num(o, "size", f);
+    img.platforms = r.strings(o, "platforms", f);
+    if (o.contains("index_digest"))
+        img.index_digest = r.digest(o, "index_digest", f);
+    img.filtered_index = o.value("filtered_index", false);
+    img.cls = r.str(o, "class", f);
+    img.blob_bytes = static_cast<std::uint64_t>(r.num(o, "blob_bytes", f, false));
+    if (o.contains("sites")) {
+        const auto& sites = o.at("sites");
+        if (!sites.is_array())
+            r.fail(f + ".sites", "not a list");
+        for (std::size_t k = 0; k < sites.size(); ++k)
+            img.sites.push_back(read_site(r, sites[k], fmt::format("{}.sites[{}]", f, k)));
+    }
+    return img;
+}
+
+void read_blobs(const Reader& r, const ojson& j, BundleDoc& d) {
     const auto& blobs = r.array(j, "blobs");
     for (std::size_t i = 0; i < blobs.size(); ++i) {
         std::string f = fmt::format("blobs[{}]", i);
@@ -293,89 +310,145 @@ BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
         b.images = r.strings(blobs[i], "images", f);
         d.blobs.push_back(std::move(b));
     }
-    const auto& files = r.array(j, "files");
-    for (std::size_t i = 0; i < files.size(); ++i) {
-        std::string f = fmt::format("files[{}]", i);
-        const auto& o = files[i];
-        FileRecord fr;
-        fr.path = r.str(o, "path", f);
-        if (!safe_path(fr.path)) r.fail(f + ".path", fmt::format("\"{}\" is not a safe relative path", fr.path));
-        fr.type = r.str(o, "type", f);
-        if (fr.type != "file" && fr.type != "dir" && fr.type != "symlink")
-            r.fail(f + ".type", fmt::format("\"{}\" is not file, dir or symlink", fr.type));
-        if (fr.type != "symlink") {
-            auto m = r.str(o, "mode", f);
-            try {
-                std::size_t used = 0;
-                unsigned long v = std::stoul(m, &used, 8);
-                if (used != m.size() || v > 07777) throw std::invalid_argument(m);
-                fr.mode = static_cast<unsigned>(v);
-            } catch (const std::exception&) {
-                r.fail(f + ".mode", fmt::format("\"{}\" is not an octal mode", m));
-            }
-        }
-        if (fr.type == "file") {
-            fr.size = static_cast<std::uint64_t>(r.num(o, "size", f));
-            fr.sha256 = r.digest(o, "sha256", f);
-        }
-        if (fr.type == "symlink") fr.target = r.str(o, "target", f);
-        d.files.push_back(std::move(fr));
+}
+
+// A mode written in octal, at most 07777.
+unsigned read_mode(const Reader& r, const ojson& o, const std::string& f) {
+    auto m = r.str(o, "mode", f);
+    try {
+        std::size_t used = 0;
+        unsigned long v = std::stoul(m, &used, 8);
+        if (used != m.size() || v > 07777)
+            throw std::invalid_argument(m);
+        return static_cast<unsigned>(v);
+    } catch (const std::exception&) {
+        r.fail(f + ".mode", fmt::format("\"{}\" is not an octal mode", m));
     }
+}
+
+FileRecord read_file_record(const Reader& r, const ojson& o, const std::string& f) {
+    FileRecord fr;
+    fr.path = r.str(o, "path", f);
+    if (!safe_path(fr.path))
+        r.fail(f + ".path", fmt::format("\"{}\" is not a safe relative path", fr.path));
+    fr.type = r.str(o, "type", f);
+    if (fr.type != "file" && fr.type != "dir" && fr.type != "symlink")
+        r.fail(f + ".type", fmt::format("\"{}\" is not file, dir or symlink", fr.type));
+    if (fr.type != "symlink")
+        fr.mode = read_mode(r, o, f);
+    if (fr.type == "file") {
+        fr.size = static_cast<std::uint64_t>(r.num(o, "size", f));
+        fr.sha256 = r.digest(o, "sha256", f);
+    }
+    if (fr.type == "symlink")
+        fr.target = r.str(o, "target", f);
+    return fr;
+}
+
+BaseRecord read_base(const Reader& r, const ojson& o, const std::string& f) {
+    BaseRecord b;
+    b.kind = r.str(o, "kind", f);
+    if (b.kind != "inventory" && b.kind != "bundle")
+        r.fail(f + ".kind",
+               fmt::format("\"{}\" is not inventory or bundle", util::escape_control(b.kind)));
+    b.sha256 = r.digest(o, "sha256", f);
+    if (b.sha256.algorithm() != oci::Algorithm::sha256)
+        r.fail(f + ".sha256", "not a sha256 digest");
+    if (b.kind == "inventory") {
+        b.registry = r.str(o, "registry", f);
+        b.prefix = r.str(o, "prefix", f);
+        if (b.registry.empty() || util::has_control(b.registry) || util::has_control(b.prefix))
+            r.fail(f + ".registry", "empty, or holds a control character");
+    }
+    return b;
+}
+
+// What a delta bundle's assumed blobs are checked against: the blobs it stores, its
+// images, and the assumed blobs read so far.
+struct AssumedContext {
+    std::size_t bases = 0;
+    std::set<oci::Digest> stored;
+    std::set<std::string> refs;
+    std::set<oci::Digest> seen;
+};
+
+AssumedRecord read_assumed(const Reader& r, const ojson& o, const std::string& f,
+                           AssumedContext& ctx) {
+    AssumedRecord a;
+    a.digest = r.digest(o, "digest", f);
+    a.size = r.num(o, "size", f);
+    a.media_type = r.str(o, "media_type", f);
+    const auto& base = r.get(o, "base", f);
+    if (!base.is_number_unsigned() || base.get<std::uint64_t>() >= ctx.bases)
+        r.fail(f + ".base", fmt::format("not an index into base (0 to {})", ctx.bases - 1));
+    a.base = static_cast<std::size_t>(base.get<std::uint64_t>());
+    if (!o.contains("images"))
+        r.fail(f + ".images", "missing");
+    a.images = r.strings(o, "images", f);
+    if (!o.contains("repositories"))
+        r.fail(f + ".repositories", "missing");
+    a.repositories = r.strings(o, "repositories", f);
+    if (ctx.stored.count(a.digest))
+        r.fail(f,
+               fmt::format("{} is assumed present, but the bundle stores it too", a.digest.str()));
+    if (!ctx.seen.insert(a.digest).second)
+        r.fail(f, fmt::format("{} is assumed twice", a.digest.str()));
+    if (a.images.empty())
+        r.fail(f + ".images", fmt::format("{}: no image of the bundle needs it", a.digest.str()));
+    for (const auto& ref : a.images)
+        if (!ctx.refs.count(ref))
+            r.fail(f + ".images",
+                   fmt::format("\"{}\" is not an image of the bundle", util::escape_control(ref)));
+    for (const auto& repo : a.repositories)
+        if (repo.empty() || util::has_control(repo) || repo.size() > 255)
+            r.fail(f + ".repositories", "holds a name that is not a repository path");
+    return a;
+}
+
+// A delta bundle's base and assumed lists (both or neither), read after its blobs and images.
+void read_delta(const Reader& r, const ojson& j, BundleDoc& d) {
     if (j.contains("base") != j.contains("assumed"))
         r.fail(j.contains("base") ? "assumed" : "base", "missing (a delta bundle has both base and assumed)");
-    if (j.contains("base")) {
-        const auto& bases = r.array(j, "base");
-        if (bases.empty()) r.fail("base", "an empty list (a delta bundle names at least one base)");
-        for (std::size_t i = 0; i < bases.size(); ++i) {
-            std::string f = fmt::format("base[{}]", i);
-            BaseRecord b;
-            b.kind = r.str(bases[i], "kind", f);
-            if (b.kind != "inventory" && b.kind != "bundle")
-                r.fail(f + ".kind", fmt::format("\"{}\" is not inventory or bundle", util::escape_control(b.kind)));
-            b.sha256 = r.digest(bases[i], "sha256", f);
-            if (b.sha256.algorithm() != oci::Algorithm::sha256) r.fail(f + ".sha256", "not a sha256 digest");
-            if (b.kind == "inventory") {
-                b.registry = r.str(bases[i], "registry", f);
-                b.prefix = r.str(bases[i], "prefix", f);
-                if (b.registry.empty() || util::has_control(b.registry) || util::has_control(b.prefix))
-                    r.fail(f + ".registry", "empty, or holds a control character");
-            }
-            d.base.push_back(std::move(b));
-        }
-        std::set<oci::Digest> stored;
-        for (const auto& b : d.blobs) stored.insert(b.digest);
-        std::set<std::string> refs;
-        for (const auto& img : d.images) refs.insert(img.ref);
-        std::set<oci::Digest> seen;
-        const auto& assumed = r.array(j, "assumed");
-        for (std::size_t i = 0; i < assumed.size(); ++i) {
-            std::string f = fmt::format("assumed[{}]", i);
-            const auto& o = assumed[i];
-            AssumedRecord a;
-            a.digest = r.digest(o, "digest", f);
-            a.size = r.num(o, "size", f);
-            a.media_type = r.str(o, "media_type", f);
-            const auto& base = r.get(o, "base", f);
-            if (!base.is_number_unsigned() || base.get<std::uint64_t>() >= d.base.size())
-                r.fail(f + ".base", fmt::format("not an index into base (0 to {})", d.base.size() - 1));
-            a.base = static_cast<std::size_t>(base.get<std::uint64_t>());
-            if (!o.contains("images")) r.fail(f + ".images", "missing");
-            a.images = r.strings(o, "images", f);
-            if (!o.contains("repositories")) r.fail(f + ".repositories", "missing");
-            a.repositories = r.strings(o, "repositories", f);
-            if (stored.count(a.digest))
-                r.fail(f, fmt::format("{} is assumed present, but the bundle stores it too", a.digest.str()));
-            if (!seen.insert(a.digest).second) r.fail(f, fmt::format("{} is assumed twice", a.digest.str()));
-            if (a.images.empty()) r.fail(f + ".images", fmt::format("{}: no image of the bundle needs it", a.digest.str()));
-            for (const auto& ref : a.images)
-                if (!refs.count(ref))
-                    r.fail(f + ".images", fmt::format("\"{}\" is not an image of the bundle", util::escape_control(ref)));
-            for (const auto& repo : a.repositories)
-                if (repo.empty() || util::has_control(repo) || repo.size() > 255)
-                    r.fail(f + ".repositories", "holds a name that is not a repository path");
-            d.assumed.push_back(std::move(a));
-        }
-    }
+    if (!j.contains("base"))
+        return;
+    const auto& bases = r.array(j, "base");
+    if (bases.empty())
+        r.fail("base", "an empty list (a delta bundle names at least one base)");
+    for (std::size_t i = 0; i < bases.size(); ++i)
+        d.base.push_back(read_base(r, bases[i], fmt::format("base[{}]", i)));
+    AssumedContext ctx;
+    ctx.bases = d.base.size();
+    for (const auto& b : d.blobs)
+        ctx.stored.insert(b.digest);
+    for (const auto& img : d.images)
+        ctx.refs.insert(img.ref);
+    const auto& assumed = r.array(j, "assumed");
+    for (std::size_t i = 0; i < assumed.size(); ++i)
+        d.assumed.push_back(read_assumed(r, assumed[i], fmt::format("assumed[{}]", i), ctx));
+}
+
+} // namespace
+
+BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
+    if (json.size() > max_bundle_json)
+        throw Error(fmt::format("{}: {} bytes, more than the limit of {}", where, json.size(),
+                                max_bundle_json));
+    util::refuse_deep_json(json, max_json_depth, where);
+    ojson j = ojson::parse(json, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        throw Error(fmt::format("{}: not a JSON object", where));
+    Reader r{where};
+    BundleDoc d;
+    read_header(r, j, d);
+    read_releases(r, j, d);
+    const auto& imgs = r.array(j, "images");
+    for (std::size_t i = 0; i < imgs.size(); ++i)
+        d.images.push_back(read_image(r, imgs[i], fmt::format("images[{}]", i)));
+    read_blobs(r, j, d);
+    const auto& files = r.array(j, "files");
+    for (std::size_t i = 0; i < files.size(); ++i)
+        d.files.push_back(read_file_record(r, files[i], fmt::format("files[{}]", i)));
+    read_delta(r, j, d);
     return d;
 }
 

@@ -76,38 +76,28 @@ std::string PartsIndex::to_json() const {
     return j.dump(2) + "\n";
 }
 
-PartsIndex PartsIndex::parse(std::string_view json, const std::string& where) {
-    auto fail = [&](const std::string& why) -> void {
-        throw Error(fmt::format("reading parts index {}: {}", where, why));
-    };
-    if (json.size() > max_index_size)
-        fail(fmt::format("larger than the limit of {} bytes", max_index_size));
-    if (auto at = util::json_too_deep(json, max_json_depth))
-        fail(fmt::format("nested more than {} levels deep at byte {}", max_json_depth, *at));
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(json);
-    } catch (const nlohmann::json::exception& e) {
-        fail(fmt::format("not valid JSON: {}", e.what()));
-    }
-    if (!j.is_object())
-        fail("expected a JSON object");
+namespace {
 
-    auto str = [&](const nlohmann::json& obj, const char* key,
-                   const std::string& ctx) -> std::string {
+// The parts index's field readers: "reading parts index WHERE: CTX"KEY" must be ...".
+struct IndexReader {
+    const std::string& where;
+
+    [[noreturn]] void fail(const std::string& why) const {
+        throw Error(fmt::format("reading parts index {}: {}", where, why));
+    }
+    std::string str(const nlohmann::json& obj, const char* key, const std::string& ctx) const {
         auto it = obj.find(key);
         if (it == obj.end() || !it->is_string())
             fail(fmt::format("{}\"{}\" must be a string", ctx, key));
         return it->get<std::string>();
-    };
-    auto uint = [&](const nlohmann::json& obj, const char* key,
-                    const std::string& ctx) -> std::uint64_t {
+    }
+    std::uint64_t uint(const nlohmann::json& obj, const char* key, const std::string& ctx) const {
         auto it = obj.find(key);
         if (it == obj.end() || !it->is_number_unsigned())
             fail(fmt::format("{}\"{}\" must be a non-negative integer", ctx, key));
         return it->get<std::uint64_t>();
-    };
-    auto digest = [&](const nlohmann::json& obj, const std::string& ctx) -> oci::Digest {
+    }
+    oci::Digest digest(const nlohmann::json& obj, const std::string& ctx) const {
         std::string s = str(obj, "sha256", ctx);
         oci::Digest d;
         try {
@@ -118,56 +108,80 @@ PartsIndex PartsIndex::parse(std::string_view json, const std::string& where) {
         if (d.algorithm() != oci::Algorithm::sha256)
             fail(fmt::format("{}\"sha256\" is not a sha256 digest", ctx));
         return d;
-    };
+    }
+};
 
-    std::string format = str(j, "format", "");
+// Part `i` of `count`: a new plain name, part_size long (the last one 1 to part_size).
+PartInfo read_part_info(const IndexReader& r, const nlohmann::json& e, std::size_t i,
+                        std::size_t count, std::uint64_t part_size, std::set<std::string>& seen) {
+    std::string ctx = fmt::format("part {} of {}: ", i + 1, count);
+    if (!e.is_object())
+        r.fail(ctx + "expected a JSON object");
+    PartInfo p;
+    p.name = r.str(e, "name", ctx);
+    if (!plain_file_name(p.name))
+        r.fail(fmt::format("{}name \"{}\" is not a plain file name in the index's folder", ctx,
+                           p.name));
+    if (!seen.insert(p.name).second)
+        r.fail(fmt::format("{}name \"{}\" appears twice", ctx, p.name));
+    p.size = r.uint(e, "size", ctx);
+    p.sha256 = r.digest(e, ctx);
+    bool last = i + 1 == count;
+    if (!last && p.size != part_size)
+        r.fail(
+            fmt::format("{}size {} differs from part_size {} (only the last part may be shorter)",
+                        ctx, p.size, part_size));
+    if (last && (p.size == 0 || p.size > part_size))
+        r.fail(fmt::format("{}size {} of the last part is not between 1 and part_size {}", ctx,
+                           p.size, part_size));
+    return p;
+}
+
+} // namespace
+
+PartsIndex PartsIndex::parse(std::string_view json, const std::string& where) {
+    IndexReader r{where};
+    if (json.size() > max_index_size)
+        r.fail(fmt::format("larger than the limit of {} bytes", max_index_size));
+    if (auto why = util::json_depth_problem(json, max_json_depth))
+        r.fail(*why);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(json);
+    } catch (const nlohmann::json::exception& e) {
+        r.fail(fmt::format("not valid JSON: {}", e.what()));
+    }
+    if (!j.is_object())
+        r.fail("expected a JSON object");
+
+    std::string format = r.str(j, "format", "");
     if (format != parts_format)
-        fail(fmt::format("unsupported format \"{}\" (expected \"{}\")", format, parts_format));
+        r.fail(fmt::format("unsupported format \"{}\" (expected \"{}\")", format, parts_format));
 
     PartsIndex pi;
-    pi.bundle = str(j, "bundle", "");
+    pi.bundle = r.str(j, "bundle", "");
     if (!plain_file_name(pi.bundle))
-        fail(fmt::format("\"bundle\" \"{}\" is not a plain file name", pi.bundle));
-    pi.size = uint(j, "size", "");
-    pi.sha256 = digest(j, "");
-    pi.part_size = uint(j, "part_size", "");
+        r.fail(fmt::format("\"bundle\" \"{}\" is not a plain file name", pi.bundle));
+    pi.size = r.uint(j, "size", "");
+    pi.sha256 = r.digest(j, "");
+    pi.part_size = r.uint(j, "part_size", "");
     if (pi.part_size == 0)
-        fail("\"part_size\" must be more than 0");
+        r.fail("\"part_size\" must be more than 0");
 
     auto parts = j.find("parts");
     if (parts == j.end() || !parts->is_array() || parts->empty())
-        fail("\"parts\" must be a non-empty array");
+        r.fail("\"parts\" must be a non-empty array");
     std::set<std::string> seen;
     std::uint64_t sum = 0;
     for (std::size_t i = 0; i < parts->size(); ++i) {
-        const auto& e = (*parts)[i];
-        std::string ctx = fmt::format("part {} of {}: ", i + 1, parts->size());
-        if (!e.is_object())
-            fail(ctx + "expected a JSON object");
-        PartInfo p;
-        p.name = str(e, "name", ctx);
-        if (!plain_file_name(p.name))
-            fail(fmt::format("{}name \"{}\" is not a plain file name in the index's folder", ctx,
-                             p.name));
-        if (!seen.insert(p.name).second)
-            fail(fmt::format("{}name \"{}\" appears twice", ctx, p.name));
-        p.size = uint(e, "size", ctx);
-        p.sha256 = digest(e, ctx);
-        bool last = i + 1 == parts->size();
-        if (!last && p.size != pi.part_size)
-            fail(fmt::format(
-                "{}size {} differs from part_size {} (only the last part may be shorter)", ctx,
-                p.size, pi.part_size));
-        if (last && (p.size == 0 || p.size > pi.part_size))
-            fail(fmt::format("{}size {} of the last part is not between 1 and part_size {}", ctx,
-                             p.size, pi.part_size));
+        PartInfo p = read_part_info(r, (*parts)[i], i, parts->size(), pi.part_size, seen);
         if (sum + p.size < sum)
-            fail("the part sizes overflow");
+            r.fail("the part sizes overflow");
         sum += p.size;
         pi.parts.push_back(std::move(p));
     }
     if (sum != pi.size)
-        fail(fmt::format("the part sizes add up to {} bytes, but \"size\" is {}", sum, pi.size));
+        r.fail(fmt::format("the part sizes add up to {} bytes, but \"size\" is {}", sum, pi.size));
     return pi;
 }
 

@@ -688,6 +688,63 @@ void BundleWriter::add_symlink(std::string_view path, std::string_view target, s
     impl_->header(path, AE_IFLNK, 0777, 0, mtime, target);
 }
 
+namespace {
+
+// Removes the file `p` (not a folder) if it is there, for a commit of `out`.
+void remove_if_file(const fs::path& out, const fs::path& p) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
+        return;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT)
+        throw Error(fmt::format("writing {}: removing the old {}: {}", out.string(), p.string(),
+                                util::errno_message(errno)));
+}
+
+// Gives each part file its final name "OUT.partNNN" (appending each to `renamed` as soon as
+// it has it) and returns the parts index that lists them.
+PartsIndex rename_parts(Output& o, std::uint64_t part_size, std::vector<fs::path>& renamed) {
+    auto& files = o.files();
+    int width = 3;
+    for (std::size_t n = files.size() - 1; n >= 1000; n /= 10)
+        ++width;
+    PartsIndex pi;
+    pi.bundle = o.name();
+    pi.size = o.total();
+    pi.sha256 = o.sha256();
+    pi.part_size = part_size;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        std::string final_name = part_name(o.name(), i, width);
+        fs::path final_path = o.dir() / final_name;
+        if (::rename(files[i].temp.c_str(), final_path.c_str()) != 0)
+            throw Error(fmt::format("writing {}: renaming {}: {}", final_path.string(),
+                                    files[i].temp.string(), util::errno_message(errno)));
+        files[i].temp.clear();
+        renamed.push_back(final_path);
+        pi.parts.push_back(PartInfo{final_name, files[i].size, files[i].sha256});
+    }
+    return pi;
+}
+
+// Part files of an older, longer bundle under the same name: "OUT.partNNN" beside the
+// parts of `pi` that `pi` does not list.
+std::vector<fs::path> stale_parts(const fs::path& dir, const PartsIndex& pi) {
+    std::set<std::string> names;
+    for (const auto& p : pi.parts)
+        names.insert(p.name);
+    std::string prefix = pi.bundle + ".part";
+    std::error_code ec;
+    std::vector<fs::path> stale;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string f = it->path().filename().string();
+        if (f.size() > prefix.size() && f.compare(0, prefix.size(), prefix) == 0 &&
+            all_digits(std::string_view(f).substr(prefix.size())) && !names.count(f))
+            stale.push_back(it->path());
+    }
+    return stale;
+}
+
+} // namespace
+
 WriteResult BundleWriter::commit() {
     Impl& m = *impl_;
     m.check_usable("committing");
@@ -708,7 +765,6 @@ WriteResult BundleWriter::commit() {
     Output& o = *m.output;
     auto& files = o.files();
     const fs::path& dir = o.dir();
-    const std::string& name = o.name();
     WriteResult result;
     result.size = o.total();
     result.sha256 = o.sha256();
@@ -728,54 +784,15 @@ WriteResult BundleWriter::commit() {
 
     // Split: drop the old index (and an old whole OUT, which would hide the new parts
     // from locate(OUT)) before any part takes its final name.
-    fs::path index = dir / (name + ".parts");
-    auto remove_if_file = [&](const fs::path& p) {
-        struct stat st;
-        if (::lstat(p.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
-            return;
-        if (::unlink(p.c_str()) != 0 && errno != ENOENT)
-            throw Error(fmt::format("writing {}: removing the old {}: {}", out.string(), p.string(),
-                                    util::errno_message(errno)));
-    };
+    fs::path index = dir / (o.name() + ".parts");
     std::vector<fs::path> renamed;
     try {
-        remove_if_file(index);
-        remove_if_file(out);
+        remove_if_file(out, index);
+        remove_if_file(out, out);
         fsync_dir(dir);
-
-        int width = 3;
-        for (std::size_t n = files.size() - 1; n >= 1000; n /= 10)
-            ++width;
-        std::set<std::string> names;
-        PartsIndex pi;
-        pi.bundle = name;
-        pi.size = o.total();
-        pi.sha256 = o.sha256();
-        pi.part_size = m.opts.split_size;
-        for (std::size_t i = 0; i < files.size(); ++i) {
-            std::string final_name = part_name(name, i, width);
-            fs::path final_path = dir / final_name;
-            if (::rename(files[i].temp.c_str(), final_path.c_str()) != 0)
-                throw Error(fmt::format("writing {}: renaming {}: {}", final_path.string(),
-                                        files[i].temp.string(), util::errno_message(errno)));
-            files[i].temp.clear();
-            renamed.push_back(final_path);
-            names.insert(final_name);
-            pi.parts.push_back(PartInfo{final_name, files[i].size, files[i].sha256});
-        }
-        // Parts of an older, longer bundle under the same name.
-        std::error_code ec;
-        std::vector<fs::path> stale;
-        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-            std::string f = it->path().filename().string();
-            std::string prefix = name + ".part";
-            if (f.size() > prefix.size() && f.compare(0, prefix.size(), prefix) == 0 &&
-                all_digits(std::string_view(f).substr(prefix.size())) && !names.count(f))
-                stale.push_back(it->path());
-        }
-        for (const auto& p : stale)
-            remove_if_file(p);
-
+        PartsIndex pi = rename_parts(o, m.opts.split_size, renamed);
+        for (const auto& p : stale_parts(dir, pi))
+            remove_if_file(out, p);
         util::write_file_atomic(index, pi.to_json());
         fsync_dir(dir);
         result.parts = pi.parts;

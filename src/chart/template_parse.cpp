@@ -766,43 +766,13 @@ private:
             ++i;
             break;
         case T::ident:
-            if (t.text == "nil") {
-                a.kind = Arg::Kind::nil;
-            } else if (t.text == "true" || t.text == "false") {
-                a.kind = Arg::Kind::boolean;
-                a.b = t.text == "true";
-            } else if (t.text == "if" || t.text == "else" || t.text == "end" || t.text == "range" ||
-                       t.text == "with" || t.text == "define" || t.text == "template" ||
-                       t.text == "block" || t.text == "break" || t.text == "continue") {
-                throw SyntaxError{t.line, fmt::format("unexpected <{}> in command", t.text)};
-            } else {
-                a.kind = Arg::Kind::ident;
-                a.text = t.text;
-            }
+            a = identifier(t);
             ++i;
             break;
-        case T::lparen: {
-            ++i;
-            // Find the matching parenthesis.
-            int depth = 1;
-            std::size_t j = i;
-            for (; j < to; ++j) {
-                if (toks[j].t == T::lparen)
-                    ++depth;
-                if (toks[j].t == T::rparen && --depth == 0)
-                    break;
-            }
-            if (j >= to)
-                throw SyntaxError{t.line, "unclosed left paren"};
-            a.kind = Arg::Kind::pipe;
-            a.pipe = std::make_shared<Pipe>();
-            a.pipe->line = t.line;
-            std::size_t k = i;
-            commands(toks, k, j, *a.pipe, line, "parenthesized pipeline");
-            i = j + 1;
+        case T::lparen:
+            a = parenthesized(toks, i, to, line);
             chain_ok = true;
             break;
-        }
         case T::rparen:
             throw SyntaxError{t.line, "unexpected right paren"};
         case T::decl:
@@ -814,7 +784,57 @@ private:
         case T::pipe:
             throw SyntaxError{t.line, "unexpected \"|\" in operand"};
         }
-        // A field chain directly attached to the term.
+        field_chain(toks, i, to, a, chain_ok);
+        return a;
+    }
+
+    // nil, true, false or a function name; a keyword is not an operand.
+    static Arg identifier(const Token& t) {
+        Arg a;
+        if (t.text == "nil") {
+            a.kind = Arg::Kind::nil;
+        } else if (t.text == "true" || t.text == "false") {
+            a.kind = Arg::Kind::boolean;
+            a.b = t.text == "true";
+        } else if (t.text == "if" || t.text == "else" || t.text == "end" || t.text == "range" ||
+                   t.text == "with" || t.text == "define" || t.text == "template" ||
+                   t.text == "block" || t.text == "break" || t.text == "continue") {
+            throw SyntaxError{t.line, fmt::format("unexpected <{}> in command", t.text)};
+        } else {
+            a.kind = Arg::Kind::ident;
+            a.text = t.text;
+        }
+        return a;
+    }
+
+    // A pipeline in parentheses starting at toks[i] ("("); `i` ends past its ")".
+    Arg parenthesized(const std::vector<Token>& toks, std::size_t& i, std::size_t to, int line) {
+        const Token& t = toks[i];
+        ++i;
+        // Find the matching parenthesis.
+        int depth = 1;
+        std::size_t j = i;
+        for (; j < to; ++j) {
+            if (toks[j].t == T::lparen)
+                ++depth;
+            if (toks[j].t == T::rparen && --depth == 0)
+                break;
+        }
+        if (j >= to)
+            throw SyntaxError{t.line, "unclosed left paren"};
+        Arg a;
+        a.kind = Arg::Kind::pipe;
+        a.pipe = std::make_shared<Pipe>();
+        a.pipe->line = t.line;
+        std::size_t k = i;
+        commands(toks, k, j, *a.pipe, line, "parenthesized pipeline");
+        i = j + 1;
+        return a;
+    }
+
+    // A field chain directly attached to the term (`$x.a.b`, `(f).a`), when `chain_ok`.
+    static void field_chain(const std::vector<Token>& toks, std::size_t& i, std::size_t to, Arg& a,
+                            bool chain_ok) {
         while (i < to && toks[i].t == T::field && !toks[i].space_before) {
             if (!chain_ok)
                 throw SyntaxError{toks[i].line,
@@ -824,7 +844,6 @@ private:
         }
         if (i < to && toks[i].t == T::dot && !toks[i].space_before)
             throw SyntaxError{toks[i].line, "unexpected . after term"};
-        return a;
     }
 
     std::vector<Item> items_;

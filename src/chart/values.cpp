@@ -11,49 +11,31 @@ namespace aas::chart {
 // ---------------------------------------------------------------------------------------------
 // Value
 
+Value::Value(Kind k, std::string text, Origin o)
+    : kind_(k), text_(std::move(text)), origin_(std::move(o)) {}
+
 Value Value::make_null(Origin o) {
-    Value v;
-    v.kind_ = Kind::null;
-    v.origin_ = std::move(o);
-    return v;
+    return Value(Kind::null, {}, std::move(o));
 }
 
 Value Value::make_bool(bool b, Origin o) {
-    Value v;
-    v.kind_ = Kind::boolean;
-    v.text_ = b ? "true" : "false";
-    v.origin_ = std::move(o);
-    return v;
+    return Value(Kind::boolean, b ? "true" : "false", std::move(o));
 }
 
 Value Value::make_number(std::string text, Origin o) {
-    Value v;
-    v.kind_ = Kind::number;
-    v.text_ = std::move(text);
-    v.origin_ = std::move(o);
-    return v;
+    return Value(Kind::number, std::move(text), std::move(o));
 }
 
 Value Value::make_string(std::string s, Origin o) {
-    Value v;
-    v.kind_ = Kind::string;
-    v.text_ = std::move(s);
-    v.origin_ = std::move(o);
-    return v;
+    return Value(Kind::string, std::move(s), std::move(o));
 }
 
 Value Value::make_map(Origin o) {
-    Value v;
-    v.kind_ = Kind::map;
-    v.origin_ = std::move(o);
-    return v;
+    return Value(Kind::map, {}, std::move(o));
 }
 
 Value Value::make_list(Origin o) {
-    Value v;
-    v.kind_ = Kind::list;
-    v.origin_ = std::move(o);
-    return v;
+    return Value(Kind::list, {}, std::move(o));
 }
 
 namespace {

@@ -55,6 +55,15 @@ std::int64_t creation_time(std::int64_t given) {
         .count();
 }
 
+// Untrusted JSON text that must hold an object, parsed after the nesting-depth guard.
+ojson parse_object(std::string_view text, const std::string& where) {
+    util::refuse_deep_json(text, bundle::max_json_depth, where);
+    ojson j = ojson::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        throw Error(fmt::format("{}: not a JSON object", where));
+    return j;
+}
+
 // Field readers naming the field: "WHERE: blobs[3].size: not a number".
 struct Reader {
     const std::string& where;
@@ -160,11 +169,7 @@ std::string Inventory::to_json() const {
 Inventory Inventory::parse(std::string_view json, const std::string& where) {
     if (json.size() > max_inventory)
         throw Error(fmt::format("{}: {} bytes, more than the limit of {}; refused", where, json.size(), max_inventory));
-    if (auto at = util::json_too_deep(json, bundle::max_json_depth))
-        throw Error(fmt::format("{}: nested more than {} levels deep at byte {}; refused", where,
-                                bundle::max_json_depth, *at));
-    ojson j = ojson::parse(json, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
+    ojson j = parse_object(json, where);
     Reader r{where};
     Inventory inv;
     inv.format = r.str(j, "format", "");
@@ -321,11 +326,7 @@ Inventory after_load(const bundle::BundleDoc& doc, const std::vector<Placed>& pl
 std::vector<Wanted> read_lock(const fs::path& lock_file, const std::string& registry_with_prefix, From& from) {
     const std::string where = lock_file.string();
     std::string text = util::read_file(lock_file, max_inventory);
-    if (auto at = util::json_too_deep(text, bundle::max_json_depth))
-        throw Error(fmt::format("{}: nested more than {} levels deep at byte {}; refused", where,
-                                bundle::max_json_depth, *at));
-    ojson j = ojson::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
+    ojson j = parse_object(text, where);
     Reader r{where};
     auto [lock_host, lock_prefix] = split_registry(r.str(j, "registry", ""));
     auto [host, prefix] = split_registry(registry_with_prefix);

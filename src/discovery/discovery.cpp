@@ -300,127 +300,188 @@ private:
         }
     }
 
-    void template_image(const Release& rel, const Coalesced& node, const Coalesced* defaults,
-                        const chart::tmpl::TemplateImage& img, bool test_file) {
-        Class cls = (img.test_hook || test_file) ? Class::test : img.live ? Class::required : Class::optional;
-        if (!img.unevaluated.empty()) {
-            result_.warnings.push_back(fmt::format("{}:{}: image expression beyond what is evaluated ({}); "
-                                                   "name the image in the manifest's images if it is needed",
-                                                   img.file, img.line, img.unevaluated));
-            return;
-        }
-        std::string value = std::string(util::trim(img.value));
-        if (value.empty()) return;
-        if (!img.found_in.empty() && value.find('@') == std::string::npos &&
-            (value.rfind(':') == std::string::npos || value.rfind(':') < value.rfind('/'))) {
-            // An untagged reference outside image: fields is the whole of one image value;
-            // when that value sits beside a tag, version or digest it is only the name part
-            // (IMAGE_NAME: {{ .Values.image.name }} next to image.tag), not a reference.
-            for (const auto& o : img.sources) {
-                auto dot = o.values_path.rfind('.');
-                if (o.values_path.empty() || dot == std::string::npos) continue;
-                const Value* parent = lookup(node, o.values_path.substr(0, dot));
-                if (!parent || !parent->is_map()) continue;
-                for (const auto& [k, v] : parent->entries()) {
-                    std::string lk = util::to_lower(k);
-                    if (lk.ends_with("tag") || lk.ends_with("version") || lk.ends_with("digest")) return;
-                }
+    // An untagged reference outside image: fields is the whole of one image value; when that
+    // value sits beside a tag, version or digest it is only the name part (IMAGE_NAME:
+    // {{ .Values.image.name }} next to image.tag), not a reference.
+    static bool only_a_name(const Coalesced& node, const chart::tmpl::TemplateImage& img,
+                            const std::string& value) {
+        if (img.found_in.empty() || value.find('@') != std::string::npos ||
+            !(value.rfind(':') == std::string::npos || value.rfind(':') < value.rfind('/')))
+            return false;
+        for (const auto& o : img.sources) {
+            auto dot = o.values_path.rfind('.');
+            if (o.values_path.empty() || dot == std::string::npos)
+                continue;
+            const Value* parent = lookup(node, o.values_path.substr(0, dot));
+            if (!parent || !parent->is_map())
+                continue;
+            for (const auto& [k, v] : parent->entries()) {
+                std::string lk = util::to_lower(k);
+                if (lk.ends_with("tag") || lk.ends_with("version") || lk.ends_with("digest"))
+                    return true;
             }
         }
+        return false;
+    }
 
-        // The sources of the reference, and which one wrote its name (placeholder first).
-        std::vector<std::string> paths;
+    // The values a rendered reference is built from, and the one that wrote its name.
+    struct Sources {
+        std::vector<std::string> paths; ///< the values paths, global.* left out
         const Origin* name_src = nullptr;
-        const Origin* placeholder_src = nullptr;
+        const Origin* placeholder_src = nullptr; ///< a "<REGISTRY>/..." value in the reference
         std::string placeholder_text;
+    };
+
+    // The name is written by a placeholder value first, else by a value named repository,
+    // image or name, else by the first value outside global.
+    static Sources reference_sources(const Coalesced& node, const chart::tmpl::TemplateImage& img,
+                                     const std::string& value) {
+        Sources s;
         for (const auto& o : img.sources) {
             if (o.values_path.empty()) continue;
             const Value* v = lookup(node, o.values_path);
             std::string text = v && v->is_scalar() ? v->text() : std::string();
-            if (!placeholder_src && is_placeholder(text) && value.find(text.substr(0, text.find('>') + 1)) != std::string::npos) {
-                placeholder_src = &o;
-                placeholder_text = text;
+            if (!s.placeholder_src && is_placeholder(text) &&
+                value.find(text.substr(0, text.find('>') + 1)) != std::string::npos) {
+                s.placeholder_src = &o;
+                s.placeholder_text = text;
             }
-            if (o.values_path.rfind("global.", 0) != 0) paths.push_back(o.values_path);
+            if (o.values_path.rfind("global.", 0) != 0)
+                s.paths.push_back(o.values_path);
             auto last = o.values_path.substr(o.values_path.rfind('.') + 1);
-            if (!name_src && (last == "repository" || last == "image" || last == "name")) name_src = &o;
+            if (!s.name_src && (last == "repository" || last == "image" || last == "name"))
+                s.name_src = &o;
         }
-        if (!name_src) {
+        if (!s.name_src) {
             for (const auto& o : img.sources)
                 if (!o.values_path.empty() && o.values_path.rfind("global.", 0) != 0) {
-                    name_src = &o;
+                    s.name_src = &o;
                     break;
                 }
         }
-        if (placeholder_src) name_src = placeholder_src;
+        if (s.placeholder_src)
+            s.name_src = s.placeholder_src;
+        return s;
+    }
 
+    // The site of a rendered reference: the value that wrote its name, or the template line.
+    static Site template_site(const Release& rel, const Coalesced& node,
+                              const chart::tmpl::TemplateImage& img, Class cls,
+                              const std::string& value, const Sources& src) {
         Site site;
         site.release = rel.name;
         site.chart = node.chart->display;
         site.template_file = img.file;
         site.template_line = img.line;
         site.cls = cls;
-        if (name_src) {
-            site.file = name_src->file;
-            site.line = name_src->line;
-            site.values_path = paths.size() > 1 ? common_prefix(paths) : name_src->values_path;
-            if (site.values_path.empty()) site.values_path = name_src->values_path;
-            const Value* w = lookup(node, name_src->values_path);
+        if (src.name_src) {
+            site.file = src.name_src->file;
+            site.line = src.name_src->line;
+            site.values_path =
+                src.paths.size() > 1 ? common_prefix(src.paths) : src.name_src->values_path;
+            if (site.values_path.empty())
+                site.values_path = src.name_src->values_path;
+            const Value* w = lookup(node, src.name_src->values_path);
             site.written = w && w->is_scalar() ? w->text() : value;
         } else {
             site.file = img.file;
             site.line = img.line;
             site.written = value;
         }
+        return site;
+    }
 
+    // `value` with its placeholder name replaced by the chart's upstream default for that
+    // values path; nullopt, recorded as unresolved, when there is no such default.
+    std::optional<std::string> resolve_placeholder(const Release& rel, const Coalesced& node,
+                                                   const Coalesced* defaults,
+                                                   const std::string& value, const Sources& src,
+                                                   const Site& site) {
+        std::string s_name = name_part(src.placeholder_text);
+        std::string s_path = s_name.substr(
+            s_name.find('/') == std::string::npos ? s_name.size() : s_name.find('/') + 1);
+        const Value* d = defaults ? lookup(*defaults, src.placeholder_src->values_path) : nullptr;
+        std::optional<ref::Reference> d_ref;
+        std::string d_name;
+        if (d && d->is_scalar() && !d->text().empty() && !is_placeholder(d->text())) {
+            d_name = name_part(d->text());
+            d_ref = ref::Reference::try_parse(d_name);
+        }
+        if (!d_ref || d_ref->repository() != s_path) {
+            // No upstream default for this path: the manifest must name the source.
+            std::string target = value;
+            result_.unresolved.push_back(Unresolved{
+                rel.name, node.chart->display, site.file, site.line,
+                src.placeholder_src->values_path, target,
+                fmt::format(
+                    "{} has no upstream default at {} in chart {}; name its source in the bundle "
+                    "manifest (images: - ref: {}, from: docker-archive:PATH | oci:PATH | "
+                    "REFERENCE)",
+                    target, src.placeholder_src->values_path, node.chart->display,
+                    target.substr(target.find('/') + 1))});
+            return std::nullopt;
+        }
         std::string resolved = value;
-        if (placeholder_src) {
-            std::string s_name = name_part(placeholder_text);
-            std::string s_path = s_name.substr(s_name.find('/') == std::string::npos ? s_name.size() : s_name.find('/') + 1);
-            const Value* d = defaults ? lookup(*defaults, placeholder_src->values_path) : nullptr;
-            std::optional<ref::Reference> d_ref;
-            std::string d_name;
-            if (d && d->is_scalar() && !d->text().empty() && !is_placeholder(d->text())) {
-                d_name = name_part(d->text());
-                d_ref = ref::Reference::try_parse(d_name);
-            }
-            if (!d_ref || d_ref->repository() != s_path) {
-                // No upstream default for this path: the manifest must name the source.
-                std::string target = value;
-                result_.unresolved.push_back(Unresolved{
-                    rel.name, node.chart->display, site.file, site.line, placeholder_src->values_path, target,
-                    fmt::format("{} has no upstream default at {} in chart {}; name its source in the bundle "
-                                "manifest (images: - ref: {}, from: docker-archive:PATH | oci:PATH | REFERENCE)",
-                                target, placeholder_src->values_path, node.chart->display,
-                                target.substr(target.find('/') + 1))});
+        auto pos = resolved.find(s_name);
+        resolved.replace(pos, s_name.size(), d_ref->name());
+        return resolved;
+    }
+
+    // A value that is not a reference, reported as written, where it was written: an error,
+    // or a warning when only a branch the values do not take builds it.
+    void invalid_reference(const chart::tmpl::TemplateImage& img, const Site& site,
+                           const Sources& src, const std::string& value, const std::string& why) {
+        std::string shown = src.placeholder_src ? src.placeholder_text : value;
+        const std::string& path =
+            src.placeholder_src ? src.placeholder_src->values_path : site.values_path;
+        if (!img.live) {
+            // Only a branch the values do not take builds it: not what the install uses.
+            warn(fmt::format(
+                "{}:{}: {}: \"{}\" is not a valid image reference: {} (only in a branch "
+                "the values do not take, {}:{})",
+                site.file, site.line, path, shown, why, img.file, img.line));
+            return;
+        }
+        error(site.file, site.line, path,
+              fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
+    }
+
+    void template_image(const Release& rel, const Coalesced& node, const Coalesced* defaults,
+                        const chart::tmpl::TemplateImage& img, bool test_file) {
+        Class cls = (img.test_hook || test_file) ? Class::test
+                    : img.live                   ? Class::required
+                                                 : Class::optional;
+        if (!img.unevaluated.empty()) {
+            result_.warnings.push_back(
+                fmt::format("{}:{}: image expression beyond what is evaluated ({}); "
+                            "name the image in the manifest's images if it is needed",
+                            img.file, img.line, img.unevaluated));
+            return;
+        }
+        std::string value = std::string(util::trim(img.value));
+        if (value.empty() || only_a_name(node, img, value))
+            return;
+        const Sources src = reference_sources(node, img, value);
+        Site site = template_site(rel, node, img, cls, value, src);
+        std::string resolved = value;
+        if (src.placeholder_src) {
+            auto r = resolve_placeholder(rel, node, defaults, value, src, site);
+            if (!r)
                 return;
-            }
-            auto pos = resolved.find(s_name);
-            resolved.replace(pos, s_name.size(), d_ref->name());
+            resolved = std::move(*r);
         }
 
         std::string why;
         auto parsed = parse_reference(resolved, why);
         if (!parsed) {
-            // Report the value as written, where it was written.
-            std::string shown = placeholder_src ? placeholder_text : value;
-            if (!img.live) {
-                // Only a branch the values do not take builds it: not what the install uses.
-                warn(fmt::format("{}:{}: {}: \"{}\" is not a valid image reference: {} (only in a branch "
-                                 "the values do not take, {}:{})",
-                                 site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
-                                 shown, why, img.file, img.line));
-                return;
-            }
-            error(site.file, site.line, placeholder_src ? placeholder_src->values_path : site.values_path,
-                  fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
+            invalid_reference(img, site, src, value, why);
             return;
         }
         if (cls == Class::optional && !parsed->has_digest() &&
             (resolved.rfind(':') == std::string::npos ||
              (resolved.rfind('/') != std::string::npos && resolved.rfind(':') < resolved.rfind('/'))))
             untagged_optional_.insert(parsed->str());
-        if (!placeholder_src) {
+        if (!src.placeholder_src) {
             site.parts = joined_parts(node, img, value, site.values_path);
             if (!site.parts.empty()) site.reference = value;
         }

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <set>
 
 namespace aas::manifest {
@@ -73,6 +74,20 @@ public:
         return v->text();
     }
 
+    // The value under `key` when it is of `kind`; nullptr when it is absent or null, or of
+    // another kind (reported as `wrong`).
+    const Value* child(const Value& map, std::string_view key, Value::Kind kind,
+                       const std::string& wrong) {
+        const Value* v = map.find(key);
+        if (!v || v->is_null())
+            return nullptr;
+        if (v->kind() != kind) {
+            problem(*v, wrong);
+            return nullptr;
+        }
+        return v;
+    }
+
     std::vector<std::string> strings(const Value& map, std::string_view key, std::string_view where) {
         std::vector<std::string> out;
         const Value* v = map.find(key);
@@ -114,10 +129,8 @@ bool relative_inside(const std::string& p) {
     return true;
 }
 
-} // namespace
-
-Manifest load(const fs::path& file) {
-    std::string display = file.string();
+// The file as a YAML map; a file that cannot be read or parsed is the only problem reported.
+Value read_root(const fs::path& file, const std::string& display) {
     std::string text;
     try {
         text = util::read_file(file, 4u << 20);
@@ -130,14 +143,12 @@ Manifest load(const fs::path& file) {
     } catch (const Error& e) {
         throw ManifestError({e.what()});
     }
-    Reader r(display);
-    Manifest m;
-    m.file = file;
     if (!root.is_map()) throw ManifestError({fmt::format("{}:1: a bundle manifest is a YAML map", display)});
-    r.keys(root, {"apiVersion", "kind", "name", "version", "k8s", "releases", "manifests", "images", "exclude", "mirrors",
-                  "platforms"},
-           "the bundle manifest");
+    return root;
+}
 
+// apiVersion, kind, name, version and the k8s folder (relative to the manifest).
+void read_header(Reader& r, const Value& root, const fs::path& file, Manifest& m) {
     auto api = r.string(root, "apiVersion", "the bundle manifest", true);
     if (!api.empty() && api != "aas-bundle/v1")
         r.problem(*root.find("apiVersion"), fmt::format("apiVersion \"{}\" is not supported (expected aas-bundle/v1)", api));
@@ -152,81 +163,99 @@ Manifest load(const fs::path& file) {
 
     const fs::path base = file.has_parent_path() ? file.parent_path() : fs::path(".");
     if (auto k = r.string(root, "k8s", "the bundle manifest", false); !k.empty()) m.k8s = fs::absolute(base / k).lexically_normal();
+}
 
-    if (const Value* rels = root.find("releases"); rels && !rels->is_null()) {
-        if (!rels->is_list()) {
-            r.problem(*rels, "\"releases\" must be a list");
-        } else {
-            std::set<std::string> names;
-            for (const auto& item : rels->items()) {
-                if (!item.is_map()) {
-                    r.problem(item, "a release is a map with name, chart, namespace and values");
-                    continue;
-                }
-                r.keys(item, {"name", "chart", "namespace", "values"}, "a release");
-                Release rel;
-                rel.where = {display, item.origin().line};
-                rel.name = r.string(item, "name", "release", true);
-                std::string where = fmt::format("release \"{}\"", rel.name);
-                rel.chart = r.string(item, "chart", where, true);
-                if (auto ns = r.string(item, "namespace", where, false); !ns.empty()) rel.namespace_ = ns;
-                rel.values = r.strings(item, "values", where);
-                if (!rel.name.empty() && !names.insert(rel.name).second) r.problem(item, fmt::format("release \"{}\" is listed twice", rel.name));
-                if (auto why = util::helm_release_name_problem(rel.name); !rel.name.empty() && !why.empty())
-                    r.problem(*item.find("name"), fmt::format("release name \"{}\": {}", util::escape_control(rel.name), why));
-                if (auto why = util::dns1123_label_problem(rel.namespace_); !why.empty())
-                    r.problem(item.find("namespace") ? *item.find("namespace") : item,
-                              fmt::format("{}: namespace \"{}\": {}", util::escape_control(where),
-                                          util::escape_control(rel.namespace_), why));
-                if (!rel.chart.empty() && !relative_inside(rel.chart))
-                    r.problem(*item.find("chart"), fmt::format("{}: chart \"{}\" must be a path inside the k8s folder", where, rel.chart));
-                for (const auto& v : rel.values)
-                    if (!relative_inside(v)) r.problem(item, fmt::format("{}: values file \"{}\" must be a path inside the k8s folder", where, v));
-                m.releases.push_back(std::move(rel));
-            }
+// One entry of releases: a map with name, chart, namespace and values.
+Release read_release(Reader& r, const Value& item, const std::string& display,
+                     std::set<std::string>& names) {
+    r.keys(item, {"name", "chart", "namespace", "values"}, "a release");
+    Release rel;
+    rel.where = {display, item.origin().line};
+    rel.name = r.string(item, "name", "release", true);
+    std::string where = fmt::format("release \"{}\"", rel.name);
+    rel.chart = r.string(item, "chart", where, true);
+    if (auto ns = r.string(item, "namespace", where, false); !ns.empty())
+        rel.namespace_ = ns;
+    rel.values = r.strings(item, "values", where);
+    if (!rel.name.empty() && !names.insert(rel.name).second)
+        r.problem(item, fmt::format("release \"{}\" is listed twice", rel.name));
+    if (auto why = util::helm_release_name_problem(rel.name); !rel.name.empty() && !why.empty())
+        r.problem(*item.find("name"),
+                  fmt::format("release name \"{}\": {}", util::escape_control(rel.name), why));
+    if (auto why = util::dns1123_label_problem(rel.namespace_); !why.empty())
+        r.problem(item.find("namespace") ? *item.find("namespace") : item,
+                  fmt::format("{}: namespace \"{}\": {}", util::escape_control(where),
+                              util::escape_control(rel.namespace_), why));
+    if (!rel.chart.empty() && !relative_inside(rel.chart))
+        r.problem(
+            *item.find("chart"),
+            fmt::format("{}: chart \"{}\" must be a path inside the k8s folder", where, rel.chart));
+    for (const auto& v : rel.values)
+        if (!relative_inside(v))
+            r.problem(item,
+                      fmt::format("{}: values file \"{}\" must be a path inside the k8s folder",
+                                  where, v));
+    return rel;
+}
+
+void read_releases(Reader& r, const Value& root, const std::string& display, Manifest& m) {
+    const Value* rels = r.child(root, "releases", Value::Kind::list, "\"releases\" must be a list");
+    if (!rels)
+        return;
+    std::set<std::string> names;
+    for (const auto& item : rels->items()) {
+        if (!item.is_map()) {
+            r.problem(item, "a release is a map with name, chart, namespace and values");
+            continue;
         }
+        m.releases.push_back(read_release(r, item, display, names));
     }
-    if (!m.releases.empty() && m.k8s.empty())
-        r.problem(root, "\"k8s\" is required when releases are listed (the folder the charts are in)");
+}
 
-    m.plain_manifests = r.strings(root, "manifests", "the bundle manifest");
-    for (const auto& p : m.plain_manifests)
-        if (!relative_inside(p)) r.problem(*root.find("manifests"), fmt::format("manifest \"{}\" must be a path inside the k8s folder", p));
-
-    if (const Value* imgs = root.find("images"); imgs && !imgs->is_null()) {
-        if (!imgs->is_list()) {
-            r.problem(*imgs, "\"images\" must be a list of {ref, from}");
-        } else {
-            for (const auto& item : imgs->items()) {
-                const Value* refv = item.is_map() ? item.find("ref") : &item;
-                if (item.is_map()) r.keys(item, {"ref", "from"}, "an image");
-                if (!refv || !refv->is_scalar() || refv->text().empty()) {
-                    r.problem(item, "an image needs \"ref\"");
-                    continue;
-                }
-                Image img;
-                img.where = {display, refv->origin().line};
-                std::string err;
-                auto parsed = ref::Reference::try_parse(refv->text(), &err);
-                if (!parsed) {
-                    r.problem(*refv, err);
-                    continue;
-                }
-                img.ref = *parsed;
-                if (item.is_map()) img.from = r.string(item, "from", "image", false);
-                if (!img.from.empty()) {
-                    bool ok = img.from.rfind("docker-archive:", 0) == 0 || img.from.rfind("oci:", 0) == 0 ||
-                              img.from.rfind("oci-archive:", 0) == 0 ||
-                              ref::Reference::try_parse(img.from).has_value();
-                    if (!ok)
-                        r.problem(*item.find("from"),
-                                  fmt::format("from \"{}\": expected docker-archive:PATH[:REF], oci:PATH[:NAME], oci-archive:PATH[:NAME] or an image reference", img.from));
-                }
-                m.images.push_back(std::move(img));
-            }
-        }
+// One entry of images: a reference, or a map with ref and from; nullopt after a problem.
+std::optional<Image> read_image(Reader& r, const Value& item, const std::string& display) {
+    const Value* refv = item.is_map() ? item.find("ref") : &item;
+    if (item.is_map())
+        r.keys(item, {"ref", "from"}, "an image");
+    if (!refv || !refv->is_scalar() || refv->text().empty()) {
+        r.problem(item, "an image needs \"ref\"");
+        return std::nullopt;
     }
+    Image img;
+    img.where = {display, refv->origin().line};
+    std::string err;
+    auto parsed = ref::Reference::try_parse(refv->text(), &err);
+    if (!parsed) {
+        r.problem(*refv, err);
+        return std::nullopt;
+    }
+    img.ref = *parsed;
+    if (item.is_map())
+        img.from = r.string(item, "from", "image", false);
+    if (!img.from.empty()) {
+        bool ok = img.from.rfind("docker-archive:", 0) == 0 || img.from.rfind("oci:", 0) == 0 ||
+                  img.from.rfind("oci-archive:", 0) == 0 ||
+                  ref::Reference::try_parse(img.from).has_value();
+        if (!ok)
+            r.problem(*item.find("from"),
+                      fmt::format("from \"{}\": expected docker-archive:PATH[:REF], "
+                                  "oci:PATH[:NAME], oci-archive:PATH[:NAME] or an image reference",
+                                  img.from));
+    }
+    return img;
+}
 
+void read_images(Reader& r, const Value& root, const std::string& display, Manifest& m) {
+    const Value* imgs =
+        r.child(root, "images", Value::Kind::list, "\"images\" must be a list of {ref, from}");
+    if (!imgs)
+        return;
+    for (const auto& item : imgs->items())
+        if (auto img = read_image(r, item, display))
+            m.images.push_back(std::move(*img));
+}
+
+void read_exclude(Reader& r, const Value& root, Manifest& m) {
     for (const auto& e : r.strings(root, "exclude", "the bundle manifest")) {
         std::string err;
         auto parsed = ref::Reference::try_parse(e, &err);
@@ -240,26 +269,28 @@ Manifest load(const fs::path& file) {
                          e.find(':', slash == std::string::npos ? 0 : slash) != std::string::npos;
         m.exclude.push_back(versioned ? parsed->str() : parsed->name());
     }
+}
 
-    if (const Value* mir = root.find("mirrors"); mir && !mir->is_null()) {
-        if (!mir->is_map()) {
-            r.problem(*mir, "\"mirrors\" must be a map of registry: mirror host");
-        } else {
-            for (const auto& [k, v] : mir->entries()) {
-                if (!v.is_scalar() || v.text().empty()) {
-                    r.problem(v, fmt::format("mirror for \"{}\" must be HOST[:PORT]", k));
-                    continue;
-                }
-                try {
-                    ref::validate_registry(v.text());
-                    m.mirrors[ref::is_docker_hub(k) ? "docker.io" : k] = v.text();
-                } catch (const std::exception& e) {
-                    r.problem(v, e.what());
-                }
-            }
+void read_mirrors(Reader& r, const Value& root, Manifest& m) {
+    const Value* mir = r.child(root, "mirrors", Value::Kind::map,
+                               "\"mirrors\" must be a map of registry: mirror host");
+    if (!mir)
+        return;
+    for (const auto& [k, v] : mir->entries()) {
+        if (!v.is_scalar() || v.text().empty()) {
+            r.problem(v, fmt::format("mirror for \"{}\" must be HOST[:PORT]", k));
+            continue;
+        }
+        try {
+            ref::validate_registry(v.text());
+            m.mirrors[ref::is_docker_hub(k) ? "docker.io" : k] = v.text();
+        } catch (const std::exception& e) {
+            r.problem(v, e.what());
         }
     }
+}
 
+void read_platforms(Reader& r, const Value& root, Manifest& m) {
     for (const auto& p : r.strings(root, "platforms", "the bundle manifest")) {
         try {
             m.platforms.push_back(oci::Platform::parse(p));
@@ -267,7 +298,36 @@ Manifest load(const fs::path& file) {
             r.problem(*root.find("platforms"), e.what());
         }
     }
+}
 
+} // namespace
+
+Manifest load(const fs::path& file) {
+    std::string display = file.string();
+    Value root = read_root(file, display);
+    Reader r(display);
+    Manifest m;
+    m.file = file;
+    r.keys(root,
+           {"apiVersion", "kind", "name", "version", "k8s", "releases", "manifests", "images",
+            "exclude", "mirrors", "platforms"},
+           "the bundle manifest");
+    read_header(r, root, file, m);
+    read_releases(r, root, display, m);
+    if (!m.releases.empty() && m.k8s.empty())
+        r.problem(root,
+                  "\"k8s\" is required when releases are listed (the folder the charts are in)");
+
+    m.plain_manifests = r.strings(root, "manifests", "the bundle manifest");
+    for (const auto& p : m.plain_manifests)
+        if (!relative_inside(p))
+            r.problem(*root.find("manifests"),
+                      fmt::format("manifest \"{}\" must be a path inside the k8s folder", p));
+
+    read_images(r, root, display, m);
+    read_exclude(r, root, m);
+    read_mirrors(r, root, m);
+    read_platforms(r, root, m);
     if (!r.problems_.empty()) throw ManifestError(r.problems_);
     return m;
 }

@@ -14,8 +14,8 @@ namespace {
 json parse_json(std::string_view bytes, std::string_view where) {
     // The parser recurses per level: refuse deep nesting (manifests come from bundles and
     // registries nobody vouches for) before it can exhaust the stack.
-    if (auto at = util::json_too_deep(bytes, 64))
-        throw Error(fmt::format("{}: JSON nested more than 64 levels deep at byte {}; refused", where, *at));
+    if (auto why = util::json_depth_problem(bytes, 64))
+        throw Error(fmt::format("{}: JSON {}; refused", where, *why));
     try {
         return json::parse(bytes.begin(), bytes.end());
     } catch (const json::parse_error& e) {

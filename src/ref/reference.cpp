@@ -358,6 +358,93 @@ std::string digest_error(std::string_view digest) {
     return fmt::format("unsupported digest algorithm {} (supported: sha256, sha512)", quote(alg));
 }
 
+namespace {
+
+// An input cut at its separators, without checks: "@" starts the digest (no other part may
+// contain it); a ":" after the last "/" starts the tag, one before it belongs to a registry
+// port; the first component is the registry when it looks like a host. Views into the input.
+struct Pieces {
+    std::string_view name, tag, digest;
+    std::string_view domain, path; // name = [domain "/"] path
+    bool has_colon = false;
+    bool has_at = false;
+};
+
+Pieces cut(std::string_view input) {
+    Pieces p;
+    std::string_view rest = input;
+    auto at = input.find('@');
+    p.has_at = at != npos;
+    if (p.has_at) {
+        rest = input.substr(0, at);
+        p.digest = input.substr(at + 1);
+    }
+    p.name = rest;
+    auto last_slash = rest.rfind('/');
+    auto colon = rest.rfind(':');
+    p.has_colon = colon != npos && (last_slash == npos || colon > last_slash);
+    if (p.has_colon) {
+        p.name = rest.substr(0, colon);
+        p.tag = rest.substr(colon + 1);
+    }
+    p.path = p.name;
+    auto first_slash = p.name.find('/');
+    if (first_slash != npos && looks_like_domain(p.name.substr(0, first_slash))) {
+        p.domain = p.name.substr(0, first_slash);
+        p.path = p.name.substr(first_slash + 1);
+    }
+    return p;
+}
+
+// The hint for a path that is not valid: the input with the path in lower case, or a digest
+// written with ':' instead of '@'; "" when neither fits.
+std::string path_hint(std::string_view input, const Pieces& p) {
+    // path is a view into input, so its offset rebuilds the input around a fixed path.
+    auto offset = static_cast<std::size_t>(p.path.data() - input.data());
+    std::string lowered = util::to_lower(p.path);
+    std::size_t seg_start = p.path.rfind('/') == npos ? 0 : p.path.rfind('/') + 1;
+    auto seg_colon = p.path.find(':', seg_start);
+    if (lowered != p.path && path_error(lowered).empty()) {
+        return did_you_mean(std::string(input.substr(0, offset)) + lowered +
+                            std::string(input.substr(offset + p.path.size())));
+    }
+    if (seg_colon != npos && p.has_colon && !p.has_at) {
+        // "x/queue:sha256:<hex>": a digest written with ':' instead of '@'.
+        auto candidate = std::string(p.path.substr(seg_colon + 1)) + ":" + std::string(p.tag);
+        if (digest_error(candidate).empty())
+            return did_you_mean("@" + candidate);
+    }
+    return {};
+}
+
+// The hint for a digest that is not valid: the same in lower case, or a tag written after
+// "@" ("x@sha256:v1.8.3": what follows the algorithm is a tag, not a truncated digest).
+std::string digest_hint(const Pieces& p) {
+    auto dcolon = p.digest.find(':');
+    auto candidate = dcolon == npos ? p.digest : p.digest.substr(dcolon + 1);
+    auto alg = dcolon == npos ? std::string_view{} : p.digest.substr(0, dcolon);
+    bool full_upper_hex =
+        (alg == "sha256" && candidate.size() == 64) || (alg == "sha512" && candidate.size() == 128);
+    if (full_upper_hex && all_of(candidate, is_hex))
+        return did_you_mean("@" + util::to_lower(p.digest));
+    if (!p.has_colon && tag_error(candidate).empty() && !all_of(candidate, is_hex))
+        return did_you_mean(":" + std::string(candidate));
+    return {};
+}
+
+// Why a valid reference is not written in its canonical form, which strict mode needs.
+std::string strict_reason(const Pieces& p) {
+    if (p.domain.empty())
+        return "no registry (strict mode needs a fully qualified reference)";
+    if (!p.has_colon && !p.has_at)
+        return "no tag or digest (strict mode needs one)";
+    if (p.domain != hub_domain)
+        return "Docker Hub must be written \"docker.io\" in strict mode";
+    return "official Docker Hub images need \"library/\" in strict mode";
+}
+
+} // namespace
+
 Reference Reference::parse(std::string_view input, ParseMode mode) {
     auto fail = [&](std::string reason, std::string hint = {}) {
         return ReferenceError(std::string(input), std::move(reason), std::move(hint));
@@ -366,101 +453,42 @@ Reference Reference::parse(std::string_view input, ParseMode mode) {
     if (mode == ParseMode::normalize && input.size() == 64 && all_of(input, is_lower_hex)) {
         throw fail("a 64-hex-digit name is an image ID, not a repository name");
     }
-
-    // "@" starts the digest (no other part may contain it); a ":" after the last "/" starts
-    // the tag, one before it belongs to a registry port.
-    std::string_view rest = input, digest;
-    auto at = input.find('@');
-    bool has_at = at != npos;
-    if (has_at) {
-        rest = input.substr(0, at);
-        digest = input.substr(at + 1);
+    const Pieces p = cut(input);
+    if (p.name.empty()) {
+        throw fail(fmt::format("missing repository name before '{}'", p.has_colon ? ':' : '@'));
     }
-    std::string_view name = rest, tag;
-    auto last_slash = rest.rfind('/');
-    auto colon = rest.rfind(':');
-    bool has_colon = colon != npos && (last_slash == npos || colon > last_slash);
-    if (has_colon) {
-        name = rest.substr(0, colon);
-        tag = rest.substr(colon + 1);
+    if (auto e = slash_error(p.name); !e.empty())
+        throw fail(e);
+    if (!p.domain.empty()) {
+        if (auto e = registry_error(p.domain); !e.empty())
+            throw fail(e);
     }
-
-    if (name.empty()) {
-        throw fail(fmt::format("missing repository name before '{}'", has_colon ? ':' : '@'));
+    if (auto e = path_error(p.path); !e.empty())
+        throw fail(e, path_hint(input, p));
+    if (p.has_colon) {
+        if (p.tag.empty())
+            throw fail("empty tag after ':'");
+        if (auto e = tag_error(p.tag); !e.empty())
+            throw fail(e);
     }
-    if (auto e = slash_error(name); !e.empty()) throw fail(e);
-
-    std::string_view domain, path = name;
-    auto first_slash = name.find('/');
-    if (first_slash != npos && looks_like_domain(name.substr(0, first_slash))) {
-        domain = name.substr(0, first_slash);
-        path = name.substr(first_slash + 1);
-    }
-    if (!domain.empty()) {
-        if (auto e = registry_error(domain); !e.empty()) throw fail(e);
-    }
-    if (auto e = path_error(path); !e.empty()) {
-        // path is a view into input, so its offset rebuilds the input around a fixed path.
-        auto offset = static_cast<std::size_t>(path.data() - input.data());
-        std::string hint;
-        std::string lowered = util::to_lower(path);
-        std::size_t seg_start = path.rfind('/') == npos ? 0 : path.rfind('/') + 1;
-        auto seg_colon = path.find(':', seg_start);
-        if (lowered != path && path_error(lowered).empty()) {
-            hint = did_you_mean(std::string(input.substr(0, offset)) + lowered +
-                                std::string(input.substr(offset + path.size())));
-        } else if (seg_colon != npos && has_colon && !has_at) {
-            // "x/queue:sha256:<hex>": a digest written with ':' instead of '@'.
-            auto candidate = std::string(path.substr(seg_colon + 1)) + ":" + std::string(tag);
-            if (digest_error(candidate).empty()) hint = did_you_mean("@" + candidate);
-        }
-        throw fail(e, hint);
-    }
-    if (has_colon) {
-        if (tag.empty()) throw fail("empty tag after ':'");
-        if (auto e = tag_error(tag); !e.empty()) throw fail(e);
-    }
-    if (has_at) {
-        if (digest.empty()) throw fail("empty digest after '@'");
-        if (auto e = digest_error(digest); !e.empty()) {
-            // "x@sha256:v1.8.3": what follows the algorithm is a tag, not a truncated digest.
-            std::string hint;
-            auto dcolon = digest.find(':');
-            auto candidate = dcolon == npos ? digest : digest.substr(dcolon + 1);
-            auto alg = dcolon == npos ? std::string_view{} : digest.substr(0, dcolon);
-            bool full_upper_hex = (alg == "sha256" && candidate.size() == 64) ||
-                                  (alg == "sha512" && candidate.size() == 128);
-            if (full_upper_hex && all_of(candidate, is_hex)) {
-                hint = did_you_mean("@" + util::to_lower(digest));
-            } else if (!has_colon && tag_error(candidate).empty() && !all_of(candidate, is_hex)) {
-                hint = did_you_mean(":" + std::string(candidate));
-            }
-            throw fail(e, hint);
-        }
+    if (p.has_at) {
+        if (p.digest.empty())
+            throw fail("empty digest after '@'");
+        if (auto e = digest_error(p.digest); !e.empty())
+            throw fail(e, digest_hint(p));
     }
 
     Reference ref;
-    ref.registry_ = domain.empty() || is_docker_hub(domain) ? hub_domain : domain;
-    ref.repository_ = hub_path(ref.registry_, path);
-    ref.tag_ = has_colon || has_at ? tag : default_tag;
-    ref.digest_ = digest;
+    ref.registry_ = p.domain.empty() || is_docker_hub(p.domain) ? hub_domain : p.domain;
+    ref.repository_ = hub_path(ref.registry_, p.path);
+    ref.tag_ = p.has_colon || p.has_at ? p.tag : default_tag;
+    ref.digest_ = p.digest;
     if (auto e = name_length_error(ref.name().size()); !e.empty()) throw fail(e);
 
     if (mode == ParseMode::strict) {
         std::string canonical = ref.str();
-        if (canonical != input) {
-            std::string reason;
-            if (domain.empty()) {
-                reason = "no registry (strict mode needs a fully qualified reference)";
-            } else if (!has_colon && !has_at) {
-                reason = "no tag or digest (strict mode needs one)";
-            } else if (domain != hub_domain) {
-                reason = "Docker Hub must be written \"docker.io\" in strict mode";
-            } else {
-                reason = "official Docker Hub images need \"library/\" in strict mode";
-            }
-            throw fail(reason, did_you_mean(canonical));
-        }
+        if (canonical != input)
+            throw fail(strict_reason(p), did_you_mean(canonical));
     }
     return ref;
 }

@@ -1,5 +1,7 @@
 #include "aas_bundle/util/strings.hpp"
 
+#include "aas_bundle/util/error.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -196,6 +198,18 @@ std::optional<std::size_t> json_too_deep(std::string_view s, std::size_t max_dep
         }
     }
     return std::nullopt;
+}
+
+std::optional<std::string> json_depth_problem(std::string_view s, std::size_t max_depth) {
+    auto at = json_too_deep(s, max_depth);
+    if (!at)
+        return std::nullopt;
+    return fmt::format("nested more than {} levels deep at byte {}", max_depth, *at);
+}
+
+void refuse_deep_json(std::string_view s, std::size_t max_depth, std::string_view where) {
+    if (auto why = json_depth_problem(s, max_depth))
+        throw Error(fmt::format("{}: {}; refused", where, *why));
 }
 
 bool has_control(std::string_view s) {

@@ -1,3 +1,4 @@
+#include "aas_bundle/util/error.hpp"
 #include "aas_bundle/util/strings.hpp"
 
 #include <doctest/doctest.h>
@@ -46,6 +47,30 @@ TEST_CASE("util::json_too_deep counts nesting outside strings") {
     CHECK(aas::util::json_too_deep(R"({"a":[1,{"b":[]}]})", 2) == std::optional<std::size_t>(8));
     CHECK_FALSE(aas::util::json_too_deep(R"({"s":"[[[[[[\"[[[["})", 1)); // brackets inside strings
     CHECK(aas::util::json_too_deep(std::string(100000, '['), 64) == std::optional<std::size_t>(64));
+}
+
+TEST_CASE("util::json_too_deep: brackets and escaped quotes inside strings do not count") {
+    // Closing brackets in a string do not lower the depth: the third "[" is at byte 9.
+    CHECK(json_too_deep(R"([["]]]]",[1]]])", 2) == std::optional<std::size_t>(9));
+    CHECK_FALSE(json_too_deep(R"([["]]]]",[1]]])", 3));
+    // An escaped quote does not end the string; an escaped backslash before a quote does.
+    CHECK_FALSE(json_too_deep(R"(["a"[[[{{{", "b"])", 1));
+    CHECK(json_too_deep(R"(["\", [[]]])", 2) == std::optional<std::size_t>(8));
+    CHECK_FALSE(json_too_deep(R"(["\", [[]]])", 3));
+    // Keys are strings too.
+    CHECK(json_too_deep(R"({"[[[":{"]]]":1}})", 1) == std::optional<std::size_t>(7));
+    CHECK_FALSE(json_too_deep(R"({"[[[":{"]]]":1}})", 2));
+}
+
+TEST_CASE("util::json_depth_problem and refuse_deep_json name the limit and the byte") {
+    CHECK(json_depth_problem("[[1]]", 1) ==
+          std::optional<std::string>("nested more than 1 levels deep at byte 1"));
+    CHECK_FALSE(json_depth_problem("[[1]]", 2));
+    CHECK_FALSE(json_depth_problem(R"(["[[", "\"])", 1));
+    CHECK_THROWS_WITH_AS(refuse_deep_json(R"({"a":[{"b":[]}]})", 3, "inventory.json"),
+                         "inventory.json: nested more than 3 levels deep at byte 11; refused",
+                         aas::Error);
+    CHECK_NOTHROW(refuse_deep_json(R"({"a":[{"b":[]}]})", 4, "inventory.json"));
 }
 
 TEST_CASE("util::escape_control") {

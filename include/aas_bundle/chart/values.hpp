@@ -83,6 +83,8 @@ public:
     void prefix_paths(std::string_view prefix);
 
 private:
+    Value(Kind k, std::string text, Origin o);
+
     Kind kind_ = Kind::null;
     std::string text_;
     std::vector<std::pair<std::string, Value>> entries_;

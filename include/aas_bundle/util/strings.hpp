@@ -61,6 +61,14 @@ std::string url_encode(std::string_view s);
 /// recurses per level).
 std::optional<std::size_t> json_too_deep(std::string_view s, std::size_t max_depth);
 
+/// "nested more than MAX levels deep at byte B" when JSON text `s` nests deeper than
+/// `max_depth` (json_too_deep), or nullopt: for a caller that words the error itself.
+std::optional<std::string> json_depth_problem(std::string_view s, std::size_t max_depth);
+
+/// The guard to run before parsing untrusted JSON: throws aas::Error "WHERE: nested more
+/// than MAX levels deep at byte B; refused" when `s` nests deeper than `max_depth`.
+void refuse_deep_json(std::string_view s, std::size_t max_depth, std::string_view where);
+
 /// Whether `s` holds an ASCII control character (0x00-0x1f, 0x7f), a newline included.
 bool has_control(std::string_view s);
 
