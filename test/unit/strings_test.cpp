@@ -54,9 +54,9 @@ TEST_CASE("util::json_too_deep: brackets and escaped quotes inside strings do no
     CHECK(json_too_deep(R"([["]]]]",[1]]])", 2) == std::optional<std::size_t>(9));
     CHECK_FALSE(json_too_deep(R"([["]]]]",[1]]])", 3));
     // An escaped quote does not end the string; an escaped backslash before a quote does.
-    CHECK_FALSE(json_too_deep(R"(["a"[[[{{{", "b"])", 1));
-    CHECK(json_too_deep(R"(["\", [[]]])", 2) == std::optional<std::size_t>(8));
-    CHECK_FALSE(json_too_deep(R"(["\", [[]]])", 3));
+    CHECK_FALSE(json_too_deep(R"(["a\"[[[{{{", "b"])", 1));
+    CHECK(json_too_deep(R"(["\\", [[]]])", 2) == std::optional<std::size_t>(8));
+    CHECK_FALSE(json_too_deep(R"(["\\", [[]]])", 3));
     // Keys are strings too.
     CHECK(json_too_deep(R"({"[[[":{"]]]":1}})", 1) == std::optional<std::size_t>(7));
     CHECK_FALSE(json_too_deep(R"({"[[[":{"]]]":1}})", 2));
