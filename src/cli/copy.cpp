@@ -4,7 +4,7 @@
 #include "progress.hpp"
 
 #include "aas_bundle/ref/reference.hpp"
-#include "aas_bundle/registry/copy.hpp"
+#include "aas_bundle/copy/copy.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 
@@ -48,7 +48,7 @@ int run(CopyFlags& f) {
             throw UsageError(fmt::format("give {} a tag: one platform of {} has a digest of its own", f.target, f.source));
         }
     }
-    registry::CopyOptions opts;
+    copy::CopyOptions opts;
     for (const auto& p : f.platforms) opts.platforms.push_back(oci::Platform::parse(p));
     opts.jobs = f.jobs;
 
@@ -70,9 +70,10 @@ int run(CopyFlags& f) {
         progress.line(fmt::format("blob {} ({}): {}", d.digest.short_str(), util::human_bytes(static_cast<std::uint64_t>(d.size)), what));
     };
     auto t0 = std::chrono::steady_clock::now();
-    auto r = registry::copy_image(src, from, dst, to, opts);
+    auto r = copy::copy_image(src, from, dst, to, opts);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     progress.finish();
+    for (const auto& w : r.warnings) log::warn("{}", w);
 
     if (f.json) {
         nlohmann::json j = {
