@@ -58,8 +58,9 @@ int run(CopyFlags& f) {
         throw UsageError("only one password can come from standard input: use a registry config for the other");
     std::string password;
     if (f.from.password_stdin || f.to.password_stdin) password = read_password_stdin();
-    registry::Client src(from.registry(), make_options(f.from, from.registry(), f.registry_config, password));
-    registry::Client dst(to.registry(), make_options(f.to, to.registry(), f.registry_config, password));
+    Warnings warnings;
+    registry::Client src(from.registry(), make_options(f.from, from.registry(), f.registry_config, password, warnings));
+    registry::Client dst(to.registry(), make_options(f.to, to.registry(), f.registry_config, password, warnings));
 
     Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), fmt::format("copy {}", from.familiar()));
     opts.on_bytes = [&](std::uint64_t pulled, std::uint64_t pushed) { progress.add(pulled, pushed); };
@@ -86,6 +87,7 @@ int run(CopyFlags& f) {
             {"blobs", {{"uploaded", r.blobs_uploaded}, {"skipped", r.blobs_skipped}, {"mounted", r.blobs_mounted}}},
             {"bytes_uploaded", r.bytes_uploaded},
             {"bytes_total", r.bytes_total},
+            {"warnings", warnings.merged(r.warnings)},
             {"seconds", secs},
         };
         std::cout << j.dump(2) << "\n";

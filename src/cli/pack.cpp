@@ -31,7 +31,7 @@ struct PackFlags {
     RegistryFlags reg;
 };
 
-nlohmann::json to_json(const pack::Result& r, double secs) {
+nlohmann::json to_json(const pack::Result& r, const std::vector<std::string>& warnings, double secs) {
     nlohmann::json parts = nlohmann::json::array();
     for (const auto& p : r.written.parts) parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
     nlohmann::json files = nlohmann::json::array();
@@ -55,7 +55,7 @@ nlohmann::json to_json(const pack::Result& r, double secs) {
             {"delta", r.doc.is_delta()},
             {"blobs_assumed", r.blobs_assumed},
             {"bytes_assumed", r.bytes_assumed},
-            {"warnings", r.warnings},
+            {"warnings", warnings},
             {"seconds", secs}};
 }
 
@@ -119,7 +119,10 @@ int run(PackFlags& f) {
     }
     std::string password;
     if (f.reg.password_stdin) password = read_password_stdin();
-    o.registry_options = [&](const std::string& host) { return make_options(f.reg, host, f.registry_config, password); };
+    Warnings warnings;
+    o.registry_options = [&](const std::string& host) {
+        return make_options(f.reg, host, f.registry_config, password, warnings);
+    };
 
     Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), "pack");
     o.events.line = [&](const std::string& s) { progress.line(s); };
@@ -146,7 +149,7 @@ int run(PackFlags& f) {
     progress.finish();
     for (const auto& w : r.warnings) log::warn("{}", w);
     if (f.json) {
-        std::cout << to_json(r, secs).dump(2) << "\n";
+        std::cout << to_json(r, warnings.merged(r.warnings), secs).dump(2) << "\n";
         return ok;
     }
     std::cout << fmt::format("packed {} images ({} blobs, {} stored, {} saved by shared layers) in {:.1f} s\n",
