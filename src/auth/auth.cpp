@@ -95,7 +95,7 @@ std::string DockerConfig::helper_for(std::string_view registry) const {
     return creds_store_;
 }
 
-std::optional<Credential> DockerConfig::find(std::string_view registry) const {
+std::optional<Credential> DockerConfig::find(std::string_view registry, std::vector<std::string>& warnings) const {
     if (auto helper = helper_for(registry); !helper.empty()) {
         // Docker Hub's server name in helpers is its v1 URL.
         std::string server = normalize_key(registry) == "docker.io" ? "https://index.docker.io/v1/"
@@ -103,7 +103,7 @@ std::optional<Credential> DockerConfig::find(std::string_view registry) const {
         try {
             if (auto c = run_credential_helper(helper, server)) return c;
         } catch (const HelperNotFound& e) {
-            log::warn("{}; using the auths entries", e.what());
+            warnings.push_back(fmt::format("{}; using the auths entries", e.what()));
         }
     }
     auto it = entries_.find(normalize_key(registry));

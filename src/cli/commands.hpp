@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,10 +45,27 @@ struct RegistryFlags {
     void inherit(const RegistryFlags& base);
 };
 
+/// The warnings the libraries hand back while a command runs (a registry client's retry
+/// notices, a credential helper that is not installed): each is printed on stderr as it
+/// comes (log::warn, secrets redacted) and kept, redacted, for the `--json` output's
+/// "warnings" list. add() may be called from any thread.
+class Warnings {
+public:
+    void add(const std::string& text);
+    /// Every warning added so far, then `more` (the command's own result's warnings).
+    std::vector<std::string> merged(const std::vector<std::string>& more = {}) const;
+
+private:
+    mutable std::mutex mu_;
+    std::vector<std::string> list_;
+};
+
 /// Client options for `registry`: TLS and credentials from the flags, else from the
-/// registry config (`--registry-config`, $DOCKER_CONFIG, ~/.docker/config.json).
+/// registry config (`--registry-config`, $DOCKER_CONFIG, ~/.docker/config.json). The
+/// client's warnings, and those of finding the credentials, go to `warnings`.
 registry::Options make_options(const RegistryFlags& flags, const std::string& registry,
-                               const std::string& registry_config, const std::string& password);
+                               const std::string& registry_config, const std::string& password,
+                               Warnings& warnings);
 
 /// Reads a password from standard input (trailing newline removed); throws UsageError
 /// when it is empty.

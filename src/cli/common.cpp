@@ -52,9 +52,24 @@ std::string read_password_stdin() {
     return s;
 }
 
+void Warnings::add(const std::string& text) {
+    log::warn("{}", text);
+    std::lock_guard lock(mu_);
+    list_.push_back(log::redact_secrets(text));
+}
+
+std::vector<std::string> Warnings::merged(const std::vector<std::string>& more) const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> all = list_;
+    all.insert(all.end(), more.begin(), more.end());
+    return all;
+}
+
 registry::Options make_options(const RegistryFlags& flags, const std::string& registry,
-                               const std::string& registry_config, const std::string& password) {
+                               const std::string& registry_config, const std::string& password,
+                               Warnings& warnings) {
     registry::Options o;
+    o.on_warning = [&warnings](const std::string& text) { warnings.add(text); };
     o.plain_http = flags.plain_http;
     o.insecure = flags.insecure;
     o.ca_file = flags.ca_file;
@@ -69,7 +84,9 @@ registry::Options make_options(const RegistryFlags& flags, const std::string& re
         throw UsageError(fmt::format("--password-stdin for {} needs --username", registry));
     } else {
         auto cfg = registry_config.empty() ? auth::DockerConfig::load_default() : auth::DockerConfig::load(registry_config);
-        o.credential = cfg.find(registry);
+        std::vector<std::string> found;
+        o.credential = cfg.find(registry, found);
+        for (const auto& w : found) warnings.add(w);
     }
     return o;
 }

@@ -4,7 +4,7 @@
 #include "progress.hpp"
 
 #include "aas_bundle/ref/reference.hpp"
-#include "aas_bundle/registry/copy.hpp"
+#include "aas_bundle/copy/copy.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 
@@ -48,7 +48,7 @@ int run(CopyFlags& f) {
             throw UsageError(fmt::format("give {} a tag: one platform of {} has a digest of its own", f.target, f.source));
         }
     }
-    registry::CopyOptions opts;
+    copy::CopyOptions opts;
     for (const auto& p : f.platforms) opts.platforms.push_back(oci::Platform::parse(p));
     opts.jobs = f.jobs;
 
@@ -58,8 +58,9 @@ int run(CopyFlags& f) {
         throw UsageError("only one password can come from standard input: use a registry config for the other");
     std::string password;
     if (f.from.password_stdin || f.to.password_stdin) password = read_password_stdin();
-    registry::Client src(from.registry(), make_options(f.from, from.registry(), f.registry_config, password));
-    registry::Client dst(to.registry(), make_options(f.to, to.registry(), f.registry_config, password));
+    Warnings warnings;
+    registry::Client src(from.registry(), make_options(f.from, from.registry(), f.registry_config, password, warnings));
+    registry::Client dst(to.registry(), make_options(f.to, to.registry(), f.registry_config, password, warnings));
 
     Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), fmt::format("copy {}", from.familiar()));
     opts.on_bytes = [&](std::uint64_t pulled, std::uint64_t pushed) { progress.add(pulled, pushed); };
@@ -70,9 +71,10 @@ int run(CopyFlags& f) {
         progress.line(fmt::format("blob {} ({}): {}", d.digest.short_str(), util::human_bytes(static_cast<std::uint64_t>(d.size)), what));
     };
     auto t0 = std::chrono::steady_clock::now();
-    auto r = registry::copy_image(src, from, dst, to, opts);
+    auto r = copy::copy_image(src, from, dst, to, opts);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     progress.finish();
+    for (const auto& w : r.warnings) log::warn("{}", w);
 
     if (f.json) {
         nlohmann::json j = {
@@ -85,6 +87,7 @@ int run(CopyFlags& f) {
             {"blobs", {{"uploaded", r.blobs_uploaded}, {"skipped", r.blobs_skipped}, {"mounted", r.blobs_mounted}}},
             {"bytes_uploaded", r.bytes_uploaded},
             {"bytes_total", r.bytes_total},
+            {"warnings", warnings.merged(r.warnings)},
             {"seconds", secs},
         };
         std::cout << j.dump(2) << "\n";

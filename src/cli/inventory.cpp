@@ -46,7 +46,8 @@ int run(InventoryFlags& f) {
     std::string password;
     if (f.reg.password_stdin) password = read_password_stdin();
     std::string host = f.registry.substr(0, f.registry.find('/'));
-    registry::Client client(host, make_options(f.reg, host, f.registry_config, password));
+    Warnings client_warnings;
+    registry::Client client(host, make_options(f.reg, host, f.registry_config, password, client_warnings));
     std::vector<std::string> warnings;
     client.ping();
     auto inv = delta::collect(client, f.registry, wanted, std::move(from), -1, warnings);
@@ -62,7 +63,7 @@ int run(InventoryFlags& f) {
                                     {"images", inv.images.size()},
                                     {"blobs", inv.blobs.size()},
                                     {"bytes", bytes},
-                                    {"warnings", warnings}};
+                                    {"warnings", client_warnings.merged(warnings)}};
         std::cout << j.dump(2) << "\n";
         return ok;
     }

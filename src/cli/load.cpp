@@ -40,7 +40,8 @@ int run(LoadFlags& f) {
     std::string password;
     if (f.reg.password_stdin) password = read_password_stdin();
     std::string host = f.registry.substr(0, f.registry.find('/'));
-    o.registry_options = make_options(f.reg, host, f.registry_config, password);
+    Warnings warnings;
+    o.registry_options = make_options(f.reg, host, f.registry_config, password, warnings);
 
     Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), "load");
     o.events.line = [&](const std::string& s) { progress.line(s); };
@@ -72,7 +73,7 @@ int run(LoadFlags& f) {
                                        {"assumed_present", r.assumed_present},
                                        {"assumed_mounts", r.assumed_mounts}}},
                             {"inventory", r.inventory.string()},
-                            {"warnings", r.warnings},
+                            {"warnings", warnings.merged(r.warnings)},
                             {"seconds", secs}};
         if (f.dry_run) j["diff"] = r.diff;
         std::cout << j.dump(2) << "\n";

@@ -31,7 +31,7 @@ struct PackFlags {
     RegistryFlags reg;
 };
 
-nlohmann::json to_json(const pack::Result& r, double secs) {
+nlohmann::json to_json(const pack::Result& r, const std::vector<std::string>& warnings, double secs) {
     nlohmann::json parts = nlohmann::json::array();
     for (const auto& p : r.written.parts) parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
     nlohmann::json files = nlohmann::json::array();
@@ -55,7 +55,7 @@ nlohmann::json to_json(const pack::Result& r, double secs) {
             {"delta", r.doc.is_delta()},
             {"blobs_assumed", r.blobs_assumed},
             {"bytes_assumed", r.bytes_assumed},
-            {"warnings", r.warnings},
+            {"warnings", warnings},
             {"seconds", secs}};
 }
 
@@ -174,7 +174,10 @@ int run(PackFlags& f) {
     pack::Options o = options_of(f);
     std::string password;
     if (f.reg.password_stdin) password = read_password_stdin();
-    o.registry_options = [&](const std::string& host) { return make_options(f.reg, host, f.registry_config, password); };
+    Warnings warnings; // the registry clients' and the credentials' (pack::Result has pack's own)
+    o.registry_options = [&](const std::string& host) {
+        return make_options(f.reg, host, f.registry_config, password, warnings);
+    };
     Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), "pack");
     show_progress(o.events, progress);
 
@@ -190,7 +193,7 @@ int run(PackFlags& f) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     progress.finish();
     for (const auto& w : r.warnings) log::warn("{}", w);
-    if (f.json) std::cout << to_json(r, secs).dump(2) << "\n";
+    if (f.json) std::cout << to_json(r, warnings.merged(r.warnings), secs).dump(2) << "\n";
     else print_result(r, secs);
     return ok;
 }

@@ -125,6 +125,16 @@ struct Client::Impl {
 
     std::string url(std::string_view path) const { return base + std::string(path); }
 
+    // A warning to the caller (Options::on_warning), if it listens.
+    void warn(const std::string& text) const {
+        if (options.on_warning) options.on_warning(text);
+    }
+    // The warning that `what` failed with `e` and is retried (retry `n`) after `delay`.
+    void warn_retry(const std::string& what, const RegistryError& e, int n, std::chrono::milliseconds delay) const {
+        warn(fmt::format("{}: {} (retry {} of {} in {:.1f} s)", what, e.what(), n, options.max_attempts - 1,
+                         static_cast<double>(delay.count()) / 1000.0));
+    }
+
     // -- retries ------------------------------------------------------------------------
     std::chrono::milliseconds backoff(int attempt, std::chrono::seconds retry_after) const {
         thread_local std::mt19937 rng{std::random_device{}()};
@@ -151,8 +161,7 @@ struct Client::Impl {
                     throw;
                 }
                 auto delay = backoff(attempt, e.retry_after());
-                log::warn("{}: {} (retry {} of {} in {:.1f} s)", what, e.what(), attempt, options.max_attempts - 1,
-                          static_cast<double>(delay.count()) / 1000.0);
+                warn_retry(what, e, attempt, delay);
                 std::this_thread::sleep_for(delay);
             }
         }
@@ -409,8 +418,7 @@ struct Client::Impl {
         void note_failure(const RegistryError& e) {
             if (!e.temporary() || ++failures >= d.options.max_attempts) throw;
             auto delay = d.backoff(failures, e.retry_after());
-            log::warn("{}: {} (retry {} of {} in {:.1f} s)", what, e.what(), failures, d.options.max_attempts - 1,
-                      static_cast<double>(delay.count()) / 1000.0);
+            d.warn_retry(what, e, failures, delay);
             std::this_thread::sleep_for(delay);
         }
 
@@ -462,7 +470,7 @@ struct Client::Impl {
                 restarts < 2) {
                 // The registry's copy differs from ours (a retried chunk was appended twice):
                 // start a fresh upload.
-                log::warn("{}: {}; starting the upload again", what, err.what());
+                d.warn(fmt::format("{}: {}; starting the upload again", what, err.what()));
                 ++restarts;
                 location = start();
                 offset = 0;

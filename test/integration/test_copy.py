@@ -309,6 +309,20 @@ def test_429_retry_after_is_honoured(registry_factory, fault_proxy, run_aas):
     assert elapsed >= 2.0, "Retry-After: 2 was not waited for"
 
 
+def test_retry_notice_is_printed_and_in_the_json_warnings(registry_factory, fault_proxy, run_aas):
+    src, dst, img = fault_setup(registry_factory, fault_proxy, "rjson", size=1000)
+    rule = Rule(method="GET", path_regex=r"/manifests/", action="status", status=503, times=1)
+    proxy = fault_proxy(src, [rule])
+    via = Via(src, proxy)
+    p = copy(run_aas, via, via.ref("f/img", "1"), dst, dst.ref("f/img"), "--json")
+    assert_ok(p)
+    assert rule.applied == 1
+    notices = [w for w in json.loads(p.stdout)["warnings"] if "(retry 1 of " in w]
+    assert len(notices) == 1, p.stdout
+    assert "HTTP 503" in notices[0]
+    assert f"warning: {notices[0]}" in p.stderr.splitlines()
+
+
 def test_stalled_download_times_out_and_resumes(registry_factory, fault_proxy, run_aas):
     src, dst, img = fault_setup(registry_factory, fault_proxy, "stall", size=2 << 20)
     rule = Rule(method="GET", path_regex=r"/blobs/" + img.layers[0].digest, action="stall", seconds=30, times=1)

@@ -356,42 +356,44 @@ TEST_CASE("auth::DockerConfig::load reads auths entries") {
 })";
     fs::path file = dir.write("config.json", text);
     DockerConfig cfg = DockerConfig::load(file);
+    std::vector<std::string> warnings; // no credential helper: none expected
 
     SUBCASE("Docker Hub under https://index.docker.io/v1/") {
         for (auto name : {"docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"}) {
             CAPTURE(name);
-            auto c = cfg.find(name);
+            auto c = cfg.find(name, warnings);
             REQUIRE(c.has_value());
             CHECK(c->username == "hubuser");
             CHECK(c->password == hub_pass);
         }
     }
     SUBCASE("scheme and port in the key, username + password") {
-        auto c = cfg.find("127.0.0.1:5000");
+        auto c = cfg.find("127.0.0.1:5000", warnings);
         REQUIRE(c.has_value());
         CHECK(c->username == "localuser");
         CHECK(c->password == local_pass);
-        CHECK_FALSE(cfg.find("127.0.0.1").has_value());
-        CHECK_FALSE(cfg.find("127.0.0.1:5001").has_value());
+        CHECK_FALSE(cfg.find("127.0.0.1", warnings).has_value());
+        CHECK_FALSE(cfg.find("127.0.0.1:5001", warnings).has_value());
     }
     SUBCASE("auth splits at the first colon; host names are case-insensitive") {
-        auto c = cfg.find("registry.example.com");
+        auto c = cfg.find("registry.example.com", warnings);
         REQUIRE(c.has_value());
         CHECK(c->username == "cuser");
         CHECK(c->password == colon_pass);
-        CHECK(cfg.find("REGISTRY.example.com").has_value());
+        CHECK(cfg.find("REGISTRY.example.com", warnings).has_value());
     }
     SUBCASE("an empty auth falls back to username + password") {
-        auto c = cfg.find("blank-auth.example");
+        auto c = cfg.find("blank-auth.example", warnings);
         REQUIRE(c.has_value());
         CHECK(c->username == "bu");
         CHECK(c->password == "bp-Pa55-0101");
     }
     SUBCASE("missing registries and entries without credentials") {
-        CHECK_FALSE(cfg.find("missing.example").has_value());
-        CHECK_FALSE(cfg.find("empty.example").has_value());
-        CHECK_FALSE(cfg.find("").has_value());
+        CHECK_FALSE(cfg.find("missing.example", warnings).has_value());
+        CHECK_FALSE(cfg.find("empty.example", warnings).has_value());
+        CHECK_FALSE(cfg.find("", warnings).has_value());
         CHECK(cfg.entries().size() == 4);
+        CHECK(warnings.empty());
     }
     SUBCASE("passwords are registered as secrets") {
         CHECK(aas::log::redact_secrets("a " + hub_pass + " b") == "a *** b");
@@ -404,25 +406,31 @@ TEST_CASE("auth::DockerConfig::load normalises keys with a path") {
     TempDir dir;
     fs::path file = dir.write("cfg.json", R"({"auths": {"127.0.0.1:5000/v2/": {"username": "u", "password": "pw-Pa55-4242"}}})");
     DockerConfig cfg = DockerConfig::load(file);
-    auto c = cfg.find("127.0.0.1:5000");
+    std::vector<std::string> warnings;
+    auto c = cfg.find("127.0.0.1:5000", warnings);
     REQUIRE(c.has_value());
     CHECK(c->username == "u");
     CHECK(c->password == "pw-Pa55-4242");
     // A lookup key is normalised the same way as the file's keys.
-    CHECK(cfg.find("http://127.0.0.1:5000/v2/").has_value());
-    CHECK_FALSE(cfg.find("docker.io").has_value());
+    CHECK(cfg.find("http://127.0.0.1:5000/v2/", warnings).has_value());
+    CHECK_FALSE(cfg.find("docker.io", warnings).has_value());
+    CHECK(warnings.empty());
 }
 
 TEST_CASE("auth::DockerConfig::load without auths, or with credential helpers only") {
     TempDir dir;
     CHECK(DockerConfig::load(dir.write("a.json", "{}")).entries().empty());
-    auto old_level = aas::log::level();
-    aas::log::set_level(aas::log::Level::error); // the credsStore warning is expected
     DockerConfig helpers = DockerConfig::load(dir.write(
         "b.json", R"({"credsStore": "desktop", "auths": {"r.example": {"username": "x", "password": "hp-Pa55-3131"}}})"));
-    aas::log::set_level(old_level);
-    REQUIRE(helpers.find("r.example").has_value());
-    CHECK(helpers.find("r.example")->username == "x");
+    EnvGuard path("PATH", dir.path().string()); // no docker-credential-desktop on it
+    std::vector<std::string> warnings;
+    auto c = helpers.find("r.example", warnings);
+    REQUIRE(c.has_value());
+    CHECK(c->username == "x");
+    // The helper that is not installed is a warning handed back, not printed.
+    REQUIRE(warnings.size() == 1);
+    CHECK(contains(warnings[0], "docker-credential-desktop"));
+    CHECK(contains(warnings[0], "using the auths entries"));
 }
 
 TEST_CASE("auth::DockerConfig::load errors name the file") {
@@ -471,10 +479,11 @@ TEST_CASE("auth::DockerConfig::load_default honours $DOCKER_CONFIG, then $HOME")
         EnvGuard dc("DOCKER_CONFIG", (dir.path() / "dc").string());
         EnvGuard home("HOME", (dir.path() / "home").string());
         DockerConfig cfg = DockerConfig::load_default();
-        auto c = cfg.find("dc.example");
+        std::vector<std::string> warnings;
+        auto c = cfg.find("dc.example", warnings);
         REQUIRE(c.has_value());
         CHECK(c->username == "dcuser");
-        CHECK_FALSE(cfg.find("home.example").has_value());
+        CHECK_FALSE(cfg.find("home.example", warnings).has_value());
     }
     SUBCASE("$DOCKER_CONFIG without a config.json gives an empty config") {
         EnvGuard dc("DOCKER_CONFIG", (dir.path() / "nothing-here").string());
@@ -486,7 +495,8 @@ TEST_CASE("auth::DockerConfig::load_default honours $DOCKER_CONFIG, then $HOME")
         for (std::optional<std::string> dc_value : {std::optional<std::string>{}, std::optional<std::string>{""}}) {
             EnvGuard dc("DOCKER_CONFIG", dc_value);
             DockerConfig cfg = DockerConfig::load_default();
-            auto c = cfg.find("home.example");
+            std::vector<std::string> warnings;
+            auto c = cfg.find("home.example", warnings);
             REQUIRE(c.has_value());
             CHECK(c->username == "homeuser");
         }

@@ -1,4 +1,5 @@
 #include "../../src/registry/http.hpp"
+#include "http_server.hpp"
 
 #include "aas_bundle/registry/client.hpp"
 #include "aas_bundle/util/error.hpp"
@@ -7,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -216,4 +218,31 @@ TEST_CASE("log::redact_url on user info and token parameters") {
         CAPTURE(c.in);
         CHECK(aas::log::redact_url(c.in) == c.out);
     }
+}
+
+TEST_CASE("registry::Client hands its retry notices to Options::on_warning") {
+    int requests = 0;
+    aas::testing::HttpServer server([&](const aas::testing::HttpServer::Request& req) {
+        aas::testing::HttpServer::Response resp;
+        if (req.target == "/v2/" && requests++ == 0) resp.status = 503; // once: a temporary failure
+        return resp;
+    });
+    aas::registry::Options options;
+    options.plain_http = true;
+    options.max_attempts = 3;
+    options.base_delay = std::chrono::milliseconds(1);
+    std::mutex mu;
+    std::vector<std::string> warnings;
+    options.on_warning = [&](const std::string& text) {
+        std::lock_guard lock(mu);
+        warnings.push_back(text);
+    };
+    aas::registry::Client client(server.host(), options);
+    client.ping();
+    CHECK(requests == 2);
+    REQUIRE(warnings.size() == 1);
+    CAPTURE(warnings[0]);
+    CHECK(contains(warnings[0], "contacting " + server.host()));
+    CHECK(contains(warnings[0], "503"));
+    CHECK(contains(warnings[0], "(retry 1 of 2 in "));
 }

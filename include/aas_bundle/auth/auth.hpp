@@ -45,9 +45,10 @@ public:
     static DockerConfig load_default();
 
     /// The credential for `registry` ("host[:port]"), if any: from its credential helper
-    /// when one is configured, else from `auths`. Throws aas::Error naming the helper when
-    /// it cannot be run, fails or times out.
-    std::optional<Credential> find(std::string_view registry) const;
+    /// when one is configured, else from `auths`. A helper that is not installed adds a
+    /// line to `warnings` (and `auths` is used). Throws aas::Error naming the helper when it
+    /// cannot be run, fails or times out.
+    std::optional<Credential> find(std::string_view registry, std::vector<std::string>& warnings) const;
     /// The helper program that find() would run for `registry` ("" when none).
     std::string helper_for(std::string_view registry) const;
 
@@ -60,8 +61,8 @@ private:
     std::map<std::string, std::string> cred_helpers_; // credHelpers: normalised host -> suffix
 };
 
-/// The helper program is not on PATH (find() then warns and falls back to `auths`, as a
-/// config.json copied from a desktop often names one).
+/// The helper program is not on PATH (find() then returns a warning and falls back to
+/// `auths`, as a config.json copied from a desktop often names one).
 class HelperNotFound : public Error {
 public:
     using Error::Error;

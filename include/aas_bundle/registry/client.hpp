@@ -36,6 +36,9 @@ struct Options {
     std::chrono::seconds connect_timeout{15};
     std::chrono::seconds stall_timeout{30}; ///< a transfer with no progress for this long fails
     std::uint64_t chunk_size = 32u << 20;   ///< bytes per PATCH when uploading a blob
+    /// Warnings (a retry after a temporary failure, an upload started again), called from
+    /// any thread, secrets not yet redacted; unset, the client prints nothing.
+    std::function<void(const std::string&)> on_warning;
 };
 
 /// One error entry of a registry's `{"errors":[{"code","message","detail"}]}` body.
