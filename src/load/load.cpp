@@ -496,9 +496,11 @@ public:
         util::parallel_for(order_.size(), jobs(), [&](std::size_t i) { push_first(*order_[i]); });
         throw_damaged();
         if (s_.failures.empty())
-            util::parallel_for(mounts_.size(), jobs(), [&](std::size_t i) { place_also(*mounts_[i].first, mounts_[i].second); });
+            util::parallel_for(mounts_.size(), jobs(),
+                               [&](std::size_t i) { place_also(*mounts_[i].first, mounts_[i].second); });
         if (s_.failures.empty())
-            util::parallel_for(assumed_mounts_.size(), jobs(), [&](std::size_t i) { mount_assumed(assumed_mounts_[i]); });
+            util::parallel_for(assumed_mounts_.size(), jobs(),
+                               [&](std::size_t i) { mount_assumed(assumed_mounts_[i]); });
         throw_failures();
         for (std::size_t pi = 0; pi < s_.plans.size(); ++pi) push_manifests(pi);
     }
