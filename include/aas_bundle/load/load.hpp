@@ -3,7 +3,8 @@
 // private registry with its digests, and writes the k8s folder with every image value
 // pointing there, plus images.lock.json and install.sh.
 //
-// Order of work (load(), one step of src/load/load.cpp's Loader each):
+// Order of work (load(); in src/load/load.cpp, the Loader's constructor is step 0 and its
+// run() the others: verify_and_stream and plan_graphs, plan_rewrite, push, write_output):
 //   0. the options, before the bundle is opened: --registry, --out (refused when it is a
 //      file, a symlink, or a folder without load's `.aas-load` marker), the lock beside
 //      it (OUT.aas-load.lock, refusing a second load into the same folder), the work
