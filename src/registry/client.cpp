@@ -363,7 +363,7 @@ struct Client::Impl {
         return s;
     }
 
-    /// The upload of push_blob, once the blob is known to be missing: a session opened with
+    /// The upload of upload_blob (the blob is known to be missing): a session opened with
     /// POST, the bytes sent in PATCH chunks, closed with PUT ?digest=. A failed request is
     /// retried (at most options.max_attempts failures in a row) after asking the registry how
     /// much the session holds (GET of its URL); a PUT the registry refuses as not matching
@@ -690,16 +690,30 @@ void Client::check_push(std::string_view repository) {
     });
 }
 
-PushOutcome Client::push_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
-                              const ByteCallback& on_bytes) {
+std::optional<PushOutcome> Client::place_blob(std::string_view repository, const oci::Descriptor& blob,
+                                              const std::vector<std::string>& mount_from) {
+    if (blob_exists(repository, blob.digest)) return PushOutcome::skipped;
+    for (const auto& from : mount_from)
+        if (from != repository && mount_blob(repository, blob, from)) return PushOutcome::mounted;
+    return std::nullopt;
+}
+
+void Client::upload_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
+                         const ByteCallback& on_bytes) {
     auto& d = *impl_;
     const std::string digest = blob.digest.str();
     std::string what = fmt::format("pushing blob {} to {}/{}", blob.digest.short_str(), d.registry, repository);
-    if (blob_exists(repository, blob.digest)) return PushOutcome::skipped;
     const std::uint64_t size = source.size();
     if (size != static_cast<std::uint64_t>(blob.size))
         throw Error(fmt::format("{}: the source holds {} bytes, the descriptor says {}", what, size, blob.size));
-    return Impl::BlobUpload{d, repository, source, on_bytes, what, digest, size}.run();
+    Impl::BlobUpload{d, repository, source, on_bytes, what, digest, size}.run();
+}
+
+PushOutcome Client::push_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
+                              const ByteCallback& on_bytes) {
+    if (auto placed = place_blob(repository, blob)) return *placed;
+    upload_blob(repository, blob, source, on_bytes);
+    return PushOutcome::uploaded;
 }
 
 } // namespace aas::registry

@@ -8,8 +8,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstring>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace http = aas::registry::http;
@@ -245,4 +248,148 @@ TEST_CASE("registry::Client hands its retry notices to Options::on_warning") {
     CHECK(contains(warnings[0], "contacting " + server.host()));
     CHECK(contains(warnings[0], "503"));
     CHECK(contains(warnings[0], "(retry 1 of 2 in "));
+}
+
+namespace {
+
+// A registry on 127.0.0.1 (over aas::testing::HttpServer) that holds blobs by repository,
+// answers HEAD, cross-repository mounts and monolithic-or-chunked uploads, and records
+// every request ("METHOD PATH").
+class FakeRegistry {
+public:
+    FakeRegistry() : server_([this](const Request& req) { return respond(req.method, req.target); }) {}
+
+    std::string host() const { return server_.host(); }
+    void hold(const std::string& repo, const std::string& digest) {
+        std::lock_guard lock(mu_);
+        blobs_.emplace(repo, digest);
+    }
+    bool holds(const std::string& repo, const std::string& digest) {
+        std::lock_guard lock(mu_);
+        return blobs_.count({repo, digest}) > 0;
+    }
+    std::size_t count(std::string_view method) {
+        std::lock_guard lock(mu_);
+        std::size_t n = 0;
+        for (const auto& r : requests_) n += r.rfind(std::string(method) + " ", 0) == 0;
+        return n;
+    }
+
+private:
+    using Request = aas::testing::HttpServer::Request;
+    using Response = aas::testing::HttpServer::Response;
+
+    static Response reply(int status, const std::string& location = {}) {
+        Response r;
+        r.status = status;
+        if (!location.empty()) r.headers.emplace_back("Location", location);
+        return r;
+    }
+
+    static std::string param(const std::string& target, const std::string& name) {
+        auto at = target.find(name + "=");
+        if (at == std::string::npos) return {};
+        auto from = at + name.size() + 1;
+        std::string v = target.substr(from, target.find('&', from) - from);
+        for (std::size_t i; (i = v.find("%3A")) != std::string::npos;) v.replace(i, 3, ":");
+        for (std::size_t i; (i = v.find("%2F")) != std::string::npos;) v.replace(i, 3, "/");
+        return v;
+    }
+
+    // /v2/REPO/blobs/DIGEST, /v2/REPO/blobs/uploads/..., with REPO one or more path parts.
+    Response respond(const std::string& method, const std::string& target) {
+        std::lock_guard lock(mu_);
+        requests_.push_back(method + " " + target);
+        if (target == "/v2/") return reply(200);
+        auto blobs = target.find("/blobs/");
+        std::string repo = target.substr(4, blobs - 4);
+        std::string rest = target.substr(blobs + 7);
+        if (method == "HEAD") return reply(blobs_.count({repo, rest}) ? 200 : 404);
+        std::string upload = "/v2/" + repo + "/blobs/uploads/session";
+        if (method == "POST") {
+            std::string mount = param(rest, "mount");
+            if (!mount.empty() && blobs_.count({param(rest, "from"), mount})) {
+                blobs_.emplace(repo, mount);
+                return reply(201);
+            }
+            return reply(202, upload);
+        }
+        if (method == "PATCH") return reply(202, upload);
+        if (method == "PUT") {
+            blobs_.emplace(repo, param(rest, "digest"));
+            return reply(201);
+        }
+        return reply(method == "DELETE" ? 204 : 405);
+    }
+
+    std::mutex mu_;
+    std::set<std::pair<std::string, std::string>> blobs_;
+    std::vector<std::string> requests_;
+    aas::testing::HttpServer server_; ///< last: stopped before the state it answers from goes
+};
+
+struct StringSource : aas::registry::BlobSource {
+    std::string bytes;
+    explicit StringSource(std::string b) : bytes(std::move(b)) {}
+    std::uint64_t size() const override { return bytes.size(); }
+    std::size_t read_at(void* out, std::size_t n, std::uint64_t offset) const override {
+        if (offset >= bytes.size()) return 0;
+        n = std::min<std::size_t>(n, bytes.size() - offset);
+        std::memcpy(out, bytes.data() + offset, n);
+        return n;
+    }
+};
+
+aas::registry::Client fake_client(const FakeRegistry& reg) {
+    aas::registry::Options o;
+    o.plain_http = true;
+    o.max_attempts = 1;
+    return aas::registry::Client(reg.host(), o);
+}
+
+} // namespace
+
+TEST_CASE("registry::Client::push_blob of a blob the registry lacks: one HEAD, then the upload") {
+    using aas::registry::PushOutcome;
+    FakeRegistry reg;
+    auto client = fake_client(reg);
+    StringSource src("layer bytes");
+    aas::oci::Descriptor blob{"application/octet-stream", aas::oci::Digest::of(src.bytes),
+                              static_cast<std::int64_t>(src.bytes.size()), {}, {}, {}};
+    CHECK(client.push_blob("team/app", blob, src) == PushOutcome::uploaded);
+    CHECK(reg.count("HEAD") == 1);
+    CHECK(reg.count("POST") == 1);
+    CHECK(reg.count("PUT") == 1);
+    CHECK(reg.holds("team/app", blob.digest.str()));
+    // Pushed again: the HEAD finds it, nothing else is sent.
+    CHECK(client.push_blob("team/app", blob, src) == PushOutcome::skipped);
+    CHECK(reg.count("HEAD") == 2);
+    CHECK(reg.count("POST") == 1);
+}
+
+TEST_CASE("registry::Client::place_blob") {
+    using aas::registry::PushOutcome;
+    FakeRegistry reg;
+    auto client = fake_client(reg);
+    aas::oci::Descriptor blob{"application/octet-stream", aas::oci::Digest::of("base layer"), 10, {}, {}, {}};
+    reg.hold("team/base", blob.digest.str());
+
+    SUBCASE("mounts from the repository of mount_from that holds it") {
+        CHECK(client.place_blob("team/app", blob, {"team/other", "team/base"}) == PushOutcome::mounted);
+        CHECK(reg.holds("team/app", blob.digest.str()));
+        CHECK(reg.count("HEAD") == 1);
+        CHECK(reg.count("POST") == 2);   // the mount from team/other opened an upload ...
+        CHECK(reg.count("DELETE") == 1); // ... which was cancelled
+        CHECK(reg.count("PUT") == 0);
+    }
+    SUBCASE("skips a blob the repository holds, with one HEAD and no mount") {
+        CHECK(client.place_blob("team/base", blob, {"team/other"}) == PushOutcome::skipped);
+        CHECK(reg.count("HEAD") == 1);
+        CHECK(reg.count("POST") == 0);
+    }
+    SUBCASE("nullopt when no repository holds it: the bytes must be uploaded") {
+        CHECK(client.place_blob("team/app", blob, {"team/other"}) == std::nullopt);
+        CHECK(reg.count("HEAD") == 1);
+        CHECK_FALSE(reg.holds("team/app", blob.digest.str()));
+    }
 }

@@ -3,45 +3,50 @@
 // private registry with its digests, and writes the k8s folder with every image value
 // pointing there, plus images.lock.json and install.sh.
 //
-// Order of work (load()):
+// Order of work (load(); in src/load/load.cpp, the Loader's constructor is step 0 and its
+// run() the others: verify_and_stream and plan_graphs, plan_rewrite, push, write_output):
 //   0. the options, before the bundle is opened: --registry, --out (refused when it is a
 //      file, a symlink, or a folder without load's `.aas-load` marker), the lock beside
-//      it (OUT.aas-load.lock, refusing a second load into the same folder);
+//      it (OUT.aas-load.lock, refusing a second load into the same folder), the work
+//      folder beside the output (OUT.aas-load; a dry run's: a private mkdtemp folder);
 //   1. one pass over the bundle with verify's checks (signature and every hash): with a
 //      key, a bad signature stops it after bundle.json. Right after bundle.json: the
 //      target names and --flatten collisions, the registry's preflight (it answers, TLS
 //      and credentials are accepted), and one HEAD per image: when the registry holds
 //      every image's manifest under its tag already, a format v2 bundle is read no
 //      further than its k8s folder (a re-load). Otherwise a test upload to the first
-//      target repository is made (then cancelled). Only k8s/ is written to disk, into the
-//      work folder beside the output (OUT.aas-load/bundle), through util::SafeTree (a dry
-//      run's into a private mkdtemp folder). Blobs never touch the disk: a plain .tar in
-//      one file has its config and layer blobs' offsets noted (step 3 reads them); a
-//      .tar.zst or a split bundle has each blob the registry lacks streamed to it while
-//      it is decoded (two at once), its hash checked by the pass as always;
-//      A delta bundle (bundle.json `assumed`): right after the preflight, before any upload
-//      or mount, every assumed blob is looked for in the registry: HEAD in each target
-//      repository that needs it, else in the repositories its entry names and the other
-//      target repositories of the bundle (to be mounted from there in step 3). Any blob
-//      found nowhere fails the load there, naming it, its size, the images that need it
-//      and its base; nothing is pushed. A dry run makes the same check;
+//      target repository is made (then cancelled). A delta bundle (bundle.json
+//      `assumed`): then, before any upload or mount, every assumed blob is looked for in
+//      the registry: HEAD in each target repository that needs it, else in the
+//      repositories its entry names and the other target repositories of the bundle (to
+//      be mounted from there in step 3). Any blob found nowhere fails the load there,
+//      naming it, its size, the images that need it and its base; nothing is pushed. A
+//      dry run makes the same check.
+//      Only k8s/ is written to disk, into the work folder (OUT.aas-load/bundle), through
+//      util::SafeTree. Blobs never touch the disk: a plain .tar in one file has its
+//      config and layer blobs' offsets noted (step 3 reads them); a .tar.zst or a split
+//      bundle has each blob the registry lacks (one HEAD) streamed to it while it is
+//      decoded (two at once), its hash checked by the pass as always. Streamed uploads
+//      that failed are streamed again from up to three further passes over the bundle.
+//      Then each image's graph is planned from the manifests the pass verified;
 //   2. the rewrite is planned (rewrite::plan) from the verified k8s folder; a dry run
 //      ends here;
 //   3. push (nothing of it when the pass failed): each distinct blob not yet there is
 //      uploaded once, read from the bundle at its offset and hashed on the way (a byte
 //      that differs fails it before the registry completes it), several at once; then
-//      mounted into every other repository that needs it; manifests (the verified bytes
-//      the pass kept) go byte for byte, children before indexes, tops under their tag (or
-//      digest), only when every blob is in. A bundle found damaged leaves no manifest and
-//      no tag; blobs uploaded before are content-addressed data that nothing names. A
-//      journal in the work folder records what is done, so a re-run after a failure or
-//      kill -9 goes on from there and uploads nothing twice;
+//      mounted into every other repository that needs it, and a delta's assumed blobs
+//      into the repositories that lack them; manifests (the verified bytes the pass kept)
+//      go byte for byte, children before indexes, tops under their tag (or digest), only
+//      when every blob is in. A bundle found damaged leaves no manifest and no tag; blobs
+//      uploaded before are content-addressed data that nothing names. A journal in the
+//      work folder records what is done, so a re-run after a failure or kill -9 goes on
+//      from there and uploads nothing twice;
 //   4. the k8s folder is rewritten and written with images.lock.json, install.sh,
 //      bundle.yaml (the manifest of the rewritten folder) and the registry mirror files
 //      to OUT.aas-load/out, plus inventory.json (what the registry now holds for these
-//      images, asked of it: delta::collect; signed with `inventory_key`); the folder is
-//      renamed to OUT only when all of the above succeeded.
-//      The work folder is removed after a successful load.
+//      images, from the verified bundle.json: delta::after_load; signed with
+//      `inventory_key`); the folder is renamed to OUT only when all of the above
+//      succeeded. The work folder is removed after a successful load.
 //
 // Scratch disk: the k8s folder, the journal and the output, whatever the images weigh.
 //

@@ -127,10 +127,21 @@ public:
     void fetch_blob(std::string_view repository, const oci::Descriptor& blob, BlobSink& sink,
                     const ByteCallback& on_bytes = {});
 
-    /// Uploads a blob unless the repository already has it: POST, PATCH in chunks of
-    /// `Options::chunk_size`, PUT ?digest=. After a fault, asks the registry how much it
+    /// The one decision before a blob's bytes move: HEAD of the blob in `repository`
+    /// (skipped when it holds it), else a cross-repository mount (mount_blob) from each
+    /// repository of `mount_from` in turn (mounted at the first that works; `repository`
+    /// itself is passed over). nullopt: the bytes must be uploaded (upload_blob).
+    std::optional<PushOutcome> place_blob(std::string_view repository, const oci::Descriptor& blob,
+                                          const std::vector<std::string>& mount_from = {});
+
+    /// Uploads a blob that place_blob found missing (no HEAD first): POST, PATCH in chunks
+    /// of `Options::chunk_size`, PUT ?digest=. After a fault, asks the registry how much it
     /// holds (GET of the upload URL, `Range`) and resumes from there, always following the
     /// latest `Location`.
+    void upload_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
+                     const ByteCallback& on_bytes = {});
+
+    /// place_blob (no mount) then, when the repository lacks the blob, upload_blob.
     PushOutcome push_blob(std::string_view repository, const oci::Descriptor& blob, const BlobSource& source,
                           const ByteCallback& on_bytes = {});
 
