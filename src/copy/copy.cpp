@@ -93,21 +93,22 @@ std::string place_target(const ref::Reference& to, const oci::Digest& top, CopyR
 }
 
 // One blob to the target: skipped when the target has it, mounted when source and target
-// are the same registry, else pulled into a spool file and pushed from there.
+// are the same registry (registry::Client::place_blob: one HEAD, then the mount), else
+// pulled into a spool file and uploaded from there.
 registry::PushOutcome copy_blob(const Ends& ends, const oci::Descriptor& b, const CopyOptions& options) {
-    const bool same_registry = ends.src.base_url() == ends.dst.base_url();
-    if (ends.dst.blob_exists(ends.dst_repo, b.digest)) return registry::PushOutcome::skipped;
-    if (same_registry && ends.src_repo != ends.dst_repo && ends.dst.mount_blob(ends.dst_repo, b, ends.src_repo))
-        return registry::PushOutcome::mounted;
+    std::vector<std::string> mount_from;
+    if (ends.src.base_url() == ends.dst.base_url()) mount_from.push_back(ends.src_repo);
+    if (auto placed = ends.dst.place_blob(ends.dst_repo, b, mount_from)) return *placed;
     util::TempFile spool(options.temp_dir);
     FileSink sink(spool);
     ends.src.fetch_blob(ends.src_repo, b, sink, [&](std::uint64_t n) {
         if (options.on_bytes) options.on_bytes(n, 0);
     });
     FileSource source(spool);
-    return ends.dst.push_blob(ends.dst_repo, b, source, [&](std::uint64_t n) {
+    ends.dst.upload_blob(ends.dst_repo, b, source, [&](std::uint64_t n) {
         if (options.on_bytes) options.on_bytes(0, n);
     });
+    return registry::PushOutcome::uploaded;
 }
 
 // Every blob of the plan, `options.jobs` at a time; throws listing every blob that failed.
