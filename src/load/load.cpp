@@ -12,6 +12,7 @@
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/parallel.hpp"
+#include "aas_bundle/util/progress.hpp"
 #include "aas_bundle/util/signals.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle/verify/verify.hpp"
@@ -399,84 +400,6 @@ struct State {
     }
 };
 
-// Where each image of the push stands, for Events::image: the bytes of its blobs in the
-// registry, the blobs still to push; it is done when its manifests are pushed.
-class ImageTracker {
-public:
-    explicit ImageTracker(const State& s) : s_(s), track_(s.plans.size()) {
-        for (std::size_t pi = 0; pi < s.plans.size(); ++pi)
-            for (const auto& b : s.plans[pi].blobs) {
-                if (s.assumed.count(b.digest)) continue;
-                track_[pi].total += static_cast<std::uint64_t>(b.size);
-                ++track_[pi].missing;
-            }
-    }
-
-    /// Every image, waiting.
-    void start() {
-        std::lock_guard lock(mu_);
-        for (std::size_t pi = 0; pi < track_.size(); ++pi) report(pi);
-    }
-    /// A blob the images `users` need: `moved` bytes sent for it (`sent`: by this load);
-    /// `whole`: it is now in the registry.
-    void blob_news(const std::vector<std::size_t>& users, std::uint64_t moved, bool whole, bool sent) {
-        std::lock_guard lock(mu_);
-        for (auto u : users) {
-            auto& t = track_[u];
-            if (sent) t.started = true;
-            t.done += moved;
-            if (whole) {
-                if (t.missing > 0) --t.missing;
-                if (t.missing == 0) t.done = t.total;
-            }
-            report(u);
-        }
-    }
-    void failed(const std::vector<std::size_t>& users) {
-        std::lock_guard lock(mu_);
-        for (auto u : users) {
-            track_[u].failed = true;
-            report(u);
-        }
-    }
-    /// Image `pi`'s manifests are pushed.
-    void finished(std::size_t pi) {
-        std::lock_guard lock(mu_);
-        track_[pi].finished = true;
-        track_[pi].done = track_[pi].total;
-        const auto& p = s_.plans[pi];
-        if (s_.o.events.image) report(pi);
-        else s_.say(fmt::format("pushed {} -> {}", p.rec->ref, p.target.str()));
-    }
-
-private:
-    struct Track {
-        std::uint64_t total = 0, done = 0;
-        std::size_t missing = 0;
-        bool started = false, finished = false, failed = false;
-    };
-
-    void report(std::size_t pi) { // with mu_ held
-        if (!s_.o.events.image) return;
-        const auto& t = track_[pi];
-        util::ImageProgress ev;
-        ev.ref = s_.plans[pi].rec->ref;
-        ev.target = s_.plans[pi].target.str();
-        ev.state = t.failed     ? util::ImageState::failed
-                   : t.finished ? util::ImageState::done
-                   : t.started  ? util::ImageState::active
-                                : util::ImageState::waiting;
-        ev.done = std::min(t.done, t.total);
-        ev.total = t.total;
-        ev.moved_nothing = t.finished && !t.started;
-        s_.o.events.image(ev);
-    }
-
-    const State& s_;
-    std::vector<Track> track_;
-    std::mutex mu_;
-};
-
 // 3. Pushing: every blob the registry lacks, from the bundle (at its offset, hashed on
 // the way), or streamed already during the pass; mounts into the other repositories;
 // then the manifests, children before indexes, tops under their tag. Throws aas::Error
@@ -484,7 +407,8 @@ private:
 class Pusher {
 public:
     Pusher(State& s, const verify::Report& report)
-        : s_(s), o_(s.o), client_(*s.client), journal_(*s.journal), report_(report), tracker_(s) {}
+        : s_(s), o_(s.o), client_(*s.client), journal_(*s.journal), report_(report),
+          tracker_(util::ImageTracks::DoneWhen::finished, o_.events.image) {}
 
     void run() {
         throw_stream_failures();
@@ -492,7 +416,8 @@ public:
         plan_assumed_mounts();
         plan_blobs();
         if (o_.events.phase) o_.events.phase("push", total_);
-        tracker_.start();
+        track_images();
+        tracker_.report_all();
         util::parallel_for(order_.size(), jobs(), [&](std::size_t i) { push_first(*order_[i]); });
         throw_damaged();
         if (s_.failures.empty())
@@ -518,6 +443,20 @@ private:
     };
 
     unsigned jobs() const { return static_cast<unsigned>(std::max(o_.jobs, 1)); }
+
+    // Each image's blobs to push (a delta's assumed ones are in place already).
+    void track_images() {
+        for (const auto& p : s_.plans) {
+            std::uint64_t total = 0;
+            std::size_t missing = 0;
+            for (const auto& b : p.blobs) {
+                if (s_.assumed.count(b.digest)) continue;
+                total += static_cast<std::uint64_t>(b.size);
+                ++missing;
+            }
+            tracker_.add(p.rec->ref, p.target.str(), total, 0, missing);
+        }
+    }
 
     void throw_stream_failures() const {
         if (s_.failures.empty()) return;
@@ -721,7 +660,8 @@ private:
             put(p.top, p.top.digest.str());
             put(p.top, digest_tag(p.top.digest.str()));
         }
-        tracker_.finished(pi);
+        tracker_.finish(pi);
+        if (!o_.events.image) s_.say(fmt::format("pushed {} -> {}", p.rec->ref, p.target.str()));
         s_.result.images.push_back({p.rec->ref, p.target.str(), p.top.digest, p.top.media_type});
     }
 
@@ -730,7 +670,7 @@ private:
     registry::Client& client_;
     Journal& journal_;
     const verify::Report& report_;
-    ImageTracker tracker_;
+    util::ImageTracks tracker_; ///< each image's push, for Events::image: done when its manifests are
     std::map<oci::Digest, verify::Deferred> deferred_;
     util::Fd bundle_fd_;
     std::map<oci::Digest, BlobNeed> needs_;

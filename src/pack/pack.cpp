@@ -15,6 +15,7 @@
 #include "aas_bundle/util/error.hpp"
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/parallel.hpp"
+#include "aas_bundle/util/progress.hpp"
 #include "aas_bundle/util/strings.hpp"
 #include "aas_bundle_version.hpp"
 
@@ -94,89 +95,6 @@ struct BlobJob {
     bool done = false;              ///< in memory (manifests), in the cache, or downloaded
 };
 
-// Where each image's download stands, for Events::image: bytes there (cached or
-// downloaded) and blobs still missing. Thread-safe.
-class ImageTracks {
-public:
-    ImageTracks(const std::vector<Planned>& plan, const std::map<oci::Digest, BlobJob>& blobs,
-                const Events& events)
-        : plan_(plan), events_(events), tracks_(plan.size()) {
-        for (std::size_t pi = 0; pi < plan.size(); ++pi) {
-            if (plan[pi].failed) continue;
-            for (const auto& d : plan[pi].blobs) {
-                auto job = blobs.find(d.digest);
-                if (job == blobs.end()) continue; // assumed (a delta): nothing to fetch
-                tracks_[pi].total += static_cast<std::uint64_t>(d.size);
-                if (job->second.done) tracks_[pi].done += static_cast<std::uint64_t>(d.size);
-                else ++tracks_[pi].missing;
-            }
-        }
-    }
-
-    /// Every image planned: waiting, or done when the cache has it all.
-    void report_all() {
-        std::lock_guard lock(mu_);
-        for (std::size_t pi = 0; pi < plan_.size(); ++pi)
-            if (!plan_[pi].failed) report(pi);
-    }
-    /// `n` bytes of a blob the images `users` share came.
-    void moved(const std::vector<std::size_t>& users, std::uint64_t n) {
-        std::lock_guard lock(mu_);
-        for (auto u : users) {
-            tracks_[u].started = true;
-            tracks_[u].done += n;
-            report(u);
-        }
-    }
-    /// A blob of the images `users` is there.
-    void blob_done(const std::vector<std::size_t>& users) {
-        std::lock_guard lock(mu_);
-        for (auto u : users) {
-            auto& t = tracks_[u];
-            t.started = true;
-            if (t.missing > 0) --t.missing;
-            if (t.missing == 0) t.done = t.total; // retries counted twice
-            report(u);
-        }
-    }
-    /// A blob of the images `users` could not be downloaded.
-    void blob_failed(const std::vector<std::size_t>& users) {
-        std::lock_guard lock(mu_);
-        for (auto u : users) {
-            tracks_[u].failed = true;
-            report(u);
-        }
-    }
-
-private:
-    struct Track {
-        std::uint64_t total = 0, done = 0;
-        std::size_t missing = 0;
-        bool started = false, failed = false;
-    };
-
-    // Called with mu_ held.
-    void report(std::size_t pi) const {
-        if (!events_.image) return;
-        const auto& t = tracks_[pi];
-        util::ImageProgress ev;
-        ev.ref = plan_[pi].ref;
-        ev.state = t.failed        ? util::ImageState::failed
-                   : t.missing == 0 ? util::ImageState::done
-                   : t.started      ? util::ImageState::active
-                                    : util::ImageState::waiting;
-        ev.done = std::min(t.done, t.total);
-        ev.total = t.total;
-        ev.moved_nothing = t.missing == 0 && !t.started;
-        events_.image(ev);
-    }
-
-    const std::vector<Planned>& plan_;
-    const Events& events_;
-    std::mutex mu_;
-    std::vector<Track> tracks_;
-};
-
 // One pack: the state its phases share. pack() calls the phases in order.
 class Packer {
 public:
@@ -214,6 +132,7 @@ private:
     std::string possible_where(const std::string& ref) const;
     void plan_one(Planned& p);
     void add_blobs_of(std::size_t pi);
+    void track_images();
     void download(const std::vector<BlobJob*>& jobs, const Into& into);
     void download_one(BlobJob& b, const Into& into);
     bundle::ImageRecord image_record(const Planned& p);
@@ -260,7 +179,7 @@ private:
     bool write_once_ = false;
     std::vector<BlobJob*> to_cache_, direct_;
     std::uint64_t to_download_ = 0;
-    std::optional<ImageTracks> tracks_;
+    std::optional<util::ImageTracks> tracks_; ///< each image's download, for Events::image
 
     std::int64_t created_ = 0;
     std::string doc_json_, index_json_;
@@ -470,11 +389,28 @@ void Packer::plan_downloads() {
             if (auto it = blobs_.find(d.digest); it != blobs_.end()) first_use.emplace(&it->second, first_use.size());
     std::stable_sort(todo.begin(), todo.end(),
                      [&](const BlobJob* a, const BlobJob* b) { return first_use.at(a) < first_use.at(b); });
-    tracks_.emplace(plan_, blobs_, o_.events);
+    track_images();
     say(fmt::format("{} blobs ({}): {} in the cache, {} to download ({})", blobs_.size() - manifests_.size(),
                     util::human_bytes(result_.bytes_cached + to_download_), result_.blobs_cached, todo.size(),
                     util::human_bytes(to_download_)));
     for (auto* b : todo) (write_once_ && b->kind == "layer" ? direct_ : to_cache_).push_back(b);
+}
+
+// Where each image's download stands: bytes there (cached or downloaded), blobs missing.
+void Packer::track_images() {
+    tracks_.emplace(util::ImageTracks::DoneWhen::blobs_there, o_.events.image);
+    for (const auto& p : plan_) {
+        std::uint64_t total = 0, present = 0;
+        std::size_t missing = 0;
+        for (const auto& d : p.blobs) {
+            auto job = blobs_.find(d.digest);
+            if (p.failed || job == blobs_.end()) continue; // assumed (a delta): nothing to fetch
+            total += static_cast<std::uint64_t>(d.size);
+            if (job->second.done) present += static_cast<std::uint64_t>(d.size);
+            else ++missing;
+        }
+        tracks_->add(p.ref, {}, total, present, missing, p.failed);
+    }
 }
 
 void Packer::download_into_cache() {
@@ -494,10 +430,10 @@ void Packer::download_one(BlobJob& b, const Into& into) {
         into(b, [&](registry::BlobSink& sink) {
             b.first->src->fetch_blob(b.desc, sink, [&](std::uint64_t n) {
                 if (o_.events.bytes) o_.events.bytes(n);
-                tracks_->moved(b.users, n);
+                tracks_->blob_news(b.users, n, false, true);
             });
         });
-        tracks_->blob_done(b.users);
+        tracks_->blob_news(b.users, 0, true, true);
         std::lock_guard lock(mu_);
         b.done = true;
         ++result_.blobs_downloaded;
@@ -506,7 +442,7 @@ void Packer::download_one(BlobJob& b, const Into& into) {
             o_.events.blob(fmt::format("blob {} ({}, {}): downloaded", b.desc.digest.short_str(), b.kind,
                                        util::human_bytes(static_cast<std::uint64_t>(b.desc.size))));
     } catch (const std::exception& e) {
-        tracks_->blob_failed(b.users);
+        tracks_->failed(b.users);
         std::lock_guard lock(mu_);
         b.first->failed = true;
         failures_.push_back(
