@@ -236,14 +236,7 @@ public:
     /// Reads at `offset` of the one file (any thread, before finish()).
     std::size_t read_at(std::uint64_t offset, char* p, std::size_t n) const {
         const File& f = files_.front();
-        for (;;) {
-            ssize_t r = ::pread(f.fd, p, n, static_cast<off_t>(offset));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0)
-                throw Error(fmt::format("reading {}: {}", f.temp.string(), util::errno_message(errno)));
-            return static_cast<std::size_t>(r);
-        }
+        return util::pread_some(f.fd, p, n, offset, f.temp.string());
     }
 
     const fs::path& adopted() const { return adopted_; }
@@ -324,9 +317,7 @@ private:
         std::vector<char> buf(1u << 20);
         oci::Hasher h;
         for (std::uint64_t at = 0; at < f.size;) {
-            ssize_t r = ::pread(f.fd, buf.data(), buf.size(), static_cast<off_t>(at));
-            if (r < 0 && errno == EINTR)
-                continue;
+            long r = util::pread_retrying(f.fd, buf.data(), buf.size(), at);
             if (r <= 0)
                 throw Error(fmt::format("writing {}: reading it back: {}", f.temp.string(),
                                         r < 0 ? util::errno_message(errno) : "it is shorter than written"));

@@ -1,6 +1,7 @@
 #include "blob_sources.hpp"
 
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/fs.hpp"
 
 #include <fmt/format.h>
 
@@ -18,15 +19,12 @@ RangeSource::RangeSource(int fd, std::uint64_t offset, std::uint64_t size, oci::
 std::size_t RangeSource::pread_some(void* out, std::size_t n, std::uint64_t offset) const {
     if (offset >= size_) return 0;
     n = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - offset));
-    for (;;) {
-        ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(base_ + offset));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) throw Error(fmt::format("{}: reading the bundle: {}", label_, util::errno_message(errno)));
-        if (r == 0 && n > 0)
-            throw Error(fmt::format("{}: the bundle ends before the blob does (it became shorter while being read)",
-                                    label_));
-        return static_cast<std::size_t>(r);
-    }
+    long r = util::pread_retrying(fd_, out, n, base_ + offset);
+    if (r < 0) throw Error(fmt::format("{}: reading the bundle: {}", label_, util::errno_message(errno)));
+    if (r == 0 && n > 0)
+        throw Error(fmt::format("{}: the bundle ends before the blob does (it became shorter while being read)",
+                                label_));
+    return static_cast<std::size_t>(r);
 }
 
 void RangeSource::check() const {

@@ -239,7 +239,7 @@ public:
             if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
                 std::string who;
                 char buf[64] = {};
-                if (::pread(fd_.get(), buf, sizeof buf - 1, 0) > 0) who = util::escape_control(util::trim(buf));
+                if (util::pread_retrying(fd_.get(), buf, sizeof buf - 1, 0) > 0) who = util::escape_control(util::trim(buf));
                 fd_.reset();
                 throw UsageError(fmt::format("another load{} is writing {} (lock {}); wait for it to end, or stop it",
                                              who.empty() ? "" : " (process " + who + ")", out.string(),

@@ -1,6 +1,7 @@
 #include "cache.hpp"
 
 #include "aas_bundle/util/error.hpp"
+#include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/signals.hpp"
 
 #include <fmt/format.h>
@@ -66,14 +67,6 @@ private:
 
 } // namespace
 
-std::size_t read_at(int fd, char* out, std::size_t n, std::uint64_t offset, const std::string& where) {
-    for (;;) {
-        ssize_t r = ::pread(fd, out, n, static_cast<off_t>(offset));
-        if (r >= 0) return static_cast<std::size_t>(r);
-        if (errno != EINTR) throw Error(fmt::format("reading {}: {}", where, util::errno_message(errno)));
-    }
-}
-
 Cache::Cache(fs::path root) : dir_(std::move(root) / "blobs") {
     std::error_code ec;
     fs::create_directories(dir_ / "sha256", ec);
@@ -131,7 +124,7 @@ bool Cache::copy_verified(const oci::Descriptor& d, std::size_t chunk,
     std::uint64_t at = 0;
     while (at < size) {
         auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - at));
-        std::size_t got = read_at(in->fd.get(), buf.data(), want, in->offset + at, in->where);
+        std::size_t got = util::pread_some(in->fd.get(), buf.data(), want, in->offset + at, in->where);
         if (got == 0) break;
         moved(got);
         h.update(buf.data(), got);

@@ -19,10 +19,6 @@
 
 namespace aas::pack {
 
-/// Up to `n` bytes of the file open as `fd` at `offset` (`::pread`, tried again when a
-/// signal interrupts it; 0 at the end); throws aas::Error "reading WHERE: <errno text>".
-std::size_t read_at(int fd, char* out, std::size_t n, std::uint64_t offset, const std::string& where);
-
 class Cache {
 public:
     /// Opens (creates) the cache at `root` and removes the downloads of processes that are

@@ -78,7 +78,7 @@ bool is_zst(const fs::path& p) {
 // earlier bundle), for BundleWriter::add_stream; each read is counted in `events.bytes`.
 bundle::ReadFn file_reader(const Events& events, int fd, std::uint64_t offset, const std::string& where) {
     return [&events, fd, offset, where, at = std::uint64_t{0}](char* out, std::size_t n) mutable {
-        std::size_t got = read_at(fd, out, n, offset + at, where);
+        std::size_t got = util::pread_some(fd, out, n, offset + at, where);
         at += got;
         if (events.bytes) events.bytes(got);
         return got;

@@ -32,13 +32,9 @@ std::size_t pread_full(int fd, void* out, std::size_t n, std::uint64_t offset) {
     auto* p = static_cast<char*>(out);
     std::size_t done = 0;
     while (done < n) {
-        ssize_t r = ::pread(fd, p + done, n - done, static_cast<off_t>(offset + done));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            throw Error(
-                fmt::format("read failed at byte {}: {}", offset + done, util::errno_message(errno)));
-        }
+        long r = util::pread_retrying(fd, p + done, n - done, offset + done);
+        if (r < 0)
+            throw Error(fmt::format("read failed at byte {}: {}", offset + done, util::errno_message(errno)));
         if (r == 0)
             break;
         done += static_cast<std::size_t>(r);

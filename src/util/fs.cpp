@@ -35,6 +35,19 @@ std::size_t read_some(int fd, void* out, std::size_t n, std::string_view what) {
     return static_cast<std::size_t>(r);
 }
 
+long pread_retrying(int fd, void* out, std::size_t n, std::uint64_t offset) {
+    for (;;) {
+        ssize_t r = ::pread(fd, out, n, static_cast<off_t>(offset));
+        if (r >= 0 || errno != EINTR) return static_cast<long>(r);
+    }
+}
+
+std::size_t pread_some(int fd, void* out, std::size_t n, std::uint64_t offset, std::string_view what) {
+    long r = pread_retrying(fd, out, n, offset);
+    if (r < 0) throw Error(fmt::format("reading {}: {}", what, errno_message(errno)));
+    return static_cast<std::size_t>(r);
+}
+
 Fd open_for_reading(const fs::path& path) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) throw Error(fmt::format("reading {}: {}", path.string(), errno_message(errno)));
@@ -135,14 +148,7 @@ void TempFile::append(const void* data, std::size_t n) {
 }
 
 std::size_t TempFile::read_at(void* out, std::size_t n, std::uint64_t offset) const {
-    for (;;) {
-        ssize_t r = ::pread(fd_, out, n, static_cast<off_t>(offset));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            throw Error(fmt::format("reading {}: {}", path_.string(), errno_message(errno)));
-        }
-        return static_cast<std::size_t>(r);
-    }
+    return pread_some(fd_, out, n, offset, path_.string());
 }
 
 fs::path make_private_dir(const std::string& prefix, const fs::path& parent) {

@@ -60,6 +60,14 @@ long read_retrying(int fd, void* out, std::size_t n);
 /// "reading WHAT: <errno text>" on a read error.
 std::size_t read_some(int fd, void* out, std::size_t n, std::string_view what);
 
+/// ::pread of up to `n` bytes at `offset`, tried again when a signal interrupts it: its
+/// result (-1 with errno set on an error, 0 at the end of the file).
+long pread_retrying(int fd, void* out, std::size_t n, std::uint64_t offset);
+
+/// Up to `n` bytes of `fd` at `offset` (0 at the end of the file); throws aas::Error
+/// "reading WHAT: <errno text>" on a read error.
+std::size_t pread_some(int fd, void* out, std::size_t n, std::uint64_t offset, std::string_view what);
+
 /// Opens `path` for reading (O_CLOEXEC); throws aas::Error "reading PATH: <errno text>".
 Fd open_for_reading(const std::filesystem::path& path);
 
