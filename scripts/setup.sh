@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential meson ninja-build pkg-config cmake clang libclang-rt-14-dev
+  build-essential meson ninja-build pkg-config cmake clang clang-format libclang-rt-14-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libzstd-dev libyaml-cpp-dev
   nlohmann-json3-dev doctest-dev libcli11-dev libfmt-dev libre2-dev
   docker-registry skopeo umoci containerd podman buildah debootstrap apache2-utils openssl

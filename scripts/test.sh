@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of aas-bundle: installs what is missing, builds (warnings as errors),
-# runs the unit tests, the unit tests again under ASan+UBSan, the libFuzzer targets for a
-# bounded time (FUZZ_SECONDS each, default 20), and the integration tests against real
-# registries started on 127.0.0.1. Ends with one line "N passed, N failed".
+# Runs every test of aas-bundle: installs what is missing, checks the format of every C++
+# file (clang-format --dry-run with .clang-format; `clang-format -i FILE` applies it),
+# builds (warnings as errors), runs the unit tests, the unit tests again under ASan+UBSan,
+# the libFuzzer targets for a bounded time (FUZZ_SECONDS each, default 20), and the
+# integration tests against real registries started on 127.0.0.1. Ends with one line "N passed, N failed".
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh -k copy    pass extra arguments to pytest (integration tests only)
@@ -20,6 +21,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 passed=0
 failed=0
 failures=()
+
+# The failed test cases of a doctest log with their failed checks, so that a log names them.
+show_doctest_failures() {
+    grep -E -B4 -A3 ': (ERROR|FATAL ERROR):' "$1" | head -n 80
+}
 
 # Reads doctest's summary line and adds its counts.
 count_doctest() {
@@ -41,6 +47,23 @@ build() { # build DIR [meson options...]
     ninja -C "$dir" -j"$jobs" || return 1
 }
 
+echo "== format (clang-format --dry-run -Werror, .clang-format)"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    mapfile -t cxx_files < <(git ls-files '*.cpp' '*.hpp')
+else
+    mapfile -t cxx_files < <(find src include test -name '*.[ch]pp' | sort)
+fi
+format_log=$(mktemp)
+if clang-format --dry-run -Werror "${cxx_files[@]}" 2>"$format_log"; then
+    echo "${#cxx_files[@]} files formatted"
+    passed=$((passed + 1))
+else
+    grep -E '^[^ ]+:[0-9]+:[0-9]+: error' "$format_log" | cut -d: -f1 | sort | uniq -c | head -n 20
+    echo "not formatted: run clang-format -i on the files above"
+    failed=$((failed + 1)); failures+=("format")
+fi
+rm -f "$format_log"
+
 echo "== build (warnings are errors)"
 if ! build build; then echo "build failed"; echo "0 passed, 1 failed"; exit 1; fi
 
@@ -49,7 +72,7 @@ ut_log=$(mktemp)
 ./build/test/unit-tests --no-intro=true 2>&1 | tee "$ut_log" | tail -n 4
 rc=${PIPESTATUS[0]}
 count_doctest "$ut_log"
-[ "$rc" -eq 0 ] || failures+=("unit tests")
+[ "$rc" -eq 0 ] || { show_doctest_failures "$ut_log"; failures+=("unit tests"); }
 
 echo "== unit tests under ASan+UBSan"
 if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
@@ -57,7 +80,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=
         ./build-asan/test/unit-tests --no-intro=true 2>&1 | tee "$ut_log" | tail -n 4
     rc=${PIPESTATUS[0]}
     count_doctest "$ut_log"
-    [ "$rc" -eq 0 ] || failures+=("unit tests (sanitizers)")
+    [ "$rc" -eq 0 ] || { show_doctest_failures "$ut_log"; failures+=("unit tests (sanitizers)"); }
 else
     failures+=("ASan build"); failed=$((failed + 1))
 fi

@@ -16,7 +16,9 @@
 namespace aas::auth {
 namespace fs = std::filesystem;
 
-std::string basic_authorization(const Credential& c) { return "Basic " + util::base64_encode(c.username + ":" + c.password); }
+std::string basic_authorization(const Credential& c) {
+    return "Basic " + util::base64_encode(c.username + ":" + c.password);
+}
 
 // "https://index.docker.io/v1/" -> "docker.io"; "http://host:5000/x" -> "host:5000".
 static std::string normalize_key(std::string_view key) {
@@ -41,7 +43,8 @@ DockerConfig DockerConfig::load(const fs::path& path) {
     auto valid_helper = [&](const std::string& name, const std::string& field) {
         // The suffix of a program name: no path, no shell.
         bool ok = !name.empty() && name.size() <= 64;
-        for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+        for (char c : name)
+            ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
         if (!ok)
             throw Error(fmt::format("registry config {}: {} \"{}\" is not a credential helper name (the NAME of "
                                     "docker-credential-NAME)",
@@ -53,7 +56,8 @@ DockerConfig DockerConfig::load(const fs::path& path) {
     if (auto ch = j.find("credHelpers"); ch != j.end() && ch->is_object())
         for (const auto& [host, name] : ch->items())
             if (name.is_string())
-                cfg.cred_helpers_[normalize_key(host)] = valid_helper(name.get<std::string>(), "credHelpers[\"" + host + "\"]");
+                cfg.cred_helpers_[normalize_key(host)] =
+                    valid_helper(name.get<std::string>(), "credHelpers[\"" + host + "\"]");
     auto auths = j.find("auths");
     if (auths == j.end()) return cfg;
     if (!auths->is_object()) throw Error(fmt::format("registry config {}: \"auths\" is not an object", path.string()));
@@ -64,7 +68,8 @@ DockerConfig DockerConfig::load(const fs::path& path) {
             auto decoded = util::base64_decode(a->get<std::string>());
             auto colon = decoded ? decoded->find(':') : std::string::npos;
             if (!decoded || colon == std::string::npos)
-                throw Error(fmt::format("registry config {}: auths[\"{}\"].auth is not base64 of \"user:password\"", path.string(), key));
+                throw Error(fmt::format("registry config {}: auths[\"{}\"].auth is not base64 of \"user:password\"",
+                                        path.string(), key));
             c.username = decoded->substr(0, colon);
             c.password = decoded->substr(colon + 1);
         } else {
@@ -98,8 +103,8 @@ std::string DockerConfig::helper_for(std::string_view registry) const {
 std::optional<Credential> DockerConfig::find(std::string_view registry, std::vector<std::string>& warnings) const {
     if (auto helper = helper_for(registry); !helper.empty()) {
         // Docker Hub's server name in helpers is its v1 URL.
-        std::string server = normalize_key(registry) == "docker.io" ? "https://index.docker.io/v1/"
-                                                                     : std::string(registry);
+        std::string server =
+            normalize_key(registry) == "docker.io" ? "https://index.docker.io/v1/" : std::string(registry);
         try {
             if (auto c = run_credential_helper(helper, server)) return c;
         } catch (const HelperNotFound& e) {
@@ -117,12 +122,13 @@ std::vector<Challenge> parse_www_authenticate(std::string_view h) {
     auto skip_ws = [&] {
         while (i < h.size() && (h[i] == ' ' || h[i] == '\t')) ++i;
     };
-    auto is_token_char = [](char c) {
-        return c > 32 && c < 127 && c != '=' && c != ',' && c != '"' && c != ' ';
-    };
+    auto is_token_char = [](char c) { return c > 32 && c < 127 && c != '=' && c != ',' && c != '"' && c != ' '; };
     while (i < h.size()) {
         skip_ws();
-        while (i < h.size() && h[i] == ',') { ++i; skip_ws(); }
+        while (i < h.size() && h[i] == ',') {
+            ++i;
+            skip_ws();
+        }
         std::size_t start = i;
         while (i < h.size() && is_token_char(h[i])) ++i;
         if (i == start) break;

@@ -42,15 +42,13 @@ struct Pipe {
 
 Pipe make_pipe(const std::string& program, const std::string& server) {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        throw helper_error(program, server, util::errno_message(errno));
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw helper_error(program, server, util::errno_message(errno));
     return {util::Fd(fds[0]), util::Fd(fds[1])};
 }
 
 // Starts `PROGRAM get` on PATH with `in`, `out` and `err` as its stdin, stdout and stderr,
 // an empty signal mask and every signal's default action.
-pid_t spawn_helper(const std::string& program, const std::string& server, int in, int out,
-                   int err) {
+pid_t spawn_helper(const std::string& program, const std::string& server, int in, int out, int err) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in, 0);
@@ -75,8 +73,7 @@ pid_t spawn_helper(const std::string& program, const std::string& server, int in
         throw HelperNotFound(fmt::format("credential helper {} (for {}): not found on PATH (install it, or remove "
                                          "credsStore/credHelpers from the registry config)",
                                          program, server));
-    if (rc != 0)
-        throw helper_error(program, server, util::errno_message(rc));
+    if (rc != 0) throw helper_error(program, server, util::errno_message(rc));
     return pid;
 }
 
@@ -120,8 +117,7 @@ Answer read_answer(util::Fd& out, util::Fd& err, int timeout_seconds) {
             long r = util::read_retrying(p[k].fd, buf, sizeof buf);
             std::string& dst = k == 0 ? a.stdout_text : a.stderr_text;
             if (r > 0 && dst.size() < max_output) dst.append(buf, static_cast<std::size_t>(r));
-            if (r <= 0)
-                (k == 0 ? out : err).reset();
+            if (r <= 0) (k == 0 ? out : err).reset();
         }
     }
     return a;
@@ -129,16 +125,14 @@ Answer read_answer(util::Fd& out, util::Fd& err, int timeout_seconds) {
 
 int wait_for(pid_t pid) {
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     return status;
 }
 
 // The helper's text for a message: trimmed, at most 300 characters, control characters escaped.
 std::string said(std::string t) {
     t = std::string(util::trim(t));
-    if (t.size() > 300)
-        t = t.substr(0, 300) + "...";
+    if (t.size() > 300) t = t.substr(0, 300) + "...";
     return util::escape_control(t);
 }
 
@@ -157,31 +151,25 @@ std::optional<Credential> run_credential_helper(const std::string& name, const s
 
     send_server(in.write, server);
     Answer a = read_answer(out.read, err.read, timeout_seconds);
-    if (a.timed_out)
-        ::kill(pid, SIGKILL);
+    if (a.timed_out) ::kill(pid, SIGKILL);
     int status = wait_for(pid);
     if (a.timed_out)
-        throw helper_error(program, server,
-                           fmt::format("no answer within {} s; it was stopped", timeout_seconds));
+        throw helper_error(program, server, fmt::format("no answer within {} s; it was stopped", timeout_seconds));
 
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         // The protocol's "no credentials" answer, on stdout.
-        if (a.stdout_text.find("credentials not found") != std::string::npos)
-            return std::nullopt;
-        std::string why =
-            !util::trim(a.stderr_text).empty() ? said(a.stderr_text) : said(a.stdout_text);
+        if (a.stdout_text.find("credentials not found") != std::string::npos) return std::nullopt;
+        std::string why = !util::trim(a.stderr_text).empty() ? said(a.stderr_text) : said(a.stdout_text);
         throw helper_error(program, server,
                            fmt::format("{}{}",
-                                       WIFEXITED(status)
-                                           ? fmt::format("exited {}", WEXITSTATUS(status))
-                                           : std::string("killed by a signal"),
+                                       WIFEXITED(status) ? fmt::format("exited {}", WEXITSTATUS(status))
+                                                         : std::string("killed by a signal"),
                                        why.empty() ? "" : ": " + why));
     }
     nlohmann::json j = nlohmann::json::parse(a.stdout_text, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("Secret") || !j["Secret"].is_string())
-        throw helper_error(
-            program, server,
-            "its answer is not the JSON {\"ServerURL\",\"Username\",\"Secret\"} of the protocol");
+        throw helper_error(program, server,
+                           "its answer is not the JSON {\"ServerURL\",\"Username\",\"Secret\"} of the protocol");
     Credential c;
     c.password = j["Secret"].get<std::string>();
     if (j.contains("Username") && j["Username"].is_string()) c.username = j["Username"].get<std::string>();

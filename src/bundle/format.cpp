@@ -29,7 +29,9 @@ bool safe_path(std::string_view p) {
     return true;
 }
 
-std::string mode_str(unsigned mode) { return fmt::format("{:04o}", mode & 07777u); }
+std::string mode_str(unsigned mode) {
+    return fmt::format("{:04o}", mode & 07777u);
+}
 
 // Field readers that name the field when it is missing or of the wrong type.
 struct Reader {
@@ -147,7 +149,9 @@ ojson image_object(const ImageRecord& img) {
 
 } // namespace
 
-std::string image_json(const ImageRecord& img) { return image_object(img).dump(); }
+std::string image_json(const ImageRecord& img) {
+    return image_object(img).dump();
+}
 
 std::string BundleDoc::to_json() const {
     ojson j;
@@ -160,7 +164,8 @@ std::string BundleDoc::to_json() const {
     j["platforms"] = platforms;
     j["releases"] = ojson::array();
     for (const auto& r : releases)
-        j["releases"].push_back({{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
+        j["releases"].push_back(
+            {{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
     j["plain_manifests"] = plain_manifests;
     j["images"] = ojson::array();
     for (const auto& img : images) j["images"].push_back(image_object(img));
@@ -215,9 +220,8 @@ namespace {
 void read_header(const Reader& r, const ojson& j, BundleDoc& d) {
     d.format = r.str(j, "format", "");
     if (d.format != format_name && d.format != format_v1)
-        throw Error(fmt::format(
-            "{}: format \"{}\" is not {} or {} (a bundle from a newer aas-bundle, or not a bundle)",
-            r.where, d.format, format_name, format_v1));
+        throw Error(fmt::format("{}: format \"{}\" is not {} or {} (a bundle from a newer aas-bundle, or not a bundle)",
+                                r.where, d.format, format_name, format_v1));
     d.name = r.str(j, "name", "");
     d.version = r.str(j, "version", "");
     d.tool = r.str(j, "tool", "", false);
@@ -237,8 +241,7 @@ void read_releases(const Reader& r, const ojson& j, BundleDoc& d) {
 }
 
 // One part of a joined reference: its written text must stand in `reference` at its offset.
-PartRecord read_part(const Reader& r, const ojson& po, const std::string& pf,
-                     const std::string& reference) {
+PartRecord read_part(const Reader& r, const ojson& po, const std::string& pf, const std::string& reference) {
     PartRecord p{r.str(po, "part", pf),
                  r.str(po, "file", pf),
                  static_cast<int>(r.num(po, "line", pf)),
@@ -266,11 +269,9 @@ SiteRecord read_site(const Reader& r, const ojson& s, const std::string& sf) {
     rec.reference = r.str(s, "reference", sf, false);
     if (s.contains("parts")) {
         const auto& parts = s.at("parts");
-        if (!parts.is_array())
-            r.fail(sf + ".parts", "not a list");
+        if (!parts.is_array()) r.fail(sf + ".parts", "not a list");
         for (std::size_t m = 0; m < parts.size(); ++m)
-            rec.parts.push_back(
-                read_part(r, parts[m], fmt::format("{}.parts[{}]", sf, m), rec.reference));
+            rec.parts.push_back(read_part(r, parts[m], fmt::format("{}.parts[{}]", sf, m), rec.reference));
     }
     return rec;
 }
@@ -283,15 +284,13 @@ ImageRecord read_image(const Reader& r, const ojson& o, const std::string& f) {
     img.media_type = r.str(o, "media_type", f);
     img.size = r.num(o, "size", f);
     img.platforms = r.strings(o, "platforms", f);
-    if (o.contains("index_digest"))
-        img.index_digest = r.digest(o, "index_digest", f);
+    if (o.contains("index_digest")) img.index_digest = r.digest(o, "index_digest", f);
     img.filtered_index = o.value("filtered_index", false);
     img.cls = r.str(o, "class", f);
     img.blob_bytes = static_cast<std::uint64_t>(r.num(o, "blob_bytes", f, false));
     if (o.contains("sites")) {
         const auto& sites = o.at("sites");
-        if (!sites.is_array())
-            r.fail(f + ".sites", "not a list");
+        if (!sites.is_array()) r.fail(f + ".sites", "not a list");
         for (std::size_t k = 0; k < sites.size(); ++k)
             img.sites.push_back(read_site(r, sites[k], fmt::format("{}.sites[{}]", f, k)));
     }
@@ -318,8 +317,7 @@ unsigned read_mode(const Reader& r, const ojson& o, const std::string& f) {
     try {
         std::size_t used = 0;
         unsigned long v = std::stoul(m, &used, 8);
-        if (used != m.size() || v > 07777)
-            throw std::invalid_argument(m);
+        if (used != m.size() || v > 07777) throw std::invalid_argument(m);
         return static_cast<unsigned>(v);
     } catch (const std::exception&) {
         r.fail(f + ".mode", fmt::format("\"{}\" is not an octal mode", m));
@@ -329,19 +327,16 @@ unsigned read_mode(const Reader& r, const ojson& o, const std::string& f) {
 FileRecord read_file_record(const Reader& r, const ojson& o, const std::string& f) {
     FileRecord fr;
     fr.path = r.str(o, "path", f);
-    if (!safe_path(fr.path))
-        r.fail(f + ".path", fmt::format("\"{}\" is not a safe relative path", fr.path));
+    if (!safe_path(fr.path)) r.fail(f + ".path", fmt::format("\"{}\" is not a safe relative path", fr.path));
     fr.type = r.str(o, "type", f);
     if (fr.type != "file" && fr.type != "dir" && fr.type != "symlink")
         r.fail(f + ".type", fmt::format("\"{}\" is not file, dir or symlink", fr.type));
-    if (fr.type != "symlink")
-        fr.mode = read_mode(r, o, f);
+    if (fr.type != "symlink") fr.mode = read_mode(r, o, f);
     if (fr.type == "file") {
         fr.size = static_cast<std::uint64_t>(r.num(o, "size", f));
         fr.sha256 = r.digest(o, "sha256", f);
     }
-    if (fr.type == "symlink")
-        fr.target = r.str(o, "target", f);
+    if (fr.type == "symlink") fr.target = r.str(o, "target", f);
     return fr;
 }
 
@@ -349,11 +344,9 @@ BaseRecord read_base(const Reader& r, const ojson& o, const std::string& f) {
     BaseRecord b;
     b.kind = r.str(o, "kind", f);
     if (b.kind != "inventory" && b.kind != "bundle")
-        r.fail(f + ".kind",
-               fmt::format("\"{}\" is not inventory or bundle", util::escape_control(b.kind)));
+        r.fail(f + ".kind", fmt::format("\"{}\" is not inventory or bundle", util::escape_control(b.kind)));
     b.sha256 = r.digest(o, "sha256", f);
-    if (b.sha256.algorithm() != oci::Algorithm::sha256)
-        r.fail(f + ".sha256", "not a sha256 digest");
+    if (b.sha256.algorithm() != oci::Algorithm::sha256) r.fail(f + ".sha256", "not a sha256 digest");
     if (b.kind == "inventory") {
         b.registry = r.str(o, "registry", f);
         b.prefix = r.str(o, "prefix", f);
@@ -372,8 +365,7 @@ struct AssumedContext {
     std::set<oci::Digest> seen;
 };
 
-AssumedRecord read_assumed(const Reader& r, const ojson& o, const std::string& f,
-                           AssumedContext& ctx) {
+AssumedRecord read_assumed(const Reader& r, const ojson& o, const std::string& f, AssumedContext& ctx) {
     AssumedRecord a;
     a.digest = r.digest(o, "digest", f);
     a.size = r.num(o, "size", f);
@@ -382,23 +374,17 @@ AssumedRecord read_assumed(const Reader& r, const ojson& o, const std::string& f
     if (!base.is_number_unsigned() || base.get<std::uint64_t>() >= ctx.bases)
         r.fail(f + ".base", fmt::format("not an index into base (0 to {})", ctx.bases - 1));
     a.base = static_cast<std::size_t>(base.get<std::uint64_t>());
-    if (!o.contains("images"))
-        r.fail(f + ".images", "missing");
+    if (!o.contains("images")) r.fail(f + ".images", "missing");
     a.images = r.strings(o, "images", f);
-    if (!o.contains("repositories"))
-        r.fail(f + ".repositories", "missing");
+    if (!o.contains("repositories")) r.fail(f + ".repositories", "missing");
     a.repositories = r.strings(o, "repositories", f);
     if (ctx.stored.count(a.digest))
-        r.fail(f,
-               fmt::format("{} is assumed present, but the bundle stores it too", a.digest.str()));
-    if (!ctx.seen.insert(a.digest).second)
-        r.fail(f, fmt::format("{} is assumed twice", a.digest.str()));
-    if (a.images.empty())
-        r.fail(f + ".images", fmt::format("{}: no image of the bundle needs it", a.digest.str()));
+        r.fail(f, fmt::format("{} is assumed present, but the bundle stores it too", a.digest.str()));
+    if (!ctx.seen.insert(a.digest).second) r.fail(f, fmt::format("{} is assumed twice", a.digest.str()));
+    if (a.images.empty()) r.fail(f + ".images", fmt::format("{}: no image of the bundle needs it", a.digest.str()));
     for (const auto& ref : a.images)
         if (!ctx.refs.count(ref))
-            r.fail(f + ".images",
-                   fmt::format("\"{}\" is not an image of the bundle", util::escape_control(ref)));
+            r.fail(f + ".images", fmt::format("\"{}\" is not an image of the bundle", util::escape_control(ref)));
     for (const auto& repo : a.repositories)
         if (repo.empty() || util::has_control(repo) || repo.size() > 255)
             r.fail(f + ".repositories", "holds a name that is not a repository path");
@@ -409,19 +395,14 @@ AssumedRecord read_assumed(const Reader& r, const ojson& o, const std::string& f
 void read_delta(const Reader& r, const ojson& j, BundleDoc& d) {
     if (j.contains("base") != j.contains("assumed"))
         r.fail(j.contains("base") ? "assumed" : "base", "missing (a delta bundle has both base and assumed)");
-    if (!j.contains("base"))
-        return;
+    if (!j.contains("base")) return;
     const auto& bases = r.array(j, "base");
-    if (bases.empty())
-        r.fail("base", "an empty list (a delta bundle names at least one base)");
-    for (std::size_t i = 0; i < bases.size(); ++i)
-        d.base.push_back(read_base(r, bases[i], fmt::format("base[{}]", i)));
+    if (bases.empty()) r.fail("base", "an empty list (a delta bundle names at least one base)");
+    for (std::size_t i = 0; i < bases.size(); ++i) d.base.push_back(read_base(r, bases[i], fmt::format("base[{}]", i)));
     AssumedContext ctx;
     ctx.bases = d.base.size();
-    for (const auto& b : d.blobs)
-        ctx.stored.insert(b.digest);
-    for (const auto& img : d.images)
-        ctx.refs.insert(img.ref);
+    for (const auto& b : d.blobs) ctx.stored.insert(b.digest);
+    for (const auto& img : d.images) ctx.refs.insert(img.ref);
     const auto& assumed = r.array(j, "assumed");
     for (std::size_t i = 0; i < assumed.size(); ++i)
         d.assumed.push_back(read_assumed(r, assumed[i], fmt::format("assumed[{}]", i), ctx));
@@ -431,12 +412,10 @@ void read_delta(const Reader& r, const ojson& j, BundleDoc& d) {
 
 BundleDoc BundleDoc::parse(std::string_view json, const std::string& where) {
     if (json.size() > max_bundle_json)
-        throw Error(fmt::format("{}: {} bytes, more than the limit of {}", where, json.size(),
-                                max_bundle_json));
+        throw Error(fmt::format("{}: {} bytes, more than the limit of {}", where, json.size(), max_bundle_json));
     util::refuse_deep_json(json, max_json_depth, where);
     ojson j = ojson::parse(json, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-        throw Error(fmt::format("{}: not a JSON object", where));
+    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
     Reader r{where};
     BundleDoc d;
     read_header(r, j, d);
@@ -479,12 +458,14 @@ std::vector<FieldProblem> field_problems(const BundleDoc& d) {
         const auto& r = d.releases[i];
         std::string f = fmt::format("releases[{}]", i);
         if (auto why = util::helm_release_name_problem(r.name); !why.empty())
-            add(f + ".name", fmt::format("bundle.json {}.name \"{}\": {}; refused", f, util::escape_control(r.name), why));
+            add(f + ".name",
+                fmt::format("bundle.json {}.name \"{}\": {}; refused", f, util::escape_control(r.name), why));
         if (auto why = util::dns1123_label_problem(r.namespace_); !why.empty())
             add(f + ".namespace", fmt::format("bundle.json {}.namespace \"{}\": {}; refused", f,
                                               util::escape_control(r.namespace_), why));
         k8s_path(f + ".chart", r.chart, true);
-        for (std::size_t k = 0; k < r.values.size(); ++k) k8s_path(fmt::format("{}.values[{}]", f, k), r.values[k], true);
+        for (std::size_t k = 0; k < r.values.size(); ++k)
+            k8s_path(fmt::format("{}.values[{}]", f, k), r.values[k], true);
     }
     for (std::size_t i = 0; i < d.plain_manifests.size(); ++i)
         k8s_path(fmt::format("plain_manifests[{}]", i), d.plain_manifests[i], true);

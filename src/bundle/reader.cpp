@@ -229,8 +229,8 @@ struct TarReader::Impl {
     std::size_t buf_len[2] = {0, 0};
     std::uint64_t buf_at[2] = {0, 0}; // tar stream offset of each buffer's first byte
     int cur = 1;
-    std::uint64_t fed = 0;            // bytes handed to libarchive
-    std::int64_t end_consumed = -1;   // bytes libarchive consumed when it saw the end
+    std::uint64_t fed = 0;          // bytes handed to libarchive
+    std::int64_t end_consumed = -1; // bytes libarchive consumed when it saw the end
     std::exception_ptr error;
     std::uint64_t data_offset = 0; // of the current entry's next block
     std::string name;
@@ -304,8 +304,8 @@ void TarReader::fail(const char* doing) {
         hint = " (not a tar archive: the file is damaged, or not a bundle)";
     else if (why.find("runcated") != std::string::npos)
         hint = " (the file is shorter than the bundle it was; copy it again)";
-    throw FatalError(fmt::format("{}: {} at byte {} of the tar stream: {}{}", impl_->name, doing,
-                                 dec_->out_bytes(), why, hint));
+    throw FatalError(
+        fmt::format("{}: {} at byte {} of the tar stream: {}{}", impl_->name, doing, dec_->out_bytes(), why, hint));
 }
 
 bool TarReader::next(TarEntry& e) {
@@ -332,8 +332,14 @@ bool TarReader::next(TarEntry& e) {
         e.target = hl;
     } else {
         switch (archive_entry_filetype(ae)) {
-        case AE_IFREG: e.type = TarEntry::Type::file; e.type_name = "file"; break;
-        case AE_IFDIR: e.type = TarEntry::Type::dir; e.type_name = "folder"; break;
+        case AE_IFREG:
+            e.type = TarEntry::Type::file;
+            e.type_name = "file";
+            break;
+        case AE_IFDIR:
+            e.type = TarEntry::Type::dir;
+            e.type_name = "folder";
+            break;
         case AE_IFLNK: {
             e.type = TarEntry::Type::symlink;
             e.type_name = "symlink";
@@ -341,11 +347,21 @@ bool TarReader::next(TarEntry& e) {
             e.target = t ? t : "";
             break;
         }
-        case AE_IFCHR: e.type_name = "character device"; break;
-        case AE_IFBLK: e.type_name = "block device"; break;
-        case AE_IFIFO: e.type_name = "FIFO"; break;
-        case AE_IFSOCK: e.type_name = "socket"; break;
-        default: e.type_name = "entry of an unknown type"; break;
+        case AE_IFCHR:
+            e.type_name = "character device";
+            break;
+        case AE_IFBLK:
+            e.type_name = "block device";
+            break;
+        case AE_IFIFO:
+            e.type_name = "FIFO";
+            break;
+        case AE_IFSOCK:
+            e.type_name = "socket";
+            break;
+        default:
+            e.type_name = "entry of an unknown type";
+            break;
         }
     }
     impl_->data_offset = 0;

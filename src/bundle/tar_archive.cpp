@@ -23,7 +23,9 @@ TarArchive::TarArchive(Compression compression, std::string_view what) : a_(arch
     archive_read_support_format_tar(a_);
 }
 
-TarArchive::~TarArchive() { archive_read_free(a_); }
+TarArchive::~TarArchive() {
+    archive_read_free(a_);
+}
 
 bool TarArchive::open(std::string_view data) {
     return archive_read_open_memory(a_, data.data(), data.size()) == ARCHIVE_OK;
@@ -44,10 +46,18 @@ TarArchive::Next TarArchive::next(Member& m) {
     else if (const char* utf8 = archive_entry_pathname_utf8(e))
         m.utf8_name = utf8;
     switch (archive_entry_filetype(e)) {
-    case AE_IFREG: m.type = Member::Type::file; break;
-    case AE_IFDIR: m.type = Member::Type::dir; break;
-    case AE_IFLNK: m.type = Member::Type::symlink; break;
-    default: m.type = Member::Type::other; break;
+    case AE_IFREG:
+        m.type = Member::Type::file;
+        break;
+    case AE_IFDIR:
+        m.type = Member::Type::dir;
+        break;
+    case AE_IFLNK:
+        m.type = Member::Type::symlink;
+        break;
+    default:
+        m.type = Member::Type::other;
+        break;
     }
     if (archive_entry_size_is_set(e)) m.size = archive_entry_size(e);
     if (const char* hl = archive_entry_hardlink(e)) m.hardlink = hl;
@@ -61,6 +71,8 @@ std::optional<std::size_t> TarArchive::read(char* out, std::size_t n) {
     return static_cast<std::size_t>(got);
 }
 
-const char* TarArchive::error() const { return archive_error_string(a_); }
+const char* TarArchive::error() const {
+    return archive_error_string(a_);
+}
 
 } // namespace aas::bundle

@@ -12,8 +12,8 @@
 #include "aas_bundle/bundle/parts.hpp"
 
 #include "aas_bundle/util/error.hpp"
-#include "aas_bundle/util/signals.hpp"
 #include "aas_bundle/util/fs.hpp"
+#include "aas_bundle/util/signals.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -40,10 +40,8 @@ namespace {
 
 constexpr std::size_t chunk_size = 1u << 20; // add_stream pulls at most this much per read
 
-
 bool all_digits(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 bool is_alnum(char c) {
@@ -54,22 +52,17 @@ bool is_alnum(char c) {
 /// ".OUT.partNNN.tmp-PID-XXXXXX"), returns its PID; else 0.
 pid_t temp_owner(std::string_view file, const std::string& out_name) {
     std::string prefix = "." + out_name;
-    if (file.substr(0, prefix.size()) != prefix)
-        return 0;
+    if (file.substr(0, prefix.size()) != prefix) return 0;
     file.remove_prefix(prefix.size());
     auto tmp = file.find(".tmp-");
-    if (tmp == std::string_view::npos)
-        return 0;
+    if (tmp == std::string_view::npos) return 0;
     auto middle = file.substr(0, tmp);
-    if (!middle.empty() && !(middle.substr(0, 5) == ".part" && all_digits(middle.substr(5))))
-        return 0;
+    if (!middle.empty() && !(middle.substr(0, 5) == ".part" && all_digits(middle.substr(5)))) return 0;
     auto rest = file.substr(tmp + 5); // "PID-XXXXXX"
     auto dash = rest.find('-');
-    if (dash == std::string_view::npos || dash > 9 || !all_digits(rest.substr(0, dash)))
-        return 0;
+    if (dash == std::string_view::npos || dash > 9 || !all_digits(rest.substr(0, dash))) return 0;
     auto suffix = rest.substr(dash + 1);
-    if (suffix.size() != 6 || !std::all_of(suffix.begin(), suffix.end(), is_alnum))
-        return 0;
+    if (suffix.size() != 6 || !std::all_of(suffix.begin(), suffix.end(), is_alnum)) return 0;
     return static_cast<pid_t>(std::stol(std::string(rest.substr(0, dash))));
 }
 
@@ -80,36 +73,27 @@ std::string part_name(const std::string& out_name, std::size_t index, int width)
 
 void fsync_dir(const fs::path& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        throw Error(fmt::format("syncing folder {}: {}", dir.string(), util::errno_message(errno)));
+    if (fd < 0) throw Error(fmt::format("syncing folder {}: {}", dir.string(), util::errno_message(errno)));
     int rc = ::fsync(fd);
     int e = errno;
     ::close(fd);
-    if (rc != 0 && e != EINVAL)
-        throw Error(fmt::format("syncing folder {}: {}", dir.string(), util::errno_message(e)));
+    if (rc != 0 && e != EINVAL) throw Error(fmt::format("syncing folder {}: {}", dir.string(), util::errno_message(e)));
 }
 
 bool valid_utf8(std::string_view s) {
     std::size_t i = 0;
     while (i < s.size()) {
         auto c = static_cast<unsigned char>(s[i]);
-        std::size_t len = c < 0x80           ? 1
-                          : (c >> 5) == 0x6  ? 2
-                          : (c >> 4) == 0xe  ? 3
-                          : (c >> 3) == 0x1e ? 4
-                                             : 0;
-        if (len == 0 || i + len > s.size())
-            return false;
+        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (len == 0 || i + len > s.size()) return false;
         std::uint32_t cp = len == 1 ? c : c & (0x7f >> len);
         for (std::size_t k = 1; k < len; ++k) {
             auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d & 0xc0) != 0x80)
-                return false;
+            if ((d & 0xc0) != 0x80) return false;
             cp = (cp << 6) | (d & 0x3f);
         }
         static constexpr std::uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
         i += len;
     }
     return true;
@@ -117,24 +101,16 @@ bool valid_utf8(std::string_view s) {
 
 /// Refuses entry names that could escape the folder the bundle is unpacked in.
 void check_entry_path(std::string_view path, const fs::path& out) {
-    auto fail = [&](const char* why) {
-        throw Error(fmt::format("adding \"{}\" to {}: {}", path, out.string(), why));
-    };
-    if (path.empty())
-        fail("the entry name is empty");
-    if (path.find('\0') != std::string_view::npos)
-        fail("the entry name contains a NUL byte");
-    if (path.front() == '/')
-        fail("the entry name is absolute");
-    if (!valid_utf8(path))
-        fail("the entry name is not valid UTF-8");
+    auto fail = [&](const char* why) { throw Error(fmt::format("adding \"{}\" to {}: {}", path, out.string(), why)); };
+    if (path.empty()) fail("the entry name is empty");
+    if (path.find('\0') != std::string_view::npos) fail("the entry name contains a NUL byte");
+    if (path.front() == '/') fail("the entry name is absolute");
+    if (!valid_utf8(path)) fail("the entry name is not valid UTF-8");
     std::size_t start = 0;
     while (start <= path.size()) {
         auto end = path.find('/', start);
-        if (end == std::string_view::npos)
-            end = path.size();
-        if (path.substr(start, end - start) == "..")
-            fail("the entry name contains a \"..\" component");
+        if (end == std::string_view::npos) end = path.size();
+        if (path.substr(start, end - start) == "..") fail("the entry name contains a \"..\" component");
         start = end + 1;
     }
 }
@@ -145,14 +121,11 @@ void check_entry_path(std::string_view path, const fs::path& out) {
 class Utf8Locale {
 public:
     Utf8Locale() {
-        static locale_t utf8 =
-            ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
-        if (utf8)
-            old_ = ::uselocale(utf8);
+        static locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+        if (utf8) old_ = ::uselocale(utf8);
     }
     ~Utf8Locale() {
-        if (old_)
-            ::uselocale(old_);
+        if (old_) ::uselocale(old_);
     }
     Utf8Locale(const Utf8Locale&) = delete;
     Utf8Locale& operator=(const Utf8Locale&) = delete;
@@ -182,17 +155,14 @@ public:
         dir_ = out_.parent_path().empty() ? fs::path(".") : out_.parent_path();
         name_ = out_.filename().string();
         std::random_device rd;
-        rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
-                  static_cast<std::uint64_t>(::getpid()));
+        rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid()));
         open_next(split_size_ == 0 ? adopt : fs::path());
     }
 
     ~Output() {
         for (auto& f : files_) {
-            if (f.fd >= 0)
-                ::close(f.fd);
-            if (!f.temp.empty())
-                ::unlink(f.temp.c_str());
+            if (f.fd >= 0) ::close(f.fd);
+            if (!f.temp.empty()) ::unlink(f.temp.c_str());
         }
     }
 
@@ -207,8 +177,7 @@ public:
             }
             File& f = files_.back();
             std::size_t take = n;
-            if (split_size_ > 0)
-                take = static_cast<std::size_t>(std::min<std::uint64_t>(n, split_size_ - f.size));
+            if (split_size_ > 0) take = static_cast<std::size_t>(std::min<std::uint64_t>(n, split_size_ - f.size));
             write_all(f, p, take);
             part_hash_.update(p, take);
             whole_hash_.update(p, take);
@@ -246,8 +215,7 @@ public:
         if (!adopted_.empty() && ::ftruncate(files_.front().fd, static_cast<off_t>(total_)) != 0)
             throw Error(fmt::format("writing {}: cutting it to {} bytes: {}", files_.front().temp.string(), total_,
                                     util::errno_message(errno)));
-        if (holes_)
-            rehash();
+        if (holes_) rehash();
         close_current();
         whole_sha256_ = rehashed_ ? *rehashed_ : whole_hash_.finish();
     }
@@ -266,25 +234,20 @@ private:
     /// name is removed, as any dead writer's file is, and a new file made).
     void open_next(const fs::path& adopt = {}) {
         std::string base = "." + name_;
-        if (split_size_ > 0)
-            base += fmt::format(".part{:03}", files_.size());
+        if (split_size_ > 0) base += fmt::format(".part{:03}", files_.size());
         base += fmt::format(".tmp-{}-", ::getpid());
-        static constexpr char alphabet[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         std::uniform_int_distribution<int> pick(0, sizeof alphabet - 2);
         for (int attempt = 0; attempt < 100; ++attempt) {
             std::string suffix;
-            for (int i = 0; i < 6; ++i)
-                suffix += alphabet[pick(rng_)];
+            for (int i = 0; i < 6; ++i) suffix += alphabet[pick(rng_)];
             fs::path temp = dir_ / (base + suffix);
             if (!adopt.empty() && files_.empty()) {
                 if (::renameat2(AT_FDCWD, adopt.c_str(), AT_FDCWD, temp.c_str(), RENAME_NOREPLACE) != 0) {
-                    if (errno == EEXIST)
-                        continue;
+                    if (errno == EEXIST) continue;
                 } else if (int fd = ::open(temp.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); fd >= 0) {
                     struct stat st {};
-                    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
-                        st.st_nlink == 1) {
+                    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && st.st_nlink == 1) {
                         files_.push_back(File{temp, fd, 0, {}});
                         on_signal_.push_back(std::make_unique<util::RemoveOnSignal>(temp));
                         adopted_ = fs::absolute(adopt);
@@ -297,19 +260,17 @@ private:
                 }
             }
             int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-            if (fd < 0 && errno == EEXIST)
-                continue;
+            if (fd < 0 && errno == EEXIST) continue;
             if (fd < 0)
-                throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}",
-                                        out_.string(), dir_.string(), util::errno_message(errno)));
+                throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}", out_.string(),
+                                        dir_.string(), util::errno_message(errno)));
             files_.push_back(File{temp, fd, 0, {}});
             on_signal_.push_back(std::make_unique<util::RemoveOnSignal>(temp));
             if (::fchmod(fd, 0644) != 0)
                 throw Error(fmt::format("writing {}: chmod: {}", temp.string(), util::errno_message(errno)));
             return;
         }
-        throw Error(fmt::format("writing {}: cannot find a free temporary name in {}",
-                                out_.string(), dir_.string()));
+        throw Error(fmt::format("writing {}: cannot find a free temporary name in {}", out_.string(), dir_.string()));
     }
 
     void rehash() {
@@ -332,27 +293,23 @@ private:
         while (n > 0) {
             ssize_t w = at ? ::pwrite(f.fd, p, n, static_cast<off_t>(*at)) : ::write(f.fd, p, n);
             if (w < 0) {
-                if (errno == EINTR)
-                    continue;
+                if (errno == EINTR) continue;
                 throw Error(fmt::format("writing {}: {}", f.temp.string(), util::errno_message(errno)));
             }
             p += w;
             n -= static_cast<std::size_t>(w);
-            if (at)
-                *at += static_cast<std::uint64_t>(w);
+            if (at) *at += static_cast<std::uint64_t>(w);
         }
     }
 
     void close_current() {
         File& f = files_.back();
-        if (f.fd < 0)
-            return;
+        if (f.fd < 0) return;
         if (::fsync(f.fd) != 0)
             throw Error(fmt::format("writing {}: fsync: {}", f.temp.string(), util::errno_message(errno)));
         int rc = ::close(f.fd);
         f.fd = -1;
-        if (rc != 0)
-            throw Error(fmt::format("writing {}: close: {}", f.temp.string(), util::errno_message(errno)));
+        if (rc != 0) throw Error(fmt::format("writing {}: close: {}", f.temp.string(), util::errno_message(errno)));
         f.sha256 = rehashed_ ? *rehashed_ : part_hash_.finish();
     }
 
@@ -365,7 +322,7 @@ private:
     oci::Hasher whole_hash_;
     oci::Digest whole_sha256_;
     std::optional<oci::Digest> rehashed_; // the one file's, read back (it has holes filled later)
-    fs::path adopted_; // the killed writer's name of the file taken over (absolute), or empty
+    fs::path adopted_;                    // the killed writer's name of the file taken over (absolute), or empty
     bool holes_ = false;
     std::uint64_t total_ = 0;
     std::mt19937_64 rng_;
@@ -392,8 +349,7 @@ struct BundleWriter::Impl {
             discard = true;
             archive_write_free(ar);
         }
-        if (zstd)
-            ZSTD_freeCCtx(zstd);
+        if (zstd) ZSTD_freeCCtx(zstd);
     }
 
     void start() {
@@ -401,10 +357,8 @@ struct BundleWriter::Impl {
         output = std::make_unique<Output>(out, opts.split_size, adopt);
         if (opts.zstd) {
             zstd = ZSTD_createCCtx();
-            if (!zstd)
-                throw Error(fmt::format("writing {}: cannot create a zstd context", out.string()));
-            zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, opts.zstd_level),
-                       "setting the level");
+            if (!zstd) throw Error(fmt::format("writing {}: cannot create a zstd context", out.string()));
+            zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, opts.zstd_level), "setting the level");
             zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_checksumFlag, 1), "enabling checksums");
             if (opts.zstd_workers > 0) {
                 zstd_check(ZSTD_CCtx_setParameter(zstd, ZSTD_c_nbWorkers, opts.zstd_workers),
@@ -416,8 +370,7 @@ struct BundleWriter::Impl {
             zbuf.resize(ZSTD_CStreamOutSize());
         }
         ar = archive_write_new();
-        if (!ar)
-            throw Error(fmt::format("writing {}: cannot create a libarchive writer", out.string()));
+        if (!ar) throw Error(fmt::format("writing {}: cannot create a libarchive writer", out.string()));
         if (archive_write_set_format_pax_restricted(ar) != ARCHIVE_OK ||
             archive_write_add_filter_none(ar) != ARCHIVE_OK ||
             // A plain tar in one file is written unblocked: every header reaches the
@@ -441,8 +394,7 @@ struct BundleWriter::Impl {
         for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
             std::string file = it->path().filename().string();
             pid_t pid = temp_owner(file, name);
-            if (pid <= 0 || pid == ::getpid())
-                continue;
+            if (pid <= 0 || pid == ::getpid()) continue;
             if (::kill(pid, 0) != 0 && errno == ESRCH) {
                 struct stat st {};
                 const std::string whole_prefix = "." + name + ".tmp-"; // not ".OUT.partNNN.tmp-"
@@ -455,15 +407,13 @@ struct BundleWriter::Impl {
         }
         std::sort(dead.begin(), dead.end());
         fs::path keep = dead.empty() ? fs::path() : dead.back().second;
-        for (std::size_t i = 0; i + 1 < dead.size(); ++i)
-            ::unlink(dead[i].second.c_str());
+        for (std::size_t i = 0; i + 1 < dead.size(); ++i) ::unlink(dead[i].second.c_str());
         return keep;
     }
 
     static la_ssize_t write_cb(struct archive*, void* self, const void* buf, size_t n) {
         auto* impl = static_cast<Impl*>(self);
-        if (impl->discard)
-            return static_cast<la_ssize_t>(n);
+        if (impl->discard) return static_cast<la_ssize_t>(n);
         try {
             const char* p = static_cast<const char*>(buf);
             std::size_t left = n;
@@ -474,8 +424,7 @@ struct BundleWriter::Impl {
                 p += take;
                 left -= take;
             }
-            if (left > 0)
-                impl->consume(p, left, ZSTD_e_continue);
+            if (left > 0) impl->consume(p, left, ZSTD_e_continue);
             return static_cast<la_ssize_t>(n);
         } catch (...) {
             impl->pending = std::current_exception();
@@ -495,15 +444,13 @@ struct BundleWriter::Impl {
             std::size_t left = ZSTD_compressStream2(zstd, &zout, &in, mode);
             zstd_check(left, "compressing");
             output->write(zbuf.data(), zout.pos);
-            if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
-                break;
+            if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) break;
         }
     }
 
     void zstd_check(std::size_t rc, const char* what) const {
         if (ZSTD_isError(rc))
-            throw Error(
-                fmt::format("writing {}: zstd {}: {}", out.string(), what, ZSTD_getErrorName(rc)));
+            throw Error(fmt::format("writing {}: zstd {}: {}", out.string(), what, ZSTD_getErrorName(rc)));
     }
 
     [[noreturn]] void archive_fail(const std::string& what) {
@@ -522,26 +469,21 @@ struct BundleWriter::Impl {
     }
 
     void check_usable(std::string_view what) const {
-        if (committed)
-            throw Error(fmt::format("{} {}: the bundle was already committed", what, out.string()));
+        if (committed) throw Error(fmt::format("{} {}: the bundle was already committed", what, out.string()));
         if (failed)
-            throw Error(fmt::format("{} {}: the writer is unusable after an earlier error", what,
-                                    out.string()));
+            throw Error(fmt::format("{} {}: the writer is unusable after an earlier error", what, out.string()));
     }
 
     /// Writes an entry header; `type` is AE_IFREG, AE_IFDIR or AE_IFLNK.
-    void header(std::string_view path, unsigned type, unsigned mode, std::uint64_t size,
-                std::int64_t mtime, std::string_view target = {}) {
+    void header(std::string_view path, unsigned type, unsigned mode, std::uint64_t size, std::int64_t mtime,
+                std::string_view target = {}) {
         check_usable(fmt::format("adding \"{}\" to", path));
         check_entry_path(path, out);
-        if (type == AE_IFLNK &&
-            (target.empty() || target.find('\0') != std::string_view::npos || !valid_utf8(target)))
-            throw Error(fmt::format("adding symlink \"{}\" to {}: invalid target \"{}\"", path,
-                                    out.string(), target));
+        if (type == AE_IFLNK && (target.empty() || target.find('\0') != std::string_view::npos || !valid_utf8(target)))
+            throw Error(fmt::format("adding symlink \"{}\" to {}: invalid target \"{}\"", path, out.string(), target));
         Utf8Locale utf8;
         struct archive_entry* e = archive_entry_new();
-        if (!e)
-            throw Error(fmt::format("adding \"{}\" to {}: out of memory", path, out.string()));
+        if (!e) throw Error(fmt::format("adding \"{}\" to {}: out of memory", path, out.string()));
         std::string p(path);
         archive_entry_set_pathname_utf8(e, p.c_str());
         archive_entry_set_filetype(e, type);
@@ -551,12 +493,10 @@ struct BundleWriter::Impl {
         archive_entry_set_mtime(e, mtime < 0 ? opts.mtime : mtime, 0);
         archive_entry_set_size(e, static_cast<la_int64_t>(size));
         std::string t(target);
-        if (type == AE_IFLNK)
-            archive_entry_set_symlink_utf8(e, t.c_str());
+        if (type == AE_IFLNK) archive_entry_set_symlink_utf8(e, t.c_str());
         int rc = archive_write_header(ar, e);
         archive_entry_free(e);
-        if (rc != ARCHIVE_OK)
-            archive_fail(fmt::format("adding \"{}\" to {}", path, out.string()));
+        if (rc != ARCHIVE_OK) archive_fail(fmt::format("adding \"{}\" to {}", path, out.string()));
     }
 
     void data(std::string_view path, const char* p, std::size_t n) {
@@ -566,20 +506,17 @@ struct BundleWriter::Impl {
     }
 };
 
-BundleWriter::BundleWriter(fs::path output, WriteOptions options)
-    : impl_(std::make_unique<Impl>()) {
+BundleWriter::BundleWriter(fs::path output, WriteOptions options) : impl_(std::make_unique<Impl>()) {
     impl_->out = std::move(output);
     impl_->opts = options;
     if (impl_->out.filename().empty())
-        throw UsageError(
-            fmt::format("writing bundle \"{}\": the output must name a file", impl_->out.string()));
+        throw UsageError(fmt::format("writing bundle \"{}\": the output must name a file", impl_->out.string()));
     impl_->start();
 }
 
 BundleWriter::~BundleWriter() = default;
 
-oci::Digest BundleWriter::add_file(std::string_view path, std::string_view data, unsigned mode,
-                                   std::int64_t mtime) {
+oci::Digest BundleWriter::add_file(std::string_view path, std::string_view data, unsigned mode, std::int64_t mtime) {
     impl_->header(path, AE_IFREG, mode, data.size(), mtime);
     std::size_t off = 0;
     while (off < data.size()) {
@@ -590,17 +527,15 @@ oci::Digest BundleWriter::add_file(std::string_view path, std::string_view data,
     return oci::Digest::of(data);
 }
 
-oci::Digest BundleWriter::add_stream(std::string_view path, std::uint64_t size, const ReadFn& read,
-                                     unsigned mode, std::int64_t mtime) {
+oci::Digest BundleWriter::add_stream(std::string_view path, std::uint64_t size, const ReadFn& read, unsigned mode,
+                                     std::int64_t mtime) {
     impl_->header(path, AE_IFREG, mode, size, mtime);
     auto& buf = impl_->chunk;
-    if (buf.size() < chunk_size)
-        buf.resize(chunk_size);
+    if (buf.size() < chunk_size) buf.resize(chunk_size);
     oci::Hasher hash;
     std::uint64_t done = 0;
     while (done < size) {
-        std::size_t want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, size - done));
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, size - done));
         std::size_t got = 0;
         try {
             got = read(buf.data(), want);
@@ -610,14 +545,13 @@ oci::Digest BundleWriter::add_stream(std::string_view path, std::uint64_t size, 
         }
         if (got == 0) {
             impl_->failed = true;
-            throw Error(fmt::format("adding \"{}\" to {}: the source ended after {} of {} bytes",
-                                    path, impl_->out.string(), done, size));
+            throw Error(fmt::format("adding \"{}\" to {}: the source ended after {} of {} bytes", path,
+                                    impl_->out.string(), done, size));
         }
         if (got > want) {
             impl_->failed = true;
-            throw Error(
-                fmt::format("adding \"{}\" to {}: the source gave {} bytes when {} were asked for",
-                            path, impl_->out.string(), got, want));
+            throw Error(fmt::format("adding \"{}\" to {}: the source gave {} bytes when {} were asked for", path,
+                                    impl_->out.string(), got, want));
         }
         hash.update(buf.data(), got);
         impl_->data(path, buf.data(), got);
@@ -630,12 +564,11 @@ bool BundleWriter::can_reserve() const {
     return !impl_->opts.zstd && impl_->opts.split_size == 0;
 }
 
-BundleWriter::Slot BundleWriter::reserve(std::string_view path, std::uint64_t size, unsigned mode,
-                                         std::int64_t mtime) {
+BundleWriter::Slot BundleWriter::reserve(std::string_view path, std::uint64_t size, unsigned mode, std::int64_t mtime) {
     Impl& m = *impl_;
     if (!can_reserve())
-        throw Error(fmt::format("adding \"{}\" to {}: only a plain tar in one file has room reserved", path,
-                                m.out.string()));
+        throw Error(
+            fmt::format("adding \"{}\" to {}: only a plain tar in one file has room reserved", path, m.out.string()));
     m.header(path, AE_IFREG, mode, size, mtime);
     Slot slot{m.output->total(), size};
     m.hole = size;
@@ -657,8 +590,7 @@ void BundleWriter::write_at(const Slot& slot, std::uint64_t pos, const char* dat
 }
 
 std::size_t BundleWriter::read_at(const Slot& slot, std::uint64_t pos, char* data, std::size_t n) const {
-    if (pos > slot.size)
-        return 0;
+    if (pos > slot.size) return 0;
     return impl_->output->read_at(slot.offset + pos, data,
                                   static_cast<std::size_t>(std::min<std::uint64_t>(n, slot.size - pos)));
 }
@@ -684,11 +616,10 @@ namespace {
 // Removes the file `p` (not a folder) if it is there, for a commit of `out`.
 void remove_if_file(const fs::path& out, const fs::path& p) {
     struct stat st;
-    if (::lstat(p.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
-        return;
+    if (::lstat(p.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
     if (::unlink(p.c_str()) != 0 && errno != ENOENT)
-        throw Error(fmt::format("writing {}: removing the old {}: {}", out.string(), p.string(),
-                                util::errno_message(errno)));
+        throw Error(
+            fmt::format("writing {}: removing the old {}: {}", out.string(), p.string(), util::errno_message(errno)));
 }
 
 // Gives each part file its final name "OUT.partNNN" (appending each to `renamed` as soon as
@@ -696,8 +627,7 @@ void remove_if_file(const fs::path& out, const fs::path& p) {
 PartsIndex rename_parts(Output& o, std::uint64_t part_size, std::vector<fs::path>& renamed) {
     auto& files = o.files();
     int width = 3;
-    for (std::size_t n = files.size() - 1; n >= 1000; n /= 10)
-        ++width;
+    for (std::size_t n = files.size() - 1; n >= 1000; n /= 10) ++width;
     PartsIndex pi;
     pi.bundle = o.name();
     pi.size = o.total();
@@ -707,8 +637,8 @@ PartsIndex rename_parts(Output& o, std::uint64_t part_size, std::vector<fs::path
         std::string final_name = part_name(o.name(), i, width);
         fs::path final_path = o.dir() / final_name;
         if (::rename(files[i].temp.c_str(), final_path.c_str()) != 0)
-            throw Error(fmt::format("writing {}: renaming {}: {}", final_path.string(),
-                                    files[i].temp.string(), util::errno_message(errno)));
+            throw Error(fmt::format("writing {}: renaming {}: {}", final_path.string(), files[i].temp.string(),
+                                    util::errno_message(errno)));
         files[i].temp.clear();
         renamed.push_back(final_path);
         pi.parts.push_back(PartInfo{final_name, files[i].size, files[i].sha256});
@@ -720,8 +650,7 @@ PartsIndex rename_parts(Output& o, std::uint64_t part_size, std::vector<fs::path
 // parts of `pi` that `pi` does not list.
 std::vector<fs::path> stale_parts(const fs::path& dir, const PartsIndex& pi) {
     std::set<std::string> names;
-    for (const auto& p : pi.parts)
-        names.insert(p.name);
+    for (const auto& p : pi.parts) names.insert(p.name);
     std::string prefix = pi.bundle + ".part";
     std::error_code ec;
     std::vector<fs::path> stale;
@@ -741,12 +670,10 @@ WriteResult BundleWriter::commit() {
     m.check_usable("committing");
     const fs::path& out = m.out;
     try {
-        if (archive_write_close(m.ar) != ARCHIVE_OK)
-            m.archive_fail(fmt::format("finishing {}", out.string()));
+        if (archive_write_close(m.ar) != ARCHIVE_OK) m.archive_fail(fmt::format("finishing {}", out.string()));
         archive_write_free(m.ar);
         m.ar = nullptr;
-        if (m.zstd)
-            m.consume(nullptr, 0, ZSTD_e_end);
+        if (m.zstd) m.consume(nullptr, 0, ZSTD_e_end);
         m.output->finish();
     } catch (...) {
         m.failed = true;
@@ -763,8 +690,8 @@ WriteResult BundleWriter::commit() {
     if (m.opts.split_size == 0) {
         if (::rename(files[0].temp.c_str(), out.c_str()) != 0) {
             m.failed = true;
-            throw Error(fmt::format("writing {}: renaming {}: {}", out.string(),
-                                    files[0].temp.string(), util::errno_message(errno)));
+            throw Error(fmt::format("writing {}: renaming {}: {}", out.string(), files[0].temp.string(),
+                                    util::errno_message(errno)));
         }
         files[0].temp.clear();
         fsync_dir(dir);
@@ -782,8 +709,7 @@ WriteResult BundleWriter::commit() {
         remove_if_file(out, out);
         fsync_dir(dir);
         PartsIndex pi = rename_parts(o, m.opts.split_size, renamed);
-        for (const auto& p : stale_parts(dir, pi))
-            remove_if_file(out, p);
+        for (const auto& p : stale_parts(dir, pi)) remove_if_file(out, p);
         util::write_file_atomic(index, pi.to_json());
         fsync_dir(dir);
         result.parts = pi.parts;
@@ -791,8 +717,7 @@ WriteResult BundleWriter::commit() {
         result.files.push_back(index);
     } catch (...) {
         m.failed = true;
-        for (const auto& p : renamed)
-            ::unlink(p.c_str());
+        for (const auto& p : renamed) ::unlink(p.c_str());
         throw;
     }
     m.committed = true;

@@ -41,12 +41,14 @@ struct Budget {
     void charge(std::uint64_t n) {
         used += n;
         if (used > max_total_bytes)
-            throw Error(fmt::format("loading chart {}: larger than the limit of {} MiB unpacked", top,
-                                    max_total_bytes >> 20));
+            throw Error(
+                fmt::format("loading chart {}: larger than the limit of {} MiB unpacked", top, max_total_bytes >> 20));
     }
 };
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
 bool ends_with(std::string_view s, std::string_view p) {
     return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
@@ -209,8 +211,8 @@ FileMap read_archive(std::string_view data, const std::string& display, Budget& 
             if (*n == 0) break;
             auto un = *n;
             if (content.size() + un > max_file_bytes)
-                throw Error(fmt::format("reading chart archive {}: {} is larger than the limit of {} MiB", display,
-                                        rel, max_file_bytes >> 20));
+                throw Error(fmt::format("reading chart archive {}: {} is larger than the limit of {} MiB", display, rel,
+                                        max_file_bytes >> 20));
             budget.charge(un);
             content.append(chunk.data(), un);
         }
@@ -495,8 +497,8 @@ Switch decide(const Link& link, const Value& parent_values, const Value& tags) {
         }
         if (!any_true && !falses.empty()) {
             s.enabled = false;
-            s.disabled_by = fmt::format("tag{} {} {} false", falses.size() > 1 ? "s" : "",
-                                        fmt::join(falses, ", "), falses.size() > 1 ? "are" : "is");
+            s.disabled_by = fmt::format("tag{} {} {} false", falses.size() > 1 ? "s" : "", fmt::join(falses, ", "),
+                                        falses.size() > 1 ? "are" : "is");
         }
     }
     for (const auto& part : util::split(d.condition, ',')) {

@@ -20,7 +20,7 @@
 namespace aas::chart::tmpl::detail {
 namespace {
 
-constexpr int max_depth = 256; // nested template/include/tpl calls (recursive merge helpers)
+constexpr int max_depth = 256;                      // nested template/include/tpl calls (recursive merge helpers)
 constexpr std::size_t max_output = 8u << 20;        // bytes of one rendered file
 constexpr std::size_t max_total_output = 64u << 20; // bytes emitted, captures included
 constexpr std::size_t max_string = 8u << 20;        // bytes of one string value
@@ -58,35 +58,28 @@ struct SetData {
 
     const FileEntry* file(const std::string& display) const {
         for (const auto& f : files)
-            if (f.display == display)
-                return &f;
+            if (f.display == display) return &f;
         return nullptr;
     }
 
     /// A template by name: a define, or a file (helm names every file as a template; charts
     /// include files by `$.Template.BasePath`-relative names).
     std::shared_ptr<Tree> lookup(const std::string& name) const {
-        if (auto it = defines.find(name); it != defines.end())
-            return it->second;
-        if (name.empty())
-            return nullptr;
+        if (auto it = defines.find(name); it != defines.end()) return it->second;
+        if (name.empty()) return nullptr;
         for (const auto& f : files)
-            if (f.main && f.display == name)
-                return f.main;
+            if (f.main && f.display == name) return f.main;
         auto ends_with = [](const std::string& s, const std::string& suffix) {
-            return s.size() >= suffix.size() &&
-                   s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+            return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
         };
         for (const auto& f : files) {
-            if (!f.main)
-                continue;
+            if (!f.main) continue;
             if (ends_with(f.display, "/" + name) || ends_with(f.display, ":" + name) ||
                 ends_with(name, "/" + f.display))
                 return f.main;
         }
         for (const auto& f : files)
-            if (f.main && !f.name.empty() && ends_with(name, "/" + f.name))
-                return f.main;
+            if (f.main && !f.name.empty() && ends_with(name, "/" + f.name)) return f.main;
         return nullptr;
     }
 };
@@ -99,8 +92,7 @@ public:
         Rendered r;
         r.file = f.display;
         r.diagnostics = f.errors;
-        if (!f.main)
-            return r;
+        if (!f.main) return r;
         cur_file_ = &f.display;
         Val root = make_root(f);
         std::vector<Seg> out;
@@ -115,8 +107,7 @@ public:
         }
         r.incomplete = incomplete_;
         finish(out, r);
-        for (auto& d : diags_)
-            r.diagnostics.push_back(std::move(d));
+        for (auto& d : diags_) r.diagnostics.push_back(std::move(d));
         return r;
     }
 
@@ -126,10 +117,8 @@ public:
     bool live() const override { return alt_ == 0 && !ctx_.shadow; }
 
     void diag(const std::string& msg) override {
-        std::string d =
-            fmt::format("{}:{}: {}", cur_file_ ? *cur_file_ : std::string("?"), cur_line_, msg);
-        if (diag_seen_.count(d) || diags_.size() >= max_diagnostics)
-            return;
+        std::string d = fmt::format("{}:{}: {}", cur_file_ ? *cur_file_ : std::string("?"), cur_line_, msg);
+        if (diag_seen_.count(d) || diags_.size() >= max_diagnostics) return;
         diag_seen_.insert(d);
         diags_.push_back(std::move(d));
     }
@@ -138,14 +127,11 @@ public:
         auto tree = set_.lookup(name);
         if (!tree) {
             auto it = tpl_defines_.find(name);
-            if (it != tpl_defines_.end())
-                tree = it->second;
+            if (it != tpl_defines_.end()) tree = it->second;
         }
-        if (!tree)
-            throw EvalError(fmt::format("no template \"{}\" associated with template", name), true);
+        if (!tree) throw EvalError(fmt::format("no template \"{}\" associated with template", name), true);
         if (too_deep(name))
-            return make_unknown(
-                fmt::format("template \"{}\" not evaluated: calls nested too deep", name));
+            return make_unknown(fmt::format("template \"{}\" not evaluated: calls nested too deep", name));
         return capture([&] { call(*tree, data, {}); });
     }
 
@@ -153,13 +139,11 @@ public:
         std::string src = primary(text);
         Srcs srcs = srcs_of(text);
         std::string why = why_of(text);
-        if (!why.empty() && src.empty())
-            return make_unknown(why, srcs);
+        if (!why.empty() && src.empty()) return make_unknown(why, srcs);
         auto it = tpl_cache_.find(src);
         if (it == tpl_cache_.end()) {
             ParseResult pr = parse(src, "tpl");
-            if (pr.main)
-                pr.main->file = cur_file_ ? *cur_file_ : std::string("?");
+            if (pr.main) pr.main->file = cur_file_ ? *cur_file_ : std::string("?");
             for (auto& d : pr.defines) {
                 d->file = pr.main ? pr.main->file : d->file;
                 tpl_defines_[d->name] = d;
@@ -168,14 +152,12 @@ public:
         }
         const ParseResult& pr = it->second;
         if (!pr.main) {
-            std::string msg =
-                pr.errors.empty() ? std::string("tpl: parse error") : pr.errors.front();
+            std::string msg = pr.errors.empty() ? std::string("tpl: parse error") : pr.errors.front();
             if (!srcs.empty() && !srcs.front()->values_path.empty())
                 msg += fmt::format(" (template text from {})", srcs.front()->values_path);
             throw EvalError(msg);
         }
-        if (too_deep("tpl"))
-            return make_unknown("tpl not evaluated: calls nested too deep");
+        if (too_deep("tpl")) return make_unknown("tpl not evaluated: calls nested too deep");
         return capture([&] { call(*pr.main, data, srcs); });
     }
 
@@ -205,12 +187,9 @@ private:
         Val chart = make_dict(0);
         if (c && c->chart) {
             const Chart& ch = *c->chart;
-            std::string yaml =
-                ch.display.empty() ? std::string("Chart.yaml") : ch.display + "/Chart.yaml";
+            std::string yaml = ch.display.empty() ? std::string("Chart.yaml") : ch.display + "/Chart.yaml";
             const Origin* chart_yaml = own(Origin{yaml, 0, std::string()});
-            auto chart_field = [&](const std::string& value) {
-                return make_str(value, Srcs{chart_yaml});
-            };
+            auto chart_field = [&](const std::string& value) { return make_str(value, Srcs{chart_yaml}); };
             auto& cm = chart.dict->m;
             cm["Name"] = chart_field(ch.name);
             cm["Version"] = chart_field(ch.version);
@@ -219,8 +198,7 @@ private:
             cm["ApiVersion"] = cm["APIVersion"];
             cm["Type"] = chart_field(ch.type.empty() ? std::string("application") : ch.type);
             Val ann = make_dict(0);
-            for (const auto& [k, v] : ch.annotations)
-                ann.dict->m[k] = make_str(v);
+            for (const auto& [k, v] : ch.annotations) ann.dict->m[k] = make_str(v);
             cm["Annotations"] = ann;
         }
         m["Chart"] = chart;
@@ -264,8 +242,7 @@ private:
     // ---- output ------------------------------------------------------------------------------
 
     void emit(Seg s, bool text_node) {
-        if (text_node)
-            add_srcs(s.srcs, text_srcs_);
+        if (text_node) add_srcs(s.srcs, text_srcs_);
         s.rel += alt_;
         s.line = top_line_;
         total_bytes_ += s.text.size();
@@ -274,20 +251,17 @@ private:
             if (top_bytes_ > max_output) {
                 s.text.resize(s.text.size() - (top_bytes_ - max_output));
                 append_seg(*sink_, std::move(s));
-                stop(
-                    fmt::format("rendering stopped: more than {} MiB of output", max_output >> 20));
+                stop(fmt::format("rendering stopped: more than {} MiB of output", max_output >> 20));
             }
         }
         append_seg(*sink_, std::move(s));
         if (total_bytes_ > max_total_output) {
-            stop(fmt::format("rendering stopped: more than {} MiB of output",
-                             max_total_output >> 20));
+            stop(fmt::format("rendering stopped: more than {} MiB of output", max_total_output >> 20));
         }
     }
 
     void print(const Val& v) {
-        for (auto& s : print_segs(v))
-            emit(std::move(s), false);
+        for (auto& s : print_segs(v)) emit(std::move(s), false);
     }
 
     template <typename F> Val capture(F&& body) {
@@ -308,8 +282,7 @@ private:
             s.line = 0;
             size += s.text.size();
         }
-        if (size > max_string)
-            throw EvalError(fmt::format("template output over {} MiB", max_string >> 20));
+        if (size > max_string) throw EvalError(fmt::format("template output over {} MiB", max_string >> 20));
         return make_segs(std::move(buf));
     }
 
@@ -317,15 +290,12 @@ private:
     void finish(std::vector<Seg>& segs, Rendered& r) {
         std::vector<int> line_min;
         auto note = [&](std::size_t ln, int alt) {
-            if (line_min.size() <= ln)
-                line_min.resize(ln + 1, -1);
-            if (line_min[ln] < 0 || alt < line_min[ln])
-                line_min[ln] = alt;
+            if (line_min.size() <= ln) line_min.resize(ln + 1, -1);
+            if (line_min[ln] < 0 || alt < line_min[ln]) line_min[ln] = alt;
         };
         std::size_t ln = 0;
         for (const auto& s : segs) {
-            if (s.text.empty() && !s.why.empty())
-                note(ln, s.rel);
+            if (s.text.empty() && !s.why.empty()) note(ln, s.rel);
             for (char c : s.text) {
                 if (c == '\n')
                     ++ln;
@@ -336,20 +306,15 @@ private:
         ln = 0;
         std::size_t total = 0;
         for (auto& s : segs) {
-            std::size_t nl =
-                static_cast<std::size_t>(std::count(s.text.begin(), s.text.end(), '\n'));
+            std::size_t nl = static_cast<std::size_t>(std::count(s.text.begin(), s.text.end(), '\n'));
             bool drop = false;
-            if (nl == 0 && ln < line_min.size() && line_min[ln] >= 0 && s.rel > line_min[ln])
-                drop = true;
-            if (s.text.empty() && s.why.empty())
-                drop = true;
+            if (nl == 0 && ln < line_min.size() && line_min[ln] >= 0 && s.rel > line_min[ln]) drop = true;
+            if (s.text.empty() && s.why.empty()) drop = true;
             ln += nl;
-            if (drop)
-                continue;
+            if (drop) continue;
             total += s.text.size();
             if (total > max_output) {
-                r.diagnostics.push_back(
-                    fmt::format("{}: output truncated at {} MiB", r.file, max_output >> 20));
+                r.diagnostics.push_back(fmt::format("{}: output truncated at {} MiB", r.file, max_output >> 20));
                 break;
             }
             Piece p;
@@ -358,12 +323,11 @@ private:
             p.line = s.line;
             p.unevaluated = std::move(s.why);
             p.sources.reserve(s.srcs.size());
-            for (const Origin* o : s.srcs)
-                p.sources.push_back(*o);
+            for (const Origin* o : s.srcs) p.sources.push_back(*o);
             if (!r.pieces.empty()) {
                 Piece& last = r.pieces.back();
-                if (last.live == p.live && last.line == p.line && last.unevaluated.empty() &&
-                    p.unevaluated.empty() && same_sources(last.sources, p.sources)) {
+                if (last.live == p.live && last.line == p.line && last.unevaluated.empty() && p.unevaluated.empty() &&
+                    same_sources(last.sources, p.sources)) {
                     last.text += p.text;
                     continue;
                 }
@@ -373,12 +337,9 @@ private:
     }
 
     static bool same_sources(const std::vector<Origin>& a, const std::vector<Origin>& b) {
-        if (a.size() != b.size())
-            return false;
+        if (a.size() != b.size()) return false;
         for (std::size_t i = 0; i < a.size(); ++i)
-            if (a[i].file != b[i].file || a[i].line != b[i].line ||
-                a[i].values_path != b[i].values_path)
-                return false;
+            if (a[i].file != b[i].file || a[i].line != b[i].line || a[i].values_path != b[i].values_path) return false;
         return true;
     }
 
@@ -396,16 +357,14 @@ private:
     Flow exec_list(const std::vector<Node>& nodes, const Val& dot) {
         for (const auto& n : nodes) {
             Flow f = exec(n, dot);
-            if (f != Flow::normal)
-                return f;
+            if (f != Flow::normal) return f;
         }
         return Flow::normal;
     }
 
     /// Runs a not-taken branch: one level deeper, and without changing variables outside it.
     void alternative(const std::vector<Node>& nodes, const Val& dot) {
-        if (nodes.empty())
-            return;
+        if (nodes.empty()) return;
         auto saved = vars_;
         ++alt_;
         try {
@@ -421,8 +380,7 @@ private:
 
     Flow exec(const Node& n, const Val& dot) {
         step();
-        if (depth_ == 0)
-            top_line_ = n.line;
+        if (depth_ == 0) top_line_ = n.line;
         cur_line_ = n.line;
         switch (n.kind) {
         case Node::Kind::text: {
@@ -445,8 +403,7 @@ private:
         }
         case Node::Kind::action: {
             Val v = eval_top(*n.pipe, dot);
-            if (!n.pipe->decl && !n.pipe->assign)
-                print(v);
+            if (!n.pipe->decl && !n.pipe->assign) print(v);
             return Flow::normal;
         }
         case Node::Kind::if_:
@@ -461,20 +418,15 @@ private:
                 auto tree = set_.lookup(n.text);
                 if (!tree) {
                     auto it = tpl_defines_.find(n.text);
-                    if (it != tpl_defines_.end())
-                        tree = it->second;
+                    if (it != tpl_defines_.end()) tree = it->second;
                 }
-                if (!tree)
-                    throw EvalError(
-                        fmt::format("no template \"{}\" associated with template", n.text), true);
+                if (!tree) throw EvalError(fmt::format("no template \"{}\" associated with template", n.text), true);
                 if (too_deep(n.text))
-                    print(make_unknown(fmt::format(
-                        "template \"{}\" not evaluated: calls nested too deep", n.text)));
+                    print(make_unknown(fmt::format("template \"{}\" not evaluated: calls nested too deep", n.text)));
                 else
                     call(*tree, data, {});
             } catch (const EvalError& e) {
-                if (e.always || live())
-                    diag(e.what());
+                if (e.always || live()) diag(e.what());
                 print(make_unknown(e.what()));
             }
             return Flow::normal;
@@ -489,8 +441,7 @@ private:
 
     /// Whether a condition's value cannot be decided.
     static bool undecided(const Val& v) {
-        if (v.is_unknown())
-            return true;
+        if (v.is_unknown()) return true;
         return v.is_str() && !truth(v) && !why_of(v).empty();
     }
 
@@ -504,8 +455,7 @@ private:
             alternative(n.alt, dot);
         } else if (truth(c)) {
             f = exec_list(n.body, with ? c : dot);
-            if (f == Flow::normal)
-                alternative(n.alt, dot);
+            if (f == Flow::normal) alternative(n.alt, dot);
         } else {
             alternative(n.body, with ? c : dot);
             f = exec_list(n.alt, dot);
@@ -518,8 +468,7 @@ private:
         std::size_t mark = vars_.size();
         const Pipe& p = *n.pipe;
         Val coll = eval_top(p, dot, /*declare=*/false);
-        for (const auto& v : p.vars)
-            vars_.push_back({v, coll});
+        for (const auto& v : p.vars) vars_.push_back({v, coll});
         auto set_vars = [&](const Val& key, const Val& elem) {
             if (p.vars.size() == 1) {
                 vars_[mark].second = elem;
@@ -536,12 +485,10 @@ private:
                 elems.push_back({make_int(static_cast<std::int64_t>(i)), coll.list->items[i]});
             break;
         case Val::K::dict:
-            for (const auto& [k, v] : coll.dict->m)
-                elems.push_back({make_str(k), v});
+            for (const auto& [k, v] : coll.dict->m) elems.push_back({make_str(k), v});
             break;
         case Val::K::integer:
-            for (std::int64_t i = 0; i < coll.i && static_cast<std::size_t>(i) <= max_iterations;
-                 ++i)
+            for (std::int64_t i = 0; i < coll.i && static_cast<std::size_t>(i) <= max_iterations; ++i)
                 elems.push_back({make_int(i), make_int(i)});
             break;
         case Val::K::nil:
@@ -550,18 +497,16 @@ private:
             unknown = true;
             break;
         default:
-            if (live())
-                diag(fmt::format("range can't iterate over {}", format_v(coll)));
+            if (live()) diag(fmt::format("range can't iterate over {}", format_v(coll)));
             break;
         }
         Flow result = Flow::normal;
         if (elems.empty()) {
             // Nothing to iterate: the body is still rendered once, as an alternative, with the
             // element unknown, so that what it would produce (an image) is seen.
-            std::string why =
-                unknown && !coll.why.empty()
-                    ? coll.why
-                    : fmt::format("inside {{{{{}}}}} over an empty collection", p.src);
+            std::string why = unknown && !coll.why.empty()
+                                  ? coll.why
+                                  : fmt::format("inside {{{{{}}}}} over an empty collection", p.src);
             Val elem = make_unknown(why, srcs_of(coll));
             set_vars(elem, elem);
             alternative(n.body, elem);
@@ -580,8 +525,7 @@ private:
                 std::size_t inner = vars_.size();
                 Flow f = exec_list(n.body, v);
                 vars_.resize(inner);
-                if (f == Flow::brk)
-                    break;
+                if (f == Flow::brk) break;
             }
             alternative(n.alt, dot);
         }
@@ -592,22 +536,18 @@ private:
     /// Stops the render: what was rendered so far is kept, and marked incomplete.
     [[noreturn]] void stop(const std::string& why) {
         diag(why);
-        if (incomplete_.empty())
-            incomplete_ = why;
+        if (incomplete_.empty()) incomplete_ = why;
         throw Abort{};
     }
 
     /// Whether a template call would nest too deep (reported once per render).
     bool too_deep(const std::string& name) {
-        if (depth_ < max_depth)
-            return false;
+        if (depth_ < max_depth) return false;
         if (!depth_reported_) {
             depth_reported_ = true;
-            std::string why = fmt::format("template \"{}\": calls nested more than {} levels deep",
-                                          name, max_depth);
+            std::string why = fmt::format("template \"{}\": calls nested more than {} levels deep", name, max_depth);
             diag(why);
-            if (incomplete_.empty())
-                incomplete_ = why;
+            if (incomplete_.empty()) incomplete_ = why;
         }
         return true;
     }
@@ -617,8 +557,7 @@ private:
     /// again: its shadow side would render both sides of every level (exponential), with
     /// data the values never give it (a recursive merge helper ranging over a string).
     void call(const Tree& t, const Val& data, const Srcs& text_srcs) {
-        if (alt_ > 0 && std::find(calls_.begin(), calls_.end(), &t) != calls_.end())
-            return;
+        if (alt_ > 0 && std::find(calls_.begin(), calls_.end(), &t) != calls_.end()) return;
         calls_.push_back(&t);
         struct Pop {
             std::vector<const Tree*>& v;
@@ -660,8 +599,7 @@ private:
             v = eval_cmds(p, dot);
         } catch (const EvalError& e) {
             cur_line_ = p.line;
-            if (e.always || live())
-                diag(e.what());
+            if (e.always || live()) diag(e.what());
             v = make_unknown(e.what());
         }
         if (declare && p.decl && !p.vars.empty()) {
@@ -695,21 +633,17 @@ private:
     Val eval_cmd(const Cmd& c, const Val& dot, const Val* final) {
         step();
         const Arg& first = c.args.front();
-        if (first.kind == Arg::Kind::ident && first.fields.empty())
-            return call_function(first.text, c, dot, final);
+        if (first.kind == Arg::Kind::ident && first.fields.empty()) return call_function(first.text, c, dot, final);
         Val v = eval_arg(first, dot);
         bool has_args = c.args.size() > 1 || final;
         if (v.k == Val::K::method) {
             std::vector<Val> args;
-            for (std::size_t i = 1; i < c.args.size(); ++i)
-                args.push_back(eval_arg(c.args[i], dot));
-            if (final)
-                args.push_back(*final);
+            for (std::size_t i = 1; i < c.args.size(); ++i) args.push_back(eval_arg(c.args[i], dot));
+            if (final) args.push_back(*final);
             return call_method(v, args);
         }
         if (has_args) {
-            if (v.is_unknown())
-                return v;
+            if (v.is_unknown()) return v;
             throw EvalError(fmt::format("can't give argument to non-function {}", describe(first)));
         }
         return v;
@@ -744,8 +678,7 @@ private:
             s = "(...)";
             break;
         }
-        for (const auto& f : a.fields)
-            s += "." + f;
+        for (const auto& f : a.fields) s += "." + f;
         return s;
     }
 
@@ -784,17 +717,14 @@ private:
             v = eval_cmds(*a.pipe, dot);
             break;
         }
-        for (const auto& f : a.fields)
-            v = field(v, f);
+        for (const auto& f : a.fields) v = field(v, f);
         return v;
     }
 
     Val variable(const std::string& name) {
-        if (name == "$")
-            return vars_[var_base_].second;
+        if (name == "$") return vars_[var_base_].second;
         for (std::size_t i = vars_.size(); i > var_base_; --i)
-            if (vars_[i - 1].first == name)
-                return vars_[i - 1].second;
+            if (vars_[i - 1].first == name) return vars_[i - 1].second;
         throw EvalError(fmt::format("undefined variable \"{}\"", name));
     }
 
@@ -825,10 +755,8 @@ private:
     }
 
     Val call_method(const Val& m, std::vector<Val>& args) {
-        if (m.name == "APIVersions.Has")
-            return make_bool(true);
-        if (m.name.rfind("Files.", 0) == 0)
-            return files_method(m.name.substr(6), args);
+        if (m.name == "APIVersions.Has") return make_bool(true);
+        if (m.name.rfind("Files.", 0) == 0) return files_method(m.name.substr(6), args);
         return make_unknown(fmt::format(".{} is not evaluated", m.name));
     }
 
@@ -849,24 +777,20 @@ private:
     Val files_method(const std::string& name, std::vector<Val>& args) {
         const auto* files = chart_files();
         static const std::vector<File> none;
-        if (!files)
-            files = &none;
+        if (!files) files = &none;
         auto arg = [&](std::size_t i) { return i < args.size() ? str_arg(args[i]) : std::string(); };
         if (name == "Get" || name == "GetBytes" || name == "Lines") {
             std::string path = arg(0);
             for (const auto& f : *files) {
-                if (f.name != path)
-                    continue;
-                if (name != "Lines")
-                    return file_text(f);
+                if (f.name != path) continue;
+                if (name != "Lines") return file_text(f);
                 Val l = make_list(alt_);
                 const Origin* o = own(Origin{f.display, 1, std::string(), true, std::string()});
                 std::size_t b = 0;
                 while (b <= f.text.size()) {
                     std::size_t e = f.text.find('\n', b);
                     if (e == std::string::npos) {
-                        if (b < f.text.size())
-                            l.list->items.push_back(make_str(f.text.substr(b), Srcs{o}));
+                        if (b < f.text.size()) l.list->items.push_back(make_str(f.text.substr(b), Srcs{o}));
                         break;
                     }
                     l.list->items.push_back(make_str(f.text.substr(b, e - b), Srcs{o}));
@@ -880,15 +804,13 @@ private:
             Val d = make_dict(alt_);
             d.dict->files = true;
             for (const auto& f : *files)
-                if (glob_match(arg(0), f.name))
-                    d.dict->m[f.name] = file_text(f);
+                if (glob_match(arg(0), f.name)) d.dict->m[f.name] = file_text(f);
             return d;
         }
         if (name == "AsConfig" || name == "AsSecrets") {
             Val d = make_dict(alt_);
             d.dict->files = true;
-            for (const auto& f : *files)
-                d.dict->m[f.name] = file_text(f);
+            for (const auto& f : *files) d.dict->m[f.name] = file_text(f);
             return files_as(d, name == "AsSecrets");
         }
         return make_unknown(fmt::format(".Files.{} is not evaluated", name));
@@ -921,8 +843,7 @@ private:
     /// glob_match's backtracking, at most 100,000 steps (a pattern of many `*` over a long
     /// name would otherwise take exponential time): past that, no match.
     static bool glob_rec(std::string_view pat, std::string_view s, std::size_t& calls) {
-        if (++calls > 100000)
-            return false;
+        if (++calls > 100000) return false;
         if (auto open = pat.find('{'); open != std::string_view::npos) {
             auto close = pat.find('}', open);
             if (close != std::string_view::npos) {
@@ -930,45 +851,36 @@ private:
                 std::size_t b = 0;
                 while (b <= alts.size()) {
                     std::size_t e = alts.find(',', b);
-                    if (e == std::string_view::npos)
-                        e = alts.size();
+                    if (e == std::string_view::npos) e = alts.size();
                     std::string p = std::string(pat.substr(0, open)) + std::string(alts.substr(b, e - b)) +
                                     std::string(pat.substr(close + 1));
-                    if (glob_rec(p, s, calls))
-                        return true;
+                    if (glob_rec(p, s, calls)) return true;
                     b = e + 1;
                 }
                 return false;
             }
         }
-        if (pat.empty())
-            return s.empty();
+        if (pat.empty()) return s.empty();
         if (pat.substr(0, 2) == "**") {
             for (std::size_t i = 0; i <= s.size(); ++i)
-                if (glob_rec(pat.substr(2), s.substr(i), calls))
-                    return true;
+                if (glob_rec(pat.substr(2), s.substr(i), calls)) return true;
             return false;
         }
         if (pat[0] == '*') {
             for (std::size_t i = 0; i <= s.size(); ++i) {
-                if (glob_rec(pat.substr(1), s.substr(i), calls))
-                    return true;
-                if (i < s.size() && s[i] == '/')
-                    break;
+                if (glob_rec(pat.substr(1), s.substr(i), calls)) return true;
+                if (i < s.size() && s[i] == '/') break;
             }
             return false;
         }
-        if (s.empty())
-            return false;
-        if (pat[0] == '?')
-            return s[0] != '/' && glob_rec(pat.substr(1), s.substr(1), calls);
+        if (s.empty()) return false;
+        if (pat[0] == '?') return s[0] != '/' && glob_rec(pat.substr(1), s.substr(1), calls);
         if (pat[0] == '[') {
             auto close = pat.find(']', 1);
             if (close != std::string_view::npos) {
                 std::string_view cls = pat.substr(1, close - 1);
                 bool neg = !cls.empty() && (cls[0] == '!' || cls[0] == '^');
-                if (neg)
-                    cls.remove_prefix(1);
+                if (neg) cls.remove_prefix(1);
                 bool in = false;
                 for (std::size_t i = 0; i < cls.size(); ++i) {
                     if (i + 2 < cls.size() && cls[i + 1] == '-') {
@@ -981,14 +893,12 @@ private:
                 return in != neg && s[0] != '/' && glob_rec(pat.substr(close + 1), s.substr(1), calls);
             }
         }
-        if (pat[0] == '\\' && pat.size() > 1)
-            return s[0] == pat[1] && glob_rec(pat.substr(2), s.substr(1), calls);
+        if (pat[0] == '\\' && pat.size() > 1) return s[0] == pat[1] && glob_rec(pat.substr(2), s.substr(1), calls);
         return s[0] == pat[0] && glob_rec(pat.substr(1), s.substr(1), calls);
     }
 
     Val call_function(const std::string& name, const Cmd& c, const Val& dot, const Val* final) {
-        if (name == "and" || name == "or")
-            return and_or(name == "and", c, dot, final);
+        if (name == "and" || name == "or") return and_or(name == "and", c, dot, final);
         std::string not_evaluated;
         const FnInfo* info = find_function(name, &not_evaluated);
         std::vector<Val> args;
@@ -996,38 +906,29 @@ private:
         if (!info) {
             Srcs srcs;
             try {
-                for (std::size_t i = 1; i < c.args.size(); ++i)
-                    add_srcs(srcs, srcs_of(eval_arg(c.args[i], dot)));
+                for (std::size_t i = 1; i < c.args.size(); ++i) add_srcs(srcs, srcs_of(eval_arg(c.args[i], dot)));
             } catch (const EvalError&) {
                 // The arguments only contribute origins here.
             }
-            if (final)
-                add_srcs(srcs, srcs_of(*final));
-            if (!not_evaluated.empty())
-                return make_unknown(not_evaluated, srcs);
-            diag(
-                fmt::format("function \"{}\" is not supported; its result is not evaluated", name));
+            if (final) add_srcs(srcs, srcs_of(*final));
+            if (!not_evaluated.empty()) return make_unknown(not_evaluated, srcs);
+            diag(fmt::format("function \"{}\" is not supported; its result is not evaluated", name));
             return make_unknown(fmt::format("function \"{}\" is not evaluated", name), srcs);
         }
-        for (std::size_t i = 1; i < c.args.size(); ++i)
-            args.push_back(eval_arg(c.args[i], dot));
-        if (final)
-            args.push_back(*final);
+        for (std::size_t i = 1; i < c.args.size(); ++i) args.push_back(eval_arg(c.args[i], dot));
+        if (final) args.push_back(*final);
         int n = static_cast<int>(args.size());
         if (n < info->min_args || (info->max_args >= 0 && n > info->max_args)) {
             std::string want = info->max_args == info->min_args ? std::to_string(info->min_args)
-                               : info->max_args < 0
-                                   ? fmt::format("at least {}", info->min_args)
-                                   : fmt::format("{} to {}", info->min_args, info->max_args);
-            throw EvalError(
-                fmt::format("wrong number of args for {}: want {} got {}", name, want, n));
+                               : info->max_args < 0             ? fmt::format("at least {}", info->min_args)
+                                                    : fmt::format("{} to {}", info->min_args, info->max_args);
+            throw EvalError(fmt::format("wrong number of args for {}: want {} got {}", name, want, n));
         }
         if (!info->takes_unknown) {
             for (const auto& a : args) {
                 if (a.is_unknown()) {
                     Srcs srcs;
-                    for (const auto& b : args)
-                        add_srcs(srcs, srcs_of(b));
+                    for (const auto& b : args) add_srcs(srcs, srcs_of(b));
                     return make_unknown(a.why, srcs);
                 }
             }
@@ -1037,17 +938,14 @@ private:
             r = info->fn(*this, args);
         } catch (const EvalError& e) {
             std::string msg = e.what();
-            if (e.always || msg.rfind("error calling", 0) == 0)
-                throw;
+            if (e.always || msg.rfind("error calling", 0) == 0) throw;
             throw EvalError(fmt::format("error calling {}: {}", name, msg));
         }
         if (r.is_str()) {
             std::size_t size = 0;
-            for (const auto& s : r.segs)
-                size += s.text.size();
+            for (const auto& s : r.segs) size += s.text.size();
             if (size > max_string)
-                throw EvalError(
-                    fmt::format("error calling {}: result over {} MiB", name, max_string >> 20));
+                throw EvalError(fmt::format("error calling {}: result over {} MiB", name, max_string >> 20));
         }
         return r;
     }
@@ -1056,8 +954,7 @@ private:
     Val and_or(bool is_and, const Cmd& c, const Val& dot, const Val* final) {
         std::size_t n = c.args.size() - 1 + (final ? 1 : 0);
         if (n < 1)
-            throw EvalError(fmt::format("wrong number of args for {}: want at least 1 got 0",
-                                        is_and ? "and" : "or"));
+            throw EvalError(fmt::format("wrong number of args for {}: want at least 1 got 0", is_and ? "and" : "or"));
         bool unknown = false;
         Srcs srcs;
         Val last;
@@ -1068,11 +965,9 @@ private:
                 unknown = true;
                 continue;
             }
-            if (truth(last) != is_and)
-                return last;
+            if (truth(last) != is_and) return last;
         }
-        if (unknown)
-            return make_unknown("condition not evaluated", srcs);
+        if (unknown) return make_unknown("condition not evaluated", srcs);
         return last;
     }
 
@@ -1114,8 +1009,7 @@ bool parsed_after(const std::string& a, const std::string& b) {
         return std::count_if(s.begin(), s.end(), [](char c) { return c == '/' || c == ':'; });
     };
     auto da = depth(a), db = depth(b);
-    if (da != db)
-        return da < db;
+    if (da != db) return da < db;
     return a < b;
 }
 
@@ -1123,8 +1017,7 @@ bool parsed_after(const std::string& a, const std::string& b) {
 
 std::string Rendered::text() const {
     std::string out;
-    for (const auto& p : pieces)
-        out += p.text;
+    for (const auto& p : pieces) out += p.text;
     return out;
 }
 
@@ -1139,8 +1032,7 @@ void TemplateSet::add(const File& file) {
     e.display = file.display;
     e.name = file.name;
     e.errors = pr.errors;
-    for (const auto& err : pr.errors)
-        impl_->diagnostics.push_back(err);
+    for (const auto& err : pr.errors) impl_->diagnostics.push_back(err);
     if (pr.main) {
         e.main = pr.main;
         // Which definition of a name wins does not depend on the order of add(): helm parses
@@ -1152,8 +1044,7 @@ void TemplateSet::add(const File& file) {
             if (it != impl_->defines.end()) {
                 const Tree& old = *it->second;
                 bool later = d->file == old.file || parsed_after(d->file, old.file);
-                if (d->empty() != old.empty() ? d->empty() : !later)
-                    continue;
+                if (d->empty() != old.empty() ? d->empty() : !later) continue;
             }
             impl_->defines[d->name] = d;
         }

@@ -32,19 +32,16 @@ constexpr std::int64_t max_list = 100000;
 
 Srcs all_srcs(const Args& a) {
     Srcs s;
-    for (const auto& v : a)
-        add_srcs(s, srcs_of(v));
+    for (const auto& v : a) add_srcs(s, srcs_of(v));
     return s;
 }
 
 /// Origins of the segments on the path the values take.
 Srcs primary_srcs(const Val& v) {
-    if (!v.is_str())
-        return srcs_of(v);
+    if (!v.is_str()) return srcs_of(v);
     Srcs s;
     for (const auto& seg : v.segs)
-        if (seg.rel == 0)
-            add_srcs(s, seg.srcs);
+        if (seg.rel == 0) add_srcs(s, seg.srcs);
     return s;
 }
 
@@ -63,23 +60,19 @@ std::int64_t to_int(const Val& v) {
     case Val::K::integer:
         return v.i;
     case Val::K::floating:
-        if (std::isnan(v.f))
-            return 0;
+        if (std::isnan(v.f)) return 0;
         return static_cast<std::int64_t>(v.f);
     case Val::K::boolean:
         return v.b ? 1 : 0;
     case Val::K::string: {
         std::string s = primary(v);
         s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
-        if (s.empty())
-            return 0;
+        if (s.empty()) return 0;
         char* end = nullptr;
         long long i = std::strtoll(s.c_str(), &end, 0);
-        if (end == s.c_str() + s.size())
-            return i;
+        if (end == s.c_str() + s.size()) return i;
         double d = std::strtod(s.c_str(), &end);
-        if (end == s.c_str() + s.size())
-            return static_cast<std::int64_t>(d);
+        if (end == s.c_str() + s.size()) return static_cast<std::int64_t>(d);
         return 0;
     }
     default:
@@ -115,42 +108,34 @@ bool empty(const Val& v) {
 }
 
 const Val& need_dict(const Val& v, const char* what) {
-    if (v.k != Val::K::dict)
-        fail(fmt::format("{} needs a map, got {}", what, type_name(v)));
+    if (v.k != Val::K::dict) fail(fmt::format("{} needs a map, got {}", what, type_name(v)));
     return v;
 }
 
 /// A list's items; nil is an empty list, a single non-list value a list of one.
 std::vector<Val> items_of(const Val& v, const char* what) {
-    if (v.k == Val::K::list)
-        return v.list->items;
-    if (v.is_nil())
-        return {};
+    if (v.k == Val::K::list) return v.list->items;
+    if (v.is_nil()) return {};
     fail(fmt::format("{} needs a list, got {}", what, type_name(v)));
 }
 
 /// Segment-wise text map (each segment's text transformed, attributes kept).
 template <typename F> Val map_segs(const Val& v, F&& f) {
     Val out = v;
-    for (auto& s : out.segs)
-        s.text = f(s.text);
+    for (auto& s : out.segs) s.text = f(s.text);
     return out;
 }
 
 /// Segments of a value printed as %v/%s (strings keep theirs).
 std::vector<Seg> v_segs(const Val& v) {
-    if (v.is_str())
-        return v.segs;
-    if (v.is_unknown())
-        return {Seg{"", v.srcs, v.why.empty() ? "not evaluated" : v.why, 0, 0}};
+    if (v.is_str()) return v.segs;
+    if (v.is_unknown()) return {Seg{"", v.srcs, v.why.empty() ? "not evaluated" : v.why, 0, 0}};
     return {Seg{format_v(v), srcs_of(v), "", 0, 0}};
 }
 
 bool deep_equal(const Val& a, const Val& b) {
-    if (a.is_num() && b.is_num())
-        return to_float(a) == to_float(b);
-    if (a.k != b.k)
-        return false;
+    if (a.is_num() && b.is_num()) return to_float(a) == to_float(b);
+    if (a.k != b.k) return false;
     switch (a.k) {
     case Val::K::nil:
         return true;
@@ -159,19 +144,15 @@ bool deep_equal(const Val& a, const Val& b) {
     case Val::K::string:
         return primary(a) == primary(b);
     case Val::K::list:
-        if (a.list->items.size() != b.list->items.size())
-            return false;
+        if (a.list->items.size() != b.list->items.size()) return false;
         for (std::size_t i = 0; i < a.list->items.size(); ++i)
-            if (!deep_equal(a.list->items[i], b.list->items[i]))
-                return false;
+            if (!deep_equal(a.list->items[i], b.list->items[i])) return false;
         return true;
     case Val::K::dict:
-        if (a.dict->m.size() != b.dict->m.size())
-            return false;
+        if (a.dict->m.size() != b.dict->m.size()) return false;
         for (const auto& [k, v] : a.dict->m) {
             auto it = b.dict->m.find(k);
-            if (it == b.dict->m.end() || !deep_equal(v, it->second))
-                return false;
+            if (it == b.dict->m.end() || !deep_equal(v, it->second)) return false;
         }
         return true;
     default:
@@ -205,16 +186,13 @@ Basic basic(const Val& v) {
 
 bool eq2(const Val& a, const Val& b) {
     Basic ka = basic(a), kb = basic(b);
-    if (ka == Basic::nil || kb == Basic::nil)
-        return ka == kb;
-    if (ka != kb)
-        fail("incompatible types for comparison");
+    if (ka == Basic::nil || kb == Basic::nil) return ka == kb;
+    if (ka != kb) fail("incompatible types for comparison");
     switch (ka) {
     case Basic::boolean:
         return a.b == b.b;
     case Basic::number:
-        if (a.k == Val::K::integer && b.k == Val::K::integer)
-            return a.i == b.i;
+        if (a.k == Val::K::integer && b.k == Val::K::integer) return a.i == b.i;
         return to_float(a) == to_float(b);
     case Basic::string:
         return primary(a) == primary(b);
@@ -225,8 +203,7 @@ bool eq2(const Val& a, const Val& b) {
 
 Val f_eq(Exec&, Args& a) {
     for (std::size_t i = 1; i < a.size(); ++i)
-        if (eq2(a[0], a[i]))
-            return make_bool(true, all_srcs(a));
+        if (eq2(a[0], a[i])) return make_bool(true, all_srcs(a));
     return make_bool(false, all_srcs(a));
 }
 
@@ -237,8 +214,7 @@ Val f_ne(Exec&, Args& a) {
 int cmp(const Val& a, const Val& b) {
     Basic ka = basic(a), kb = basic(b);
     if (ka != kb || (ka != Basic::number && ka != Basic::string)) {
-        if (ka == Basic::nil || kb == Basic::nil || ka == Basic::other || kb == Basic::other ||
-            ka == Basic::boolean)
+        if (ka == Basic::nil || kb == Basic::nil || ka == Basic::other || kb == Basic::other || ka == Basic::boolean)
             fail("invalid type for comparison");
         fail("incompatible types for comparison");
     }
@@ -246,8 +222,7 @@ int cmp(const Val& a, const Val& b) {
         std::string x = primary(a), y = primary(b);
         return x < y ? -1 : x > y ? 1 : 0;
     }
-    if (a.k == Val::K::integer && b.k == Val::K::integer)
-        return a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
+    if (a.k == Val::K::integer && b.k == Val::K::integer) return a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
     double x = to_float(a), y = to_float(b);
     return x < y ? -1 : x > y ? 1 : 0;
 }
@@ -286,8 +261,7 @@ Val f_index(Exec&, Args& a) {
     for (std::size_t i = 1; i < a.size(); ++i) {
         const Val& k = a[i];
         if (cur.k == Val::K::list) {
-            if (!k.is_num())
-                fail(fmt::format("cannot index slice/array with type {}", type_name(k)));
+            if (!k.is_num()) fail(fmt::format("cannot index slice/array with type {}", type_name(k)));
             std::int64_t n = to_int(k);
             if (n < 0 || n >= static_cast<std::int64_t>(cur.list->items.size()))
                 fail(fmt::format("index out of range: {}", n));
@@ -295,17 +269,14 @@ Val f_index(Exec&, Args& a) {
             cur = std::move(next);
         } else if (cur.k == Val::K::dict) {
             auto it = cur.dict->m.find(strval(k));
-            if (it == cur.dict->m.end())
-                return make_nil();
+            if (it == cur.dict->m.end()) return make_nil();
             Val next = it->second;
             cur = std::move(next);
         } else if (cur.k == Val::K::string) {
             std::string s = primary(cur);
             std::int64_t n = to_int(k);
-            if (n < 0 || n >= static_cast<std::int64_t>(s.size()))
-                fail(fmt::format("index out of range: {}", n));
-            cur =
-                make_int(static_cast<unsigned char>(s[static_cast<std::size_t>(n)]), srcs_of(cur));
+            if (n < 0 || n >= static_cast<std::int64_t>(s.size())) fail(fmt::format("index out of range: {}", n));
+            cur = make_int(static_cast<unsigned char>(s[static_cast<std::size_t>(n)]), srcs_of(cur));
         } else if (cur.is_nil()) {
             fail("index of untyped nil");
         } else {
@@ -320,16 +291,14 @@ Val f_slice(Exec& ex, Args& a) {
     std::int64_t size = v.k == Val::K::list     ? static_cast<std::int64_t>(v.list->items.size())
                         : v.k == Val::K::string ? static_cast<std::int64_t>(primary(v).size())
                                                 : -1;
-    if (size < 0)
-        fail(fmt::format("can't slice item of type {}", type_name(v)));
+    if (size < 0) fail(fmt::format("can't slice item of type {}", type_name(v)));
     std::int64_t from = a.size() > 1 ? to_int(a[1]) : 0;
     std::int64_t to = a.size() > 2 ? to_int(a[2]) : size;
     if (from < 0 || to < from || to > size)
         fail(fmt::format("index out of range: {}", from < 0 || to < from ? from : to));
     if (v.k == Val::K::string)
-        return make_str(
-            primary(v).substr(static_cast<std::size_t>(from), static_cast<std::size_t>(to - from)),
-            srcs_of(v));
+        return make_str(primary(v).substr(static_cast<std::size_t>(from), static_cast<std::size_t>(to - from)),
+                        srcs_of(v));
     Val out = make_list(ex.alt(), v.srcs);
     out.list->items.assign(v.list->items.begin() + from, v.list->items.begin() + to);
     return out;
@@ -343,11 +312,9 @@ struct Spec {
 };
 
 std::string pad(std::string s, const Spec& sp, bool numeric) {
-    if (sp.width < 0 || static_cast<int>(s.size()) >= sp.width)
-        return s;
+    if (sp.width < 0 || static_cast<int>(s.size()) >= sp.width) return s;
     std::size_t n = static_cast<std::size_t>(sp.width) - s.size();
-    if (sp.minus)
-        return s + std::string(n, ' ');
+    if (sp.minus) return s + std::string(n, ' ');
     if (sp.zero && numeric) {
         std::size_t sign = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
         return s.substr(0, sign) + std::string(n, '0') + s.substr(sign);
@@ -356,8 +323,7 @@ std::string pad(std::string s, const Spec& sp, bool numeric) {
 }
 
 std::string bad_verb(const Spec& sp, const Val& v) {
-    if (v.is_nil())
-        return fmt::format("%!{}(<nil>)", sp.verb);
+    if (v.is_nil()) return fmt::format("%!{}(<nil>)", sp.verb);
     return fmt::format("%!{}({}={})", sp.verb, type_name(v), format_v(v));
 }
 
@@ -409,8 +375,7 @@ std::string fmt_int(std::int64_t i, const Spec& sp) {
             digits = std::string(static_cast<std::size_t>(sp.prec) - digits.size(), '0') + digits;
         s = (neg ? "-" : "") + digits;
     }
-    if (sp.plus && i >= 0 && (sp.verb == 'd'))
-        s = "+" + s;
+    if (sp.plus && i >= 0 && (sp.verb == 'd')) s = "+" + s;
     return pad(s, sp, sp.prec < 0);
 }
 
@@ -436,8 +401,7 @@ std::string fmt_float(double f, const Spec& sp) {
     default:
         s = go_float(f);
     }
-    if (sp.plus && f >= 0)
-        s = "+" + s;
+    if (sp.plus && f >= 0) s = "+" + s;
     return pad(s, sp, true);
 }
 
@@ -469,8 +433,7 @@ Spec read_directive(const std::string& format, std::size_t& j, const Args& a, st
         int n = -1;
         while (j < format.size() && format[j] >= '0' && format[j] <= '9') {
             n = (n < 0 ? 0 : n * 10) + (format[j] - '0');
-            if (n > 1000000)
-                n = 1000000;
+            if (n > 1000000) n = 1000000;
             ++j;
         }
         target = n;
@@ -479,8 +442,7 @@ Spec read_directive(const std::string& format, std::size_t& j, const Args& a, st
     if (j < format.size() && format[j] == '.') {
         ++j;
         number(sp.prec);
-        if (sp.prec < 0)
-            sp.prec = 0;
+        if (sp.prec < 0) sp.prec = 0;
     }
     return sp;
 }
@@ -492,11 +454,9 @@ std::string format_operand(const Spec& sp, const Val& v) {
     switch (sp.verb) {
     case 's':
     case 'v':
-        if (v.is_str() || sp.verb == 'v' || v.k == Val::K::list || v.k == Val::K::dict ||
-            v.is_unknown()) {
+        if (v.is_str() || sp.verb == 'v' || v.k == Val::K::list || v.k == Val::K::dict || v.is_unknown()) {
             text = v.is_nil() && sp.verb == 'v' ? "<nil>" : strval(v);
-            if (sp.prec >= 0 && static_cast<int>(text.size()) > sp.prec)
-                text.resize(static_cast<std::size_t>(sp.prec));
+            if (sp.prec >= 0 && static_cast<int>(text.size()) > sp.prec) text.resize(static_cast<std::size_t>(sp.prec));
             text = pad(text, sp, false);
         } else {
             text = bad_verb(sp, v);
@@ -511,8 +471,7 @@ std::string format_operand(const Spec& sp, const Val& v) {
             text = bad_verb(sp, v);
         break;
     case 't':
-        text =
-            v.k == Val::K::boolean ? pad(v.b ? "true" : "false", sp, false) : bad_verb(sp, v);
+        text = v.k == Val::K::boolean ? pad(v.b ? "true" : "false", sp, false) : bad_verb(sp, v);
         break;
     case 'd':
     case 'o':
@@ -527,8 +486,7 @@ std::string format_operand(const Spec& sp, const Val& v) {
             text = fmt_int(v.i, sp);
         } else if (v.is_str()) {
             std::string s = primary(v);
-            for (unsigned char ch : s)
-                text += sp.verb == 'x' ? fmt::format("{:02x}", ch) : fmt::format("{:02X}", ch);
+            for (unsigned char ch : s) text += sp.verb == 'x' ? fmt::format("{:02x}", ch) : fmt::format("{:02X}", ch);
             text = pad(text, sp, false);
         } else {
             text = bad_verb(sp, v);
@@ -552,8 +510,7 @@ std::string format_operand(const Spec& sp, const Val& v) {
 std::string extra_operands(const Args& a, std::size_t argi) {
     std::string lit = "%!(EXTRA ";
     for (std::size_t k = argi; k < a.size(); ++k) {
-        if (k > argi)
-            lit += ", ";
+        if (k > argi) lit += ", ";
         lit += a[k].is_nil() ? "<nil>" : type_name(a[k]) + "=" + format_v(a[k]);
     }
     lit += ")";
@@ -567,8 +524,7 @@ Val f_printf(Exec&, Args& a) {
     std::size_t argi = 1;
     std::string lit;
     auto flush = [&] {
-        if (!lit.empty())
-            append_seg(out, Seg{lit, fsrcs, "", 0, 0});
+        if (!lit.empty()) append_seg(out, Seg{lit, fsrcs, "", 0, 0});
         lit.clear();
     };
     for (std::size_t i = 0; i < format.size(); ++i) {
@@ -605,11 +561,9 @@ Val f_printf(Exec&, Args& a) {
         flush();
         append_seg(out, Seg{text, srcs_of(v), why_of(v), 0, 0});
     }
-    if (argi < a.size())
-        lit += extra_operands(a, argi);
+    if (argi < a.size()) lit += extra_operands(a, argi);
     flush();
-    if (out.empty())
-        return make_str("", fsrcs);
+    if (out.empty()) return make_str("", fsrcs);
     return make_segs(std::move(out));
 }
 
@@ -617,17 +571,14 @@ Val f_printf(Exec&, Args& a) {
 Val sprint(const Args& a, bool ln) {
     std::vector<Seg> out;
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (i > 0 && (ln || (!a[i].is_str() && !a[i - 1].is_str())))
-            append_seg(out, Seg{" ", {}, "", 0, 0});
+        if (i > 0 && (ln || (!a[i].is_str() && !a[i - 1].is_str()))) append_seg(out, Seg{" ", {}, "", 0, 0});
         if (a[i].is_nil())
             append_seg(out, Seg{"<nil>", a[i].srcs, "", 0, 0});
         else
             append_segs(out, v_segs(a[i]));
     }
-    if (ln)
-        append_seg(out, Seg{"\n", {}, "", 0, 0});
-    if (out.empty())
-        return make_str("");
+    if (ln) append_seg(out, Seg{"\n", {}, "", 0, 0});
+    if (out.empty()) return make_str("");
     return make_segs(std::move(out));
 }
 
@@ -691,11 +642,9 @@ Val f_urlquery(Exec&, Args& a) {
 // ---- defaults and flow -----------------------------------------------------------------------
 
 Val f_default(Exec&, Args& a) {
-    if (a.size() < 2)
-        return a[0];
+    if (a.size() < 2) return a[0];
     const Val& given = a[1];
-    if (given.is_unknown() || !empty(given))
-        return given;
+    if (given.is_unknown() || !empty(given)) return given;
     Val d = a[0];
     add_val_srcs(d, srcs_of(given));
     return d;
@@ -707,17 +656,14 @@ Val f_empty(Exec&, Args& a) {
 
 Val f_coalesce(Exec&, Args& a) {
     for (const auto& v : a) {
-        if (v.is_unknown())
-            return v;
-        if (!empty(v))
-            return v;
+        if (v.is_unknown()) return v;
+        if (!empty(v)) return v;
     }
     return make_nil(all_srcs(a));
 }
 
 Val f_ternary(Exec&, Args& a) {
-    if (a[2].is_unknown())
-        return a[2];
+    if (a[2].is_unknown()) return a[2];
     Val r = truth(a[2]) ? a[0] : a[1];
     add_val_srcs(r, srcs_of(a[2]));
     return r;
@@ -725,31 +671,26 @@ Val f_ternary(Exec&, Args& a) {
 
 Val f_required(Exec& ex, Args& a) {
     const Val& v = a[1];
-    if (v.is_unknown())
-        return v;
+    if (v.is_unknown()) return v;
     if (v.is_nil() || (v.is_str() && primary(v).empty())) {
-        if (ex.live())
-            ex.diag(fmt::format("required: {}", primary(a[0])));
+        if (ex.live()) ex.diag(fmt::format("required: {}", primary(a[0])));
         return make_str("", srcs_of(v));
     }
     return v;
 }
 
 Val f_fail(Exec& ex, Args& a) {
-    if (ex.live())
-        ex.diag(fmt::format("fail: {}", strval(a[0])));
+    if (ex.live()) ex.diag(fmt::format("fail: {}", strval(a[0])));
     return make_str("");
 }
 
 Val f_include(Exec& ex, Args& a) {
-    if (a[0].is_unknown())
-        return a[0];
+    if (a[0].is_unknown()) return a[0];
     return ex.include(strval(a[0]), a[1]);
 }
 
 Val f_tpl(Exec& ex, Args& a) {
-    if (a[0].is_unknown())
-        return a[0];
+    if (a[0].is_unknown()) return a[0];
     return ex.tpl(a[0], a[1]);
 }
 
@@ -764,10 +705,8 @@ Val f_quote(Exec&, Args& a) {
     std::vector<Seg> out;
     bool first = true;
     for (const auto& v : a) {
-        if (v.is_nil())
-            continue;
-        if (!first)
-            append_seg(out, Seg{" ", {}, "", 0, 0});
+        if (v.is_nil()) continue;
+        if (!first) append_seg(out, Seg{" ", {}, "", 0, 0});
         first = false;
         std::vector<Seg> inner = v_segs(v);
         bool plain = std::all_of(inner.begin(), inner.end(), [](const Seg& s) {
@@ -784,8 +723,7 @@ Val f_quote(Exec&, Args& a) {
             // Escaped segment by segment: each keeps its origins (quoted JSON text).
             append_seg(out, Seg{"\"", {}, "", 0, 0});
             for (const auto& s : inner) {
-                if (s.rel != 0)
-                    continue;
+                if (s.rel != 0) continue;
                 std::string q = go_quote(s.text);
                 append_seg(out, Seg{q.substr(1, q.size() - 2), s.srcs, "", 0, 0});
             }
@@ -794,8 +732,7 @@ Val f_quote(Exec&, Args& a) {
             append_seg(out, Seg{go_quote(strval(v)), srcs_of(v), why_of(v), 0, 0});
         }
     }
-    if (out.empty())
-        return make_str("");
+    if (out.empty()) return make_str("");
     return make_segs(std::move(out));
 }
 
@@ -803,33 +740,27 @@ Val f_squote(Exec&, Args& a) {
     std::vector<Seg> out;
     bool first = true;
     for (const auto& v : a) {
-        if (v.is_nil())
-            continue;
-        if (!first)
-            append_seg(out, Seg{" ", {}, "", 0, 0});
+        if (v.is_nil()) continue;
+        if (!first) append_seg(out, Seg{" ", {}, "", 0, 0});
         first = false;
         append_seg(out, Seg{"'", {}, "", 0, 0});
         append_segs(out, v_segs(v));
         append_seg(out, Seg{"'", {}, "", 0, 0});
     }
-    if (out.empty())
-        return make_str("");
+    if (out.empty()) return make_str("");
     return make_segs(std::move(out));
 }
 
 Val f_tostring(Exec&, Args& a) {
     const Val& v = a[0];
-    if (v.is_str() || v.is_unknown())
-        return v;
+    if (v.is_str() || v.is_unknown()) return v;
     return make_str(format_v(v), srcs_of(v));
 }
 
 Val indent_impl(const Args& a, bool leading_newline) {
     std::int64_t n = to_int(a[0]);
-    if (n < 0)
-        n = 0;
-    if (n > 1000)
-        n = 1000;
+    if (n < 0) n = 0;
+    if (n > 1000) n = 1000;
     std::string padding(static_cast<std::size_t>(n), ' ');
     const Val& v = a[1];
     std::vector<Seg> out;
@@ -838,8 +769,7 @@ Val indent_impl(const Args& a, bool leading_newline) {
         std::string t;
         for (char c : s.text) {
             t.push_back(c);
-            if (c == '\n')
-                t += padding;
+            if (c == '\n') t += padding;
         }
         s.text = std::move(t);
         append_seg(out, std::move(s));
@@ -860,21 +790,16 @@ bool is_ws(char c) {
 
 Val f_trim(Exec&, Args& a) {
     Val v = a[0].is_str() ? a[0] : make_str(strval(a[0]), srcs_of(a[0]));
-    if (v.is_unknown())
-        return v;
+    if (v.is_unknown()) return v;
     for (auto& s : v.segs) {
         std::size_t b = 0;
-        while (b < s.text.size() && is_ws(s.text[b]))
-            ++b;
+        while (b < s.text.size() && is_ws(s.text[b])) ++b;
         s.text.erase(0, b);
-        if (!s.text.empty())
-            break;
+        if (!s.text.empty()) break;
     }
     for (auto it = v.segs.rbegin(); it != v.segs.rend(); ++it) {
-        while (!it->text.empty() && is_ws(it->text.back()))
-            it->text.pop_back();
-        if (!it->text.empty())
-            break;
+        while (!it->text.empty() && is_ws(it->text.back())) it->text.pop_back();
+        if (!it->text.empty()) break;
     }
     return v;
 }
@@ -883,8 +808,7 @@ Val f_trimall(Exec&, Args& a) {
     std::string cut = strval(a[0]);
     std::string s = str_arg(a[1]);
     std::size_t b = s.find_first_not_of(cut);
-    if (b == std::string::npos)
-        return str_from("", a);
+    if (b == std::string::npos) return str_from("", a);
     std::size_t e = s.find_last_not_of(cut);
     return str_from(s.substr(b, e - b + 1), a);
 }
@@ -892,8 +816,7 @@ Val f_trimall(Exec&, Args& a) {
 Val f_trimsuffix(Exec&, Args& a) {
     std::string suf = str_arg(a[0]);
     std::string s = str_arg(a[1]);
-    if (!suf.empty() && s.size() >= suf.size() &&
-        s.compare(s.size() - suf.size(), suf.size(), suf) == 0)
+    if (!suf.empty() && s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0)
         s.resize(s.size() - suf.size());
     return make_str(s, primary_srcs(a[1]));
 }
@@ -901,22 +824,19 @@ Val f_trimsuffix(Exec&, Args& a) {
 Val f_trimprefix(Exec&, Args& a) {
     std::string pre = str_arg(a[0]);
     std::string s = str_arg(a[1]);
-    if (!pre.empty() && s.rfind(pre, 0) == 0)
-        s.erase(0, pre.size());
+    if (!pre.empty() && s.rfind(pre, 0) == 0) s.erase(0, pre.size());
     return make_str(s, primary_srcs(a[1]));
 }
 
 Val f_upper(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
-    for (auto& c : s)
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return make_str(s, primary_srcs(a[0]));
 }
 
 Val f_lower(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
-    for (auto& c : s)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return make_str(s, primary_srcs(a[0]));
 }
 
@@ -935,8 +855,7 @@ Val f_untitle(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
     bool start = true;
     for (auto& c : s) {
-        if (start)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (start) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         start = is_ws(c);
     }
     return make_str(s, primary_srcs(a[0]));
@@ -944,14 +863,12 @@ Val f_untitle(Exec&, Args& a) {
 
 Val f_replace(Exec&, Args& a) {
     std::string from = str_arg(a[0]), to = str_arg(a[1]), s = str_arg(a[2]);
-    if (from.empty())
-        return make_str(s, all_srcs(a));
+    if (from.empty()) return make_str(s, all_srcs(a));
     std::string out;
     std::size_t p = 0;
     while (true) {
         std::size_t q = s.find(from, p);
-        if (q == std::string::npos)
-            break;
+        if (q == std::string::npos) break;
         out += s.substr(p, q - p) + to;
         p = q + from.size();
     }
@@ -967,8 +884,7 @@ Val f_hasprefix(Exec&, Args& a) {
 }
 Val f_hassuffix(Exec&, Args& a) {
     std::string s = str_arg(a[1]), suf = str_arg(a[0]);
-    return make_bool(s.size() >= suf.size() &&
-                     s.compare(s.size() - suf.size(), suf.size(), suf) == 0);
+    return make_bool(s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0);
 }
 
 Val f_trunc(Exec&, Args& a) {
@@ -992,24 +908,20 @@ Val f_substr(Exec&, Args& a) {
     else if (end < 0 || end > n)
         r = start <= n ? s.substr(static_cast<std::size_t>(start)) : "";
     else
-        r = start <= end
-                ? s.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(end - start))
-                : "";
+        r = start <= end ? s.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(end - start)) : "";
     return make_str(r, primary_srcs(a[2]));
 }
 
 std::vector<std::string> split_all(const std::string& s, const std::string& sep) {
     std::vector<std::string> out;
     if (sep.empty()) {
-        for (char c : s)
-            out.emplace_back(1, c);
+        for (char c : s) out.emplace_back(1, c);
         return out;
     }
     std::size_t p = 0;
     while (true) {
         std::size_t q = s.find(sep, p);
-        if (q == std::string::npos)
-            break;
+        if (q == std::string::npos) break;
         out.push_back(s.substr(p, q - p));
         p = q + sep.size();
     }
@@ -1021,16 +933,14 @@ Val f_split(Exec& ex, Args& a) {
     Srcs srcs = primary_srcs(a[1]);
     Val d = make_dict(ex.alt(), srcs);
     auto parts = split_all(str_arg(a[1]), str_arg(a[0]));
-    for (std::size_t i = 0; i < parts.size(); ++i)
-        d.dict->m["_" + std::to_string(i)] = make_str(parts[i], srcs);
+    for (std::size_t i = 0; i < parts.size(); ++i) d.dict->m["_" + std::to_string(i)] = make_str(parts[i], srcs);
     return d;
 }
 
 Val f_splitlist(Exec& ex, Args& a) {
     Srcs srcs = primary_srcs(a[1]);
     Val l = make_list(ex.alt(), srcs);
-    for (auto& p : split_all(str_arg(a[1]), str_arg(a[0])))
-        l.list->items.push_back(make_str(p, srcs));
+    for (auto& p : split_all(str_arg(a[1]), str_arg(a[0]))) l.list->items.push_back(make_str(p, srcs));
     return l;
 }
 
@@ -1045,8 +955,7 @@ Val f_splitn(Exec& ex, Args& a) {
             parts[static_cast<std::size_t>(n - 1)] += sep + parts[i];
         parts.resize(static_cast<std::size_t>(n));
     }
-    for (std::size_t i = 0; i < parts.size(); ++i)
-        d.dict->m["_" + std::to_string(i)] = make_str(parts[i], srcs);
+    for (std::size_t i = 0; i < parts.size(); ++i) d.dict->m["_" + std::to_string(i)] = make_str(parts[i], srcs);
     return d;
 }
 
@@ -1055,9 +964,7 @@ std::vector<Val> strslice(const Val& v) {
     std::vector<Val> out;
     if (v.k == Val::K::list) {
         for (const auto& it : v.list->items)
-            if (!it.is_nil())
-                out.push_back(it.is_str() || it.is_unknown() ? it
-                                                             : make_str(format_v(it), srcs_of(it)));
+            if (!it.is_nil()) out.push_back(it.is_str() || it.is_unknown() ? it : make_str(format_v(it), srcs_of(it)));
     } else if (!v.is_nil()) {
         out.push_back(v.is_str() || v.is_unknown() ? v : make_str(format_v(v), srcs_of(v)));
     }
@@ -1069,13 +976,11 @@ Val f_join(Exec&, Args& a) {
     std::vector<Seg> out;
     bool first = true;
     for (const auto& v : strslice(a[1])) {
-        if (!first)
-            append_seg(out, Seg{sep, srcs_of(a[0]), "", 0, 0});
+        if (!first) append_seg(out, Seg{sep, srcs_of(a[0]), "", 0, 0});
         first = false;
         append_segs(out, v_segs(v));
     }
-    if (out.empty())
-        return make_str("", srcs_of(a[1]));
+    if (out.empty()) return make_str("", srcs_of(a[1]));
     return make_segs(std::move(out));
 }
 
@@ -1083,28 +988,23 @@ Val f_cat(Exec&, Args& a) {
     std::vector<Seg> out;
     bool first = true;
     for (const auto& v : a) {
-        if (v.is_nil())
-            continue;
-        if (!first)
-            append_seg(out, Seg{" ", {}, "", 0, 0});
+        if (v.is_nil()) continue;
+        if (!first) append_seg(out, Seg{" ", {}, "", 0, 0});
         first = false;
         append_segs(out, v_segs(v));
     }
-    if (out.empty())
-        return make_str("");
+    if (out.empty()) return make_str("");
     return make_segs(std::move(out));
 }
 
 Val f_repeat(Exec&, Args& a) {
     std::int64_t n = to_int(a[0]);
     std::string s = str_arg(a[1]);
-    if (n < 0)
-        n = 0;
+    if (n < 0) n = 0;
     if (static_cast<double>(n) * static_cast<double>(s.size()) > static_cast<double>(8u << 20))
         fail("repeat: result too large");
     std::string out;
-    for (std::int64_t i = 0; i < n; ++i)
-        out += s;
+    for (std::int64_t i = 0; i < n; ++i) out += s;
     return make_str(out, primary_srcs(a[1]));
 }
 
@@ -1120,8 +1020,7 @@ std::vector<std::string> words(const std::string& s) {
     for (std::size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
         if (c == '-' || c == '_' || is_ws(c) || c == '.') {
-            if (!cur.empty())
-                out.push_back(cur);
+            if (!cur.empty()) out.push_back(cur);
             cur.clear();
             continue;
         }
@@ -1132,30 +1031,26 @@ std::vector<std::string> words(const std::string& s) {
         }
         cur.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     }
-    if (!cur.empty())
-        out.push_back(cur);
+    if (!cur.empty()) out.push_back(cur);
     return out;
 }
 
 Val f_kebabcase(Exec&, Args& a) {
     std::string out;
-    for (const auto& w : words(str_arg(a[0])))
-        out += (out.empty() ? "" : "-") + w;
+    for (const auto& w : words(str_arg(a[0]))) out += (out.empty() ? "" : "-") + w;
     return make_str(out, primary_srcs(a[0]));
 }
 
 Val f_snakecase(Exec&, Args& a) {
     std::string out;
-    for (const auto& w : words(str_arg(a[0])))
-        out += (out.empty() ? "" : "_") + w;
+    for (const auto& w : words(str_arg(a[0]))) out += (out.empty() ? "" : "_") + w;
     return make_str(out, primary_srcs(a[0]));
 }
 
 Val f_camelcase(Exec&, Args& a) {
     std::string out;
     for (auto w : words(str_arg(a[0]))) {
-        if (!w.empty())
-            w[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(w[0])));
+        if (!w.empty()) w[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(w[0])));
         out += w;
     }
     return make_str(out, primary_srcs(a[0]));
@@ -1163,31 +1058,25 @@ Val f_camelcase(Exec&, Args& a) {
 
 Val f_base(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
-    while (s.size() > 1 && s.back() == '/')
-        s.pop_back();
-    if (auto p = s.rfind('/'); p != std::string::npos && s.size() > 1)
-        s = s.substr(p + 1);
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    if (auto p = s.rfind('/'); p != std::string::npos && s.size() > 1) s = s.substr(p + 1);
     return make_str(s.empty() ? "." : s, primary_srcs(a[0]));
 }
 
 Val f_dir(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
     auto p = s.rfind('/');
-    if (p == std::string::npos)
-        return make_str(".", primary_srcs(a[0]));
+    if (p == std::string::npos) return make_str(".", primary_srcs(a[0]));
     s.resize(p);
-    while (s.size() > 1 && s.back() == '/')
-        s.pop_back();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
     return make_str(s.empty() ? "/" : s, primary_srcs(a[0]));
 }
 
 Val f_ext(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
     for (std::size_t i = s.size(); i > 0; --i) {
-        if (s[i - 1] == '/')
-            break;
-        if (s[i - 1] == '.')
-            return make_str(s.substr(i - 1), primary_srcs(a[0]));
+        if (s[i - 1] == '/') break;
+        if (s[i - 1] == '.') return make_str(s.substr(i - 1), primary_srcs(a[0]));
     }
     return make_str("", primary_srcs(a[0]));
 }
@@ -1199,34 +1088,28 @@ Val f_ext(Exec&, Args& a) {
 constexpr std::size_t max_regex_input = 1u << 20;
 
 std::shared_ptr<const re2::RE2> compile(const std::string& re) {
-    if (re.size() > 4096)
-        fail("regular expression too long");
+    if (re.size() > 4096) fail("regular expression too long");
     static thread_local std::map<std::string, std::shared_ptr<const re2::RE2>> cache;
-    if (auto it = cache.find(re); it != cache.end())
-        return it->second;
+    if (auto it = cache.find(re); it != cache.end()) return it->second;
     re2::RE2::Options opt;
     opt.set_log_errors(false);
     opt.set_max_mem(8 << 20);
     auto compiled = std::make_shared<const re2::RE2>(re, opt);
-    if (!compiled->ok())
-        fail(fmt::format("error parsing regexp: {}: `{}`", compiled->error(), re));
-    if (cache.size() > 256)
-        cache.clear();
+    if (!compiled->ok()) fail(fmt::format("error parsing regexp: {}: `{}`", compiled->error(), re));
+    if (cache.size() > 256) cache.clear();
     cache.emplace(re, compiled);
     return compiled;
 }
 
 std::string regex_input(const Val& v, const char* fn) {
     std::string s = str_arg(v);
-    if (s.size() > max_regex_input)
-        fail(fmt::format("{}: input over {} KiB", fn, max_regex_input >> 10));
+    if (s.size() > max_regex_input) fail(fmt::format("{}: input over {} KiB", fn, max_regex_input >> 10));
     return s;
 }
 
 /// Every leftmost-first match of `re` in `s`, at most `n` when n >= 0, as Go's allMatches:
 /// an empty match right after the previous match is not delivered.
-std::vector<std::vector<re2::StringPiece>> find_all(const re2::RE2& re, const std::string& s,
-                                                   std::int64_t n) {
+std::vector<std::vector<re2::StringPiece>> find_all(const re2::RE2& re, const std::string& s, std::int64_t n) {
     std::vector<std::vector<re2::StringPiece>> out;
     int groups = re.NumberOfCapturingGroups() + 1;
     std::vector<re2::StringPiece> m(static_cast<std::size_t>(groups));
@@ -1234,14 +1117,12 @@ std::vector<std::vector<re2::StringPiece>> find_all(const re2::RE2& re, const st
     std::size_t pos = 0;
     std::int64_t prev_end = -1;
     while ((n < 0 || static_cast<std::int64_t>(out.size()) < n) && pos <= s.size()) {
-        if (!re.Match(text, pos, s.size(), re2::RE2::UNANCHORED, m.data(), groups))
-            break;
+        if (!re.Match(text, pos, s.size(), re2::RE2::UNANCHORED, m.data(), groups)) break;
         auto b = static_cast<std::int64_t>(m[0].data() - s.data());
         auto e = b + static_cast<std::int64_t>(m[0].size());
         bool accept = true;
         if (e == static_cast<std::int64_t>(pos)) {
-            if (b == prev_end)
-                accept = false;
+            if (b == prev_end) accept = false;
             // Past the next character (a UTF-8 sequence).
             std::size_t w = 1;
             if (pos < s.size()) {
@@ -1253,15 +1134,13 @@ std::vector<std::vector<re2::StringPiece>> find_all(const re2::RE2& re, const st
             pos = static_cast<std::size_t>(e);
         }
         prev_end = e;
-        if (accept)
-            out.push_back(m);
+        if (accept) out.push_back(m);
     }
     return out;
 }
 
 /// Go's Regexp.Expand of `tmpl` for one match: $1, ${1}, $name, ${name}, $$.
-std::string go_expand(const re2::RE2& re, const std::string& tmpl,
-                      const std::vector<re2::StringPiece>& m) {
+std::string go_expand(const re2::RE2& re, const std::string& tmpl, const std::vector<re2::StringPiece>& m) {
     const auto& names = re.NamedCapturingGroups();
     std::string out;
     for (std::size_t i = 0; i < tmpl.size(); ++i) {
@@ -1287,8 +1166,7 @@ std::string go_expand(const re2::RE2& re, const std::string& tmpl,
             name = tmpl.substr(j + 1, close - j - 1);
             j = close + 1;
         } else {
-            while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_'))
-                ++j;
+            while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_')) ++j;
             name = tmpl.substr(i + 1, j - i - 1);
         }
         if (name.empty()) {
@@ -1316,8 +1194,7 @@ std::string replace_all(const re2::RE2& re, const std::string& s, const std::str
         out.append(s, last, b - last);
         out += literal ? repl : go_expand(re, repl, m);
         last = b + m[0].size();
-        if (out.size() > max_regex_input * 8)
-            fail("regexReplaceAll: result too long");
+        if (out.size() > max_regex_input * 8) fail("regexReplaceAll: result too long");
     }
     out.append(s, last, std::string::npos);
     return out;
@@ -1333,8 +1210,7 @@ Val f_regexfind(Exec&, Args& a) {
     std::string s = regex_input(a[1], "regexFind");
     auto re = compile(str_arg(a[0]));
     auto all = find_all(*re, s, 1);
-    if (!all.empty())
-        return make_str(std::string(all[0][0].data(), all[0][0].size()), primary_srcs(a[1]));
+    if (!all.empty()) return make_str(std::string(all[0][0].data(), all[0][0].size()), primary_srcs(a[1]));
     return make_str("", primary_srcs(a[1]));
 }
 
@@ -1343,8 +1219,7 @@ Val f_regexfindall(Exec& ex, Args& a) {
     auto re = compile(str_arg(a[0]));
     std::int64_t n = to_int(a[2]);
     Val l = make_list(ex.alt());
-    if (n == 0)
-        return l;
+    if (n == 0) return l;
     for (const auto& m : find_all(*re, s, n))
         l.list->items.push_back(make_str(std::string(m[0].data(), m[0].size()), primary_srcs(a[1])));
     return l;
@@ -1370,23 +1245,19 @@ Val f_regexsplit(Exec& ex, Args& a) {
     std::int64_t n = to_int(a[2]);
     Val l = make_list(ex.alt());
     auto srcs = primary_srcs(a[1]);
-    if (n == 0)
-        return l;
+    if (n == 0) return l;
     if (!expr.empty() && s.empty()) {
         l.list->items.push_back(make_str("", srcs));
         return l;
     }
     std::size_t beg = 0, end = 0;
     for (const auto& m : find_all(*re, s, n)) {
-        if (n > 0 && static_cast<std::int64_t>(l.list->items.size()) == n - 1)
-            break;
+        if (n > 0 && static_cast<std::int64_t>(l.list->items.size()) == n - 1) break;
         end = static_cast<std::size_t>(m[0].data() - s.data());
-        if (end + m[0].size() != 0)
-            l.list->items.push_back(make_str(s.substr(beg, end - beg), srcs));
+        if (end + m[0].size() != 0) l.list->items.push_back(make_str(s.substr(beg, end - beg), srcs));
         beg = end + m[0].size();
     }
-    if (end != s.size())
-        l.list->items.push_back(make_str(s.substr(beg), srcs));
+    if (end != s.size()) l.list->items.push_back(make_str(s.substr(beg), srcs));
     return l;
 }
 
@@ -1394,8 +1265,7 @@ Val f_regexquotemeta(Exec&, Args& a) {
     // Go's QuoteMeta escapes exactly `\.+*?()|[]{}^$`.
     std::string s = str_arg(a[0]), out;
     for (char c : s) {
-        if (std::string_view("\\.+*?()|[]{}^$").find(c) != std::string_view::npos)
-            out.push_back('\\');
+        if (std::string_view("\\.+*?()|[]{}^$").find(c) != std::string_view::npos) out.push_back('\\');
         out.push_back(c);
     }
     return make_str(out, primary_srcs(a[0]));
@@ -1420,16 +1290,14 @@ Val f_dict(Exec& ex, Args& a) {
 
 /// The map to change: itself, or a copy when it may not be changed here (see Exec::can_mutate).
 Val writable(Exec& ex, const Val& d) {
-    if (ex.can_mutate(d.dict->made_alt))
-        return d;
+    if (ex.can_mutate(d.dict->made_alt)) return d;
     return deep_copy(d, ex.alt());
 }
 
 Val f_get(Exec&, Args& a) {
     const Val& d = need_dict(a[0], "get");
     auto it = d.dict->m.find(strval(a[1]));
-    if (it == d.dict->m.end())
-        return make_str("");
+    if (it == d.dict->m.end()) return make_str("");
     return it->second;
 }
 
@@ -1457,19 +1325,16 @@ Val f_keys(Exec& ex, Args& a) {
     std::vector<std::string> ks;
     for (const auto& d : a) {
         need_dict(d, "keys");
-        for (const auto& [k, v] : d.dict->m)
-            ks.push_back(k);
+        for (const auto& [k, v] : d.dict->m) ks.push_back(k);
     }
     std::sort(ks.begin(), ks.end());
-    for (auto& k : ks)
-        l.list->items.push_back(make_str(k));
+    for (auto& k : ks) l.list->items.push_back(make_str(k));
     return l;
 }
 
 Val f_values(Exec& ex, Args& a) {
     Val l = make_list(ex.alt());
-    for (const auto& [k, v] : need_dict(a[0], "values").dict->m)
-        l.list->items.push_back(v);
+    for (const auto& [k, v] : need_dict(a[0], "values").dict->m) l.list->items.push_back(v);
     return l;
 }
 
@@ -1477,11 +1342,9 @@ Val f_pluck(Exec& ex, Args& a) {
     Val l = make_list(ex.alt());
     std::string key = strval(a[0]);
     for (std::size_t i = 1; i < a.size(); ++i) {
-        if (a[i].k != Val::K::dict)
-            continue;
+        if (a[i].k != Val::K::dict) continue;
         auto it = a[i].dict->m.find(key);
-        if (it != a[i].dict->m.end())
-            l.list->items.push_back(it->second);
+        if (it != a[i].dict->m.end()) l.list->items.push_back(it->second);
     }
     return l;
 }
@@ -1491,8 +1354,7 @@ Val f_pick(Exec& ex, Args& a) {
     Val out = make_dict(ex.alt(), d.srcs);
     for (std::size_t i = 1; i < a.size(); ++i) {
         auto it = d.dict->m.find(strval(a[i]));
-        if (it != d.dict->m.end())
-            out.dict->m[it->first] = it->second;
+        if (it != d.dict->m.end()) out.dict->m[it->first] = it->second;
     }
     return out;
 }
@@ -1501,8 +1363,7 @@ Val f_omit(Exec& ex, Args& a) {
     const Val& d = need_dict(a[0], "omit");
     Val out = make_dict(ex.alt(), d.srcs);
     out.dict->m = d.dict->m;
-    for (std::size_t i = 1; i < a.size(); ++i)
-        out.dict->m.erase(strval(a[i]));
+    for (std::size_t i = 1; i < a.size(); ++i) out.dict->m.erase(strval(a[i]));
     return out;
 }
 
@@ -1513,11 +1374,9 @@ Val f_dig(Exec&, Args& a) {
     const Val& def = a[a.size() - 2];
     const Val* cur = &d;
     for (std::size_t i = 0; i + 2 < a.size(); ++i) {
-        if (cur->k != Val::K::dict)
-            return def;
+        if (cur->k != Val::K::dict) return def;
         auto it = cur->dict->m.find(strval(a[i]));
-        if (it == cur->dict->m.end())
-            return def;
+        if (it == cur->dict->m.end()) return def;
         cur = &it->second;
     }
     return *cur;
@@ -1536,8 +1395,7 @@ void merge_into(Exec& ex, Val& dst, const Val& src, bool overwrite) {
         if (dv.k == Val::K::dict && sv.k == Val::K::dict) {
             dv = writable(ex, dv);
             merge_into(ex, dv, sv, overwrite);
-        } else if (overwrite ? !empty(sv)
-                             : empty(dv) && dv.k != Val::K::dict && dv.k != Val::K::list) {
+        } else if (overwrite ? !empty(sv) : empty(dv) && dv.k != Val::K::dict && dv.k != Val::K::list) {
             dv = sv;
         }
     }
@@ -1547,8 +1405,7 @@ Val merge_impl(Exec& ex, Args& a, bool overwrite) {
     need_dict(a[0], overwrite ? "mergeOverwrite" : "merge");
     Val dst = writable(ex, a[0]);
     for (std::size_t i = 1; i < a.size(); ++i) {
-        if (a[i].is_nil())
-            continue;
+        if (a[i].is_nil()) continue;
         need_dict(a[i], overwrite ? "mergeOverwrite" : "merge");
         merge_into(ex, dst, a[i], overwrite);
     }
@@ -1578,16 +1435,14 @@ Val f_last(Exec&, Args& a) {
 Val f_rest(Exec& ex, Args& a) {
     auto items = items_of(a[0], "rest");
     Val l = make_list(ex.alt(), a[0].srcs);
-    if (!items.empty())
-        l.list->items.assign(items.begin() + 1, items.end());
+    if (!items.empty()) l.list->items.assign(items.begin() + 1, items.end());
     return l;
 }
 
 Val f_initial(Exec& ex, Args& a) {
     auto items = items_of(a[0], "initial");
     Val l = make_list(ex.alt(), a[0].srcs);
-    if (!items.empty())
-        l.list->items.assign(items.begin(), items.end() - 1);
+    if (!items.empty()) l.list->items.assign(items.begin(), items.end() - 1);
     return l;
 }
 
@@ -1608,8 +1463,7 @@ Val f_prepend(Exec& ex, Args& a) {
 Val f_concat(Exec& ex, Args& a) {
     Val l = make_list(ex.alt());
     for (const auto& v : a)
-        for (auto& it : items_of(v, "concat"))
-            l.list->items.push_back(std::move(it));
+        for (auto& it : items_of(v, "concat")) l.list->items.push_back(std::move(it));
     return l;
 }
 
@@ -1623,10 +1477,9 @@ Val f_reverse(Exec& ex, Args& a) {
 Val f_uniq(Exec& ex, Args& a) {
     Val l = make_list(ex.alt(), a[0].srcs);
     for (auto& it : items_of(a[0], "uniq")) {
-        bool seen = std::any_of(l.list->items.begin(), l.list->items.end(),
-                                [&](const Val& x) { return deep_equal(x, it); });
-        if (!seen)
-            l.list->items.push_back(it);
+        bool seen =
+            std::any_of(l.list->items.begin(), l.list->items.end(), [&](const Val& x) { return deep_equal(x, it); });
+        if (!seen) l.list->items.push_back(it);
     }
     return l;
 }
@@ -1634,8 +1487,7 @@ Val f_uniq(Exec& ex, Args& a) {
 Val f_compact(Exec& ex, Args& a) {
     Val l = make_list(ex.alt(), a[0].srcs);
     for (auto& it : items_of(a[0], "compact"))
-        if (!empty(it))
-            l.list->items.push_back(it);
+        if (!empty(it)) l.list->items.push_back(it);
     return l;
 }
 
@@ -1643,30 +1495,24 @@ Val f_without(Exec& ex, Args& a) {
     Val l = make_list(ex.alt(), a[0].srcs);
     for (auto& it : items_of(a[0], "without")) {
         bool drop = false;
-        for (std::size_t i = 1; i < a.size(); ++i)
-            drop = drop || deep_equal(it, a[i]);
-        if (!drop)
-            l.list->items.push_back(it);
+        for (std::size_t i = 1; i < a.size(); ++i) drop = drop || deep_equal(it, a[i]);
+        if (!drop) l.list->items.push_back(it);
     }
     return l;
 }
 
 Val f_has(Exec&, Args& a) {
     for (const auto& it : items_of(a[1], "has"))
-        if (deep_equal(it, a[0]))
-            return make_bool(true);
+        if (deep_equal(it, a[0])) return make_bool(true);
     return make_bool(false);
 }
 
 Val f_sortalpha(Exec& ex, Args& a) {
     std::vector<std::pair<std::string, Val>> v;
-    for (const auto& it : strslice(a[0]))
-        v.emplace_back(primary(it), it);
-    std::stable_sort(v.begin(), v.end(),
-                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& it : strslice(a[0])) v.emplace_back(primary(it), it);
+    std::stable_sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
     Val l = make_list(ex.alt(), a[0].srcs);
-    for (auto& p : v)
-        l.list->items.push_back(std::move(p.second));
+    for (auto& p : v) l.list->items.push_back(std::move(p.second));
     return l;
 }
 
@@ -1678,22 +1524,18 @@ Val f_tostrings(Exec& ex, Args& a) {
 
 Val f_until(Exec& ex, Args& a) {
     std::int64_t n = to_int(a[0]);
-    if (n > max_list)
-        fail(fmt::format("until: {} items is over the limit of {}", n, max_list));
+    if (n > max_list) fail(fmt::format("until: {} items is over the limit of {}", n, max_list));
     Val l = make_list(ex.alt());
-    for (std::int64_t i = 0; i < n; ++i)
-        l.list->items.push_back(make_int(i));
+    for (std::int64_t i = 0; i < n; ++i) l.list->items.push_back(make_int(i));
     return l;
 }
 
 Val f_untilstep(Exec& ex, Args& a) {
     std::int64_t start = to_int(a[0]), stop = to_int(a[1]), st = to_int(a[2]);
     Val l = make_list(ex.alt());
-    if (st == 0)
-        return l;
+    if (st == 0) return l;
     for (std::int64_t i = start; st > 0 ? i < stop : i > stop; i += st) {
-        if (static_cast<std::int64_t>(l.list->items.size()) >= max_list)
-            fail("untilStep: too many items");
+        if (static_cast<std::int64_t>(l.list->items.size()) >= max_list) fail("untilStep: too many items");
         l.list->items.push_back(make_int(i));
     }
     return l;
@@ -1710,8 +1552,7 @@ Val f_float(Exec&, Args& a) {
 
 Val f_add(Exec&, Args& a) {
     std::int64_t s = 0;
-    for (const auto& v : a)
-        s += to_int(v);
+    for (const auto& v : a) s += to_int(v);
     return make_int(s, all_srcs(a));
 }
 Val f_add1(Exec&, Args& a) {
@@ -1722,44 +1563,37 @@ Val f_sub(Exec&, Args& a) {
 }
 Val f_mul(Exec&, Args& a) {
     std::int64_t s = 1;
-    for (const auto& v : a)
-        s *= to_int(v);
+    for (const auto& v : a) s *= to_int(v);
     return make_int(s, all_srcs(a));
 }
 Val f_div(Exec&, Args& a) {
     std::int64_t d = to_int(a[1]);
-    if (d == 0)
-        fail("integer divide by zero");
+    if (d == 0) fail("integer divide by zero");
     return make_int(to_int(a[0]) / d, all_srcs(a));
 }
 Val f_mod(Exec&, Args& a) {
     std::int64_t d = to_int(a[1]);
-    if (d == 0)
-        fail("integer divide by zero");
+    if (d == 0) fail("integer divide by zero");
     return make_int(to_int(a[0]) % d, all_srcs(a));
 }
 Val f_max(Exec&, Args& a) {
     std::int64_t m = to_int(a[0]);
-    for (const auto& v : a)
-        m = std::max(m, to_int(v));
+    for (const auto& v : a) m = std::max(m, to_int(v));
     return make_int(m, all_srcs(a));
 }
 Val f_min(Exec&, Args& a) {
     std::int64_t m = to_int(a[0]);
-    for (const auto& v : a)
-        m = std::min(m, to_int(v));
+    for (const auto& v : a) m = std::min(m, to_int(v));
     return make_int(m, all_srcs(a));
 }
 Val f_maxf(Exec&, Args& a) {
     double m = to_float(a[0]);
-    for (const auto& v : a)
-        m = std::max(m, to_float(v));
+    for (const auto& v : a) m = std::max(m, to_float(v));
     return make_float(m, all_srcs(a));
 }
 Val f_minf(Exec&, Args& a) {
     double m = to_float(a[0]);
-    for (const auto& v : a)
-        m = std::min(m, to_float(v));
+    for (const auto& v : a) m = std::min(m, to_float(v));
     return make_float(m, all_srcs(a));
 }
 Val f_add1f(Exec&, Args& a) {
@@ -1768,14 +1602,12 @@ Val f_add1f(Exec&, Args& a) {
 /// sprig's all / any: Go template truth of every / some argument.
 Val f_all(Exec&, Args& a) {
     for (const auto& v : a)
-        if (!truth(v))
-            return make_bool(false, all_srcs(a));
+        if (!truth(v)) return make_bool(false, all_srcs(a));
     return make_bool(true, all_srcs(a));
 }
 Val f_any(Exec&, Args& a) {
     for (const auto& v : a)
-        if (truth(v))
-            return make_bool(true, all_srcs(a));
+        if (truth(v)) return make_bool(true, all_srcs(a));
     return make_bool(false, all_srcs(a));
 }
 /// sprig's seq: like GNU seq (1, 2 or 3 integer arguments), space separated.
@@ -1793,12 +1625,10 @@ Val f_seq(Exec&, Args& a) {
         last = to_int(a[2]);
     }
     std::string out;
-    if (step == 0 || (step > 0 && first > last) || (step < 0 && first < last))
-        return make_str("", all_srcs(a));
+    if (step == 0 || (step > 0 && first > last) || (step < 0 && first < last)) return make_str("", all_srcs(a));
     std::int64_t count = 0;
     for (std::int64_t i = first; step > 0 ? i <= last : i >= last; i += step) {
-        if (++count > max_list)
-            fail("seq: too many numbers");
+        if (++count > max_list) fail("seq: too many numbers");
         out += (out.empty() ? "" : " ") + std::to_string(i);
     }
     return make_str(out, all_srcs(a));
@@ -1808,8 +1638,7 @@ Val f_chunk(Exec& ex, Args& a) {
     std::int64_t size = to_int(a[0]);
     auto items = items_of(a[1], "chunk");
     Val l = make_list(ex.alt());
-    if (size <= 0)
-        fail("chunk: size must be positive");
+    if (size <= 0) fail("chunk: size must be positive");
     for (std::size_t i = 0; i < items.size(); i += static_cast<std::size_t>(size)) {
         Val c = make_list(ex.alt());
         for (std::size_t j = i; j < items.size() && j < i + static_cast<std::size_t>(size); ++j)
@@ -1821,18 +1650,12 @@ Val f_chunk(Exec& ex, Args& a) {
 /// sprig's abbrev / abbrevboth (goutils.Abbreviate / AbbreviateFull).
 std::string abbreviate(const std::string& s, std::int64_t offset, std::int64_t width) {
     auto n = static_cast<std::int64_t>(s.size());
-    if (width < 4 || n <= width)
-        return s;
-    if (offset > n)
-        offset = n;
-    if (n - offset < width - 3)
-        offset = n - (width - 3);
-    if (offset <= 4)
-        return s.substr(0, static_cast<std::size_t>(width - 3)) + "...";
-    if (width < 7)
-        return s;
-    if (offset + width - 3 < n)
-        return "..." + abbreviate(s.substr(static_cast<std::size_t>(offset)), 0, width - 3);
+    if (width < 4 || n <= width) return s;
+    if (offset > n) offset = n;
+    if (n - offset < width - 3) offset = n - (width - 3);
+    if (offset <= 4) return s.substr(0, static_cast<std::size_t>(width - 3)) + "...";
+    if (width < 7) return s;
+    if (offset + width - 3 < n) return "..." + abbreviate(s.substr(static_cast<std::size_t>(offset)), 0, width - 3);
     return "..." + s.substr(static_cast<std::size_t>(n - (width - 3)));
 }
 Val f_abbrev(Exec&, Args& a) {
@@ -1867,15 +1690,13 @@ Val f_swapcase(Exec&, Args& a) {
 }
 /// path.Clean.
 std::string clean_path(const std::string& p) {
-    if (p.empty())
-        return ".";
+    if (p.empty()) return ".";
     bool rooted = p[0] == '/';
     std::vector<std::string> parts;
     std::size_t i = 0;
     while (i <= p.size()) {
         std::size_t j = p.find('/', i);
-        if (j == std::string::npos)
-            j = p.size();
+        if (j == std::string::npos) j = p.size();
         std::string part = p.substr(i, j - i);
         if (part == "..") {
             if (!parts.empty() && parts.back() != "..")
@@ -1888,8 +1709,7 @@ std::string clean_path(const std::string& p) {
         i = j + 1;
     }
     std::string out = rooted ? "/" : "";
-    for (std::size_t k = 0; k < parts.size(); ++k)
-        out += (k ? "/" : "") + parts[k];
+    for (std::size_t k = 0; k < parts.size(); ++k) out += (k ? "/" : "") + parts[k];
     return out.empty() ? "." : out;
 }
 Val f_clean(Exec&, Args& a) {
@@ -1902,26 +1722,22 @@ Val f_isabs(Exec&, Args& a) {
 
 Val f_addf(Exec&, Args& a) {
     double s = 0;
-    for (const auto& v : a)
-        s += to_float(v);
+    for (const auto& v : a) s += to_float(v);
     return make_float(s, all_srcs(a));
 }
 Val f_subf(Exec&, Args& a) {
     double s = to_float(a[0]);
-    for (std::size_t i = 1; i < a.size(); ++i)
-        s -= to_float(a[i]);
+    for (std::size_t i = 1; i < a.size(); ++i) s -= to_float(a[i]);
     return make_float(s, all_srcs(a));
 }
 Val f_mulf(Exec&, Args& a) {
     double s = 1;
-    for (const auto& v : a)
-        s *= to_float(v);
+    for (const auto& v : a) s *= to_float(v);
     return make_float(s, all_srcs(a));
 }
 Val f_divf(Exec&, Args& a) {
     double s = to_float(a[0]);
-    for (std::size_t i = 1; i < a.size(); ++i)
-        s /= to_float(a[i]);
+    for (std::size_t i = 1; i < a.size(); ++i) s /= to_float(a[i]);
     return make_float(s, all_srcs(a));
 }
 Val f_floor(Exec&, Args& a) {
@@ -1945,24 +1761,18 @@ struct Semver {
 };
 
 bool parse_semver(std::string s, Semver& v, bool allow_wild) {
-    while (!s.empty() && is_ws(s.front()))
-        s.erase(0, 1);
-    while (!s.empty() && is_ws(s.back()))
-        s.pop_back();
-    if (!s.empty() && (s[0] == 'v' || s[0] == 'V'))
-        s.erase(0, 1);
-    if (s.empty())
-        return false;
-    if (auto plus = s.find('+'); plus != std::string::npos)
-        s.resize(plus);
+    while (!s.empty() && is_ws(s.front())) s.erase(0, 1);
+    while (!s.empty() && is_ws(s.back())) s.pop_back();
+    if (!s.empty() && (s[0] == 'v' || s[0] == 'V')) s.erase(0, 1);
+    if (s.empty()) return false;
+    if (auto plus = s.find('+'); plus != std::string::npos) s.resize(plus);
     std::string core = s;
     if (auto dash = s.find('-'); dash != std::string::npos) {
         core = s.substr(0, dash);
         v.pre = s.substr(dash + 1);
     }
     auto parts = split_all(core, ".");
-    if (parts.empty() || parts.size() > 3)
-        return false;
+    if (parts.empty() || parts.size() > 3) return false;
     std::int64_t* fields[3] = {&v.major, &v.minor, &v.patch};
     for (std::size_t i = 0; i < parts.size(); ++i) {
         const auto& p = parts[i];
@@ -1970,37 +1780,28 @@ bool parse_semver(std::string s, Semver& v, bool allow_wild) {
             v.wild[i] = true;
             continue;
         }
-        if (p.empty() ||
-            !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            return false;
+        if (p.empty() || !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
         *fields[i] = std::strtoll(p.c_str(), nullptr, 10);
     }
     v.parts = static_cast<int>(parts.size());
-    for (std::size_t i = parts.size(); i < 3; ++i)
-        v.wild[i] = allow_wild;
+    for (std::size_t i = parts.size(); i < 3; ++i) v.wild[i] = allow_wild;
     return true;
 }
 
 int cmp_pre(const std::string& a, const std::string& b) {
-    if (a == b)
-        return 0;
-    if (a.empty())
-        return 1;
-    if (b.empty())
-        return -1;
+    if (a == b) return 0;
+    if (a.empty()) return 1;
+    if (b.empty()) return -1;
     auto x = split_all(a, "."), y = split_all(b, ".");
     for (std::size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
         auto numeric = [](const std::string& p) {
-            return !p.empty() &&
-                   std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
+            return !p.empty() && std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
         };
         bool nx = numeric(x[i]);
         bool ny = numeric(y[i]);
         if (nx && ny) {
-            auto p = std::strtoll(x[i].c_str(), nullptr, 10),
-                 q = std::strtoll(y[i].c_str(), nullptr, 10);
-            if (p != q)
-                return p < q ? -1 : 1;
+            auto p = std::strtoll(x[i].c_str(), nullptr, 10), q = std::strtoll(y[i].c_str(), nullptr, 10);
+            if (p != q) return p < q ? -1 : 1;
         } else if (nx != ny) {
             return nx ? -1 : 1;
         } else if (x[i] != y[i]) {
@@ -2011,24 +1812,19 @@ int cmp_pre(const std::string& a, const std::string& b) {
 }
 
 int cmp_semver(const Semver& a, const Semver& b) {
-    if (a.major != b.major)
-        return a.major < b.major ? -1 : 1;
-    if (a.minor != b.minor)
-        return a.minor < b.minor ? -1 : 1;
-    if (a.patch != b.patch)
-        return a.patch < b.patch ? -1 : 1;
+    if (a.major != b.major) return a.major < b.major ? -1 : 1;
+    if (a.minor != b.minor) return a.minor < b.minor ? -1 : 1;
+    if (a.patch != b.patch) return a.patch < b.patch ? -1 : 1;
     return cmp_pre(a.pre, b.pre);
 }
 
 /// One comparator ("op version") of a Masterminds/semver constraint.
 bool check(const std::string& op, const Semver& c, const Semver& v) {
     // A pre-release version only satisfies constraints that mention a pre-release.
-    if (!v.pre.empty() && c.pre.empty())
-        return false;
+    if (!v.pre.empty() && c.pre.empty()) return false;
     Semver lo = c;
     for (int i = 0; i < 3; ++i)
-        if (c.wild[i])
-            *(i == 0 ? &lo.major : i == 1 ? &lo.minor : &lo.patch) = 0;
+        if (c.wild[i]) *(i == 0 ? &lo.major : i == 1 ? &lo.minor : &lo.patch) = 0;
     // The first wildcard position bounds ranges like "1.2.x".
     int wild_at = c.wild[0] ? 0 : c.wild[1] ? 1 : c.wild[2] ? 2 : 3;
     auto upper_of = [&](int at) {
@@ -2048,27 +1844,21 @@ bool check(const std::string& op, const Semver& c, const Semver& v) {
     };
     int r = cmp_semver(v, lo);
     if (op.empty() || op == "=") {
-        if (wild_at < 3)
-            return r >= 0 && cmp_semver(v, upper_of(wild_at)) < 0;
+        if (wild_at < 3) return r >= 0 && cmp_semver(v, upper_of(wild_at)) < 0;
         return r == 0;
     }
     if (op == "!=") {
-        if (wild_at < 3)
-            return !(r >= 0 && cmp_semver(v, upper_of(wild_at)) < 0);
+        if (wild_at < 3) return !(r >= 0 && cmp_semver(v, upper_of(wild_at)) < 0);
         return r != 0;
     }
     if (op == ">") {
-        if (wild_at < 3)
-            return cmp_semver(v, upper_of(wild_at)) >= 0;
+        if (wild_at < 3) return cmp_semver(v, upper_of(wild_at)) >= 0;
         return r > 0;
     }
-    if (op == ">=" || op == "=>")
-        return r >= 0;
-    if (op == "<")
-        return r < 0;
+    if (op == ">=" || op == "=>") return r >= 0;
+    if (op == "<") return r < 0;
     if (op == "<=" || op == "=<") {
-        if (wild_at < 3)
-            return cmp_semver(v, upper_of(wild_at)) < 0;
+        if (wild_at < 3) return cmp_semver(v, upper_of(wild_at)) < 0;
         return r <= 0;
     }
     if (op == "~" || op == "~>") {
@@ -2096,48 +1886,40 @@ bool semver_match(const std::string& constraint, const Semver& v) {
         std::string cur;
         for (char c : alt) {
             if (c == ',' || is_ws(c)) {
-                if (!cur.empty())
-                    toks.push_back(cur);
+                if (!cur.empty()) toks.push_back(cur);
                 cur.clear();
             } else {
                 cur.push_back(c);
             }
         }
-        if (!cur.empty())
-            toks.push_back(cur);
+        if (!cur.empty()) toks.push_back(cur);
         bool ok = !toks.empty();
         for (std::size_t i = 0; i < toks.size() && ok; ++i) {
             std::string t = toks[i];
             std::size_t k = 0;
-            while (k < t.size() && std::strchr("<>=!~^", t[k]))
-                ++k;
+            while (k < t.size() && std::strchr("<>=!~^", t[k])) ++k;
             std::string op = t.substr(0, k);
             std::string ver = t.substr(k);
-            if (ver.empty() && i + 1 < toks.size())
-                ver = toks[++i];
+            if (ver.empty() && i + 1 < toks.size()) ver = toks[++i];
             Semver c;
-            if (!parse_semver(ver, c, true))
-                fail(fmt::format("improper constraint: {}", constraint));
+            if (!parse_semver(ver, c, true)) fail(fmt::format("improper constraint: {}", constraint));
             ok = check(op, c, v);
         }
-        if (ok)
-            return true;
+        if (ok) return true;
     }
     return false;
 }
 
 Val f_semvercompare(Exec&, Args& a) {
     Semver v;
-    if (!parse_semver(str_arg(a[1]), v, false))
-        fail(fmt::format("invalid semantic version \"{}\"", str_arg(a[1])));
+    if (!parse_semver(str_arg(a[1]), v, false)) fail(fmt::format("invalid semantic version \"{}\"", str_arg(a[1])));
     return make_bool(semver_match(str_arg(a[0]), v), all_srcs(a));
 }
 
 Val f_semver(Exec& ex, Args& a) {
     Semver v;
     std::string s = str_arg(a[0]);
-    if (!parse_semver(s, v, false))
-        fail(fmt::format("invalid semantic version \"{}\"", s));
+    if (!parse_semver(s, v, false)) fail(fmt::format("invalid semantic version \"{}\"", s));
     Val d = make_dict(ex.alt(), srcs_of(a[0]));
     d.dict->m["Major"] = make_int(v.major);
     d.dict->m["Minor"] = make_int(v.minor);
@@ -2157,10 +1939,8 @@ Val f_b64enc(Exec&, Args& a) {
 /// dropped); an invalid character gives Go's error text.
 Val f_b64dec(Exec&, Args& a) {
     std::string s = str_arg(a[0]);
-    auto out = util::base64_decode(std::string_view(s).substr(0, s.find('=')), util::Base64Alphabet::standard,
-                                   true);
-    if (!out)
-        return make_str("illegal base64 data at input byte", primary_srcs(a[0]));
+    auto out = util::base64_decode(std::string_view(s).substr(0, s.find('=')), util::Base64Alphabet::standard, true);
+    if (!out) return make_str("illegal base64 data at input byte", primary_srcs(a[0]));
     return make_str(*out, primary_srcs(a[0]));
 }
 
@@ -2171,11 +1951,9 @@ Val f_sha256sum(Exec&, Args& a) {
 // ---- YAML/JSON -------------------------------------------------------------------------------
 
 Val f_toyaml(Exec&, Args& a) {
-    if (a[0].is_unknown())
-        return a[0];
+    if (a[0].is_unknown()) return a[0];
     auto segs = to_yaml(a[0]);
-    if (segs.empty())
-        return make_str("", srcs_of(a[0]));
+    if (segs.empty()) return make_str("", srcs_of(a[0]));
     return make_segs(std::move(segs));
 }
 
@@ -2199,8 +1977,12 @@ struct TomlWriter {
     }
     void value(const Val& v) {
         switch (v.k) {
-        case Val::K::boolean: text(v.b ? "true" : "false", v.srcs); return;
-        case Val::K::integer: text(std::to_string(v.i), v.srcs); return;
+        case Val::K::boolean:
+            text(v.b ? "true" : "false", v.srcs);
+            return;
+        case Val::K::integer:
+            text(std::to_string(v.i), v.srcs);
+            return;
         case Val::K::floating: {
             std::string f = fmt::format("{}", v.f);
             if (f.find_first_of(".eEn") == std::string::npos) f += ".0";
@@ -2237,7 +2019,9 @@ struct TomlWriter {
             text("}");
             return;
         }
-        default: text("\"\""); return;
+        default:
+            text("\"\"");
+            return;
         }
     }
     void table(const Val& d, const std::string& prefix, int level) {
@@ -2265,12 +2049,10 @@ struct TomlWriter {
 };
 
 Val f_totoml(Exec&, Args& a) {
-    if (a[0].k != Val::K::dict)
-        fail("toToml: only a map can be written as TOML");
+    if (a[0].k != Val::K::dict) fail("toToml: only a map can be written as TOML");
     TomlWriter w;
     w.table(a[0], "", 0);
-    if (w.out.empty())
-        return make_str("", srcs_of(a[0]));
+    if (w.out.empty()) return make_str("", srcs_of(a[0]));
     return make_segs(std::move(w.out));
 }
 
@@ -2280,8 +2062,7 @@ Val f_hello(Exec&, Args&) {
 
 Val json_val(const Val& v, bool pretty) {
     auto segs = to_json_segs(v, pretty);
-    if (segs.empty())
-        return make_str("", srcs_of(v));
+    if (segs.empty()) return make_str("", srcs_of(v));
     return make_segs(std::move(segs));
 }
 Val f_tojson(Exec&, Args& a) {
@@ -2297,8 +2078,7 @@ Val f_torawjson(Exec&, Args& a) {
         for (std::size_t i = 0; i < j.size(); ++i) {
             if (j.compare(i, 6, "\\u003c") == 0 || j.compare(i, 6, "\\u003e") == 0 || j.compare(i, 6, "\\u0026") == 0) {
                 std::size_t n = 0; // only when the backslash itself is not escaped
-                while (n < i && j[i - 1 - n] == '\\')
-                    ++n;
+                while (n < i && j[i - 1 - n] == '\\') ++n;
                 if (n % 2 == 0) {
                     out.push_back(j[i + 5] == 'c' ? '<' : j[i + 5] == 'e' ? '>' : '&');
                     i += 5;
@@ -2309,8 +2089,7 @@ Val f_torawjson(Exec&, Args& a) {
         }
         sg.text = std::move(out);
     }
-    if (segs.empty())
-        return make_str("", srcs_of(a[0]));
+    if (segs.empty()) return make_str("", srcs_of(a[0]));
     return make_segs(std::move(segs));
 }
 Val f_toprettyjson(Exec&, Args& a) {
@@ -2321,14 +2100,10 @@ Val from_text(Exec& ex, const Val& text, bool want_list) {
     Srcs srcs = primary_srcs(text);
     try {
         Val v = from_yaml_val(ex, text);
-        if (want_list && v.is_nil())
-            return make_list(ex.alt(), srcs);
-        if (want_list && v.k != Val::K::list)
-            fail("not a YAML array");
-        if (!want_list && v.is_nil())
-            return make_dict(ex.alt(), srcs);
-        if (!want_list && v.k != Val::K::dict)
-            fail("not a YAML map");
+        if (want_list && v.is_nil()) return make_list(ex.alt(), srcs);
+        if (want_list && v.k != Val::K::list) fail("not a YAML array");
+        if (!want_list && v.is_nil()) return make_dict(ex.alt(), srcs);
+        if (!want_list && v.k != Val::K::dict) fail("not a YAML map");
         return v;
     } catch (const std::exception& e) {
         Val d = make_dict(ex.alt(), srcs);
@@ -2574,8 +2349,7 @@ const std::unordered_map<std::string, FnInfo>& table() {
             {"deepEqual", {f_deepequal, 2, 2, false}},
         };
         std::unordered_map<std::string, FnInfo> m;
-        for (const auto& e : entries)
-            m.emplace(e.name, e.info);
+        for (const auto& e : entries) m.emplace(e.name, e.info);
         return m;
     }();
     return t;
@@ -2585,8 +2359,7 @@ const std::unordered_map<std::string, FnInfo>& table() {
 
 const FnInfo* find_function(const std::string& name, std::string* not_evaluated) {
     const auto& t = table();
-    if (auto it = t.find(name); it != t.end())
-        return &it->second;
+    if (auto it = t.find(name); it != t.end()) return &it->second;
     // Known functions left as placeholders without a diagnostic: their results are random,
     // time-dependent, secret or from outside the chart, or they are rarely used and never
     // for image references.
@@ -2647,8 +2420,7 @@ const FnInfo* find_function(const std::string& name, std::string* not_evaluated)
     };
     for (const char* o : opaque) {
         if (name == o) {
-            if (not_evaluated)
-                *not_evaluated = fmt::format("function \"{}\" is not evaluated", name);
+            if (not_evaluated) *not_evaluated = fmt::format("function \"{}\" is not evaluated", name);
             return nullptr;
         }
     }

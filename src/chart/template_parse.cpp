@@ -16,11 +16,9 @@ namespace aas::chart::tmpl::detail {
 
 bool Tree::empty() const {
     for (const auto& n : nodes) {
-        if (n.kind != Node::Kind::text)
-            return false;
+        if (n.kind != Node::Kind::text) return false;
         for (char c : n.text)
-            if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-                return false;
+            if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return false;
     }
     return true;
 }
@@ -32,21 +30,7 @@ struct SyntaxError {
     std::string message;
 };
 
-enum class T {
-    dot,
-    field,
-    var,
-    ident,
-    str,
-    number,
-    chr,
-    lparen,
-    rparen,
-    pipe,
-    decl,
-    assign,
-    comma
-};
+enum class T { dot, field, var, ident, str, number, chr, lparen, rparen, pipe, decl, assign, comma };
 
 struct Token {
     T t;
@@ -96,20 +80,16 @@ void put_utf8(std::string& out, std::uint32_t cp) {
 }
 
 int hex_val(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /// Decodes a Go escape sequence starting after the backslash at s[i]; advances i.
 /// `quote` is the delimiter the literal uses (\" in strings, \' in chars).
 void decode_escape(std::string_view s, std::size_t& i, char quote, std::string& out, int line) {
-    if (i >= s.size())
-        throw SyntaxError{line, "unterminated quoted string"};
+    if (i >= s.size()) throw SyntaxError{line, "unterminated quoted string"};
     char c = s[i++];
     switch (c) {
     case 'a':
@@ -138,8 +118,7 @@ void decode_escape(std::string_view s, std::size_t& i, char quote, std::string& 
         return;
     case '"':
     case '\'':
-        if (c != quote)
-            throw SyntaxError{line, fmt::format("invalid escape \\{} in quoted string", c)};
+        if (c != quote) throw SyntaxError{line, fmt::format("invalid escape \\{} in quoted string", c)};
         out.push_back(c);
         return;
     case 'x':
@@ -148,8 +127,7 @@ void decode_escape(std::string_view s, std::size_t& i, char quote, std::string& 
         std::size_t n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
         std::uint32_t v = 0;
         for (std::size_t k = 0; k < n; ++k) {
-            if (i >= s.size() || hex_val(s[i]) < 0)
-                throw SyntaxError{line, "invalid escape in quoted string"};
+            if (i >= s.size() || hex_val(s[i]) < 0) throw SyntaxError{line, "invalid escape in quoted string"};
             v = v * 16 + static_cast<std::uint32_t>(hex_val(s[i++]));
         }
         if (c == 'x')
@@ -182,20 +160,13 @@ public:
         std::vector<Item> items;
         while (pos_ < s_.size()) {
             std::size_t open = s_.find("{{", pos_);
-            if (open == std::string_view::npos)
-                open = s_.size();
+            if (open == std::string_view::npos) open = s_.size();
             if (open > pos_) {
-                Item t{Item::Kind::text,
-                       std::string(s_.substr(pos_, open - pos_)),
-                       {},
-                       line_,
-                       false,
-                       false};
+                Item t{Item::Kind::text, std::string(s_.substr(pos_, open - pos_)), {}, line_, false, false};
                 items.push_back(std::move(t));
                 advance_to(open);
             }
-            if (pos_ >= s_.size())
-                break;
+            if (pos_ >= s_.size()) break;
             items.push_back(action());
         }
         return items;
@@ -204,8 +175,7 @@ public:
 private:
     void advance_to(std::size_t p) {
         for (; pos_ < p; ++pos_)
-            if (s_[pos_] == '\n')
-                ++line_;
+            if (s_[pos_] == '\n') ++line_;
     }
 
     Item action() {
@@ -219,17 +189,15 @@ private:
         // A comment: "/*" right after the delimiter (and the trim marker's space).
         std::size_t p = pos_;
         if (it.trim_left)
-            while (p < s_.size() && is_space(s_[p]))
-                ++p;
+            while (p < s_.size() && is_space(s_[p])) ++p;
         if (s_.substr(p, 2) == "/*") {
             std::size_t end = s_.find("*/", p + 2);
-            if (end == std::string_view::npos)
-                throw SyntaxError{start_line, "unclosed comment"};
+            if (end == std::string_view::npos) throw SyntaxError{start_line, "unclosed comment"};
             advance_to(end + 2);
             if (s_.substr(pos_, 2) == "}}") {
                 advance_to(pos_ + 2);
-            } else if (s_.substr(pos_, 4) == " -}}" || s_.substr(pos_, 4) == "\t-}}" ||
-                       s_.substr(pos_, 4) == "\n-}}" || s_.substr(pos_, 4) == "\r-}}") {
+            } else if (s_.substr(pos_, 4) == " -}}" || s_.substr(pos_, 4) == "\t-}}" || s_.substr(pos_, 4) == "\n-}}" ||
+                       s_.substr(pos_, 4) == "\r-}}") {
                 it.trim_right = true;
                 advance_to(pos_ + 4);
             } else {
@@ -241,8 +209,7 @@ private:
         std::size_t content_start = pos_;
         bool space = true;
         while (true) {
-            if (pos_ >= s_.size())
-                throw SyntaxError{start_line, "unclosed action"};
+            if (pos_ >= s_.size()) throw SyntaxError{start_line, "unclosed action"};
             char c = s_[pos_];
             if (is_space(c)) {
                 // " -}}" ends the action with a trim marker.
@@ -294,8 +261,7 @@ private:
             advance_to(pos_ + 1);
             return t;
         case ':':
-            if (next(1) != '=')
-                throw SyntaxError{line_, "expected :="};
+            if (next(1) != '=') throw SyntaxError{line_, "expected :="};
             t.t = T::decl;
             advance_to(pos_ + 2);
             return t;
@@ -307,20 +273,17 @@ private:
             return chr();
         case '$': {
             std::size_t e = pos_ + 1;
-            while (e < s_.size() && is_alnum(s_[e]))
-                ++e;
+            while (e < s_.size() && is_alnum(s_[e])) ++e;
             t.t = T::var;
             t.text = std::string(s_.substr(pos_, e - pos_));
             advance_to(e);
             return t;
         }
         case '.':
-            if (is_digit(next(1)))
-                return number();
+            if (is_digit(next(1))) return number();
             {
                 std::size_t e = pos_ + 1;
-                while (e < s_.size() && is_alnum(s_[e]))
-                    ++e;
+                while (e < s_.size() && is_alnum(s_[e])) ++e;
                 if (e == pos_ + 1) {
                     t.t = T::dot;
                 } else {
@@ -333,13 +296,11 @@ private:
         default:
             break;
         }
-        if (is_digit(c) || ((c == '-' || c == '+') &&
-                            (is_digit(next(1)) || (next(1) == '.' && is_digit(next(2))))))
+        if (is_digit(c) || ((c == '-' || c == '+') && (is_digit(next(1)) || (next(1) == '.' && is_digit(next(2))))))
             return number();
         if (is_alnum(c)) {
             std::size_t e = pos_;
-            while (e < s_.size() && is_alnum(s_[e]))
-                ++e;
+            while (e < s_.size() && is_alnum(s_[e])) ++e;
             t.t = T::ident;
             t.text = std::string(s_.substr(pos_, e - pos_));
             advance_to(e);
@@ -351,8 +312,7 @@ private:
     Token number() {
         Token t{T::number, {}, 0, false, line_};
         std::size_t e = pos_;
-        if (s_[e] == '+' || s_[e] == '-')
-            ++e;
+        if (s_[e] == '+' || s_[e] == '-') ++e;
         // Digits, letters (hex digits, prefixes, exponents), '_', '.', and a sign after an
         // exponent letter.
         while (e < s_.size()) {
@@ -360,8 +320,7 @@ private:
             if (is_alnum(c) || c == '.') {
                 ++e;
             } else if ((c == '+' || c == '-') && e > pos_ &&
-                       (s_[e - 1] == 'e' || s_[e - 1] == 'E' || s_[e - 1] == 'p' ||
-                        s_[e - 1] == 'P') &&
+                       (s_[e - 1] == 'e' || s_[e - 1] == 'E' || s_[e - 1] == 'p' || s_[e - 1] == 'P') &&
                        !(s_.substr(pos_, 2) == "0x" || s_.substr(pos_, 2) == "0X")) {
                 ++e;
             } else {
@@ -377,11 +336,9 @@ private:
         Token t{T::str, {}, 0, false, line_};
         std::size_t i = pos_ + 1;
         while (true) {
-            if (i >= s_.size() || s_[i] == '\n')
-                throw SyntaxError{line_, "unterminated quoted string"};
+            if (i >= s_.size() || s_[i] == '\n') throw SyntaxError{line_, "unterminated quoted string"};
             char c = s_[i];
-            if (c == '"')
-                break;
+            if (c == '"') break;
             if (c == '\\') {
                 ++i;
                 decode_escape(s_, i, '"', t.text, line_);
@@ -397,8 +354,7 @@ private:
     Token raw() {
         Token t{T::str, {}, 0, false, line_};
         std::size_t e = s_.find('`', pos_ + 1);
-        if (e == std::string_view::npos)
-            throw SyntaxError{line_, "unterminated raw quoted string"};
+        if (e == std::string_view::npos) throw SyntaxError{line_, "unterminated raw quoted string"};
         t.text = std::string(s_.substr(pos_ + 1, e - pos_ - 1));
         advance_to(e + 1);
         return t;
@@ -420,8 +376,7 @@ private:
             v = std::string(s_.substr(i, n));
             i += n;
         }
-        if (i >= s_.size() || s_[i] != '\'')
-            throw SyntaxError{line_, "unterminated character constant"};
+        if (i >= s_.size() || s_[i] != '\'') throw SyntaxError{line_, "unterminated character constant"};
         // Decode the UTF-8 back to a code point.
         std::uint32_t cp = 0;
         unsigned char c0 = v.empty() ? 0 : static_cast<unsigned char>(v[0]);
@@ -429,8 +384,7 @@ private:
             cp = c0;
         } else {
             cp = c0 & (v.size() == 2 ? 0x1F : v.size() == 3 ? 0x0F : 0x07);
-            for (std::size_t k = 1; k < v.size(); ++k)
-                cp = (cp << 6) | (static_cast<unsigned char>(v[k]) & 0x3F);
+            for (std::size_t k = 1; k < v.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(v[k]) & 0x3F);
         }
         t.chr = cp;
         advance_to(i + 1);
@@ -445,27 +399,23 @@ private:
 /// Applies trim markers to the text items and drops empty ones.
 void apply_trims(std::vector<Item>& items) {
     for (std::size_t k = 0; k < items.size(); ++k) {
-        if (items[k].kind != Item::Kind::text)
-            continue;
+        if (items[k].kind != Item::Kind::text) continue;
         auto& t = items[k];
         if (k + 1 < items.size() && items[k + 1].trim_left) {
             std::size_t e = t.text.size();
-            while (e > 0 && is_space(t.text[e - 1]))
-                --e;
+            while (e > 0 && is_space(t.text[e - 1])) --e;
             t.text.resize(e);
         }
         if (k > 0 && items[k - 1].trim_right) {
             std::size_t b = 0;
             while (b < t.text.size() && is_space(t.text[b])) {
-                if (t.text[b] == '\n')
-                    ++t.line;
+                if (t.text[b] == '\n') ++t.line;
                 ++b;
             }
             t.text.erase(0, b);
         }
     }
-    std::erase_if(items,
-                  [](const Item& i) { return i.kind == Item::Kind::text && i.text.empty(); });
+    std::erase_if(items, [](const Item& i) { return i.kind == Item::Kind::text && i.text.empty(); });
 }
 
 /// Parses a number literal the way Go's parse.NumberNode and idealConstant do: integers
@@ -474,8 +424,7 @@ bool parse_number(const std::string& text, Arg& a) {
     NumberText n = split_number(text);
     bool neg = n.neg;
     std::string_view body(n.body);
-    if (body.empty())
-        return false;
+    if (body.empty()) return false;
     int base = n.base;
     std::string_view digits = n.digits();
     bool floaty = base == 10 && body.find_first_of(".eE") != std::string_view::npos;
@@ -487,8 +436,7 @@ bool parse_number(const std::string& text, Arg& a) {
         std::uint64_t v = 0;
         auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
         if (r.ec == std::errc() && r.ptr == digits.data() + digits.size()) {
-            if (v <= static_cast<std::uint64_t>(INT64_MAX) ||
-                (neg && v == static_cast<std::uint64_t>(INT64_MAX) + 1)) {
+            if (v <= static_cast<std::uint64_t>(INT64_MAX) || (neg && v == static_cast<std::uint64_t>(INT64_MAX) + 1)) {
                 a.kind = Arg::Kind::integer;
                 a.i = neg ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
                 return true;
@@ -497,14 +445,12 @@ bool parse_number(const std::string& text, Arg& a) {
             a.f = neg ? -static_cast<double>(v) : static_cast<double>(v);
             return true;
         }
-        if (base != 10)
-            return false;
+        if (base != 10) return false;
     }
     char* end = nullptr;
     std::string str(body);
     double d = std::strtod(str.c_str(), &end);
-    if (end != str.c_str() + str.size() || str.empty())
-        return false;
+    if (end != str.c_str() + str.size() || str.empty()) return false;
     a.kind = Arg::Kind::floating;
     a.f = neg ? -d : d;
     return true;
@@ -512,8 +458,7 @@ bool parse_number(const std::string& text, Arg& a) {
 
 class Parser {
 public:
-    Parser(std::vector<Item> items, std::string file)
-        : items_(std::move(items)), file_(std::move(file)) {}
+    Parser(std::vector<Item> items, std::string file) : items_(std::move(items)), file_(std::move(file)) {}
 
     ParseResult run() {
         ParseResult r;
@@ -522,10 +467,8 @@ public:
         main->file = file_;
         std::vector<Token> rest;
         End e = list(main->nodes, true, rest);
-        if (e == End::end)
-            throw SyntaxError{last_line_, "unexpected {{end}}"};
-        if (e == End::else_)
-            throw SyntaxError{last_line_, "unexpected {{else}}"};
+        if (e == End::end) throw SyntaxError{last_line_, "unexpected {{end}}"};
+        if (e == End::else_) throw SyntaxError{last_line_, "unexpected {{else}}"};
         r.main = std::move(main);
         r.defines = std::move(defines_);
         return r;
@@ -539,8 +482,7 @@ private:
         while (pos_ < items_.size()) {
             Item& it = items_[pos_++];
             last_line_ = it.line;
-            if (it.kind == Item::Kind::comment)
-                continue;
+            if (it.kind == Item::Kind::comment) continue;
             if (it.kind == Item::Kind::text) {
                 Node n;
                 n.kind = Node::Kind::text;
@@ -550,13 +492,11 @@ private:
                 continue;
             }
             auto& toks = it.toks;
-            if (toks.empty())
-                throw SyntaxError{it.line, "missing value for command"};
+            if (toks.empty()) throw SyntaxError{it.line, "missing value for command"};
             const Token& k = toks[0];
             if (k.t == T::ident) {
                 if (k.text == "end") {
-                    if (toks.size() > 1)
-                        throw SyntaxError{it.line, "unexpected tokens in {{end}}"};
+                    if (toks.size() > 1) throw SyntaxError{it.line, "unexpected tokens in {{end}}"};
                     return End::end;
                 }
                 if (k.text == "else") {
@@ -564,13 +504,11 @@ private:
                     return End::else_;
                 }
                 if (k.text == "if" || k.text == "with" || k.text == "range") {
-                    out.push_back(
-                        control(k.text, std::vector<Token>(toks.begin() + 1, toks.end()), it));
+                    out.push_back(control(k.text, std::vector<Token>(toks.begin() + 1, toks.end()), it));
                     continue;
                 }
                 if (k.text == "define") {
-                    if (!top)
-                        throw SyntaxError{it.line, "unexpected <define> in command"};
+                    if (!top) throw SyntaxError{it.line, "unexpected <define> in command"};
                     define(it, false, out);
                     continue;
                 }
@@ -584,11 +522,9 @@ private:
                 }
                 if (k.text == "break" || k.text == "continue") {
                     if (toks.size() > 1)
-                        throw SyntaxError{it.line,
-                                          fmt::format("unexpected tokens in {{{{{}}}}}", k.text)};
+                        throw SyntaxError{it.line, fmt::format("unexpected tokens in {{{{{}}}}}", k.text)};
                     if (range_depth_ == 0)
-                        throw SyntaxError{it.line,
-                                          fmt::format("{{{{{}}}}} outside {{{{range}}}}", k.text)};
+                        throw SyntaxError{it.line, fmt::format("{{{{{}}}}} outside {{{{range}}}}", k.text)};
                     Node n;
                     n.kind = k.text == "break" ? Node::Kind::break_ : Node::Kind::continue_;
                     n.line = it.line;
@@ -610,15 +546,11 @@ private:
         n.kind = kw == "if" ? Node::Kind::if_ : kw == "with" ? Node::Kind::with : Node::Kind::range;
         n.line = it.line;
         n.pipe = pipeline(toks, 0, toks.size(), it.line, it.text, true, kw == "range", kw);
-        if (n.kind == Node::Kind::range)
-            ++range_depth_;
+        if (n.kind == Node::Kind::range) ++range_depth_;
         std::vector<Token> rest;
         End e = list(n.body, false, rest);
-        if (n.kind == Node::Kind::range)
-            --range_depth_;
-        if (e == End::eof)
-            throw SyntaxError{it.line,
-                              fmt::format("unexpected EOF: {{{{{}}}}} has no {{{{end}}}}", kw)};
+        if (n.kind == Node::Kind::range) --range_depth_;
+        if (e == End::eof) throw SyntaxError{it.line, fmt::format("unexpected EOF: {{{{{}}}}} has no {{{{end}}}}", kw)};
         if (e == End::else_) {
             if (!rest.empty()) {
                 // `else if` / `else with`: a nested control that shares this one's {{end}}.
@@ -626,19 +558,16 @@ private:
                     n.kind != Node::Kind::range) {
                     std::string nested = rest[0].text;
                     const Item& else_item = items_[pos_ - 1];
-                    n.alt.push_back(control(
-                        nested, std::vector<Token>(rest.begin() + 1, rest.end()), else_item));
+                    n.alt.push_back(control(nested, std::vector<Token>(rest.begin() + 1, rest.end()), else_item));
                     return n;
                 }
                 throw SyntaxError{last_line_, "unexpected tokens in {{else}}"};
             }
             std::vector<Token> rest2;
             End e2 = list(n.alt, false, rest2);
-            if (e2 == End::else_)
-                throw SyntaxError{last_line_, "expected end; found {{else}}"};
+            if (e2 == End::else_) throw SyntaxError{last_line_, "expected end; found {{else}}"};
             if (e2 == End::eof)
-                throw SyntaxError{it.line,
-                                  fmt::format("unexpected EOF: {{{{{}}}}} has no {{{{end}}}}", kw)};
+                throw SyntaxError{it.line, fmt::format("unexpected EOF: {{{{{}}}}} has no {{{{end}}}}", kw)};
         }
         return n;
     }
@@ -646,43 +575,37 @@ private:
     /// `template "name" [pipeline]` (first token at `from`).
     Node call(const Item& it, std::size_t from) {
         const auto& toks = it.toks;
-        if (toks.size() <= from || toks[from].t != T::str)
-            throw SyntaxError{it.line, "template name must be a string"};
+        if (toks.size() <= from || toks[from].t != T::str) throw SyntaxError{it.line, "template name must be a string"};
         Node n;
         n.kind = Node::Kind::call;
         n.line = it.line;
         n.text = toks[from].text;
         if (toks.size() > from + 1)
-            n.pipe =
-                pipeline(toks, from + 1, toks.size(), it.line, it.text, false, false, "template");
+            n.pipe = pipeline(toks, from + 1, toks.size(), it.line, it.text, false, false, "template");
         return n;
     }
 
     void define(const Item& it, bool block, std::vector<Node>& out) {
         const auto& toks = it.toks;
         if (toks.size() < 2 || toks[1].t != T::str)
-            throw SyntaxError{it.line,
-                              fmt::format("{} name must be a string", block ? "block" : "define")};
-        if (!block && toks.size() > 2)
-            throw SyntaxError{it.line, "unexpected tokens after define name"};
+            throw SyntaxError{it.line, fmt::format("{} name must be a string", block ? "block" : "define")};
+        if (!block && toks.size() > 2) throw SyntaxError{it.line, "unexpected tokens after define name"};
         auto t = std::make_shared<Tree>();
         t->name = toks[1].text;
         t->file = file_;
         std::vector<Token> rest;
         End e = list(t->nodes, false, rest);
         if (e != End::end)
-            throw SyntaxError{it.line, fmt::format("unexpected {}: {} \"{}\" has no {{{{end}}}}",
-                                                   e == End::eof ? "EOF" : "{{else}}",
-                                                   block ? "block" : "define", t->name)};
+            throw SyntaxError{it.line,
+                              fmt::format("unexpected {}: {} \"{}\" has no {{{{end}}}}",
+                                          e == End::eof ? "EOF" : "{{else}}", block ? "block" : "define", t->name)};
         defines_.push_back(t);
-        if (block)
-            out.push_back(call(it, 1));
+        if (block) out.push_back(call(it, 1));
     }
 
     /// Parses toks[from, to) as a pipeline.
-    std::shared_ptr<Pipe> pipeline(const std::vector<Token>& toks, std::size_t from, std::size_t to,
-                                   int line, const std::string& src, bool allow_decl, bool two_vars,
-                                   const std::string& ctx) {
+    std::shared_ptr<Pipe> pipeline(const std::vector<Token>& toks, std::size_t from, std::size_t to, int line,
+                                   const std::string& src, bool allow_decl, bool two_vars, const std::string& ctx) {
         auto p = std::make_shared<Pipe>();
         p->line = line;
         p->src = src;
@@ -694,8 +617,7 @@ private:
                 i += 2;
             } else if (toks[i + 1].t == T::comma && i + 3 < to && toks[i + 2].t == T::var &&
                        (toks[i + 3].t == T::decl || toks[i + 3].t == T::assign)) {
-                if (!two_vars)
-                    throw SyntaxError{line, "too many declarations in " + ctx};
+                if (!two_vars) throw SyntaxError{line, "too many declarations in " + ctx};
                 p->vars = {toks[i].text, toks[i + 2].text};
                 (toks[i + 3].t == T::decl ? p->decl : p->assign) = true;
                 i += 4;
@@ -703,8 +625,7 @@ private:
         }
         if (p->decl || p->assign)
             for (const auto& v : p->vars)
-                if (p->assign && v == "$")
-                    throw SyntaxError{line, "cannot assign to $"};
+                if (p->assign && v == "$") throw SyntaxError{line, "cannot assign to $"};
         commands(toks, i, to, *p, line, ctx);
         return p;
     }
@@ -715,8 +636,7 @@ private:
             Cmd c;
             while (i < to && toks[i].t != T::pipe && toks[i].t != T::rparen)
                 c.args.push_back(operand(toks, i, to, line));
-            if (c.args.empty())
-                throw SyntaxError{line, fmt::format("missing value for {}", ctx)};
+            if (c.args.empty()) throw SyntaxError{line, fmt::format("missing value for {}", ctx)};
             p.cmds.push_back(std::move(c));
             if (i < to && toks[i].t == T::pipe) {
                 ++i;
@@ -724,8 +644,7 @@ private:
             }
             break;
         }
-        if (i < to)
-            throw SyntaxError{line, fmt::format("unexpected \")\" in {}", ctx)};
+        if (i < to) throw SyntaxError{line, fmt::format("unexpected \")\" in {}", ctx)};
     }
 
     Arg operand(const std::vector<Token>& toks, std::size_t& i, std::size_t to, int line) {
@@ -761,8 +680,7 @@ private:
             ++i;
             break;
         case T::number:
-            if (!parse_number(t.text, a))
-                throw SyntaxError{t.line, fmt::format("bad number syntax: \"{}\"", t.text)};
+            if (!parse_number(t.text, a)) throw SyntaxError{t.line, fmt::format("bad number syntax: \"{}\"", t.text)};
             ++i;
             break;
         case T::ident:
@@ -796,9 +714,9 @@ private:
         } else if (t.text == "true" || t.text == "false") {
             a.kind = Arg::Kind::boolean;
             a.b = t.text == "true";
-        } else if (t.text == "if" || t.text == "else" || t.text == "end" || t.text == "range" ||
-                   t.text == "with" || t.text == "define" || t.text == "template" ||
-                   t.text == "block" || t.text == "break" || t.text == "continue") {
+        } else if (t.text == "if" || t.text == "else" || t.text == "end" || t.text == "range" || t.text == "with" ||
+                   t.text == "define" || t.text == "template" || t.text == "block" || t.text == "break" ||
+                   t.text == "continue") {
             throw SyntaxError{t.line, fmt::format("unexpected <{}> in command", t.text)};
         } else {
             a.kind = Arg::Kind::ident;
@@ -815,13 +733,10 @@ private:
         int depth = 1;
         std::size_t j = i;
         for (; j < to; ++j) {
-            if (toks[j].t == T::lparen)
-                ++depth;
-            if (toks[j].t == T::rparen && --depth == 0)
-                break;
+            if (toks[j].t == T::lparen) ++depth;
+            if (toks[j].t == T::rparen && --depth == 0) break;
         }
-        if (j >= to)
-            throw SyntaxError{t.line, "unclosed left paren"};
+        if (j >= to) throw SyntaxError{t.line, "unclosed left paren"};
         Arg a;
         a.kind = Arg::Kind::pipe;
         a.pipe = std::make_shared<Pipe>();
@@ -833,12 +748,9 @@ private:
     }
 
     // A field chain directly attached to the term (`$x.a.b`, `(f).a`), when `chain_ok`.
-    static void field_chain(const std::vector<Token>& toks, std::size_t& i, std::size_t to, Arg& a,
-                            bool chain_ok) {
+    static void field_chain(const std::vector<Token>& toks, std::size_t& i, std::size_t to, Arg& a, bool chain_ok) {
         while (i < to && toks[i].t == T::field && !toks[i].space_before) {
-            if (!chain_ok)
-                throw SyntaxError{toks[i].line,
-                                  fmt::format("unexpected .{} after term", toks[i].text)};
+            if (!chain_ok) throw SyntaxError{toks[i].line, fmt::format("unexpected .{} after term", toks[i].text)};
             a.fields.push_back(toks[i].text);
             ++i;
         }

@@ -13,8 +13,7 @@
 namespace aas::chart::tmpl::detail {
 
 void add_srcs(Srcs& to, const Srcs& from) {
-    if (from.empty())
-        return;
+    if (from.empty()) return;
     if (to.empty()) {
         to = from;
         return;
@@ -34,8 +33,7 @@ bool same_attrs(const Seg& a, const Seg& b) {
 } // namespace
 
 void append_seg(std::vector<Seg>& to, Seg s) {
-    if (s.text.empty() && s.why.empty() && s.srcs.empty())
-        return;
+    if (s.text.empty() && s.why.empty() && s.srcs.empty()) return;
     if (!to.empty() && same_attrs(to.back(), s) && !s.text.empty()) {
         to.back().text += s.text;
         return;
@@ -44,8 +42,7 @@ void append_seg(std::vector<Seg>& to, Seg s) {
 }
 
 void append_segs(std::vector<Seg>& to, const std::vector<Seg>& from) {
-    for (const auto& s : from)
-        append_seg(to, s);
+    for (const auto& s : from) append_seg(to, s);
 }
 
 Val make_nil(Srcs s) {
@@ -134,12 +131,9 @@ namespace {
 double number_value(const std::string& text) {
     NumberText n = split_number(text);
     std::string low;
-    for (char c : n.body)
-        low.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    if (low == ".inf")
-        return n.neg ? -HUGE_VAL : HUGE_VAL;
-    if (low == ".nan")
-        return std::nan("");
+    for (char c : n.body) low.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (low == ".inf") return n.neg ? -HUGE_VAL : HUGE_VAL;
+    if (low == ".nan") return std::nan("");
     if (n.base != 10) {
         std::uint64_t v = 0;
         std::string_view digits = n.digits();
@@ -172,14 +166,12 @@ Val convert(const Value& v, const Srcs* fixed, int made_alt) {
     case Value::Kind::list: {
         Val l = make_list(made_alt, std::move(s));
         l.list->items.reserve(v.items().size());
-        for (const auto& it : v.items())
-            l.list->items.push_back(convert(it, fixed, made_alt));
+        for (const auto& it : v.items()) l.list->items.push_back(convert(it, fixed, made_alt));
         return l;
     }
     case Value::Kind::map: {
         Val d = make_dict(made_alt, std::move(s));
-        for (const auto& [k, e] : v.entries())
-            d.dict->m[k] = convert(e, fixed, made_alt);
+        for (const auto& [k, e] : v.entries()) d.dict->m[k] = convert(e, fixed, made_alt);
         return d;
     }
     }
@@ -204,16 +196,13 @@ std::vector<Srcs> srcs_by_line(const Val& text) {
     std::vector<Srcs> lines(2);
     std::size_t line = 1;
     for (const auto& seg : text.segs) {
-        if (seg.rel != 0)
-            continue;
+        if (seg.rel != 0) continue;
         std::size_t last = line + static_cast<std::size_t>(std::count(seg.text.begin(), seg.text.end(), '\n'));
         // A segment that ends with its newline does not reach the next line.
         std::size_t reach = !seg.text.empty() && seg.text.back() == '\n' ? last - 1 : last;
-        if (lines.size() <= last)
-            lines.resize(last + 1);
+        if (lines.size() <= last) lines.resize(last + 1);
         if (!seg.srcs.empty())
-            for (std::size_t l = line; l <= std::max(line, reach); ++l)
-                add_srcs(lines[l], seg.srcs);
+            for (std::size_t l = line; l <= std::max(line, reach); ++l) add_srcs(lines[l], seg.srcs);
         line = last;
     }
     return lines;
@@ -226,13 +215,11 @@ struct LineConverter {
     int made_alt = 0;
 
     Srcs scalar_srcs(const Value& v) const {
-        if (file)
-            return Srcs{ex.own(Origin{file->file, v.origin().line, std::string(), true, v.origin().values_path})};
+        if (file) return Srcs{ex.own(Origin{file->file, v.origin().line, std::string(), true, v.origin().values_path})};
         Srcs s;
         std::size_t first = static_cast<std::size_t>(std::max(1, v.origin().line));
         std::size_t last = first + static_cast<std::size_t>(std::count(v.text().begin(), v.text().end(), '\n'));
-        for (std::size_t l = first; l <= last && l < lines.size(); ++l)
-            add_srcs(s, lines[l]);
+        for (std::size_t l = first; l <= last && l < lines.size(); ++l) add_srcs(s, lines[l]);
         return s;
     }
 
@@ -251,8 +238,7 @@ struct LineConverter {
             l.list->items.reserve(v.items().size());
             for (const auto& it : v.items()) {
                 l.list->items.push_back((*this)(it));
-                if (!file)
-                    add_srcs(l.srcs, srcs_of(l.list->items.back()));
+                if (!file) add_srcs(l.srcs, srcs_of(l.list->items.back()));
             }
             l.srcs = file ? scalar_srcs(v) : l.list->items.empty() ? scalar_srcs(v) : l.srcs;
             return l;
@@ -261,8 +247,7 @@ struct LineConverter {
             Val d = make_dict(made_alt);
             for (const auto& [k, e] : v.entries()) {
                 Val c = (*this)(e);
-                if (!file)
-                    add_srcs(d.srcs, srcs_of(c));
+                if (!file) add_srcs(d.srcs, srcs_of(c));
                 d.dict->m[k] = std::move(c);
             }
             d.srcs = file ? scalar_srcs(v) : v.entries().empty() ? scalar_srcs(v) : d.srcs;
@@ -277,8 +262,7 @@ struct LineConverter {
 
 Val from_yaml_val(Exec& ex, const Val& text) {
     std::string s = str_arg(text);
-    if (!text.is_str())
-        return from_yaml_text(s, srcs_of(text), ex.alt());
+    if (!text.is_str()) return from_yaml_text(s, srcs_of(text), ex.alt());
     Value parsed = parse_yaml(s, "fromYaml");
     // The whole text one chart file's (`.Files.Get "x" | fromYaml`): lines and keys are its own.
     const Origin* file = nullptr;
@@ -290,19 +274,16 @@ Val from_yaml_val(Exec& ex, const Val& text) {
                 seg.srcs[0]->line == 1)
                 file = seg.srcs[0];
         }
-    if (primary_segs != 1)
-        file = nullptr;
+    if (primary_segs != 1) file = nullptr;
     std::vector<Srcs> lines = srcs_by_line(text);
     return LineConverter{ex, lines, file, ex.alt()}(parsed);
 }
 
 std::string primary(const Val& v) {
-    if (v.k != Val::K::string)
-        return {};
+    if (v.k != Val::K::string) return {};
     std::string out;
     for (const auto& s : v.segs)
-        if (s.rel == 0)
-            out += s.text;
+        if (s.rel == 0) out += s.text;
     return out;
 }
 
@@ -319,37 +300,30 @@ std::string str_arg(const Val& v) {
 }
 
 std::string go_float(double f) {
-    if (std::isnan(f))
-        return "NaN";
-    if (std::isinf(f))
-        return f > 0 ? "+Inf" : "-Inf";
-    if (f == 0)
-        return std::signbit(f) ? "-0" : "0";
+    if (std::isnan(f)) return "NaN";
+    if (std::isinf(f)) return f > 0 ? "+Inf" : "-Inf";
+    if (f == 0) return std::signbit(f) ? "-0" : "0";
     // Shortest round-trip digits and the decimal exponent.
     char buf[64];
     auto r = std::to_chars(buf, buf + sizeof buf, f, std::chars_format::scientific);
     std::string sci(buf, r.ptr);
     bool neg = sci[0] == '-';
-    if (neg)
-        sci.erase(0, 1);
+    if (neg) sci.erase(0, 1);
     std::size_t e = sci.find('e');
     std::string mant = sci.substr(0, e);
     int exp = std::atoi(sci.c_str() + e + 1);
     std::string digits;
     for (char c : mant)
-        if (c != '.')
-            digits.push_back(c);
+        if (c != '.') digits.push_back(c);
     std::string out = neg ? "-" : "";
     // %v is %g with the shortest precision, and strconv then decides on the exponent form as
     // for precision 6: 1e+06, 1.5e-05, 123456.
     if (exp < -4 || exp >= 6) {
         out += digits.substr(0, 1);
-        if (digits.size() > 1)
-            out += "." + digits.substr(1);
+        if (digits.size() > 1) out += "." + digits.substr(1);
         out += exp < 0 ? "e-" : "e+";
         int a = exp < 0 ? -exp : exp;
-        if (a < 10)
-            out += "0";
+        if (a < 10) out += "0";
         out += std::to_string(a);
         return out;
     }
@@ -367,8 +341,7 @@ std::string go_float(double f) {
 NumberText split_number(std::string_view text) {
     std::string s;
     for (char c : text)
-        if (c != '_')
-            s.push_back(c);
+        if (c != '_') s.push_back(c);
     NumberText n;
     std::size_t i = 0;
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
@@ -463,8 +436,7 @@ void js_escape(std::string& out, std::string_view s, JsEscape flavour) {
             continue;
         case '\'':
         case '=':
-            if (json)
-                break;
+            if (json) break;
             if (c == '\'')
                 out += "\\'";
             else
@@ -501,8 +473,7 @@ std::string format_v(const Val& v) {
         std::string out = "[";
         bool first = true;
         for (const auto& it : v.list->items) {
-            if (!first)
-                out += " ";
+            if (!first) out += " ";
             first = false;
             out += format_v(it);
         }
@@ -512,8 +483,7 @@ std::string format_v(const Val& v) {
         std::string out = "map[";
         bool first = true;
         for (const auto& [k, it] : v.dict->m) {
-            if (!first)
-                out += " ";
+            if (!first) out += " ";
             first = false;
             out += k + ":" + format_v(it);
         }
@@ -582,17 +552,14 @@ std::string kind_name(const Val& v) {
 
 Srcs srcs_of(const Val& v) {
     Srcs out = v.srcs;
-    for (const auto& s : v.segs)
-        add_srcs(out, s.srcs);
+    for (const auto& s : v.segs) add_srcs(out, s.srcs);
     return out;
 }
 
 std::string why_of(const Val& v) {
-    if (v.k == Val::K::unknown)
-        return v.why;
+    if (v.k == Val::K::unknown) return v.why;
     for (const auto& s : v.segs)
-        if (!s.why.empty())
-            return s.why;
+        if (!s.why.empty()) return s.why;
     return {};
 }
 
@@ -608,8 +575,7 @@ bool truth(const Val& v) {
         return v.f != 0;
     case Val::K::string:
         for (const auto& s : v.segs)
-            if (s.rel == 0 && !s.text.empty())
-                return true;
+            if (s.rel == 0 && !s.text.empty()) return true;
         return false;
     case Val::K::list:
         return !v.list->items.empty();
@@ -625,13 +591,10 @@ bool truth(const Val& v) {
 }
 
 void add_val_srcs(Val& v, const Srcs& s) {
-    if (s.empty())
-        return;
+    if (s.empty()) return;
     if (v.k == Val::K::string) {
-        if (v.segs.empty())
-            v.segs.push_back(Seg{});
-        for (auto& seg : v.segs)
-            add_srcs(seg.srcs, s);
+        if (v.segs.empty()) v.segs.push_back(Seg{});
+        for (auto& seg : v.segs) add_srcs(seg.srcs, s);
     } else {
         add_srcs(v.srcs, s);
     }
@@ -653,14 +616,12 @@ std::vector<Seg> print_segs(const Val& v) {
 Val deep_copy(const Val& v, int made_alt) {
     if (v.k == Val::K::list) {
         Val out = make_list(made_alt, v.srcs);
-        for (const auto& it : v.list->items)
-            out.list->items.push_back(deep_copy(it, made_alt));
+        for (const auto& it : v.list->items) out.list->items.push_back(deep_copy(it, made_alt));
         return out;
     }
     if (v.k == Val::K::dict) {
         Val out = make_dict(made_alt, v.srcs);
-        for (const auto& [k, it] : v.dict->m)
-            out.dict->m[k] = deep_copy(it, made_alt);
+        for (const auto& [k, it] : v.dict->m) out.dict->m[k] = deep_copy(it, made_alt);
         return out;
     }
     return v;
@@ -677,30 +638,22 @@ bool is_one_of(std::string_view s, std::initializer_list<std::string_view> l) {
 
 /// Whether go-yaml v2 would read the plain scalar `s` as something other than a string.
 bool resolves_non_string(const std::string& s) {
-    if (s.empty())
-        return true;
-    if (is_one_of(s, {"y",     "Y",     "yes",   "Yes",  "YES",  "n",     "N",     "no",
-                      "No",    "NO",    "true",  "True", "TRUE", "false", "False", "FALSE",
-                      "on",    "On",    "ON",    "off",  "Off",  "OFF",   "~",     "null",
-                      "Null",  "NULL",  ".inf",  ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-                      "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN",  "<<"}))
+    if (s.empty()) return true;
+    if (is_one_of(s, {"y",     "Y",     "yes",   "Yes",   "YES",   "n",     "N",    "no",   "No",   "NO",
+                      "true",  "True",  "TRUE",  "false", "False", "FALSE", "on",   "On",   "ON",   "off",
+                      "Off",   "OFF",   "~",     "null",  "Null",  "NULL",  ".inf", ".Inf", ".INF", "+.inf",
+                      "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",  ".NaN", ".NAN", "<<"}))
         return true;
     std::string t;
     for (char c : s)
-        if (c != '_')
-            t.push_back(c);
+        if (c != '_') t.push_back(c);
     std::size_t i = 0;
-    if (!t.empty() && (t[0] == '+' || t[0] == '-'))
-        i = 1;
-    if (i >= t.size())
-        return false;
+    if (!t.empty() && (t[0] == '+' || t[0] == '-')) i = 1;
+    if (i >= t.size()) return false;
     std::string_view b(t.data() + i, t.size() - i);
-    auto all = [](std::string_view x, auto pred) {
-        return !x.empty() && std::all_of(x.begin(), x.end(), pred);
-    };
+    auto all = [](std::string_view x, auto pred) { return !x.empty() && std::all_of(x.begin(), x.end(), pred); };
     if (b.size() > 2 && b[0] == '0' && (b[1] == 'x' || b[1] == 'b' || b[1] == 'o'))
-        return all(b.substr(2),
-                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+        return all(b.substr(2), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
     // Integers, floats ("1.5", ".5", "1e3", "1.") and base 60 numbers ("1:20").
     bool digit = false, dot = false, exp = false, colon = false;
     for (std::size_t k = 0; k < b.size(); ++k) {
@@ -711,21 +664,17 @@ bool resolves_non_string(const std::string& s) {
             dot = true;
         } else if ((c == 'e' || c == 'E') && digit && !exp) {
             exp = true;
-            if (k + 1 < b.size() && (b[k + 1] == '+' || b[k + 1] == '-'))
-                ++k;
-            if (k + 1 >= b.size())
-                return false;
+            if (k + 1 < b.size() && (b[k + 1] == '+' || b[k + 1] == '-')) ++k;
+            if (k + 1 >= b.size()) return false;
         } else if (c == ':' && digit && !dot && !exp) {
             colon = true;
         } else {
             break;
         }
-        if (k + 1 == b.size())
-            return digit || colon;
+        if (k + 1 == b.size()) return digit || colon;
     }
     // Timestamps ("2001-12-14").
-    if (s.size() >= 10 && std::isdigit(static_cast<unsigned char>(s[0])) && s[4] == '-' &&
-        s[7] == '-' &&
+    if (s.size() >= 10 && std::isdigit(static_cast<unsigned char>(s[0])) && s[4] == '-' && s[7] == '-' &&
         all(std::string_view(s).substr(0, 4), [](char c) { return c >= '0' && c <= '9'; }))
         return true;
     return false;
@@ -733,25 +682,17 @@ bool resolves_non_string(const std::string& s) {
 
 /// Whether the emitter allows `s` as a plain scalar (no indicators, ": ", " #", edges).
 bool plain_allowed(const std::string& s) {
-    if (s.empty())
-        return false;
-    if (s.rfind("---", 0) == 0 || s.rfind("...", 0) == 0)
-        return false;
+    if (s.empty()) return false;
+    if (s.rfind("---", 0) == 0 || s.rfind("...", 0) == 0) return false;
     char c0 = s[0];
-    if (std::string_view(",[]{}#&*!|>'\"%@`").find(c0) != std::string_view::npos)
-        return false;
-    if ((c0 == '-' || c0 == '?' || c0 == ':') && (s.size() == 1 || s[1] == ' ' || s[1] == '\t'))
-        return false;
-    if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t')
-        return false;
+    if (std::string_view(",[]{}#&*!|>'\"%@`").find(c0) != std::string_view::npos) return false;
+    if ((c0 == '-' || c0 == '?' || c0 == ':') && (s.size() == 1 || s[1] == ' ' || s[1] == '\t')) return false;
+    if (s.front() == ' ' || s.back() == ' ' || s.front() == '\t' || s.back() == '\t') return false;
     for (std::size_t i = 0; i < s.size(); ++i) {
         unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 && c != '\t')
-            return false;
-        if (c == ':' && (i + 1 == s.size() || s[i + 1] == ' ' || s[i + 1] == '\t'))
-            return false;
-        if (c == '#' && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t'))
-            return false;
+        if (c < 0x20 && c != '\t') return false;
+        if (c == ':' && (i + 1 == s.size() || s[i + 1] == ' ' || s[i + 1] == '\t')) return false;
+        if (c == '#' && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t')) return false;
     }
     return true;
 }
@@ -787,16 +728,13 @@ std::string double_quoted(const std::string& s) {
 
 /// A scalar string as go-yaml v2 writes it in block context.
 std::string yaml_scalar(const std::string& s) {
-    if (resolves_non_string(s))
-        return double_quoted(s);
-    if (plain_allowed(s))
-        return s;
+    if (resolves_non_string(s)) return double_quoted(s);
+    if (plain_allowed(s)) return s;
     bool printable = std::all_of(s.begin(), s.end(), [](char c) {
         unsigned char u = static_cast<unsigned char>(c);
         return u >= 0x20 || c == '\t';
     });
-    if (!printable)
-        return double_quoted(s);
+    if (!printable) return double_quoted(s);
     std::string out = "'";
     for (char c : s) {
         if (c == '\'')
@@ -808,15 +746,11 @@ std::string yaml_scalar(const std::string& s) {
 }
 
 std::string yaml_number(const Val& v) {
-    if (v.k == Val::K::integer)
-        return std::to_string(v.i);
+    if (v.k == Val::K::integer) return std::to_string(v.i);
     double f = v.f;
-    if (std::isnan(f))
-        return ".nan";
-    if (std::isinf(f))
-        return f > 0 ? ".inf" : "-.inf";
-    if (std::floor(f) == f && std::fabs(f) < 9.2e18)
-        return std::to_string(static_cast<std::int64_t>(f));
+    if (std::isnan(f)) return ".nan";
+    if (std::isinf(f)) return f > 0 ? ".inf" : "-.inf";
+    if (std::floor(f) == f && std::fabs(f) < 9.2e18) return std::to_string(static_cast<std::int64_t>(f));
     return go_float(f);
 }
 
@@ -882,29 +816,24 @@ public:
     void literal(const std::string& s, const Srcs& srcs, int indent) {
         std::string head = "|";
         std::size_t trailing = 0;
-        while (trailing < s.size() && s[s.size() - 1 - trailing] == '\n')
-            ++trailing;
+        while (trailing < s.size() && s[s.size() - 1 - trailing] == '\n') ++trailing;
         if (trailing == 0)
             head += "-";
         else if (trailing > 1)
             head += "+";
-        if (!s.empty() && s[0] == ' ')
-            head += "2";
+        if (!s.empty() && s[0] == ' ') head += "2";
         std::string body;
         std::string ind(static_cast<std::size_t>(indent + 2), ' ');
         std::size_t start = 0;
         std::string content = trailing ? s.substr(0, s.size() - trailing) : s;
         while (start <= content.size()) {
             std::size_t nl = content.find('\n', start);
-            std::string line =
-                content.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+            std::string line = content.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
             body += "\n" + (line.empty() ? "" : ind + line);
-            if (nl == std::string::npos)
-                break;
+            if (nl == std::string::npos) break;
             start = nl + 1;
         }
-        for (std::size_t k = 1; k < trailing; ++k)
-            body += "\n";
+        for (std::size_t k = 1; k < trailing; ++k) body += "\n";
         append_seg(out, Seg{head + body, srcs, "", 0, 0});
     }
 
@@ -912,8 +841,7 @@ public:
         if (v.k == Val::K::dict && !v.dict->m.empty()) {
             bool first = true;
             for (const auto& [k, e] : v.dict->m) {
-                if (!first)
-                    pad(indent);
+                if (!first) pad(indent);
                 first = false;
                 entry(k, e, indent);
             }
@@ -922,8 +850,7 @@ public:
         if (v.k == Val::K::list && !v.list->items.empty()) {
             bool first = true;
             for (const auto& e : v.list->items) {
-                if (!first)
-                    pad(indent);
+                if (!first) pad(indent);
                 first = false;
                 text("- ");
                 if (inline_value(e, indent)) {
@@ -940,8 +867,7 @@ public:
 
     void entry(const std::string& k, const Val& e, int indent) {
         text(yaml_scalar(k) + ":");
-        bool scalar = !((e.k == Val::K::dict && !e.dict->m.empty()) ||
-                        (e.k == Val::K::list && !e.list->items.empty()));
+        bool scalar = !((e.k == Val::K::dict && !e.dict->m.empty()) || (e.k == Val::K::list && !e.list->items.empty()));
         if (scalar) {
             text(" ");
             inline_value(e, indent);
@@ -963,8 +889,7 @@ void json_string(std::string& out, const std::string& s) {
 }
 
 std::string json_number(double f) {
-    if (std::floor(f) == f && std::fabs(f) < 1e21)
-        return fmt::format("{:.0f}", f);
+    if (std::floor(f) == f && std::fabs(f) < 1e21) return fmt::format("{:.0f}", f);
     double a = std::fabs(f);
     char buf[64];
     if (a >= 1e-6 && a < 1e21) {
@@ -975,8 +900,7 @@ std::string json_number(double f) {
     std::string s(buf, r.ptr);
     // Go writes e-07 as e-7.
     auto e = s.find('e');
-    if (e != std::string::npos && e + 2 < s.size() && s[e + 2] == '0')
-        s.erase(e + 2, 1);
+    if (e != std::string::npos && e + 2 < s.size() && s[e + 2] == '0') s.erase(e + 2, 1);
     return s;
 }
 
@@ -986,12 +910,9 @@ struct JsonWriter {
     std::vector<Seg> out;
     bool pretty = false;
 
-    void text(const std::string& t, Srcs srcs = {}) {
-        append_seg(out, Seg{t, std::move(srcs), "", 0, 0});
-    }
+    void text(const std::string& t, Srcs srcs = {}) { append_seg(out, Seg{t, std::move(srcs), "", 0, 0}); }
     void nl(int n) {
-        if (pretty)
-            text("\n" + std::string(static_cast<std::size_t>(n) * 2, ' '));
+        if (pretty) text("\n" + std::string(static_cast<std::size_t>(n) * 2, ' '));
     }
     void node(const Val& v, int indent) {
         switch (v.k) {
@@ -1024,8 +945,7 @@ struct JsonWriter {
             text("[");
             bool first = true;
             for (const auto& e : v.list->items) {
-                if (!first)
-                    text(",");
+                if (!first) text(",");
                 first = false;
                 nl(indent + 1);
                 node(e, indent + 1);
@@ -1042,8 +962,7 @@ struct JsonWriter {
             text("{");
             bool first = true;
             for (const auto& [k, e] : v.dict->m) {
-                if (!first)
-                    text(",");
+                if (!first) text(",");
                 first = false;
                 nl(indent + 1);
                 std::string key;
@@ -1089,8 +1008,7 @@ std::vector<Seg> to_json_segs(const Val& v, bool pretty) {
 
 std::string to_json(const Val& v, bool pretty) {
     std::string out;
-    for (const auto& s : to_json_segs(v, pretty))
-        out += s.text;
+    for (const auto& s : to_json_segs(v, pretty)) out += s.text;
     return out;
 }
 

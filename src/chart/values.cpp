@@ -11,8 +11,7 @@ namespace aas::chart {
 // ---------------------------------------------------------------------------------------------
 // Value
 
-Value::Value(Kind k, std::string text, Origin o)
-    : kind_(k), text_(std::move(text)), origin_(std::move(o)) {}
+Value::Value(Kind k, std::string text, Origin o) : kind_(k), text_(std::move(text)), origin_(std::move(o)) {}
 
 Value Value::make_null(Origin o) {
     return Value(Kind::null, {}, std::move(o));
@@ -49,8 +48,9 @@ bool number_is_zero(const std::string& text) {
         if (c != '_') s.push_back(c);
     std::size_t i = 0;
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (i + 1 < s.size() && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X' || s[i + 1] == 'o' ||
-                                            s[i + 1] == 'O' || s[i + 1] == 'b' || s[i + 1] == 'B')) {
+    if (i + 1 < s.size() && s[i] == '0' &&
+        (s[i + 1] == 'x' || s[i + 1] == 'X' || s[i + 1] == 'o' || s[i + 1] == 'O' || s[i + 1] == 'b' ||
+         s[i + 1] == 'B')) {
         std::string_view digits(s.data() + i + 2, s.size() - i - 2);
         return !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c == '0'; });
     }
@@ -67,12 +67,18 @@ bool number_is_zero(const std::string& text) {
 
 bool Value::truthy() const {
     switch (kind_) {
-    case Kind::null: return false;
-    case Kind::boolean: return text_ == "true";
-    case Kind::number: return !number_is_zero(text_);
-    case Kind::string: return !text_.empty();
-    case Kind::map: return !entries_.empty();
-    case Kind::list: return !items_.empty();
+    case Kind::null:
+        return false;
+    case Kind::boolean:
+        return text_ == "true";
+    case Kind::number:
+        return !number_is_zero(text_);
+    case Kind::string:
+        return !text_.empty();
+    case Kind::map:
+        return !entries_.empty();
+    case Kind::list:
+        return !items_.empty();
     }
     return false;
 }
@@ -187,9 +193,8 @@ bool is_go_int(std::string_view s) {
         char p = s[1];
         std::string_view d = s.substr(2);
         if (p == 'x' || p == 'X')
-            return all(d, [](char c) {
-                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-            });
+            return all(
+                d, [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); });
         if (p == 'o' || p == 'O') return all(d, [](char c) { return c >= '0' && c <= '7'; });
         if (p == 'b' || p == 'B') return all(d, [](char c) { return c == '0' || c == '1'; });
         return all(s.substr(1), [](char c) { return c >= '0' && c <= '7'; });
@@ -231,8 +236,8 @@ Value resolve_plain(const std::string& s, Origin o) {
         return Value::make_bool(true, std::move(o));
     if (is_one_of(s, {"false", "False", "FALSE", "no", "No", "NO", "n", "N", "off", "Off", "OFF"}))
         return Value::make_bool(false, std::move(o));
-    if (is_one_of(s, {".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
-                      "-.INF"}))
+    if (is_one_of(
+            s, {".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"}))
         return Value::make_number(s, std::move(o));
     char c = s.front();
     if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.') {
@@ -276,7 +281,8 @@ struct Converter {
         case YAML::NodeType::Null:
             if (tag == std::string(core_tag) + "str" || tag == "!") return Value::make_string("", std::move(o));
             return Value::make_null(std::move(o));
-        case YAML::NodeType::Scalar: return scalar(n, std::move(o));
+        case YAML::NodeType::Scalar:
+            return scalar(n, std::move(o));
         case YAML::NodeType::Sequence: {
             Value list = Value::make_list(std::move(o));
             std::size_t i = 0;
@@ -287,7 +293,8 @@ struct Converter {
             }
             return list;
         }
-        case YAML::NodeType::Map: return mapping(n, std::move(o), depth);
+        case YAML::NodeType::Map:
+            return mapping(n, std::move(o), depth);
         }
         return Value::make_null(std::move(o));
     }
@@ -394,8 +401,8 @@ Value parse_yaml(std::string_view text, const std::string& file) {
 std::vector<Value> parse_yaml_documents(std::string_view text, const std::string& file) {
     std::vector<Value> out;
     std::size_t pos = 0;
-    int line = 0;      // 0-based line of `pos`
-    int doc_line = 0;  // first line of the current document
+    int line = 0;     // 0-based line of `pos`
+    int doc_line = 0; // first line of the current document
     std::size_t doc_start = 0;
     auto flush = [&](std::size_t end) {
         std::string chunk(text.substr(doc_start, end - doc_start));

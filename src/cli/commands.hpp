@@ -64,8 +64,7 @@ private:
 /// registry config (`--registry-config`, $DOCKER_CONFIG, ~/.docker/config.json). The
 /// client's warnings, and those of finding the credentials, go to `warnings`.
 registry::Options make_options(const RegistryFlags& flags, const std::string& registry,
-                               const std::string& registry_config, const std::string& password,
-                               Warnings& warnings);
+                               const std::string& registry_config, const std::string& password, Warnings& warnings);
 
 /// Reads a password from standard input (trailing newline removed); throws UsageError
 /// when it is empty.
@@ -73,10 +72,10 @@ std::string read_password_stdin();
 
 /// The flag vocabulary shared by every command (README, "Flags"): `-f, --file` names the
 /// bundle manifest read, `-o, --output` the file or folder written. `old` is a former
-/// spelling, kept as a hidden alias of `names` that sets the same value. A required option is checked by require_option() after parsing, since
-/// either spelling satisfies it.
-CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, const std::string& old,
-                                   std::string& value, const std::string& help);
+/// spelling, kept as a hidden alias of `names` that sets the same value. A required option is checked by
+/// require_option() after parsing, since either spelling satisfies it.
+CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, const std::string& old, std::string& value,
+                                   const std::string& help);
 /// Throws UsageError("COMMAND needs FLAG …") when `value` is empty.
 void require_option(const std::string& value, const std::string& command, const std::string& flag);
 

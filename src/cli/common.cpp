@@ -19,8 +19,10 @@ const std::vector<Command>& commands() {
         {"pack", "Pack every image and the k8s folder into one signed bundle (online side)", install_pack},
         {"verify", "Prove a bundle whole and untouched: signature, every blob and file, completeness", install_verify},
         {"inspect", "Show what a bundle holds (images, releases, sizes) from its first entries", install_inspect},
-        {"load", "Push a bundle's images into a private registry and rewrite the values to use it (offline side)", install_load},
-        {"inventory", "Write what a registry holds for a set of images (inventory.json), for delta bundles", install_inventory},
+        {"load", "Push a bundle's images into a private registry and rewrite the values to use it (offline side)",
+         install_load},
+        {"inventory", "Write what a registry holds for a set of images (inventory.json), for delta bundles",
+         install_inventory},
     };
     return list;
 }
@@ -30,7 +32,8 @@ void RegistryFlags::add_to(CLI::App& app, const std::string& prefix, const std::
     app.add_flag("--" + prefix + "insecure", insecure, "Use TLS without verifying the certificate of " + what);
     app.add_option("--" + prefix + "ca-file", ca_file, "CA bundle (PEM) to verify " + what)->check(CLI::ExistingFile);
     app.add_option("--" + prefix + "username", username, "User name for " + what);
-    app.add_flag("--" + prefix + "password-stdin", password_stdin, "Read the password for " + what + " from standard input");
+    app.add_flag("--" + prefix + "password-stdin", password_stdin,
+                 "Read the password for " + what + " from standard input");
 }
 
 void RegistryFlags::inherit(const RegistryFlags& base) {
@@ -66,8 +69,7 @@ std::vector<std::string> Warnings::merged(const std::vector<std::string>& more) 
 }
 
 registry::Options make_options(const RegistryFlags& flags, const std::string& registry,
-                               const std::string& registry_config, const std::string& password,
-                               Warnings& warnings) {
+                               const std::string& registry_config, const std::string& password, Warnings& warnings) {
     registry::Options o;
     o.on_warning = [&warnings](const std::string& text) { warnings.add(text); };
     o.plain_http = flags.plain_http;
@@ -78,12 +80,14 @@ registry::Options make_options(const RegistryFlags& flags, const std::string& re
     o.chunk_size = flags.chunk_size;
     if (!flags.username.empty()) {
         if (!flags.password_stdin)
-            throw UsageError(fmt::format("a user name is given for {} but no password: add --password-stdin", registry));
+            throw UsageError(
+                fmt::format("a user name is given for {} but no password: add --password-stdin", registry));
         o.credential = auth::Credential{flags.username, password};
     } else if (flags.password_stdin) {
         throw UsageError(fmt::format("--password-stdin for {} needs --username", registry));
     } else {
-        auto cfg = registry_config.empty() ? auth::DockerConfig::load_default() : auth::DockerConfig::load(registry_config);
+        auto cfg =
+            registry_config.empty() ? auth::DockerConfig::load_default() : auth::DockerConfig::load(registry_config);
         std::vector<std::string> found;
         o.credential = cfg.find(registry, found);
         for (const auto& w : found) warnings.add(w);
@@ -91,8 +95,8 @@ registry::Options make_options(const RegistryFlags& flags, const std::string& re
     return o;
 }
 
-CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, const std::string& old,
-                                   std::string& value, const std::string& help) {
+CLI::Option* add_option_with_alias(CLI::App& app, const std::string& names, const std::string& old, std::string& value,
+                                   const std::string& help) {
     auto* main = app.add_option(names, value, help);
     app.add_option(old, value, "same as " + names)->group(""); // hidden from --help
     return main;
@@ -122,7 +126,8 @@ std::string delta_text(const bundle::BundleDoc& doc, std::uint64_t stored) {
     std::string s = fmt::format("delta: assumes {} blobs ({}) present in the target registry; stores {} of the full "
                                 "bundle's {} ({:.1f}%)\n",
                                 doc.assumed.size(), util::human_bytes(doc.assumed_bytes()), util::human_bytes(stored),
-                                util::human_bytes(full), full ? 100.0 * static_cast<double>(stored) / static_cast<double>(full) : 100.0);
+                                util::human_bytes(full),
+                                full ? 100.0 * static_cast<double>(stored) / static_cast<double>(full) : 100.0);
     for (std::size_t i = 0; i < doc.base.size(); ++i) {
         const auto& b = doc.base[i];
         std::size_t n = 0;

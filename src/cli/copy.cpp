@@ -3,8 +3,8 @@
 #include "commands.hpp"
 #include "progress.hpp"
 
-#include "aas_bundle/ref/reference.hpp"
 #include "aas_bundle/copy/copy.hpp"
+#include "aas_bundle/ref/reference.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/strings.hpp"
 
@@ -45,7 +45,8 @@ int run(CopyFlags& f) {
         } else if (f.platforms.empty()) {
             to = to.with_digest(from.digest()).without_tag();
         } else {
-            throw UsageError(fmt::format("give {} a tag: one platform of {} has a digest of its own", f.target, f.source));
+            throw UsageError(
+                fmt::format("give {} a tag: one platform of {} has a digest of its own", f.target, f.source));
         }
     }
     copy::CopyOptions opts;
@@ -65,10 +66,11 @@ int run(CopyFlags& f) {
     Progress progress(f.json ? Progress::Mode::quiet : Progress::detect(), fmt::format("copy {}", from.familiar()));
     opts.on_bytes = [&](std::uint64_t pulled, std::uint64_t pushed) { progress.add(pulled, pushed); };
     opts.on_blob = [&](const oci::Descriptor& d, registry::PushOutcome o) {
-        const char* what = o == registry::PushOutcome::uploaded ? "copied"
+        const char* what = o == registry::PushOutcome::uploaded  ? "copied"
                            : o == registry::PushOutcome::skipped ? "exists, skipped"
                                                                  : "mounted";
-        progress.line(fmt::format("blob {} ({}): {}", d.digest.short_str(), util::human_bytes(static_cast<std::uint64_t>(d.size)), what));
+        progress.line(fmt::format("blob {} ({}): {}", d.digest.short_str(),
+                                  util::human_bytes(static_cast<std::uint64_t>(d.size)), what));
     };
     auto t0 = std::chrono::steady_clock::now();
     auto r = copy::copy_image(src, from, dst, to, opts);
@@ -107,12 +109,16 @@ std::function<int()> install_copy(CLI::App& app) {
     app.add_option("SRC", f->source, "Source image reference (tag or digest)")->required();
     app.add_option("DST", f->target, "Target reference; without a tag it takes the source's")->required();
     app.add_flag("--all-platforms", f->all_platforms, "Copy a whole index with every platform (the default)");
-    app.add_option("--platform", f->platforms, "Copy only the image for this platform (os/arch[/variant]) out of an index")
+    app.add_option("--platform", f->platforms,
+                   "Copy only the image for this platform (os/arch[/variant]) out of an index")
         ->allow_extra_args(false);
     app.add_option("-j,--jobs", f->jobs, "Blobs transferred at once")->check(CLI::Range(1, 64));
-    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")->check(CLI::ExistingFile);
-    app.add_option("--retries", f->both.retries, "Retries of a failed request (backoff with jitter)")->check(CLI::Range(0, 20));
-    app.add_option("--stall-timeout", f->both.stall_timeout, "Seconds without progress before a transfer fails")->check(CLI::Range(1, 3600));
+    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")
+        ->check(CLI::ExistingFile);
+    app.add_option("--retries", f->both.retries, "Retries of a failed request (backoff with jitter)")
+        ->check(CLI::Range(0, 20));
+    app.add_option("--stall-timeout", f->both.stall_timeout, "Seconds without progress before a transfer fails")
+        ->check(CLI::Range(1, 3600));
     app.add_option("--chunk-size", f->both.chunk_size, "Bytes per upload request (PATCH) when pushing a blob")
         ->check(CLI::Range(std::uint64_t{64} << 10, std::uint64_t{1} << 32));
     app.add_flag("--json", f->json, "Print the result as JSON");

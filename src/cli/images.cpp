@@ -60,15 +60,21 @@ nlohmann::json to_json(const discovery::Result& r) {
     }
     json possible = json::array();
     for (const auto& p : r.possible)
-        possible.push_back({{"value", p.value}, {"chart", p.chart}, {"file", p.file}, {"line", p.line}, {"why", p.why}});
+        possible.push_back(
+            {{"value", p.value}, {"chart", p.chart}, {"file", p.file}, {"line", p.line}, {"why", p.why}});
     json errors = json::array();
     for (const auto& e : r.errors)
         errors.push_back({{"file", e.file}, {"line", e.line}, {"values_path", e.values_path}, {"message", e.message}});
     json unresolved = json::array();
     for (const auto& u : r.unresolved)
-        unresolved.push_back({{"release", u.release}, {"chart", u.chart}, {"file", u.file}, {"line", u.line},
-                              {"values_path", u.values_path}, {"target", u.target}, {"message", u.message}});
-    return {{"images", images},         {"possible", possible}, {"errors", errors},
+        unresolved.push_back({{"release", u.release},
+                              {"chart", u.chart},
+                              {"file", u.file},
+                              {"line", u.line},
+                              {"values_path", u.values_path},
+                              {"target", u.target},
+                              {"message", u.message}});
+    return {{"images", images},         {"possible", possible},   {"errors", errors},
             {"unresolved", unresolved}, {"warnings", r.warnings}, {"incomplete", r.incomplete}};
 }
 
@@ -139,7 +145,8 @@ int run(const ImagesFlags& f) {
 
 std::function<int()> install_images(CLI::App& app) {
     auto f = std::make_shared<ImagesFlags>();
-    app.add_option("-f,--file", f->manifest_file, "Bundle manifest (manifests/ai-appstore.yaml)")->check(CLI::ExistingFile);
+    app.add_option("-f,--file", f->manifest_file, "Bundle manifest (manifests/ai-appstore.yaml)")
+        ->check(CLI::ExistingFile);
     app.add_option("PATH", f->path, "Without a manifest: a k8s folder, a chart folder or a chart .tgz to scan");
     app.add_option("--k8s", f->k8s, "The k8s folder, instead of the manifest's \"k8s\"")->check(CLI::ExistingDirectory);
     app.add_option("--kube-version", f->kube_version,

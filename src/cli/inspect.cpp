@@ -29,21 +29,23 @@ nlohmann::ordered_json to_json(const verify::Inspection& in) {
     j["tool"] = d.tool;
     j["signer"] = d.signer;
     j["signed"] = in.has_signature;
-    j["signature"] = in.signature == verify::Signature::valid     ? "valid"
-                     : in.signature == verify::Signature::invalid ? "invalid"
+    j["signature"] = in.signature == verify::Signature::valid       ? "valid"
+                     : in.signature == verify::Signature::invalid   ? "invalid"
                      : in.signature == verify::Signature::unsigned_ ? "unsigned"
                                                                     : "not checked";
     j["platforms"] = d.platforms;
     j["releases"] = nlohmann::ordered_json::array();
     for (const auto& r : d.releases)
-        j["releases"].push_back({{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
+        j["releases"].push_back(
+            {{"name", r.name}, {"chart", r.chart}, {"namespace", r.namespace_}, {"values", r.values}});
     j["plain_manifests"] = d.plain_manifests;
     j["images"] = nlohmann::ordered_json::array();
     // Each image exactly as bundle.json records it: every field, same keys and order.
     for (const auto& i : d.images) j["images"].push_back(nlohmann::ordered_json::parse(bundle::image_json(i)));
     nlohmann::ordered_json parts = nlohmann::ordered_json::array();
     if (in.parts)
-        for (const auto& p : in.parts->parts) parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
+        for (const auto& p : in.parts->parts)
+            parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
     j["totals"] = {{"images", d.images.size()},
                    {"blobs", d.blobs.size()},
                    {"files", d.files.size()},
@@ -79,10 +81,18 @@ int run(const InspectFlags& f) {
     out += fmt::format("created  {} by {}\n", e(d.created), d.tool.empty() ? "?" : e(d.tool));
     std::string sig;
     switch (in.signature) {
-    case verify::Signature::valid: sig = fmt::format("signature valid for {} (contents not checked: run verify)", f.key); break;
-    case verify::Signature::invalid: sig = fmt::format("signature does NOT match key {}", f.key); break;
-    case verify::Signature::unsigned_: sig = "UNSIGNED"; break;
-    case verify::Signature::not_checked: sig = "signature not checked (give --key, or run verify)"; break;
+    case verify::Signature::valid:
+        sig = fmt::format("signature valid for {} (contents not checked: run verify)", f.key);
+        break;
+    case verify::Signature::invalid:
+        sig = fmt::format("signature does NOT match key {}", f.key);
+        break;
+    case verify::Signature::unsigned_:
+        sig = "UNSIGNED";
+        break;
+    case verify::Signature::not_checked:
+        sig = "signature not checked (give --key, or run verify)";
+        break;
     }
     out += fmt::format("signer   {} ({})\n", d.signer.empty() ? "none" : e(d.signer), sig);
     if (!d.platforms.empty()) out += fmt::format("platforms {}\n", e(fmt::format("{}", fmt::join(d.platforms, ", "))));
@@ -93,13 +103,15 @@ int run(const InspectFlags& f) {
         out += fmt::format("  {}. {} (chart {}, namespace {})\n", i + 1, e(r.name), e(r.chart), e(r.namespace_));
         for (const auto& v : r.values) out += fmt::format("       values {}\n", e(v));
     }
-    if (!d.plain_manifests.empty()) out += fmt::format("plain manifests: {}\n", e(fmt::format("{}", fmt::join(d.plain_manifests, ", "))));
+    if (!d.plain_manifests.empty())
+        out += fmt::format("plain manifests: {}\n", e(fmt::format("{}", fmt::join(d.plain_manifests, ", "))));
     out += fmt::format("\nimages ({}):\n", d.images.size());
     for (const auto& i : d.images) {
         out += fmt::format("  {}  [{}]\n", e(i.ref), e(i.cls));
         if (!i.source.empty() && i.source != i.ref) out += fmt::format("      from     {}\n", e(i.source));
         out += fmt::format("      digest   {} ({}, {} bytes)\n", i.digest.str(), e(i.media_type), i.size);
-        if (!i.platforms.empty()) out += fmt::format("      platform {}\n", e(fmt::format("{}", fmt::join(i.platforms, ", "))));
+        if (!i.platforms.empty())
+            out += fmt::format("      platform {}\n", e(fmt::format("{}", fmt::join(i.platforms, ", "))));
         out += fmt::format("      size     {}\n", util::human_bytes(i.blob_bytes));
         for (const auto& s : i.sites)
             out += fmt::format("      rewrites {}:{} {}{}\n", e(s.file), s.line, e(s.values_path),

@@ -31,8 +31,8 @@ int run(InventoryFlags& f) {
         try {
             signing::sign(f.key, "check"); // a public key, or no key, is refused before the registry is asked
         } catch (const Error& e) {
-            throw UsageError(fmt::format("--key {}: {} (inventory signs with the offline side's PRIVATE key)", f.key,
-                                         e.what()));
+            throw UsageError(
+                fmt::format("--key {}: {} (inventory signs with the offline side's PRIVATE key)", f.key, e.what()));
         }
     }
     std::vector<delta::Wanted> wanted;
@@ -80,12 +80,15 @@ std::function<int()> install_inventory(CLI::App& app) {
     auto f = std::make_shared<InventoryFlags>();
     app.add_option("--registry", f->registry, "Private registry: HOST[:PORT][/PREFIX]")->required();
     app.add_option("--from-lock", f->locks, "images.lock.json that a load wrote (repeatable)")
-        ->check(CLI::ExistingFile)->allow_extra_args(false);
+        ->check(CLI::ExistingFile)
+        ->allow_extra_args(false);
     app.add_option("-o,--output", f->output, "inventory.json to write (its signature beside it, .sig)");
     app.add_option("--key", f->key, "The offline side's PRIVATE key (NAME.key) that signs the inventory")
         ->check(CLI::ExistingFile);
-    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")->check(CLI::ExistingFile);
-    app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")->check(CLI::Range(0, 20));
+    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")
+        ->check(CLI::ExistingFile);
+    app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")
+        ->check(CLI::Range(0, 20));
     app.add_flag("--json", f->json, "Print the result as JSON");
     f->reg.add_to(app, "", "the private registry");
     return [f] { return run(*f); };

@@ -60,21 +60,24 @@ int run(LoadFlags& f) {
     if (f.json) {
         nlohmann::json images = nlohmann::json::array();
         for (const auto& i : r.images)
-            images.push_back({{"source", i.source}, {"target", i.target}, {"digest", i.digest.str()}, {"media_type", i.media_type}});
-        nlohmann::json j = {{"dry_run", f.dry_run},
-                            {"images", images},
-                            {"blobs", {{"uploaded", r.blobs_uploaded}, {"skipped", r.blobs_skipped}, {"mounted", r.blobs_mounted}}},
-                            {"manifests", {{"pushed", r.manifests_pushed}, {"skipped", r.manifests_skipped}}},
-                            {"bytes_uploaded", r.bytes_uploaded},
-                            {"changed_files", r.changed_files},
-                            {"delta", {{"delta", r.delta},
-                                       {"assumed_blobs", r.assumed_blobs},
-                                       {"assumed_bytes", r.assumed_bytes},
-                                       {"assumed_present", r.assumed_present},
-                                       {"assumed_mounts", r.assumed_mounts}}},
-                            {"inventory", r.inventory.string()},
-                            {"warnings", warnings.merged(r.warnings)},
-                            {"seconds", secs}};
+            images.push_back(
+                {{"source", i.source}, {"target", i.target}, {"digest", i.digest.str()}, {"media_type", i.media_type}});
+        nlohmann::json j = {
+            {"dry_run", f.dry_run},
+            {"images", images},
+            {"blobs", {{"uploaded", r.blobs_uploaded}, {"skipped", r.blobs_skipped}, {"mounted", r.blobs_mounted}}},
+            {"manifests", {{"pushed", r.manifests_pushed}, {"skipped", r.manifests_skipped}}},
+            {"bytes_uploaded", r.bytes_uploaded},
+            {"changed_files", r.changed_files},
+            {"delta",
+             {{"delta", r.delta},
+              {"assumed_blobs", r.assumed_blobs},
+              {"assumed_bytes", r.assumed_bytes},
+              {"assumed_present", r.assumed_present},
+              {"assumed_mounts", r.assumed_mounts}}},
+            {"inventory", r.inventory.string()},
+            {"warnings", warnings.merged(r.warnings)},
+            {"seconds", secs}};
         if (f.dry_run) j["diff"] = r.diff;
         std::cout << j.dump(2) << "\n";
         return ok;
@@ -92,12 +95,14 @@ int run(LoadFlags& f) {
         return ok;
     }
     std::cout << fmt::format("loaded {} images into {} in {:.1f} s\n", r.images.size(), f.registry, secs);
-    std::cout << fmt::format("  blobs: {} uploaded ({}), {} already there, {} mounted; manifests: {} pushed, {} already there\n",
-                             r.blobs_uploaded, util::human_bytes(r.bytes_uploaded), r.blobs_skipped, r.blobs_mounted,
-                             r.manifests_pushed, r.manifests_skipped);
+    std::cout << fmt::format(
+        "  blobs: {} uploaded ({}), {} already there, {} mounted; manifests: {} pushed, {} already there\n",
+        r.blobs_uploaded, util::human_bytes(r.bytes_uploaded), r.blobs_skipped, r.blobs_mounted, r.manifests_pushed,
+        r.manifests_skipped);
     if (r.delta)
         std::cout << fmt::format("  delta: {} assumed blobs ({}) were in the registry: {} in place, {} mounted\n",
-                                 r.assumed_blobs, util::human_bytes(r.assumed_bytes), r.assumed_present, r.assumed_mounts);
+                                 r.assumed_blobs, util::human_bytes(r.assumed_bytes), r.assumed_present,
+                                 r.assumed_mounts);
     std::cout << fmt::format("  wrote {}: k8s/ ({} files rewritten), images.lock.json, install.sh, inventory.json{}\n",
                              f.out, r.changed_files.size(), f.inventory_key.empty() ? " (unsigned)" : " and its .sig");
     std::cout << fmt::format("  next: {}/install.sh\n", f.out);
@@ -120,9 +125,12 @@ std::function<int()> install_load(CLI::App& app) {
     app.add_option("-j,--jobs", f->jobs, "Blobs pushed at once")->check(CLI::Range(1, 64));
     app.add_flag("--dry-run", f->dry_run, "Print every push and every values change (a diff); touch nothing");
     app.add_flag("--flatten", f->flatten, "Keep only the last path component of each repository");
-    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")->check(CLI::ExistingFile);
-    app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")->check(CLI::Range(0, 20));
-    app.add_option("--stall-timeout", f->reg.stall_timeout, "Seconds without progress before a transfer fails")->check(CLI::Range(1, 3600));
+    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")
+        ->check(CLI::ExistingFile);
+    app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")
+        ->check(CLI::Range(0, 20));
+    app.add_option("--stall-timeout", f->reg.stall_timeout, "Seconds without progress before a transfer fails")
+        ->check(CLI::Range(1, 3600));
     app.add_option("--chunk-size", f->reg.chunk_size, "Bytes per upload request (PATCH) when pushing a blob")
         ->check(CLI::Range(std::uint64_t{64} << 10, std::uint64_t{1} << 32));
     app.add_flag("--json", f->json, "Print the result as JSON");

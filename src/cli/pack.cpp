@@ -33,13 +33,18 @@ struct PackFlags {
 
 nlohmann::json to_json(const pack::Result& r, const std::vector<std::string>& warnings, double secs) {
     nlohmann::json parts = nlohmann::json::array();
-    for (const auto& p : r.written.parts) parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
+    for (const auto& p : r.written.parts)
+        parts.push_back({{"name", p.name}, {"size", p.size}, {"sha256", p.sha256.str()}});
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : r.written.files) files.push_back(f.string());
     nlohmann::json images = nlohmann::json::array();
     for (const auto& i : r.doc.images)
-        images.push_back({{"ref", i.ref}, {"digest", i.digest.str()}, {"media_type", i.media_type},
-                          {"platforms", i.platforms}, {"class", i.cls}, {"source", i.source}});
+        images.push_back({{"ref", i.ref},
+                          {"digest", i.digest.str()},
+                          {"media_type", i.media_type},
+                          {"platforms", i.platforms},
+                          {"class", i.cls},
+                          {"source", i.source}});
     return {{"files", files},
             {"size", r.written.size},
             {"sha256", r.written.sha256.str()},
@@ -63,10 +68,14 @@ nlohmann::json to_json(const pack::Result& r, const std::vector<std::string>& wa
 std::vector<discovery::Class> classes_of(const std::vector<std::string>& names) {
     std::vector<discovery::Class> out;
     for (const auto& c : names) {
-        if (c == "required") out.push_back(discovery::Class::required);
-        else if (c == "test") out.push_back(discovery::Class::test);
-        else if (c == "optional") out.push_back(discovery::Class::optional);
-        else throw UsageError(fmt::format("--class {}: expected required, test or optional", c));
+        if (c == "required")
+            out.push_back(discovery::Class::required);
+        else if (c == "test")
+            out.push_back(discovery::Class::test);
+        else if (c == "optional")
+            out.push_back(discovery::Class::optional);
+        else
+            throw UsageError(fmt::format("--class {}: expected required, test or optional", c));
     }
     return out;
 }
@@ -92,7 +101,8 @@ std::uint64_t split_size_of(const std::string& flag) {
 
 // --have (with --have-key): the bases of a delta, read before any download.
 std::vector<delta::Have> haves_of(const PackFlags& f) {
-    if (!f.have_key.empty() && f.have.empty()) throw UsageError("--have-key checks the inventories of --have: give --have too");
+    if (!f.have_key.empty() && f.have.empty())
+        throw UsageError("--have-key checks the inventories of --have: give --have too");
     if (!f.have_key.empty()) {
         try {
             signing::public_fingerprint(f.have_key);
@@ -129,7 +139,8 @@ pack::Options options_of(const PackFlags& f) {
     for (const auto& m : f.mirrors) {
         auto eq = m.find('=');
         if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
-            throw UsageError(fmt::format("--mirror {}: expected REGISTRY=HOST[:PORT][/PREFIX], e.g. docker.io=127.0.0.1:5000", m));
+            throw UsageError(
+                fmt::format("--mirror {}: expected REGISTRY=HOST[:PORT][/PREFIX], e.g. docker.io=127.0.0.1:5000", m));
         o.mirrors[m.substr(0, eq)] = m.substr(eq + 1);
     }
     o.have = haves_of(f);
@@ -193,8 +204,10 @@ int run(PackFlags& f) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     progress.finish();
     for (const auto& w : r.warnings) log::warn("{}", w);
-    if (f.json) std::cout << to_json(r, warnings.merged(r.warnings), secs).dump(2) << "\n";
-    else print_result(r, secs);
+    if (f.json)
+        std::cout << to_json(r, warnings.merged(r.warnings), secs).dump(2) << "\n";
+    else
+        print_result(r, secs);
     return ok;
 }
 
@@ -204,30 +217,42 @@ std::function<int()> install_pack(CLI::App& app) {
     auto f = std::make_shared<PackFlags>();
     add_option_with_alias(app, "-f,--file", "--manifest", f->manifest_file, "Bundle manifest (docs/bundle-manifest.md)")
         ->check(CLI::ExistingFile);
-    add_option_with_alias(app, "-o,--output", "--out", f->output, "Bundle to write (zstd-compressed when it ends in .zst)");
-    app.add_option("--key", f->key, "Ed25519 private key that signs the bundle (aas-bundle keygen)")->check(CLI::ExistingFile);
+    add_option_with_alias(app, "-o,--output", "--out", f->output,
+                          "Bundle to write (zstd-compressed when it ends in .zst)");
+    app.add_option("--key", f->key, "Ed25519 private key that signs the bundle (aas-bundle keygen)")
+        ->check(CLI::ExistingFile);
     app.add_flag("--unsigned", f->unsigned_, "Write a bundle without a signature (it cannot be authenticated)");
     app.add_option("--k8s", f->k8s, "k8s folder to use instead of the manifest's")->check(CLI::ExistingDirectory);
-    app.add_option("--platform", f->platforms, "Keep only these platforms of multi-platform images (os/arch[/variant]); "
-                                               "overrides the manifest's platforms")->allow_extra_args(false);
+    app.add_option("--platform", f->platforms,
+                   "Keep only these platforms of multi-platform images (os/arch[/variant]); "
+                   "overrides the manifest's platforms")
+        ->allow_extra_args(false);
     app.add_flag("--include-possible", f->include_possible,
                  "Also pack the possible images (image-like values outside image fields) their registry has");
     app.add_option("--class", f->classes, "Pack only images of these classes: required, test, optional (default: all)")
         ->allow_extra_args(false);
     app.add_option("-j,--jobs", f->jobs, "Blobs downloaded at once")->check(CLI::Range(1, 64));
-    app.add_option("--split-size", f->split_size, "Split the bundle into parts of this size (e.g. 2G, or fat32 for 4 GiB - 1 byte)");
+    app.add_option("--split-size", f->split_size,
+                   "Split the bundle into parts of this size (e.g. 2G, or fat32 for 4 GiB - 1 byte)");
     app.add_option("--cache", f->cache, "Folder of verified blobs kept between runs (default: ~/.cache/aas-bundle)");
     app.add_option("--mirror", f->mirrors, "Read REGISTRY's images from a mirror: REGISTRY=HOST[:PORT][/PREFIX]")
         ->allow_extra_args(false);
     app.add_option("--zstd-level", f->zstd_level, "zstd compression level for .zst bundles")->check(CLI::Range(1, 19));
-    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")->check(CLI::ExistingFile);
-    app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")->check(CLI::Range(0, 20));
-    app.add_option("--stall-timeout", f->reg.stall_timeout, "Seconds without progress before a transfer fails")->check(CLI::Range(1, 3600));
-    app.add_option("--have", f->have, "Write a delta: leave out every layer this inventory.json (from load or "
-                                      "'aas-bundle inventory') or old bundle lists; repeatable")
-        ->check(CLI::ExistingFile)->allow_extra_args(false);
-    app.add_option("--have-key", f->have_key, "The offline side's public key: every --have inventory's .sig must "
-                                              "verify with it")->check(CLI::ExistingFile);
+    app.add_option("--registry-config", f->registry_config, "docker config.json with credentials")
+        ->check(CLI::ExistingFile);
+    app.add_option("--retries", f->reg.retries, "Retries of a failed request (backoff with jitter)")
+        ->check(CLI::Range(0, 20));
+    app.add_option("--stall-timeout", f->reg.stall_timeout, "Seconds without progress before a transfer fails")
+        ->check(CLI::Range(1, 3600));
+    app.add_option("--have", f->have,
+                   "Write a delta: leave out every layer this inventory.json (from load or "
+                   "'aas-bundle inventory') or old bundle lists; repeatable")
+        ->check(CLI::ExistingFile)
+        ->allow_extra_args(false);
+    app.add_option("--have-key", f->have_key,
+                   "The offline side's public key: every --have inventory's .sig must "
+                   "verify with it")
+        ->check(CLI::ExistingFile);
     app.add_flag("--json", f->json, "Print the result as JSON");
     f->reg.add_to(app, "", "the source registries");
     return [f] { return run(*f); };

@@ -41,7 +41,9 @@ constexpr std::size_t max_waiting_lines = 3;
 
 } // namespace
 
-Progress::Mode Progress::detect() { return ::isatty(STDERR_FILENO) ? Mode::tty : Mode::plain; }
+Progress::Mode Progress::detect() {
+    return ::isatty(STDERR_FILENO) ? Mode::tty : Mode::plain;
+}
 
 Progress::Progress(Mode mode, std::string title)
     : mode_(mode), title_(std::move(title)), start_(std::chrono::steady_clock::now()) {
@@ -56,7 +58,9 @@ Progress::Progress(Mode mode, std::string title)
     }
 }
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+    finish();
+}
 
 void Progress::verbs(std::string active, std::string finished, std::string nothing_to_move) {
     std::lock_guard lock(mutex_);
@@ -132,14 +136,14 @@ std::string Progress::bar_locked() const {
     double secs = seconds_since(start_);
     std::uint64_t moved = pulled_ + pushed_;
     double rate = secs > 0 ? static_cast<double>(moved) / secs : 0;
-    std::string images = images_.empty() ? std::string()
-                                         : fmt::format(", {}/{} images done", finished_count_, images_.size());
+    std::string images =
+        images_.empty() ? std::string() : fmt::format(", {}/{} images done", finished_count_, images_.size());
     if (total_ > 0) {
         std::uint64_t done = std::min<std::uint64_t>(moved, total_);
         double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total_);
         std::string eta = rate > 0 ? fmt::format("ETA {:.0f} s", static_cast<double>(total_ - done) / rate) : "ETA -";
-        return fmt::format("{}: {} / {} ({:.0f}%), {}, {}{}", title_, util::human_bytes(done), util::human_bytes(total_),
-                           pct, rate_of(moved, secs), eta, images);
+        return fmt::format("{}: {} / {} ({:.0f}%), {}, {}{}", title_, util::human_bytes(done),
+                           util::human_bytes(total_), pct, rate_of(moved, secs), eta, images);
     }
     return fmt::format("{}: pulled {}, pushed {}, {}, {:.0f} s{}", title_, util::human_bytes(pulled_),
                        util::human_bytes(pushed_), rate_of(moved, secs), secs, images);

@@ -25,10 +25,14 @@ struct VerifyFlags {
 
 const char* signature_word(verify::Signature s) {
     switch (s) {
-    case verify::Signature::valid: return "valid";
-    case verify::Signature::invalid: return "invalid";
-    case verify::Signature::unsigned_: return "unsigned";
-    case verify::Signature::not_checked: break;
+    case verify::Signature::valid:
+        return "valid";
+    case verify::Signature::invalid:
+        return "invalid";
+    case verify::Signature::unsigned_:
+        return "unsigned";
+    case verify::Signature::not_checked:
+        break;
     }
     return "not checked";
 }
@@ -50,8 +54,9 @@ int run(const VerifyFlags& f) {
     o.bundle = f.bundle;
     o.key = f.key;
     o.workers = f.workers;
-    Progress progress(f.json ? Progress::Mode::quiet
-                             : (Progress::detect() == Progress::Mode::tty ? Progress::Mode::tty : Progress::Mode::quiet),
+    Progress progress(f.json
+                          ? Progress::Mode::quiet
+                          : (Progress::detect() == Progress::Mode::tty ? Progress::Mode::tty : Progress::Mode::quiet),
                       "verify");
     progress.phase("verify", archive_size(f.bundle));
     o.progress = [&](std::uint64_t n) { progress.add(n, 0); };
@@ -65,23 +70,23 @@ int run(const VerifyFlags& f) {
         for (const auto& p : r.problems)
             problems.push_back({{"kind", p.kind}, {"subject", p.subject}, {"message", p.message}});
         nlohmann::ordered_json j = {{"bundle", r.bundle},
-                            {"ok", r.ok()},
-                            {"warnings", r.warnings},
-                            {"authentic", r.signature == verify::Signature::valid},
-                            {"signature", signature_word(r.signature)},
-                            {"signer", r.signer},
-                            {"key", f.key},
-                            {"key_fingerprint", r.key_fingerprint},
-                            {"problems", problems},
-                            {"stopped", r.stopped},
-                            {"images", r.doc ? r.doc->images.size() : 0},
-                            {"blobs_checked", r.blobs_checked},
-                            {"files_checked", r.files_checked},
-                            {"bytes_hashed", r.bytes_hashed},
-                            {"archive_bytes", r.archive_bytes},
-                            {"tar_bytes", r.tar_bytes},
-                            {"parts", r.parts},
-                            {"seconds", secs}};
+                                    {"ok", r.ok()},
+                                    {"warnings", r.warnings},
+                                    {"authentic", r.signature == verify::Signature::valid},
+                                    {"signature", signature_word(r.signature)},
+                                    {"signer", r.signer},
+                                    {"key", f.key},
+                                    {"key_fingerprint", r.key_fingerprint},
+                                    {"problems", problems},
+                                    {"stopped", r.stopped},
+                                    {"images", r.doc ? r.doc->images.size() : 0},
+                                    {"blobs_checked", r.blobs_checked},
+                                    {"files_checked", r.files_checked},
+                                    {"bytes_hashed", r.bytes_hashed},
+                                    {"archive_bytes", r.archive_bytes},
+                                    {"tar_bytes", r.tar_bytes},
+                                    {"parts", r.parts},
+                                    {"seconds", secs}};
         if (r.doc) {
             std::uint64_t stored = 0;
             for (const auto& b : r.doc->blobs) stored += static_cast<std::uint64_t>(b.size);

@@ -70,9 +70,8 @@ void plan_top(Plan& plan, const Ends& ends, const CopyOptions& options) {
 
 // The image's graph (oci::walk): children, blobs; foreign layers are said, not copied.
 void add_graph(Plan& plan, const Ends& ends, std::vector<std::string>& warnings) {
-    auto g = oci::walk(plan.top, [&](const oci::Descriptor& c) {
-        return ends.src.get_manifest(ends.src_repo, c.digest.str());
-    });
+    auto g = oci::walk(plan.top,
+                       [&](const oci::Descriptor& c) { return ends.src.get_manifest(ends.src_repo, c.digest.str()); });
     for (const auto& b : g.foreign)
         warnings.push_back(fmt::format("layer {} is a non-distributable foreign layer ({}); it is not copied",
                                        b.digest.short_str(), b.urls.front()));
@@ -87,8 +86,8 @@ std::string place_target(const ref::Reference& to, const oci::Digest& top, CopyR
     result.destination = to.has_tag() || to.has_digest() ? to.str() : to.with_digest(top.str()).str();
     if (!to.has_digest()) return to.has_tag() ? to.tag() : top.str();
     if (to.digest() != top.str())
-        throw Error(fmt::format("target {} names digest {}, but the image copied has digest {}", to.str(),
-                                to.digest(), top.str()));
+        throw Error(fmt::format("target {} names digest {}, but the image copied has digest {}", to.str(), to.digest(),
+                                top.str()));
     return to.has_tag() ? to.tag() : to.digest();
 }
 
@@ -131,8 +130,12 @@ void copy_blobs(const Ends& ends, const Plan& plan, const CopyOptions& options, 
                 ++result.blobs_uploaded;
                 result.bytes_uploaded += static_cast<std::uint64_t>(b.size);
                 break;
-            case registry::PushOutcome::skipped: ++result.blobs_skipped; break;
-            case registry::PushOutcome::mounted: ++result.blobs_mounted; break;
+            case registry::PushOutcome::skipped:
+                ++result.blobs_skipped;
+                break;
+            case registry::PushOutcome::mounted:
+                ++result.blobs_mounted;
+                break;
             }
             if (options.on_blob) options.on_blob(b, outcome);
         } catch (const std::exception& e) {

@@ -59,8 +59,7 @@ std::int64_t creation_time(std::int64_t given) {
 ojson parse_object(std::string_view text, const std::string& where) {
     util::refuse_deep_json(text, bundle::max_json_depth, where);
     ojson j = ojson::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-        throw Error(fmt::format("{}: not a JSON object", where));
+    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
     return j;
 }
 
@@ -137,7 +136,8 @@ std::string Inventory::to_json() const {
         return std::tie(a.repository, a.tag, a.digest) < std::tie(b.repository, b.tag, b.digest);
     });
     auto blobs_sorted = blobs;
-    std::sort(blobs_sorted.begin(), blobs_sorted.end(), [](const auto& a, const auto& b) { return a.digest < b.digest; });
+    std::sort(blobs_sorted.begin(), blobs_sorted.end(),
+              [](const auto& a, const auto& b) { return a.digest < b.digest; });
     ojson j;
     j["format"] = format;
     j["registry"] = registry;
@@ -211,7 +211,8 @@ Inventory Inventory::parse(std::string_view json, const std::string& where) {
         }
         img.digest = r.digest(o, "digest", f);
         const auto& ms = r.array(o, "manifests", f);
-        for (std::size_t k = 0; k < ms.size(); ++k) img.manifests.push_back(r.digest(ms[k], fmt::format("{}.manifests[{}]", f, k)));
+        for (std::size_t k = 0; k < ms.size(); ++k)
+            img.manifests.push_back(r.digest(ms[k], fmt::format("{}.manifests[{}]", f, k)));
         inv.images.push_back(std::move(img));
     }
     const auto& blobs = r.array(j, "blobs", "");
@@ -244,8 +245,8 @@ Inventory collect(registry::Client& client, const std::string& registry_with_pre
     std::set<std::tuple<std::string, std::string, oci::Digest>> images_seen;
     for (const auto& w : wanted) {
         auto head = client.head_manifest(w.repository, w.reference);
-        std::string where = fmt::format("{}/{}{}{}", host, w.repository, w.reference.find(':') == std::string::npos ? ":" : "@",
-                                        w.reference);
+        std::string where = fmt::format("{}/{}{}{}", host, w.repository,
+                                        w.reference.find(':') == std::string::npos ? ":" : "@", w.reference);
         if (!head) {
             warnings.push_back(fmt::format("{}: not in the registry; left out of the inventory", where));
             continue;
@@ -262,7 +263,8 @@ Inventory collect(registry::Client& client, const std::string& registry_with_pre
         img.digest = head->digest;
         if (!images_seen.emplace(img.repository, img.tag.value_or(""), img.digest).second) continue;
         auto top = client.get_manifest(w.repository, head->digest.str());
-        auto g = oci::walk(top, [&](const oci::Descriptor& c) { return client.get_manifest(w.repository, c.digest.str()); });
+        auto g =
+            oci::walk(top, [&](const oci::Descriptor& c) { return client.get_manifest(w.repository, c.digest.str()); });
         img.manifests.push_back(top.digest);
         for (const auto& c : g.children) img.manifests.push_back(c.digest);
         for (const auto& b : g.blobs) {
@@ -345,7 +347,8 @@ std::vector<Wanted> read_lock(const fs::path& lock_file, const std::string& regi
         std::string repo = t->repository();
         if (!lock_prefix.empty()) {
             if (repo.rfind(lock_prefix + "/", 0) != 0)
-                r.fail(f + ".target", fmt::format("\"{}\" is not under the lock's registry prefix {}", target, lock_prefix));
+                r.fail(f + ".target",
+                       fmt::format("\"{}\" is not under the lock's registry prefix {}", target, lock_prefix));
             repo = repo.substr(lock_prefix.size() + 1);
         }
         if (!prefix.empty()) repo = prefix + "/" + repo;
@@ -379,8 +382,7 @@ Have read_have(const fs::path& path, const fs::path& public_key, std::vector<std
     {
         std::ifstream in(path, std::ios::binary);
         if (!in) throw UsageError(fmt::format("--have {}: cannot be read", label));
-        while (in.get(first) && std::isspace(static_cast<unsigned char>(first))) {
-        }
+        while (in.get(first) && std::isspace(static_cast<unsigned char>(first))) {}
     }
     Have h;
     h.label = label;

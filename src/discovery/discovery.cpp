@@ -22,9 +22,12 @@ using chart::Value;
 
 const char* to_string(Class c) {
     switch (c) {
-    case Class::required: return "required";
-    case Class::test: return "test";
-    case Class::optional: return "optional";
+    case Class::required:
+        return "required";
+    case Class::test:
+        return "test";
+    case Class::optional:
+        return "optional";
     }
     return "?";
 }
@@ -38,7 +41,8 @@ bool is_placeholder(std::string_view s) {
     if (close == std::string_view::npos || close < 2) return false;
     for (std::size_t i = 1; i < close; ++i) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
     }
     return true;
 }
@@ -101,7 +105,9 @@ public:
         if (!v.empty()) kube_version_ = v[0] == 'v' ? v : "v" + v;
     }
 
-    std::string display(const std::string& rel) const { return rel.empty() ? root_display_ : root_display_ + "/" + rel; }
+    std::string display(const std::string& rel) const {
+        return rel.empty() ? root_display_ : root_display_ + "/" + rel;
+    }
 
     void release(const std::string& name, const std::string& chart_rel, const std::string& ns,
                  const std::vector<std::string>& values_rel) {
@@ -193,8 +199,7 @@ public:
         for (auto& w : result_.warnings)
             if (count[w]++ == 0) order.push_back(w);
         result_.warnings.clear();
-        for (auto& w : order)
-            result_.warnings.push_back(count[w] > 1 ? fmt::format("{} ({} times)", w, count[w]) : w);
+        for (auto& w : order) result_.warnings.push_back(count[w] > 1 ? fmt::format("{} ({} times)", w, count[w]) : w);
         return std::move(result_);
     }
 
@@ -303,22 +308,18 @@ private:
     // An untagged reference outside image: fields is the whole of one image value; when that
     // value sits beside a tag, version or digest it is only the name part (IMAGE_NAME:
     // {{ .Values.image.name }} next to image.tag), not a reference.
-    static bool only_a_name(const Coalesced& node, const chart::tmpl::TemplateImage& img,
-                            const std::string& value) {
+    static bool only_a_name(const Coalesced& node, const chart::tmpl::TemplateImage& img, const std::string& value) {
         if (img.found_in.empty() || value.find('@') != std::string::npos ||
             !(value.rfind(':') == std::string::npos || value.rfind(':') < value.rfind('/')))
             return false;
         for (const auto& o : img.sources) {
             auto dot = o.values_path.rfind('.');
-            if (o.values_path.empty() || dot == std::string::npos)
-                continue;
+            if (o.values_path.empty() || dot == std::string::npos) continue;
             const Value* parent = lookup(node, o.values_path.substr(0, dot));
-            if (!parent || !parent->is_map())
-                continue;
+            if (!parent || !parent->is_map()) continue;
             for (const auto& [k, v] : parent->entries()) {
                 std::string lk = util::to_lower(k);
-                if (lk.ends_with("tag") || lk.ends_with("version") || lk.ends_with("digest"))
-                    return true;
+                if (lk.ends_with("tag") || lk.ends_with("version") || lk.ends_with("digest")) return true;
             }
         }
         return false;
@@ -346,11 +347,9 @@ private:
                 s.placeholder_src = &o;
                 s.placeholder_text = text;
             }
-            if (o.values_path.rfind("global.", 0) != 0)
-                s.paths.push_back(o.values_path);
+            if (o.values_path.rfind("global.", 0) != 0) s.paths.push_back(o.values_path);
             auto last = o.values_path.substr(o.values_path.rfind('.') + 1);
-            if (!s.name_src && (last == "repository" || last == "image" || last == "name"))
-                s.name_src = &o;
+            if (!s.name_src && (last == "repository" || last == "image" || last == "name")) s.name_src = &o;
         }
         if (!s.name_src) {
             for (const auto& o : img.sources)
@@ -359,15 +358,13 @@ private:
                     break;
                 }
         }
-        if (s.placeholder_src)
-            s.name_src = s.placeholder_src;
+        if (s.placeholder_src) s.name_src = s.placeholder_src;
         return s;
     }
 
     // The site of a rendered reference: the value that wrote its name, or the template line.
-    static Site template_site(const Release& rel, const Coalesced& node,
-                              const chart::tmpl::TemplateImage& img, Class cls,
-                              const std::string& value, const Sources& src) {
+    static Site template_site(const Release& rel, const Coalesced& node, const chart::tmpl::TemplateImage& img,
+                              Class cls, const std::string& value, const Sources& src) {
         Site site;
         site.release = rel.name;
         site.chart = node.chart->display;
@@ -377,10 +374,8 @@ private:
         if (src.name_src) {
             site.file = src.name_src->file;
             site.line = src.name_src->line;
-            site.values_path =
-                src.paths.size() > 1 ? common_prefix(src.paths) : src.name_src->values_path;
-            if (site.values_path.empty())
-                site.values_path = src.name_src->values_path;
+            site.values_path = src.paths.size() > 1 ? common_prefix(src.paths) : src.name_src->values_path;
+            if (site.values_path.empty()) site.values_path = src.name_src->values_path;
             const Value* w = lookup(node, src.name_src->values_path);
             site.written = w && w->is_scalar() ? w->text() : value;
         } else {
@@ -393,13 +388,11 @@ private:
 
     // `value` with its placeholder name replaced by the chart's upstream default for that
     // values path; nullopt, recorded as unresolved, when there is no such default.
-    std::optional<std::string> resolve_placeholder(const Release& rel, const Coalesced& node,
-                                                   const Coalesced* defaults,
-                                                   const std::string& value, const Sources& src,
-                                                   const Site& site) {
+    std::optional<std::string> resolve_placeholder(const Release& rel, const Coalesced& node, const Coalesced* defaults,
+                                                   const std::string& value, const Sources& src, const Site& site) {
         std::string s_name = name_part(src.placeholder_text);
-        std::string s_path = s_name.substr(
-            s_name.find('/') == std::string::npos ? s_name.size() : s_name.find('/') + 1);
+        std::string s_path =
+            s_name.substr(s_name.find('/') == std::string::npos ? s_name.size() : s_name.find('/') + 1);
         const Value* d = defaults ? lookup(*defaults, src.placeholder_src->values_path) : nullptr;
         std::optional<ref::Reference> d_ref;
         std::string d_name;
@@ -411,14 +404,12 @@ private:
             // No upstream default for this path: the manifest must name the source.
             std::string target = value;
             result_.unresolved.push_back(Unresolved{
-                rel.name, node.chart->display, site.file, site.line,
-                src.placeholder_src->values_path, target,
-                fmt::format(
-                    "{} has no upstream default at {} in chart {}; name its source in the bundle "
-                    "manifest (images: - ref: {}, from: docker-archive:PATH | oci:PATH | "
-                    "REFERENCE)",
-                    target, src.placeholder_src->values_path, node.chart->display,
-                    target.substr(target.find('/') + 1))});
+                rel.name, node.chart->display, site.file, site.line, src.placeholder_src->values_path, target,
+                fmt::format("{} has no upstream default at {} in chart {}; name its source in the bundle "
+                            "manifest (images: - ref: {}, from: docker-archive:PATH | oci:PATH | "
+                            "REFERENCE)",
+                            target, src.placeholder_src->values_path, node.chart->display,
+                            target.substr(target.find('/') + 1))});
             return std::nullopt;
         }
         std::string resolved = value;
@@ -429,45 +420,37 @@ private:
 
     // A value that is not a reference, reported as written, where it was written: an error,
     // or a warning when only a branch the values do not take builds it.
-    void invalid_reference(const chart::tmpl::TemplateImage& img, const Site& site,
-                           const Sources& src, const std::string& value, const std::string& why) {
+    void invalid_reference(const chart::tmpl::TemplateImage& img, const Site& site, const Sources& src,
+                           const std::string& value, const std::string& why) {
         std::string shown = src.placeholder_src ? src.placeholder_text : value;
-        const std::string& path =
-            src.placeholder_src ? src.placeholder_src->values_path : site.values_path;
+        const std::string& path = src.placeholder_src ? src.placeholder_src->values_path : site.values_path;
         if (!img.live) {
             // Only a branch the values do not take builds it: not what the install uses.
-            warn(fmt::format(
-                "{}:{}: {}: \"{}\" is not a valid image reference: {} (only in a branch "
-                "the values do not take, {}:{})",
-                site.file, site.line, path, shown, why, img.file, img.line));
+            warn(fmt::format("{}:{}: {}: \"{}\" is not a valid image reference: {} (only in a branch "
+                             "the values do not take, {}:{})",
+                             site.file, site.line, path, shown, why, img.file, img.line));
             return;
         }
-        error(site.file, site.line, path,
-              fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
+        error(site.file, site.line, path, fmt::format("\"{}\" is not a valid image reference: {}", shown, why));
     }
 
     void template_image(const Release& rel, const Coalesced& node, const Coalesced* defaults,
                         const chart::tmpl::TemplateImage& img, bool test_file) {
-        Class cls = (img.test_hook || test_file) ? Class::test
-                    : img.live                   ? Class::required
-                                                 : Class::optional;
+        Class cls = (img.test_hook || test_file) ? Class::test : img.live ? Class::required : Class::optional;
         if (!img.unevaluated.empty()) {
-            result_.warnings.push_back(
-                fmt::format("{}:{}: image expression beyond what is evaluated ({}); "
-                            "name the image in the manifest's images if it is needed",
-                            img.file, img.line, img.unevaluated));
+            result_.warnings.push_back(fmt::format("{}:{}: image expression beyond what is evaluated ({}); "
+                                                   "name the image in the manifest's images if it is needed",
+                                                   img.file, img.line, img.unevaluated));
             return;
         }
         std::string value = std::string(util::trim(img.value));
-        if (value.empty() || only_a_name(node, img, value))
-            return;
+        if (value.empty() || only_a_name(node, img, value)) return;
         const Sources src = reference_sources(node, img, value);
         Site site = template_site(rel, node, img, cls, value, src);
         std::string resolved = value;
         if (src.placeholder_src) {
             auto r = resolve_placeholder(rel, node, defaults, value, src, site);
-            if (!r)
-                return;
+            if (!r) return;
             resolved = std::move(*r);
         }
 
@@ -485,9 +468,8 @@ private:
             site.parts = joined_parts(node, img, value, site.values_path);
             if (!site.parts.empty()) site.reference = value;
         }
-        bool from_kube = std::any_of(img.sources.begin(), img.sources.end(), [](const Origin& o) {
-            return o.file == chart::tmpl::kube_version_origin;
-        });
+        bool from_kube = std::any_of(img.sources.begin(), img.sources.end(),
+                                     [](const Origin& o) { return o.file == chart::tmpl::kube_version_origin; });
         add(*parsed, cls, site, "");
         if (auto it = images_.find(parsed->str()); from_kube && it != images_.end()) {
             it->second.kube_version_dependent = true;
@@ -508,9 +490,8 @@ private:
         std::size_t digest_at = std::min(value.find('@'), value.size());
         std::string_view name(value.data(), digest_at);
         std::size_t slash = name.rfind('/'), colon = name.rfind(':');
-        std::size_t name_end = colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)
-                                   ? colon
-                                   : digest_at;
+        std::size_t name_end =
+            colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash) ? colon : digest_at;
         std::size_t host_end = 0;
         if (auto first = value.find('/'); first < name_end) {
             std::string_view host(value.data(), first);
@@ -525,8 +506,8 @@ private:
             std::string text = value.substr(sp.begin, sp.end - sp.begin);
             if (text.empty()) continue;
             Part p;
-            p.part = sp.begin < host_end ? "registry"
-                     : sp.begin < name_end ? "repository"
+            p.part = sp.begin < host_end    ? "registry"
+                     : sp.begin < name_end  ? "repository"
                      : sp.begin < digest_at ? "tag"
                                             : "digest";
             p.file = o.file;
@@ -622,7 +603,8 @@ private:
             return false;
         if (s.find("://") != std::string_view::npos) return false;
         auto r = ref::Reference::try_parse(s);
-        return r && (s.find('@') != std::string_view::npos || s.substr(s.rfind('/')).find(':') != std::string_view::npos);
+        return r &&
+               (s.find('@') != std::string_view::npos || s.substr(s.rfind('/')).find(':') != std::string_view::npos);
     }
 
     void possible_in(const Value& doc, const std::string& chart, const std::string& file, bool from_template) {
@@ -655,7 +637,8 @@ private:
                         for (const auto& a : child.items()) report(a, fmt::format("container {}", key));
                     } else if (key == "env" && child.is_list()) {
                         for (const auto& e : child.items())
-                            if (const Value* val = e.is_map() ? e.find("value") : nullptr) report(*val, "container env");
+                            if (const Value* val = e.is_map() ? e.find("value") : nullptr)
+                                report(*val, "container env");
                     } else {
                         stack.push_back(&child);
                     }
@@ -764,8 +747,8 @@ private:
                                                            ch.display, key, n));
             for (const auto& f : found)
                 if (!named.count(f))
-                    result_.warnings.push_back(fmt::format("{}: discovery found {}, which annotation {} does not name",
-                                                           ch.display, f, key));
+                    result_.warnings.push_back(
+                        fmt::format("{}: discovery found {}, which annotation {} does not name", ch.display, f, key));
         }
     }
 
@@ -817,7 +800,8 @@ private:
     std::set<std::tuple<std::string, int, std::string>> errors_seen_;
     std::set<std::string> flipped_; // template + switch already rendered flipped
     std::set<std::string> untagged_optional_;
-    std::string kube_version_ = std::string(chart::tmpl::default_kube_version); // images added from untagged shadow references
+    std::string kube_version_ =
+        std::string(chart::tmpl::default_kube_version); // images added from untagged shadow references
 };
 
 } // namespace
@@ -827,8 +811,9 @@ Result discover(const manifest::Manifest& m, const fs::path& k8s_override, const
     if (!m.releases.empty() || !m.plain_manifests.empty()) {
         std::error_code ec;
         if (root.empty() || !fs::is_directory(root, ec))
-            throw UsageError(fmt::format("{}: the k8s folder {} does not exist (set \"k8s\" in the manifest or pass --k8s DIR)",
-                                         m.file.string(), root.string()));
+            throw UsageError(
+                fmt::format("{}: the k8s folder {} does not exist (set \"k8s\" in the manifest or pass --k8s DIR)",
+                            m.file.string(), root.string()));
     }
     Discoverer d(root, &m);
     d.kube_version(kube_version);
@@ -868,8 +853,10 @@ Result discover_path(const fs::path& path, const std::string& kube_version) {
             it.disable_recursion_pending(); // its subcharts belong to it
             continue;
         }
-        if (it->is_regular_file() && p.extension() == ".tgz") charts.push_back(rel);
-        else if (it->is_regular_file() && is_yaml_name(p.filename().string())) manifests.push_back(rel);
+        if (it->is_regular_file() && p.extension() == ".tgz")
+            charts.push_back(rel);
+        else if (it->is_regular_file() && is_yaml_name(p.filename().string()))
+            manifests.push_back(rel);
     }
     std::sort(charts.begin(), charts.end());
     std::sort(manifests.begin(), manifests.end());

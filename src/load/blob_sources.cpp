@@ -22,16 +22,15 @@ std::size_t RangeSource::pread_some(void* out, std::size_t n, std::uint64_t offs
     long r = util::pread_retrying(fd_, out, n, base_ + offset);
     if (r < 0) throw Error(fmt::format("{}: reading the bundle: {}", label_, util::errno_message(errno)));
     if (r == 0 && n > 0)
-        throw Error(fmt::format("{}: the bundle ends before the blob does (it became shorter while being read)",
-                                label_));
+        throw Error(
+            fmt::format("{}: the bundle ends before the blob does (it became shorter while being read)", label_));
     return static_cast<std::size_t>(r);
 }
 
 void RangeSource::check() const {
     if (hashed_ != size_) return;
     auto got = hasher_.finish();
-    if (got != digest_)
-        throw Damaged(fmt::format("{}: content hash mismatch (sha256 {})", label_, got.str()));
+    if (got != digest_) throw Damaged(fmt::format("{}: content hash mismatch (sha256 {})", label_, got.str()));
 }
 
 void RangeSource::hash_upto(std::uint64_t end) const {
@@ -68,8 +67,8 @@ void StreamSource::put(const char* p, std::size_t n) {
         // Room: at most ahead_ bytes past what the upload read, keep_ behind it.
         cv_.wait(lock, [&] { return abandoned_ || (end_ < read_ + ahead_ && end_ - base_ < ring_.size()); });
         if (abandoned_) return;
-        auto room = static_cast<std::size_t>(
-            std::min<std::uint64_t>(read_ + ahead_ - end_, ring_.size() - (end_ - base_)));
+        auto room =
+            static_cast<std::size_t>(std::min<std::uint64_t>(read_ + ahead_ - end_, ring_.size() - (end_ - base_)));
         std::size_t take = std::min(n, room);
         for (std::size_t done = 0; done < take;) { // at most two pieces around the ring's end
             auto at = static_cast<std::size_t>((end_ + done) % ring_.size());

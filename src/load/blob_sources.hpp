@@ -17,9 +17,9 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <vector>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace aas::load::detail {
 

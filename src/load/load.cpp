@@ -5,10 +5,10 @@
 
 #include "aas_bundle/bundle/parts.hpp"
 #include "aas_bundle/delta/inventory.hpp"
-#include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/oci/media_types.hpp"
 #include "aas_bundle/oci/walk.hpp"
 #include "aas_bundle/rewrite/rewrite.hpp"
+#include "aas_bundle/signing/signing.hpp"
 #include "aas_bundle/util/fs.hpp"
 #include "aas_bundle/util/log.hpp"
 #include "aas_bundle/util/parallel.hpp"
@@ -31,8 +31,8 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <set>
 #include <optional>
+#include <set>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
@@ -92,10 +92,10 @@ private:
 
 struct ImagePlan {
     const bundle::ImageRecord* rec = nullptr;
-    std::size_t index = 0;                   ///< in bundle.json's images
+    std::size_t index = 0; ///< in bundle.json's images
     ref::Reference target;
-    std::string repo;                        ///< target repository path
-    std::vector<oci::RawManifest> children;  ///< pushed by digest, before the top
+    std::string repo;                       ///< target repository path
+    std::vector<oci::RawManifest> children; ///< pushed by digest, before the top
     oci::RawManifest top;
     std::vector<oci::Descriptor> blobs;
 };
@@ -114,7 +114,8 @@ void plan_graph(const ManifestFn& manifest, ImagePlan& p, const std::set<oci::Di
 }
 
 std::string shell_quote(const std::string& s) {
-    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@") == std::string::npos)
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@") ==
+                          std::string::npos)
         return s;
     std::string out = "'";
     for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -125,16 +126,16 @@ std::string shell_quote(const std::string& s) {
 // with control characters escaped, so that no newline can end them.
 std::string install_script(const bundle::BundleDoc& doc, const std::vector<bundle::ReleaseRecord>& releases,
                            const std::string& registry, const fs::path& k8s) {
-    std::string s = fmt::format(
-        "#!/bin/sh\n"
-        "# Installs the bundle's releases with every image from the private registry.\n"
-        "# bundle: {}\n"
-        "# registry: {}\n"
-        "# Written by aas-bundle load: run it from anywhere on the machine that reaches the cluster\n"
-        "# (kubectl and helm configured). Re-running it upgrades the releases in place.\n"
-        "set -eu\n"
-        "cd \"$(dirname \"$0\")\"\n\n",
-        util::escape_control(doc.name + " " + doc.version), util::escape_control(registry));
+    std::string s =
+        fmt::format("#!/bin/sh\n"
+                    "# Installs the bundle's releases with every image from the private registry.\n"
+                    "# bundle: {}\n"
+                    "# registry: {}\n"
+                    "# Written by aas-bundle load: run it from anywhere on the machine that reaches the cluster\n"
+                    "# (kubectl and helm configured). Re-running it upgrades the releases in place.\n"
+                    "set -eu\n"
+                    "cd \"$(dirname \"$0\")\"\n\n",
+                    util::escape_control(doc.name + " " + doc.version), util::escape_control(registry));
     if (fs::exists(k8s / "namespaces.yaml")) s += "kubectl apply -f k8s/namespaces.yaml\n";
     for (const auto& m : doc.plain_manifests) s += fmt::format("kubectl apply -f {}\n", shell_quote("k8s/" + m));
     for (const auto& r : releases) {
@@ -153,7 +154,8 @@ std::string preflight_hint(const registry::RegistryError& e, const std::string& 
     if (e.status() == 0) {
         if (what.find("SSL") != std::string::npos || what.find("certificate") != std::string::npos)
             return "the registry's certificate is not trusted: pass --ca-file with its CA (or --insecure to test)";
-        return fmt::format("{} cannot be reached: check the address and port, and --plain-http if it speaks HTTP", host);
+        return fmt::format("{} cannot be reached: check the address and port, and --plain-http if it speaks HTTP",
+                           host);
     }
     if (e.status() == 401)
         return fmt::format("{} refused the credentials: give --username and --password-stdin, or an auths entry in "
@@ -208,7 +210,8 @@ fs::path checked_out(const fs::path& given) {
     std::string s = given.string();
     while (s.size() > 1 && s.back() == '/') s.pop_back();
     if (s.empty() || s == "/" || s == "." || s == "..")
-        throw UsageError(fmt::format("--out \"{}\": give the path of a folder to write (it is created)", given.string()));
+        throw UsageError(
+            fmt::format("--out \"{}\": give the path of a folder to write (it is created)", given.string()));
     fs::path out(s);
     struct stat st {};
     if (::lstat(out.c_str(), &st) != 0) {
@@ -235,19 +238,24 @@ public:
     explicit OutLock(const fs::path& out) : path_(out.string() + ".aas-load.lock") {
         for (int attempt = 0; attempt < 8; ++attempt) {
             fd_ = util::Fd(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
-            if (!fd_) throw UsageError(fmt::format("--out {}: cannot create the lock {}: {}", out.string(), path_.string(), util::errno_message(errno)));
+            if (!fd_)
+                throw UsageError(fmt::format("--out {}: cannot create the lock {}: {}", out.string(), path_.string(),
+                                             util::errno_message(errno)));
             if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
                 std::string who;
                 char buf[64] = {};
-                if (util::pread_retrying(fd_.get(), buf, sizeof buf - 1, 0) > 0) who = util::escape_control(util::trim(buf));
+                if (util::pread_retrying(fd_.get(), buf, sizeof buf - 1, 0) > 0)
+                    who = util::escape_control(util::trim(buf));
                 fd_.reset();
                 throw UsageError(fmt::format("another load{} is writing {} (lock {}); wait for it to end, or stop it",
                                              who.empty() ? "" : " (process " + who + ")", out.string(),
                                              path_.string()));
             }
             // The file locked must still be the one at the path (an ending load removes it).
-            struct stat a {}, b {};
-            if (::fstat(fd_.get(), &a) == 0 && ::lstat(path_.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+            struct stat a {
+            }, b{};
+            if (::fstat(fd_.get(), &a) == 0 && ::lstat(path_.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+                a.st_dev == b.st_dev) {
                 on_signal_.emplace(path_);
                 std::string pid = std::to_string(::getpid()) + "\n";
                 if (::ftruncate(fd_.get(), 0) != 0 || ::pwrite(fd_.get(), pid.data(), pid.size(), 0) < 0) {
@@ -257,7 +265,8 @@ public:
             }
             fd_.reset();
         }
-        throw UsageError(fmt::format("--out {}: the lock {} keeps changing; is another load running?", out.string(), path_.string()));
+        throw UsageError(fmt::format("--out {}: the lock {} keeps changing; is another load running?", out.string(),
+                                     path_.string()));
     }
     ~OutLock() {
         if (fd_) ::unlink(path_.c_str()); // then fd_ closes
@@ -333,10 +342,9 @@ AssumedPlan find_assumed(registry::Client& client, const bundle::BundleDoc& doc,
         missing.push_back(fmt::format(
             "blob {} ({}), needed by {}: assumed from base {} ({} {}{}), but not in {} (asked: {})", a.digest.str(),
             util::human_bytes(static_cast<std::uint64_t>(a.size)), imgs, a.base, base.kind, base.sha256.str(),
-            base.kind == "inventory"
-                ? fmt::format(", registry {}{}", util::escape_control(base.registry),
-                              base.prefix.empty() ? "" : "/" + util::escape_control(base.prefix))
-                : std::string(),
+            base.kind == "inventory" ? fmt::format(", registry {}{}", util::escape_control(base.registry),
+                                                   base.prefix.empty() ? "" : "/" + util::escape_control(base.prefix))
+                                     : std::string(),
             registry, fmt::format("{}", fmt::join(needing, ", "))));
     }
     if (!missing.empty()) {
@@ -373,8 +381,8 @@ struct State {
     bool all_present = false;               ///< the registry holds every image (a re-load)
     bool v2 = false;                        ///< a format v2 bundle
     Result result;
-    std::mutex mu;                          ///< guards the counters of `result` and `failures`
-    std::vector<std::string> failures;      ///< blob transfers that failed
+    std::mutex mu;                     ///< guards the counters of `result` and `failures`
+    std::vector<std::string> failures; ///< blob transfers that failed
 
     void say(const std::string& line) const {
         if (o.events.line) o.events.line(line);
@@ -433,8 +441,8 @@ public:
 private:
     struct BlobNeed {
         oci::Descriptor desc;
-        std::vector<std::string> repos;  ///< the first is pushed to, the others mount from it
-        std::vector<std::size_t> users;  ///< indexes in `plans` of the images that need it
+        std::vector<std::string> repos; ///< the first is pushed to, the others mount from it
+        std::vector<std::size_t> users; ///< indexes in `plans` of the images that need it
     };
     // A delta's assumed blob, mounted into `repo` from where find_assumed saw it.
     struct AssumedMount {
@@ -484,9 +492,8 @@ private:
                 if (at == a->second.end())
                     throw Error(fmt::format("assumed blob {} was not looked for in {}", b.digest.str(), p.repo));
                 if (at->second.empty()) continue;
-                if (std::none_of(assumed_mounts_.begin(), assumed_mounts_.end(), [&](const AssumedMount& m) {
-                        return m.desc.digest == b.digest && m.repo == p.repo;
-                    }))
+                if (std::none_of(assumed_mounts_.begin(), assumed_mounts_.end(),
+                                 [&](const AssumedMount& m) { return m.desc.digest == b.digest && m.repo == p.repo; }))
                     assumed_mounts_.push_back({b, p.repo, at->second});
             }
     }
@@ -721,13 +728,12 @@ void check_registry(const std::string& registry) {
     if (!prefix.empty())
         for (const auto& part : util::split(prefix, '/'))
             if (auto why = ref::path_component_error(part); !why.empty())
-                throw UsageError(fmt::format("--registry \"{}\": the prefix is not a repository path: {}{}", registry,
-                                             why,
-                                             util::to_lower(prefix) != prefix
-                                                 ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
-                                                 : ""));
+                throw UsageError(
+                    fmt::format("--registry \"{}\": the prefix is not a repository path: {}{}", registry, why,
+                                util::to_lower(prefix) != prefix
+                                    ? fmt::format("; did you mean \"{}/{}\"?", host, util::to_lower(prefix))
+                                    : ""));
 }
-
 
 // Every check of the options, before the bundle is opened; returns the output folder.
 fs::path checked_options(const Options& o) {
@@ -748,7 +754,9 @@ fs::path checked_options(const Options& o) {
     return checked_out(o.out);
 }
 
-bool is_k8s(const std::string& name) { return name == bundle::k8s_dir || name.rfind("k8s/", 0) == 0; }
+bool is_k8s(const std::string& name) {
+    return name == bundle::k8s_dir || name.rfind("k8s/", 0) == 0;
+}
 
 // A folder removed with everything in it when this goes (a dry run's private folder).
 class RemoveWhenDone {
@@ -783,8 +791,10 @@ public:
         auto* src = r.source.get();
         r.thread = std::jthread([src, up = std::move(upload)] { up(*src); });
         return [src](const char* data, std::size_t n) {
-            if (data) src->put(data, n);
-            else src->close();
+            if (data)
+                src->put(data, n);
+            else
+                src->close();
         };
     }
     /// The pass stopped early: no more bytes come, every upload ends (failing).
@@ -817,12 +827,17 @@ public:
     }
 
     Result run() {
-        verify_and_stream();        // 1. the pass: after bundle.json, plan_targets, preflight
-        plan_graphs();              //    and check_assumed; blobs streamed to the registry
-        auto rw = plan_rewrite();   // 2. the rewrite; a dry run ends here
+        // 1. The pass over the bundle (after bundle.json: plan_targets, preflight,
+        // check_assumed), blobs streamed to the registry as it goes; each image's graph.
+        verify_and_stream();
+        plan_graphs();
+        // 2. The rewrite of the k8s folder; a dry run ends here.
+        auto rw = plan_rewrite();
         if (o_.dry_run) return dry_run_result(rw);
-        push();                     // 3.
-        write_output(rw);           // 4.
+        // 3. Every blob the registry lacks, the mounts, then the manifests.
+        push();
+        // 4. The output folder (install.sh, mirrors, the inventory), put in place.
+        write_output(rw);
         return std::move(s_.result);
     }
 
@@ -1016,8 +1031,8 @@ private:
                                     o_.registry, e.what(), preflight_hint(e, s_.host, s_.prefix)));
         }
         const auto& r = s_.result;
-        s_.say(fmt::format("{} assumed blobs ({}): {} in place, {} to mount from another repository",
-                           r.assumed_blobs, util::human_bytes(r.assumed_bytes), r.assumed_present, r.assumed_mounts));
+        s_.say(fmt::format("{} assumed blobs ({}): {} in place, {} to mount from another repository", r.assumed_blobs,
+                           util::human_bytes(r.assumed_bytes), r.assumed_present, r.assumed_mounts));
     }
 
     // A delta's dry run asks the registry for its assumptions (HEAD only).
@@ -1026,8 +1041,8 @@ private:
         try {
             s_.client->ping();
         } catch (const registry::RegistryError& e) {
-            throw Error(fmt::format("{} cannot be asked for the blobs this delta bundle assumes: {}\n  {}",
-                                    o_.registry, e.what(), preflight_hint(e, s_.host, s_.prefix)));
+            throw Error(fmt::format("{} cannot be asked for the blobs this delta bundle assumes: {}\n  {}", o_.registry,
+                                    e.what(), preflight_hint(e, s_.host, s_.prefix)));
         }
         s_.say(fmt::format("checking the {} blobs this delta bundle assumes in {}", doc.assumed.size(), o_.registry));
         s_.assumed = find_assumed(*s_.client, doc, s_.plans, o_.registry, s_.result);
@@ -1202,9 +1217,9 @@ private:
             placed.push_back(
                 {p.rec, p.repo, p.target.has_tag() ? std::optional<std::string>(p.target.tag()) : std::nullopt});
         // Dated as the bundle (not the load), so that loading it again writes the same folder.
-        auto inv = delta::after_load(doc, placed, o_.registry,
-                                     {{"bundle", report_.bundle_json_digest, doc.name + " " + doc.version}},
-                                     doc.created);
+        auto inv =
+            delta::after_load(doc, placed, o_.registry,
+                              {{"bundle", report_.bundle_json_digest, doc.name + " " + doc.version}}, doc.created);
         delta::write(staged / "inventory.json", inv, o_.inventory_key);
         s_.result.inventory = out_dir_ / "inventory.json";
     }
@@ -1254,6 +1269,8 @@ private:
 
 } // namespace
 
-Result load(const Options& o) { return Loader(o).run(); }
+Result load(const Options& o) {
+    return Loader(o).run();
+}
 
 } // namespace aas::load

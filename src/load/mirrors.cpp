@@ -13,7 +13,9 @@ namespace aas::load {
 namespace {
 
 // TOML and YAML basic strings share JSON's escapes for what a registry name can hold.
-std::string q(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string q(const std::string& s) {
+    return nlohmann::json(s).dump();
+}
 
 // containerd's server for an upstream: Docker Hub's API is registry-1.docker.io.
 std::string upstream_server(const std::string& u) {
@@ -33,18 +35,20 @@ std::vector<MirrorFile> mirror_files(const std::vector<std::string>& upstreams, 
     std::string ca;
     if (with_ca) ca = util::read_file(o.ca_file, 1u << 20);
 
-    const std::string header = fmt::format("# Written by aas-bundle load: pull these registries' images from {}.\n",
-                                           o.registry);
+    const std::string header =
+        fmt::format("# Written by aas-bundle load: pull these registries' images from {}.\n", o.registry);
     // containerd: one hosts.toml per upstream.
     for (const auto& u : upstreams) {
         // A folder name: host[:port] as references allow, never "." or ".." (the names
         // come from the bundle).
         bool plain = !u.empty() && u.front() != '.' && u.find("..") == std::string::npos;
-        for (char ch : u) plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == ':');
+        for (char ch : u)
+            plain = plain && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == ':');
         if (!plain) throw Error(fmt::format("registry \"{}\" cannot name a configuration folder", u));
         std::string dir = "registries/containerd/certs.d/" + u;
         std::string t = header + fmt::format("server = {}\n\n", q(upstream_server(u)));
-        t += fmt::format("[host.{}]\n", q(fmt::format("{}://{}{}", scheme, host, prefix.empty() ? "" : "/v2/" + prefix)));
+        t += fmt::format("[host.{}]\n",
+                         q(fmt::format("{}://{}{}", scheme, host, prefix.empty() ? "" : "/v2/" + prefix)));
         t += "  capabilities = [\"pull\", \"resolve\"]\n";
         if (!prefix.empty()) t += "  override_path = true\n";
         if (o.insecure) t += "  skip_verify = true\n";

@@ -76,11 +76,9 @@ public:
 
     // The value under `key` when it is of `kind`; nullptr when it is absent or null, or of
     // another kind (reported as `wrong`).
-    const Value* child(const Value& map, std::string_view key, Value::Kind kind,
-                       const std::string& wrong) {
+    const Value* child(const Value& map, std::string_view key, Value::Kind kind, const std::string& wrong) {
         const Value* v = map.find(key);
-        if (!v || v->is_null())
-            return nullptr;
+        if (!v || v->is_null()) return nullptr;
         if (v->kind() != kind) {
             problem(*v, wrong);
             return nullptr;
@@ -151,57 +149,55 @@ Value read_root(const fs::path& file, const std::string& display) {
 void read_header(Reader& r, const Value& root, const fs::path& file, Manifest& m) {
     auto api = r.string(root, "apiVersion", "the bundle manifest", true);
     if (!api.empty() && api != "aas-bundle/v1")
-        r.problem(*root.find("apiVersion"), fmt::format("apiVersion \"{}\" is not supported (expected aas-bundle/v1)", api));
+        r.problem(*root.find("apiVersion"),
+                  fmt::format("apiVersion \"{}\" is not supported (expected aas-bundle/v1)", api));
     auto kind = r.string(root, "kind", "the bundle manifest", true);
-    if (!kind.empty() && kind != "Bundle") r.problem(*root.find("kind"), fmt::format("kind \"{}\" is not supported (expected Bundle)", kind));
+    if (!kind.empty() && kind != "Bundle")
+        r.problem(*root.find("kind"), fmt::format("kind \"{}\" is not supported (expected Bundle)", kind));
     m.name = r.string(root, "name", "the bundle manifest", true);
     if (!m.name.empty() && !valid_name(m.name))
-        r.problem(*root.find("name"), fmt::format("name \"{}\": use lower case letters, digits, '-', '.', '_'", util::escape_control(m.name)));
+        r.problem(*root.find("name"), fmt::format("name \"{}\": use lower case letters, digits, '-', '.', '_'",
+                                                  util::escape_control(m.name)));
     m.version = r.string(root, "version", "the bundle manifest", true);
     if (util::has_control(m.version))
-        r.problem(*root.find("version"), fmt::format("version \"{}\" holds a control character", util::escape_control(m.version)));
+        r.problem(*root.find("version"),
+                  fmt::format("version \"{}\" holds a control character", util::escape_control(m.version)));
 
     const fs::path base = file.has_parent_path() ? file.parent_path() : fs::path(".");
-    if (auto k = r.string(root, "k8s", "the bundle manifest", false); !k.empty()) m.k8s = fs::absolute(base / k).lexically_normal();
+    if (auto k = r.string(root, "k8s", "the bundle manifest", false); !k.empty())
+        m.k8s = fs::absolute(base / k).lexically_normal();
 }
 
 // One entry of releases: a map with name, chart, namespace and values.
-Release read_release(Reader& r, const Value& item, const std::string& display,
-                     std::set<std::string>& names) {
+Release read_release(Reader& r, const Value& item, const std::string& display, std::set<std::string>& names) {
     r.keys(item, {"name", "chart", "namespace", "values"}, "a release");
     Release rel;
     rel.where = {display, item.origin().line};
     rel.name = r.string(item, "name", "release", true);
     std::string where = fmt::format("release \"{}\"", rel.name);
     rel.chart = r.string(item, "chart", where, true);
-    if (auto ns = r.string(item, "namespace", where, false); !ns.empty())
-        rel.namespace_ = ns;
+    if (auto ns = r.string(item, "namespace", where, false); !ns.empty()) rel.namespace_ = ns;
     rel.values = r.strings(item, "values", where);
     if (!rel.name.empty() && !names.insert(rel.name).second)
         r.problem(item, fmt::format("release \"{}\" is listed twice", rel.name));
     if (auto why = util::helm_release_name_problem(rel.name); !rel.name.empty() && !why.empty())
-        r.problem(*item.find("name"),
-                  fmt::format("release name \"{}\": {}", util::escape_control(rel.name), why));
+        r.problem(*item.find("name"), fmt::format("release name \"{}\": {}", util::escape_control(rel.name), why));
     if (auto why = util::dns1123_label_problem(rel.namespace_); !why.empty())
         r.problem(item.find("namespace") ? *item.find("namespace") : item,
                   fmt::format("{}: namespace \"{}\": {}", util::escape_control(where),
                               util::escape_control(rel.namespace_), why));
     if (!rel.chart.empty() && !relative_inside(rel.chart))
-        r.problem(
-            *item.find("chart"),
-            fmt::format("{}: chart \"{}\" must be a path inside the k8s folder", where, rel.chart));
+        r.problem(*item.find("chart"),
+                  fmt::format("{}: chart \"{}\" must be a path inside the k8s folder", where, rel.chart));
     for (const auto& v : rel.values)
         if (!relative_inside(v))
-            r.problem(item,
-                      fmt::format("{}: values file \"{}\" must be a path inside the k8s folder",
-                                  where, v));
+            r.problem(item, fmt::format("{}: values file \"{}\" must be a path inside the k8s folder", where, v));
     return rel;
 }
 
 void read_releases(Reader& r, const Value& root, const std::string& display, Manifest& m) {
     const Value* rels = r.child(root, "releases", Value::Kind::list, "\"releases\" must be a list");
-    if (!rels)
-        return;
+    if (!rels) return;
     std::set<std::string> names;
     for (const auto& item : rels->items()) {
         if (!item.is_map()) {
@@ -215,8 +211,7 @@ void read_releases(Reader& r, const Value& root, const std::string& display, Man
 // One entry of images: a reference, or a map with ref and from; nullopt after a problem.
 std::optional<Image> read_image(Reader& r, const Value& item, const std::string& display) {
     const Value* refv = item.is_map() ? item.find("ref") : &item;
-    if (item.is_map())
-        r.keys(item, {"ref", "from"}, "an image");
+    if (item.is_map()) r.keys(item, {"ref", "from"}, "an image");
     if (!refv || !refv->is_scalar() || refv->text().empty()) {
         r.problem(item, "an image needs \"ref\"");
         return std::nullopt;
@@ -230,29 +225,23 @@ std::optional<Image> read_image(Reader& r, const Value& item, const std::string&
         return std::nullopt;
     }
     img.ref = *parsed;
-    if (item.is_map())
-        img.from = r.string(item, "from", "image", false);
+    if (item.is_map()) img.from = r.string(item, "from", "image", false);
     if (!img.from.empty()) {
         bool ok = img.from.rfind("docker-archive:", 0) == 0 || img.from.rfind("oci:", 0) == 0 ||
-                  img.from.rfind("oci-archive:", 0) == 0 ||
-                  ref::Reference::try_parse(img.from).has_value();
+                  img.from.rfind("oci-archive:", 0) == 0 || ref::Reference::try_parse(img.from).has_value();
         if (!ok)
-            r.problem(*item.find("from"),
-                      fmt::format("from \"{}\": expected docker-archive:PATH[:REF], "
-                                  "oci:PATH[:NAME], oci-archive:PATH[:NAME] or an image reference",
-                                  img.from));
+            r.problem(*item.find("from"), fmt::format("from \"{}\": expected docker-archive:PATH[:REF], "
+                                                      "oci:PATH[:NAME], oci-archive:PATH[:NAME] or an image reference",
+                                                      img.from));
     }
     return img;
 }
 
 void read_images(Reader& r, const Value& root, const std::string& display, Manifest& m) {
-    const Value* imgs =
-        r.child(root, "images", Value::Kind::list, "\"images\" must be a list of {ref, from}");
-    if (!imgs)
-        return;
+    const Value* imgs = r.child(root, "images", Value::Kind::list, "\"images\" must be a list of {ref, from}");
+    if (!imgs) return;
     for (const auto& item : imgs->items())
-        if (auto img = read_image(r, item, display))
-            m.images.push_back(std::move(*img));
+        if (auto img = read_image(r, item, display)) m.images.push_back(std::move(*img));
 }
 
 void read_exclude(Reader& r, const Value& root, Manifest& m) {
@@ -272,10 +261,8 @@ void read_exclude(Reader& r, const Value& root, Manifest& m) {
 }
 
 void read_mirrors(Reader& r, const Value& root, Manifest& m) {
-    const Value* mir = r.child(root, "mirrors", Value::Kind::map,
-                               "\"mirrors\" must be a map of registry: mirror host");
-    if (!mir)
-        return;
+    const Value* mir = r.child(root, "mirrors", Value::Kind::map, "\"mirrors\" must be a map of registry: mirror host");
+    if (!mir) return;
     for (const auto& [k, v] : mir->entries()) {
         if (!v.is_scalar() || v.text().empty()) {
             r.problem(v, fmt::format("mirror for \"{}\" must be HOST[:PORT]", k));
@@ -309,20 +296,18 @@ Manifest load(const fs::path& file) {
     Manifest m;
     m.file = file;
     r.keys(root,
-           {"apiVersion", "kind", "name", "version", "k8s", "releases", "manifests", "images",
-            "exclude", "mirrors", "platforms"},
+           {"apiVersion", "kind", "name", "version", "k8s", "releases", "manifests", "images", "exclude", "mirrors",
+            "platforms"},
            "the bundle manifest");
     read_header(r, root, file, m);
     read_releases(r, root, display, m);
     if (!m.releases.empty() && m.k8s.empty())
-        r.problem(root,
-                  "\"k8s\" is required when releases are listed (the folder the charts are in)");
+        r.problem(root, "\"k8s\" is required when releases are listed (the folder the charts are in)");
 
     m.plain_manifests = r.strings(root, "manifests", "the bundle manifest");
     for (const auto& p : m.plain_manifests)
         if (!relative_inside(p))
-            r.problem(*root.find("manifests"),
-                      fmt::format("manifest \"{}\" must be a path inside the k8s folder", p));
+            r.problem(*root.find("manifests"), fmt::format("manifest \"{}\" must be a path inside the k8s folder", p));
 
     read_images(r, root, display, m);
     read_exclude(r, root, m);

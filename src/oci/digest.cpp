@@ -7,8 +7,12 @@
 
 namespace aas::oci {
 
-static std::size_t hex_length(Algorithm alg) { return alg == Algorithm::sha256 ? 64 : 128; }
-static std::string_view alg_name(Algorithm alg) { return alg == Algorithm::sha256 ? "sha256" : "sha512"; }
+static std::size_t hex_length(Algorithm alg) {
+    return alg == Algorithm::sha256 ? 64 : 128;
+}
+static std::string_view alg_name(Algorithm alg) {
+    return alg == Algorithm::sha256 ? "sha256" : "sha512";
+}
 
 Digest Digest::parse(std::string_view s) {
     auto colon = s.find(':');
@@ -22,7 +26,8 @@ Digest Digest::parse(std::string_view s) {
     } else if (alg_s == "sha512") {
         d.alg_ = Algorithm::sha512;
     } else {
-        throw Error(fmt::format("invalid digest \"{}\": unsupported algorithm \"{}\" (sha256 and sha512 are supported)", s, alg_s));
+        throw Error(fmt::format("invalid digest \"{}\": unsupported algorithm \"{}\" (sha256 and sha512 are supported)",
+                                s, alg_s));
     }
     if (hex.size() != hex_length(d.alg_))
         throw Error(fmt::format("invalid digest \"{}\": a {} digest is {} hex digits", s, alg_s, hex_length(d.alg_)));
@@ -40,9 +45,13 @@ Digest Digest::of(std::string_view bytes, Algorithm alg) {
     return h.finish();
 }
 
-std::string Digest::str() const { return fmt::format("{}:{}", alg_name(alg_), hex_); }
+std::string Digest::str() const {
+    return fmt::format("{}:{}", alg_name(alg_), hex_);
+}
 
-std::string Digest::short_str() const { return fmt::format("{}:{}", alg_name(alg_), hex_.substr(0, 12)); }
+std::string Digest::short_str() const {
+    return fmt::format("{}:{}", alg_name(alg_), hex_.substr(0, 12));
+}
 
 static signing::HashKind kind_of(Algorithm alg) {
     return alg == Algorithm::sha256 ? signing::HashKind::sha256 : signing::HashKind::sha512;
@@ -50,13 +59,18 @@ static signing::HashKind kind_of(Algorithm alg) {
 
 Hasher::Hasher(Algorithm alg) : alg_(alg), hash_(kind_of(alg)) {}
 
-void Hasher::update(const void* data, std::size_t n) { hash_.update(data, n); }
+void Hasher::update(const void* data, std::size_t n) {
+    hash_.update(data, n);
+}
 
 Digest Hasher::finish() {
     std::string raw = hash_.finish();
-    return Digest::parse(fmt::format("{}:{}", alg_name(alg_), util::to_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size())));
+    return Digest::parse(fmt::format("{}:{}", alg_name(alg_),
+                                     util::to_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size())));
 }
 
-void Hasher::reset() { hash_.reset(); }
+void Hasher::reset() {
+    hash_.reset();
+}
 
 } // namespace aas::oci

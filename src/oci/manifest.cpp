@@ -14,8 +14,7 @@ namespace {
 json parse_json(std::string_view bytes, std::string_view where) {
     // The parser recurses per level: refuse deep nesting (manifests come from bundles and
     // registries nobody vouches for) before it can exhaust the stack.
-    if (auto why = util::json_depth_problem(bytes, 64))
-        throw Error(fmt::format("{}: JSON {}; refused", where, *why));
+    if (auto why = util::json_depth_problem(bytes, 64)) throw Error(fmt::format("{}: JSON {}; refused", where, *why));
     try {
         return json::parse(bytes.begin(), bytes.end());
     } catch (const json::parse_error& e) {
@@ -107,7 +106,8 @@ Parsed parse(const RawManifest& raw) {
     json j = parse_json(raw.bytes, where);
     if (!j.is_object()) throw Error(fmt::format("{}: not a JSON object", where));
     if (auto sv = j.find("schemaVersion"); sv == j.end() || !sv->is_number_integer() || sv->get<std::int64_t>() != 2) {
-        if (sv != j.end() && sv->is_number_integer() && sv->get<std::int64_t>() == 1) throw Error(schema1_message(where));
+        if (sv != j.end() && sv->is_number_integer() && sv->get<std::int64_t>() == 1)
+            throw Error(schema1_message(where));
         throw Error(fmt::format("{}: \"schemaVersion\" must be 2", where));
     }
     if (media_type::is_index(raw.media_type)) {
@@ -116,7 +116,8 @@ Parsed parse(const RawManifest& raw) {
         auto ms = j.find("manifests");
         if (ms == j.end() || !ms->is_array()) throw Error(fmt::format("{}: missing \"manifests\" array", where));
         std::size_t i = 0;
-        for (const auto& d : *ms) idx.manifests.push_back(parse_descriptor(d, fmt::format("{} manifests[{}]", where, i++)));
+        for (const auto& d : *ms)
+            idx.manifests.push_back(parse_descriptor(d, fmt::format("{} manifests[{}]", where, i++)));
         return idx;
     }
     if (media_type::is_image_manifest(raw.media_type)) {

@@ -8,11 +8,18 @@
 namespace aas::oci {
 
 static void normalize_arch(std::string& arch, std::string& variant) {
-    if (arch == "x86_64" || arch == "x86-64") arch = "amd64";
-    else if (arch == "aarch64") arch = "arm64";
-    else if (arch == "armhf") { arch = "arm"; if (variant.empty()) variant = "v7"; }
-    else if (arch == "armel") { arch = "arm"; if (variant.empty()) variant = "v6"; }
-    else if (arch == "i386") arch = "386";
+    if (arch == "x86_64" || arch == "x86-64")
+        arch = "amd64";
+    else if (arch == "aarch64")
+        arch = "arm64";
+    else if (arch == "armhf") {
+        arch = "arm";
+        if (variant.empty()) variant = "v7";
+    } else if (arch == "armel") {
+        arch = "arm";
+        if (variant.empty()) variant = "v6";
+    } else if (arch == "i386")
+        arch = "386";
     if (arch == "arm64" && (variant.empty() || variant == "8")) variant = "v8";
     if (arch == "arm" && variant.empty()) variant = "v7";
     if (arch == "arm" && variant.size() == 1) variant = "v" + variant;
@@ -22,12 +29,14 @@ static void normalize_arch(std::string& arch, std::string& variant) {
 Platform Platform::parse(std::string_view s) {
     auto parts = util::split(s, '/');
     if (parts.size() < 2 || parts.size() > 3)
-        throw UsageError(fmt::format("invalid platform \"{}\": expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8", s));
+        throw UsageError(fmt::format(
+            "invalid platform \"{}\": expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8", s));
     for (const auto& p : parts) {
         if (p.empty()) throw UsageError(fmt::format("invalid platform \"{}\": empty part", s));
         for (char c : p) {
             if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
-                throw UsageError(fmt::format("invalid platform \"{}\": '{}' is not allowed (lower case letters, digits, '.', '_', '-')", s, c));
+                throw UsageError(fmt::format(
+                    "invalid platform \"{}\": '{}' is not allowed (lower case letters, digits, '.', '_', '-')", s, c));
         }
     }
     Platform p;
@@ -46,7 +55,8 @@ Platform Platform::parse(std::string_view s) {
 }
 
 std::string Platform::str() const {
-    return variant.empty() ? fmt::format("{}/{}", os, architecture) : fmt::format("{}/{}/{}", os, architecture, variant);
+    return variant.empty() ? fmt::format("{}/{}", os, architecture)
+                           : fmt::format("{}/{}/{}", os, architecture, variant);
 }
 
 Platform Platform::normalized() const {

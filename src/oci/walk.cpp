@@ -38,7 +38,9 @@ bool visit_one(const RawManifest& m, int depth, const Visitor& v) {
 
 } // namespace
 
-void visit(const RawManifest& top, const Visitor& v) { visit_one(top, 1, v); }
+void visit(const RawManifest& top, const Visitor& v) {
+    visit_one(top, 1, v);
+}
 
 Graph walk(const RawManifest& top, const FetchManifest& fetch) {
     Graph g;
@@ -46,7 +48,8 @@ Graph walk(const RawManifest& top, const FetchManifest& fetch) {
     v.child = [&](const Descriptor& c, const RawManifest&) -> std::optional<RawManifest> {
         auto raw = fetch(c);
         if (raw.digest != c.digest)
-            throw Error(fmt::format("manifest {} listed by an index came back as {}", c.digest.str(), raw.digest.str()));
+            throw Error(
+                fmt::format("manifest {} listed by an index came back as {}", c.digest.str(), raw.digest.str()));
         return raw;
     };
     v.after_child = [&](const RawManifest& raw, const Descriptor& listed, bool image) {

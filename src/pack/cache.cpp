@@ -32,8 +32,7 @@ public:
     explicit FileSink(std::string tmpl) : name_(std::move(tmpl)) {
         fd_ = util::Fd(::mkstemp(name_.data()));
         if (!fd_)
-            throw Error(fmt::format("creating a file in the cache {}: {}",
-                                    fs::path(name_).parent_path().string(),
+            throw Error(fmt::format("creating a file in the cache {}: {}", fs::path(name_).parent_path().string(),
                                     util::errno_message(errno)));
     }
     const std::string& name() const { return name_; }
@@ -71,21 +70,21 @@ Cache::Cache(fs::path root) : dir_(std::move(root) / "blobs") {
     std::error_code ec;
     fs::create_directories(dir_ / "sha256", ec);
     fs::create_directories(dir_ / "sha512", ec);
-    if (ec)
-        throw Error(fmt::format("creating the cache folder {}: {}", dir_.string(), ec.message()));
+    if (ec) throw Error(fmt::format("creating the cache folder {}: {}", dir_.string(), ec.message()));
     // Downloads of processes that are gone.
     for (const char* alg : {"sha256", "sha512"}) {
         for (const auto& e : fs::directory_iterator(dir_ / alg, ec)) {
             auto name = e.path().filename().string();
             if (name.rfind(".tmp-", 0) != 0) continue;
             long pid = std::strtol(name.c_str() + 5, nullptr, 10);
-            if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
-                fs::remove(e.path(), ec);
+            if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove(e.path(), ec);
         }
     }
 }
 
-fs::path Cache::path(const oci::Digest& d) const { return dir_ / algorithm_dir(d) / d.hex(); }
+fs::path Cache::path(const oci::Digest& d) const {
+    return dir_ / algorithm_dir(d) / d.hex();
+}
 
 fs::path Cache::ref_path(const oci::Digest& d) const {
     return dir_.parent_path() / "refs" / algorithm_dir(d) / d.hex();
@@ -101,8 +100,7 @@ std::optional<Cache::Located> Cache::locate(const oci::Descriptor& d) const {
             return std::nullopt;
         return Located{std::move(fd), offset, file.string(), false};
     };
-    if (auto own = open_at(path(d.digest), 0); own && ::lseek(own->fd.get(), 0, SEEK_END) == d.size)
-        return own;
+    if (auto own = open_at(path(d.digest), 0); own && ::lseek(own->fd.get(), 0, SEEK_END) == d.size) return own;
     auto note = ref_note(d.digest);
     if (!note || note->size != size) return std::nullopt;
     auto in = open_at(note->bundle, note->offset);
@@ -134,8 +132,7 @@ bool Cache::copy_verified(const oci::Descriptor& d, std::size_t chunk,
     return at == size && h.finish() == d.digest;
 }
 
-void Cache::add_ref(const oci::Digest& d, const fs::path& bundle, std::uint64_t offset,
-                    std::uint64_t size) const {
+void Cache::add_ref(const oci::Digest& d, const fs::path& bundle, std::uint64_t offset, std::uint64_t size) const {
     auto file = ref_path(d);
     std::error_code ec;
     fs::create_directories(file.parent_path(), ec);
@@ -154,26 +151,21 @@ std::optional<Cache::RefNote> Cache::ref_note(const oci::Digest& d) const {
         return std::nullopt;
     }
     auto j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_object() || !j.contains("bundle") || !j["bundle"].is_string() ||
-        !j.contains("offset") || !j["offset"].is_number_unsigned() || !j.contains("size") ||
-        !j["size"].is_number_unsigned())
+    if (!j.is_object() || !j.contains("bundle") || !j["bundle"].is_string() || !j.contains("offset") ||
+        !j["offset"].is_number_unsigned() || !j.contains("size") || !j["size"].is_number_unsigned())
         return std::nullopt;
-    return RefNote{j["bundle"].get<std::string>(), j["offset"].get<std::uint64_t>(),
-                   j["size"].get<std::uint64_t>()};
+    return RefNote{j["bundle"].get<std::string>(), j["offset"].get<std::uint64_t>(), j["size"].get<std::uint64_t>()};
 }
 
 void Cache::fill(const oci::Descriptor& d, const std::function<void(registry::BlobSink&)>& fetch) {
     auto final_path = path(d.digest);
-    FileSink sink((final_path.parent_path() /
-                   fmt::format(".tmp-{}-{}-XXXXXX", ::getpid(), d.digest.hex()))
-                      .string());
+    FileSink sink((final_path.parent_path() / fmt::format(".tmp-{}-{}-XXXXXX", ::getpid(), d.digest.hex())).string());
     util::RemoveOnSignal on_signal(sink.name()); // a download in progress is not kept on SIGINT/SIGTERM
     try {
         fetch(sink); // verifies size and digest while streaming
         sink.finish();
         if (::rename(sink.name().c_str(), final_path.c_str()) != 0)
-            throw Error(fmt::format("renaming {} into the cache: {}", sink.name(),
-                                    util::errno_message(errno)));
+            throw Error(fmt::format("renaming {} into the cache: {}", sink.name(), util::errno_message(errno)));
     } catch (...) {
         ::unlink(sink.name().c_str());
         throw;

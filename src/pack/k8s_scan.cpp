@@ -16,13 +16,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::int64_t mtime_of(const struct stat& st) { return static_cast<std::int64_t>(st.st_mtim.tv_sec); }
+std::int64_t mtime_of(const struct stat& st) {
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec);
+}
 
 oci::Digest hash_file(const fs::path& p, std::uint64_t& size) {
     util::Fd fd = util::open_for_reading(p);
     oci::Hasher h;
-    size = util::read_chunks(fd.get(), 1u << 20, p.string(),
-                             [&](const char* data, std::size_t n) { h.update(data, n); });
+    size =
+        util::read_chunks(fd.get(), 1u << 20, p.string(), [&](const char* data, std::size_t n) { h.update(data, n); });
     return h.finish();
 }
 

@@ -60,7 +60,8 @@ std::int64_t creation_time(std::int64_t given) {
         if (auto v = util::parse_u64(s)) return static_cast<std::int64_t>(*v);
         throw UsageError(fmt::format("SOURCE_DATE_EPOCH=\"{}\" is not a number of seconds", s));
     }
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 std::string site_where(const discovery::Site& s) {
@@ -187,7 +188,7 @@ private:
     std::vector<K8sEntry> k8s_entries_;
 
     std::map<oci::Digest, bundle::BundleWriter::Slot> slots_;
-    fs::path partial_, adopted_; ///< write-once: the writer's temporary file, and the one it took over
+    fs::path partial_, adopted_;                 ///< write-once: the writer's temporary file, and the one it took over
     std::optional<bundle::BundleWriter> writer_; ///< last: gone before what it reads from
 };
 
@@ -201,7 +202,7 @@ Packer::Packer(const Options& o) : o_(o) {
 
     m_ = manifest::load(o.manifest_file);
     k8s_ = o.k8s_override.empty() ? m_.k8s : o.k8s_override;
-    if (struct stat st {}; !k8s_.empty() && (::stat(k8s_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+    if (struct stat st{}; !k8s_.empty() && (::stat(k8s_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
         throw UsageError(fmt::format("the k8s folder {} is not a folder", k8s_.string())); // before any download
     platforms_ = o.platforms.empty() ? m_.platforms : o.platforms;
     mirrors_ = m_.mirrors;
@@ -278,13 +279,13 @@ void Packer::plan_one(Planned& p) {
         std::lock_guard lock(mu_);
         p.failed = true;
         if (p.possible) { // not an image of the deployment's own fields: only said
-            result_.warnings.push_back(fmt::format("possible image {} at {}: not packed: {}", p.ref,
-                                                   possible_where(p.ref), e.what()));
+            result_.warnings.push_back(
+                fmt::format("possible image {} at {}: not packed: {}", p.ref, possible_where(p.ref), e.what()));
             return;
         }
         std::string from = p.src ? p.src->describe() : p.img->source;
-        failures_.push_back({p.ref, where,
-                             from.empty() || from == p.ref ? e.what() : fmt::format("from {}: {}", from, e.what())});
+        failures_.push_back(
+            {p.ref, where, from.empty() || from == p.ref ? e.what() : fmt::format("from {}: {}", from, e.what())});
         return;
     }
     std::uint64_t bytes = 0;
@@ -353,7 +354,11 @@ void Packer::leave_out_assumed() {
             ++it;
             continue;
         }
-        assumed_.push_back({it->first, b.desc.size, b.desc.media_type, {b.images.begin(), b.images.end()}, *base,
+        assumed_.push_back({it->first,
+                            b.desc.size,
+                            b.desc.media_type,
+                            {b.images.begin(), b.images.end()},
+                            *base,
                             listed->repositories});
         ++result_.blobs_assumed;
         result_.bytes_assumed += static_cast<std::uint64_t>(b.desc.size);
@@ -406,8 +411,10 @@ void Packer::track_images() {
             auto job = blobs_.find(d.digest);
             if (p.failed || job == blobs_.end()) continue; // assumed (a delta): nothing to fetch
             total += static_cast<std::uint64_t>(d.size);
-            if (job->second.done) present += static_cast<std::uint64_t>(d.size);
-            else ++missing;
+            if (job->second.done)
+                present += static_cast<std::uint64_t>(d.size);
+            else
+                ++missing;
         }
         tracks_->add(p.ref, {}, total, present, missing, p.failed);
     }
@@ -498,16 +505,25 @@ bundle::ImageRecord Packer::image_record(const Planned& p) {
     if (!platforms_.empty() && rec.platforms.size() == 1 && !p.index_digest) {
         auto pl = oci::Platform::parse(rec.platforms.front());
         if (!oci::platform_matches_any(platforms_, pl))
-            result_.warnings.push_back(fmt::format("{} is a single {} image, not one of the platforms asked for",
-                                                   p.ref, rec.platforms.front()));
+            result_.warnings.push_back(fmt::format("{} is a single {} image, not one of the platforms asked for", p.ref,
+                                                   rec.platforms.front()));
     }
     rec.index_digest = p.index_digest;
     rec.filtered_index = p.filtered;
     rec.cls = discovery::to_string(p.img->cls);
     for (const auto& b : p.blobs) rec.blob_bytes += static_cast<std::uint64_t>(b.size);
     for (const auto& s : p.img->sites) {
-        rec.sites.push_back({s.release, s.chart, s.file, s.line, s.values_path, s.written == p.ref ? "" : s.written,
-                             s.template_file, s.template_line, discovery::to_string(s.cls), s.reference, {}});
+        rec.sites.push_back({s.release,
+                             s.chart,
+                             s.file,
+                             s.line,
+                             s.values_path,
+                             s.written == p.ref ? "" : s.written,
+                             s.template_file,
+                             s.template_line,
+                             discovery::to_string(s.cls),
+                             s.reference,
+                             {}});
         for (const auto& part : s.parts)
             rec.sites.back().parts.push_back(bundle::PartRecord{part.part, part.file, part.line, part.values_path,
                                                                 part.file_key, part.written, part.at});

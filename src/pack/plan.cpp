@@ -65,7 +65,8 @@ void plan_image(Planned& p, const ref::Reference& ref, const std::vector<oci::Pl
     if (picked.size() == 1) {
         auto raw = p.src->manifest(picked.front()->digest);
         if (!std::holds_alternative<oci::ImageManifest>(oci::parse(raw)))
-            throw Error(fmt::format("the entry for {} in its index is itself an index", picked.front()->platform->str()));
+            throw Error(
+                fmt::format("the entry for {} in its index is itself an index", picked.front()->platform->str()));
         add_graph(p, raw, warnings);
         p.platforms.push_back(picked.front()->platform->str());
         p.top = std::move(raw);

@@ -30,13 +30,27 @@ constexpr std::size_t max_name_length = 255;
 constexpr std::size_t max_tag_length = 128;
 constexpr auto npos = std::string_view::npos;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
-bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
-bool is_lower_alnum(char c) { return is_lower(c) || is_digit(c); }
-bool is_alnum(char c) { return is_lower_alnum(c) || is_upper(c); }
-bool is_lower_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
-bool is_hex(char c) { return is_lower_hex(c) || (c >= 'A' && c <= 'F'); }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_lower(char c) {
+    return c >= 'a' && c <= 'z';
+}
+bool is_upper(char c) {
+    return c >= 'A' && c <= 'Z';
+}
+bool is_lower_alnum(char c) {
+    return is_lower(c) || is_digit(c);
+}
+bool is_alnum(char c) {
+    return is_lower_alnum(c) || is_upper(c);
+}
+bool is_lower_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f');
+}
+bool is_hex(char c) {
+    return is_lower_hex(c) || (c >= 'A' && c <= 'F');
+}
 
 bool all_of(std::string_view s, bool (*pred)(char)) {
     return std::all_of(s.begin(), s.end(), pred);
@@ -66,10 +80,11 @@ std::string show_char(char c) {
     return fmt::format("'{}'", c);
 }
 
-std::string did_you_mean(std::string_view s) { return fmt::format("did you mean '{}'?", s); }
+std::string did_you_mean(std::string_view s) {
+    return fmt::format("did you mean '{}'?", s);
+}
 
-std::string format_message(const std::string& input, const std::string& reason,
-                           const std::string& hint) {
+std::string format_message(const std::string& input, const std::string& reason, const std::string& hint) {
     std::string out = fmt::format("invalid image reference {}: {}", quote(input), reason);
     if (!hint.empty()) out += "; " + hint;
     return out;
@@ -95,17 +110,14 @@ std::string component_error(std::string_view comp) {
     if (comp.empty()) return "empty path component";
     for (char c : comp) {
         if (!is_lower_alnum(c) && c != '.' && c != '_' && c != '-') {
-            return fmt::format("invalid character {} in path component {}", show_char(c),
-                               quote(comp));
+            return fmt::format("invalid character {} in path component {}", show_char(c), quote(comp));
         }
     }
     if (!is_lower_alnum(comp.front())) {
-        return fmt::format("path component {} must start with a lower-case letter or digit",
-                           quote(comp));
+        return fmt::format("path component {} must start with a lower-case letter or digit", quote(comp));
     }
     if (!is_lower_alnum(comp.back())) {
-        return fmt::format("path component {} must end with a lower-case letter or digit",
-                           quote(comp));
+        return fmt::format("path component {} must end with a lower-case letter or digit", quote(comp));
     }
     for (std::size_t i = 0; i < comp.size();) {
         if (is_lower_alnum(comp[i])) {
@@ -188,8 +200,7 @@ std::string host_error(std::string_view host, std::string_view registry) {
     if (host.empty()) return fmt::format("missing host in registry {}", quote(registry));
     for (char c : host) {
         if (!is_alnum(c) && c != '-' && c != '.') {
-            return fmt::format("invalid character {} in registry host {}", show_char(c),
-                               quote(host));
+            return fmt::format("invalid character {} in registry host {}", show_char(c), quote(host));
         }
     }
     for (std::size_t start = 0;;) {
@@ -216,14 +227,12 @@ std::string registry_error(std::string_view registry) {
         if (close == npos) return fmt::format("unclosed '[' in registry {}", quote(registry));
         auto ip = registry.substr(1, close - 1);
         if (!valid_ipv6(ip)) {
-            return fmt::format("invalid IPv6 address {} in registry {}", quote(ip),
-                               quote(registry));
+            return fmt::format("invalid IPv6 address {} in registry {}", quote(ip), quote(registry));
         }
         auto after = registry.substr(close + 1);
         if (!after.empty()) {
             if (after.front() != ':') {
-                return fmt::format("unexpected {} after ']' in registry {}",
-                                   show_char(after.front()), quote(registry));
+                return fmt::format("unexpected {} after ']' in registry {}", show_char(after.front()), quote(registry));
             }
             has_port = true;
             port = after.substr(1);
@@ -249,8 +258,7 @@ std::string registry_error(std::string_view registry) {
         }
         auto value = util::parse_u64(port).value_or(0);
         if (value == 0 || value > 65535) {
-            return fmt::format("invalid port {} in registry {} (must be 1-65535)", quote(port),
-                               quote(registry));
+            return fmt::format("invalid port {} in registry {} (must be 1-65535)", quote(port), quote(registry));
         }
     }
     return {};
@@ -258,8 +266,7 @@ std::string registry_error(std::string_view registry) {
 
 std::string name_length_error(std::size_t n) {
     if (n <= max_name_length) return {};
-    return fmt::format("name is {} characters long counting the registry; the maximum is {}", n,
-                       max_name_length);
+    return fmt::format("name is {} characters long counting the registry; the maximum is {}", n, max_name_length);
 }
 
 /// Docker Hub paths with one component are official images under "library/".
@@ -271,8 +278,8 @@ std::string hub_path(std::string_view registry, std::string_view path) {
 }
 
 /// The text a reference with these parts would be written as, for error messages.
-std::string compose(std::string_view registry, std::string_view repository,
-                    std::string_view tag, std::string_view digest) {
+std::string compose(std::string_view registry, std::string_view repository, std::string_view tag,
+                    std::string_view digest) {
     std::string out;
     if (!registry.empty()) out = std::string(registry) + "/";
     out += repository;
@@ -283,12 +290,12 @@ std::string compose(std::string_view registry, std::string_view repository,
 
 } // namespace
 
-std::string path_component_error(std::string_view component) { return component_error(component); }
+std::string path_component_error(std::string_view component) {
+    return component_error(component);
+}
 
 ReferenceError::ReferenceError(std::string input, std::string reason, std::string hint)
-    : aas::UsageError(format_message(input, reason, hint)),
-      input_(std::move(input)),
-      reason_(std::move(reason)),
+    : aas::UsageError(format_message(input, reason, hint)), input_(std::move(input)), reason_(std::move(reason)),
       hint_(std::move(hint)) {}
 
 bool is_docker_hub(std::string_view host) {
@@ -319,8 +326,7 @@ std::string tag_error(std::string_view tag) {
         return fmt::format("tag {} must start with a letter, digit or '_'", quote(tag));
     }
     if (tag.size() > max_tag_length) {
-        return fmt::format("tag is {} characters long; the maximum is {}", tag.size(),
-                           max_tag_length);
+        return fmt::format("tag is {} characters long; the maximum is {}", tag.size(), max_tag_length);
     }
     return {};
 }
@@ -329,8 +335,7 @@ std::string digest_error(std::string_view digest) {
     if (digest.empty()) return "digest is empty";
     auto colon = digest.find(':');
     if (colon == npos) {
-        return fmt::format("digest {} has no algorithm (expected \"sha256:<64 hex digits>\")",
-                           quote(digest));
+        return fmt::format("digest {} has no algorithm (expected \"sha256:<64 hex digits>\")", quote(digest));
     }
     auto alg = digest.substr(0, colon);
     auto hex = digest.substr(colon + 1);
@@ -411,8 +416,7 @@ std::string path_hint(std::string_view input, const Pieces& p) {
     if (seg_colon != npos && p.has_colon && !p.has_at) {
         // "x/queue:sha256:<hex>": a digest written with ':' instead of '@'.
         auto candidate = std::string(p.path.substr(seg_colon + 1)) + ":" + std::string(p.tag);
-        if (digest_error(candidate).empty())
-            return did_you_mean("@" + candidate);
+        if (digest_error(candidate).empty()) return did_you_mean("@" + candidate);
     }
     return {};
 }
@@ -423,10 +427,8 @@ std::string digest_hint(const Pieces& p) {
     auto dcolon = p.digest.find(':');
     auto candidate = dcolon == npos ? p.digest : p.digest.substr(dcolon + 1);
     auto alg = dcolon == npos ? std::string_view{} : p.digest.substr(0, dcolon);
-    bool full_upper_hex =
-        (alg == "sha256" && candidate.size() == 64) || (alg == "sha512" && candidate.size() == 128);
-    if (full_upper_hex && all_of(candidate, is_hex))
-        return did_you_mean("@" + util::to_lower(p.digest));
+    bool full_upper_hex = (alg == "sha256" && candidate.size() == 64) || (alg == "sha512" && candidate.size() == 128);
+    if (full_upper_hex && all_of(candidate, is_hex)) return did_you_mean("@" + util::to_lower(p.digest));
     if (!p.has_colon && tag_error(candidate).empty() && !all_of(candidate, is_hex))
         return did_you_mean(":" + std::string(candidate));
     return {};
@@ -434,12 +436,9 @@ std::string digest_hint(const Pieces& p) {
 
 // Why a valid reference is not written in its canonical form, which strict mode needs.
 std::string strict_reason(const Pieces& p) {
-    if (p.domain.empty())
-        return "no registry (strict mode needs a fully qualified reference)";
-    if (!p.has_colon && !p.has_at)
-        return "no tag or digest (strict mode needs one)";
-    if (p.domain != hub_domain)
-        return "Docker Hub must be written \"docker.io\" in strict mode";
+    if (p.domain.empty()) return "no registry (strict mode needs a fully qualified reference)";
+    if (!p.has_colon && !p.has_at) return "no tag or digest (strict mode needs one)";
+    if (p.domain != hub_domain) return "Docker Hub must be written \"docker.io\" in strict mode";
     return "official Docker Hub images need \"library/\" in strict mode";
 }
 
@@ -457,25 +456,18 @@ Reference Reference::parse(std::string_view input, ParseMode mode) {
     if (p.name.empty()) {
         throw fail(fmt::format("missing repository name before '{}'", p.has_colon ? ':' : '@'));
     }
-    if (auto e = slash_error(p.name); !e.empty())
-        throw fail(e);
+    if (auto e = slash_error(p.name); !e.empty()) throw fail(e);
     if (!p.domain.empty()) {
-        if (auto e = registry_error(p.domain); !e.empty())
-            throw fail(e);
+        if (auto e = registry_error(p.domain); !e.empty()) throw fail(e);
     }
-    if (auto e = path_error(p.path); !e.empty())
-        throw fail(e, path_hint(input, p));
+    if (auto e = path_error(p.path); !e.empty()) throw fail(e, path_hint(input, p));
     if (p.has_colon) {
-        if (p.tag.empty())
-            throw fail("empty tag after ':'");
-        if (auto e = tag_error(p.tag); !e.empty())
-            throw fail(e);
+        if (p.tag.empty()) throw fail("empty tag after ':'");
+        if (auto e = tag_error(p.tag); !e.empty()) throw fail(e);
     }
     if (p.has_at) {
-        if (p.digest.empty())
-            throw fail("empty digest after '@'");
-        if (auto e = digest_error(p.digest); !e.empty())
-            throw fail(e, digest_hint(p));
+        if (p.digest.empty()) throw fail("empty digest after '@'");
+        if (auto e = digest_error(p.digest); !e.empty()) throw fail(e, digest_hint(p));
     }
 
     Reference ref;
@@ -487,14 +479,12 @@ Reference Reference::parse(std::string_view input, ParseMode mode) {
 
     if (mode == ParseMode::strict) {
         std::string canonical = ref.str();
-        if (canonical != input)
-            throw fail(strict_reason(p), did_you_mean(canonical));
+        if (canonical != input) throw fail(strict_reason(p), did_you_mean(canonical));
     }
     return ref;
 }
 
-std::optional<Reference> Reference::try_parse(std::string_view input, std::string* error,
-                                              ParseMode mode) {
+std::optional<Reference> Reference::try_parse(std::string_view input, std::string* error, ParseMode mode) {
     try {
         return parse(input, mode);
     } catch (const ReferenceError& e) {
@@ -507,15 +497,18 @@ std::string Reference::name() const {
     return registry_.empty() ? repository_ : registry_ + "/" + repository_;
 }
 
-std::string Reference::identifier() const { return has_digest() ? digest_ : tag_; }
+std::string Reference::identifier() const {
+    return has_digest() ? digest_ : tag_;
+}
 
-std::string Reference::str() const { return compose(registry_, repository_, tag_, digest_); }
+std::string Reference::str() const {
+    return compose(registry_, repository_, tag_, digest_);
+}
 
 std::string Reference::familiar() const {
     if (registry_ != hub_domain) return str();
     std::string_view repo = repository_;
-    if (repo.starts_with(official_prefix) &&
-        repo.find('/', official_prefix.size()) == std::string_view::npos) {
+    if (repo.starts_with(official_prefix) && repo.find('/', official_prefix.size()) == std::string_view::npos) {
         repo.remove_prefix(official_prefix.size());
     }
     return compose({}, repo, tag_, digest_);

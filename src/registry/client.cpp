@@ -75,7 +75,9 @@ std::vector<ErrorEntry> parse_error_body(const std::string& body) {
     return out;
 }
 
-bool is_temporary_status(long status) { return status == 408 || status == 429 || status >= 500; }
+bool is_temporary_status(long status) {
+    return status == 408 || status == 429 || status >= 500;
+}
 
 // `user`: the account whose credentials were sent, "" when none were.
 std::string hint_for(long status, const std::string& registry, const std::string& user) {
@@ -88,8 +90,10 @@ std::string hint_for(long status, const std::string& registry, const std::string
         return fmt::format("authentication failed for {}: it needs credentials; give them with --username and "
                            "--password-stdin, or in the registry config (--registry-config, a credential helper)",
                            registry);
-    case 403: return fmt::format("access denied by {}: the account may not push or pull this repository", registry);
-    default: return {};
+    case 403:
+        return fmt::format("access denied by {}: the account may not push or pull this repository", registry);
+    default:
+        return {};
     }
 }
 
@@ -99,7 +103,9 @@ std::chrono::seconds parse_retry_after(const std::string& v) {
     return std::chrono::seconds(std::min<std::uint64_t>(*n, 300));
 }
 
-bool is_redirect(long s) { return s == 301 || s == 302 || s == 303 || s == 307 || s == 308; }
+bool is_redirect(long s) {
+    return s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
+}
 
 } // namespace
 
@@ -138,7 +144,8 @@ struct Client::Impl {
     // -- retries ------------------------------------------------------------------------
     std::chrono::milliseconds backoff(int attempt, std::chrono::seconds retry_after) const {
         thread_local std::mt19937 rng{std::random_device{}()};
-        double base_ms = static_cast<double>(options.base_delay.count()) * static_cast<double>(1u << std::min(attempt - 1, 10));
+        double base_ms =
+            static_cast<double>(options.base_delay.count()) * static_cast<double>(1u << std::min(attempt - 1, 10));
         base_ms = std::min(base_ms, static_cast<double>(options.max_delay.count()));
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         auto ms = std::chrono::milliseconds(static_cast<long long>(base_ms * jitter(rng)));
@@ -146,8 +153,7 @@ struct Client::Impl {
         return std::max(ms, ra);
     }
 
-    template <typename F>
-    auto with_retries(const std::string& what, F&& fn) {
+    template <typename F> auto with_retries(const std::string& what, F&& fn) {
         for (int attempt = 1;; ++attempt) {
             try {
                 return fn(attempt);
@@ -198,7 +204,8 @@ struct Client::Impl {
 
     RegistryError error_from(const http::Request& req, const http::Response& resp, std::string detail = {}) {
         auto errors = parse_error_body(resp.body);
-        if (detail.empty()) detail = hint_for(resp.status, registry, options.credential ? options.credential->username : "");
+        if (detail.empty())
+            detail = hint_for(resp.status, registry, options.credential ? options.credential->username : "");
         std::chrono::seconds ra = parse_retry_after(resp.header("retry-after"));
         return RegistryError(req.method, log::redact_url(req.url), resp.status, std::move(errors), detail,
                              is_temporary_status(resp.status), ra);
@@ -268,7 +275,8 @@ struct Client::Impl {
             http::Request req;
             req.url = token_url;
             req.max_buffered = 1u << 20;
-            if (options.credential) req.headers.push_back("Authorization: " + auth::basic_authorization(*options.credential));
+            if (options.credential)
+                req.headers.push_back("Authorization: " + auth::basic_authorization(*options.credential));
             auto r = follow(req);
             if (r.status == 401 || r.status == 403) {
                 throw RegistryError("GET", log::redact_url(token_url), r.status, parse_error_body(r.body),
@@ -397,7 +405,9 @@ struct Client::Impl {
 
         std::string location_of(const http::Request& req, const http::Response& resp) const {
             std::string loc = resp.header("location");
-            if (loc.empty()) throw RegistryError(req.method, log::redact_url(req.url), resp.status, {}, "no Location header in the answer", true);
+            if (loc.empty())
+                throw RegistryError(req.method, log::redact_url(req.url), resp.status, {},
+                                    "no Location header in the answer", true);
             return http::resolve_url(req.url, loc);
         }
 
@@ -457,7 +467,8 @@ struct Client::Impl {
         std::optional<PushOutcome> close() {
             http::Request req;
             req.method = "PUT";
-            req.url = location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + util::url_encode(digest);
+            req.url =
+                location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + util::url_encode(digest);
             auto resp = d.send(req, scopes);
             if (resp.status == 201 || resp.status == 204) {
                 if (auto h = resp.header("docker-content-digest"); !h.empty() && h != digest)
@@ -465,8 +476,8 @@ struct Client::Impl {
                 return PushOutcome::uploaded;
             }
             auto err = d.error_from(req, resp);
-            if ((err.has_code("DIGEST_INVALID") || err.has_code("SIZE_INVALID") || err.has_code("BLOB_UPLOAD_INVALID") ||
-                 err.has_code("BLOB_UPLOAD_UNKNOWN")) &&
+            if ((err.has_code("DIGEST_INVALID") || err.has_code("SIZE_INVALID") ||
+                 err.has_code("BLOB_UPLOAD_INVALID") || err.has_code("BLOB_UPLOAD_UNKNOWN")) &&
                 restarts < 2) {
                 // The registry's copy differs from ours (a retried chunk was appended twice):
                 // start a fresh upload.
@@ -494,7 +505,8 @@ struct Client::Impl {
             if (resp.status == 204) {
                 std::string range = resp.header("range"); // "0-LAST"
                 auto dash = range.find('-');
-                auto last = dash == std::string::npos ? std::nullopt : util::parse_u64(std::string_view(range).substr(dash + 1));
+                auto last = dash == std::string::npos ? std::nullopt
+                                                      : util::parse_u64(std::string_view(range).substr(dash + 1));
                 offset = (last && *last > 0) ? *last + 1 : 0;
                 if (offset > size) offset = 0;
                 if (!resp.header("location").empty()) location = location_of(req, resp);
@@ -510,14 +522,23 @@ struct Client::Impl {
 // ---------------------------------------------------------------------------------------
 // Client
 
-Client::Client(std::string registry, Options options) : impl_(std::make_unique<Impl>(std::move(registry), std::move(options))) {}
+Client::Client(std::string registry, Options options)
+    : impl_(std::make_unique<Impl>(std::move(registry), std::move(options))) {}
 Client::~Client() = default;
 
-const std::string& Client::registry() const { return impl_->registry; }
-const Options& Client::options() const { return impl_->options; }
-std::string Client::base_url() const { return impl_->base; }
+const std::string& Client::registry() const {
+    return impl_->registry;
+}
+const Options& Client::options() const {
+    return impl_->options;
+}
+std::string Client::base_url() const {
+    return impl_->base;
+}
 
-void Client::ping() { impl_->ensure_pinged(); }
+void Client::ping() {
+    impl_->ensure_pinged();
+}
 
 oci::RawManifest Client::get_manifest(std::string_view repository, std::string_view reference) {
     auto& d = *impl_;
@@ -537,16 +558,15 @@ oci::RawManifest Client::get_manifest(std::string_view repository, std::string_v
         }
         if (reference.rfind("sha256:", 0) == 0 || reference.rfind("sha512:", 0) == 0) {
             auto want = oci::Digest::parse(reference);
-            auto got = want.algorithm() == m.digest.algorithm() ? m.digest
-                                                                 : oci::Digest::of(m.bytes, want.algorithm());
+            auto got = want.algorithm() == m.digest.algorithm() ? m.digest : oci::Digest::of(m.bytes, want.algorithm());
             if (got != want)
                 throw Error(fmt::format("{}: the registry sent a manifest whose digest is {}, not the one asked for",
                                         what, got.str()));
         }
         if (auto h = resp.header("docker-content-digest"); !h.empty() && h.rfind("sha256:", 0) == 0) {
             if (h != m.digest.str())
-                throw Error(fmt::format("{}: Docker-Content-Digest {} does not match the manifest's digest {}", what,
-                                        h, m.digest.str()));
+                throw Error(fmt::format("{}: Docker-Content-Digest {} does not match the manifest's digest {}", what, h,
+                                        m.digest.str()));
         }
         return m;
     });
@@ -554,32 +574,34 @@ oci::RawManifest Client::get_manifest(std::string_view repository, std::string_v
 
 std::optional<oci::Descriptor> Client::head_manifest(std::string_view repository, std::string_view reference) {
     auto& d = *impl_;
-    return d.with_retries(fmt::format("checking manifest {}/{}:{}", d.registry, repository, reference),
-                          [&](int) -> std::optional<oci::Descriptor> {
-                              http::Request req;
-                              req.method = "HEAD";
-                              req.url = d.url(fmt::format("/v2/{}/manifests/{}", repository, reference));
-                              req.headers.push_back(fmt::format("Accept: {}", oci::media_type::manifest_accept_header()));
-                              auto resp = d.send(req, Impl::pull_scope(repository));
-                              if (resp.status == 404) return std::nullopt;
-                              if (resp.status != 200) throw d.error_from(req, resp);
-                              std::string digest = resp.header("docker-content-digest");
-                              if (digest.empty()) {
-                                  auto m = get_manifest(repository, reference);
-                                  return oci::Descriptor{m.media_type, m.digest, static_cast<std::int64_t>(m.bytes.size())};
-                              }
-                              oci::Descriptor desc;
-                              std::string ct = resp.header("content-type");
-                              desc.media_type = ct.substr(0, ct.find(';'));
-                              desc.digest = oci::Digest::parse(digest);
-                              desc.size = static_cast<std::int64_t>(util::parse_u64(resp.header("content-length")).value_or(0));
-                              return desc;
-                          });
+    return d.with_retries(
+        fmt::format("checking manifest {}/{}:{}", d.registry, repository, reference),
+        [&](int) -> std::optional<oci::Descriptor> {
+            http::Request req;
+            req.method = "HEAD";
+            req.url = d.url(fmt::format("/v2/{}/manifests/{}", repository, reference));
+            req.headers.push_back(fmt::format("Accept: {}", oci::media_type::manifest_accept_header()));
+            auto resp = d.send(req, Impl::pull_scope(repository));
+            if (resp.status == 404) return std::nullopt;
+            if (resp.status != 200) throw d.error_from(req, resp);
+            std::string digest = resp.header("docker-content-digest");
+            if (digest.empty()) {
+                auto m = get_manifest(repository, reference);
+                return oci::Descriptor{m.media_type, m.digest, static_cast<std::int64_t>(m.bytes.size())};
+            }
+            oci::Descriptor desc;
+            std::string ct = resp.header("content-type");
+            desc.media_type = ct.substr(0, ct.find(';'));
+            desc.digest = oci::Digest::parse(digest);
+            desc.size = static_cast<std::int64_t>(util::parse_u64(resp.header("content-length")).value_or(0));
+            return desc;
+        });
 }
 
 void Client::put_manifest(std::string_view repository, std::string_view reference, const oci::RawManifest& m) {
     auto& d = *impl_;
-    std::string what = fmt::format("pushing manifest {} to {}/{}:{}", m.digest.short_str(), d.registry, repository, reference);
+    std::string what =
+        fmt::format("pushing manifest {} to {}/{}:{}", m.digest.short_str(), d.registry, repository, reference);
     d.with_retries(what, [&](int) {
         http::Request req;
         req.method = "PUT";
@@ -596,15 +618,16 @@ void Client::put_manifest(std::string_view repository, std::string_view referenc
 
 bool Client::blob_exists(std::string_view repository, const oci::Digest& digest) {
     auto& d = *impl_;
-    return d.with_retries(fmt::format("checking blob {} in {}/{}", digest.short_str(), d.registry, repository), [&](int) {
-        http::Request req;
-        req.method = "HEAD";
-        req.url = d.url(fmt::format("/v2/{}/blobs/{}", repository, digest.str()));
-        auto resp = d.send(req, Impl::pull_scope(repository));
-        if (resp.status == 200) return true;
-        if (resp.status == 404) return false;
-        throw d.error_from(req, resp);
-    });
+    return d.with_retries(fmt::format("checking blob {} in {}/{}", digest.short_str(), d.registry, repository),
+                          [&](int) {
+                              http::Request req;
+                              req.method = "HEAD";
+                              req.url = d.url(fmt::format("/v2/{}/blobs/{}", repository, digest.str()));
+                              auto resp = d.send(req, Impl::pull_scope(repository));
+                              if (resp.status == 200) return true;
+                              if (resp.status == 404) return false;
+                              throw d.error_from(req, resp);
+                          });
 }
 
 void Client::fetch_blob(std::string_view repository, const oci::Descriptor& blob, BlobSink& sink,
@@ -636,7 +659,8 @@ void Client::fetch_blob(std::string_view repository, const oci::Descriptor& blob
         };
         req.on_body = [&](const char* data, std::size_t n) {
             if (received + n > expected)
-                throw Error(fmt::format("{}: the registry sent more than the {} bytes the descriptor gives", what, expected));
+                throw Error(
+                    fmt::format("{}: the registry sent more than the {} bytes the descriptor gives", what, expected));
             sink.write(data, n);
             hasher.update(data, n);
             received += n;

@@ -209,7 +209,9 @@ Response Pool::perform(const Request& req) {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     long version = 0;
     curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
-    resp.protocol = version == CURL_HTTP_VERSION_2_0 ? "HTTP/2" : version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0" : "HTTP/1.1";
+    resp.protocol = version == CURL_HTTP_VERSION_2_0   ? "HTTP/2"
+                    : version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0"
+                                                       : "HTTP/1.1";
     return resp;
 }
 

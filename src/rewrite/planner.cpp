@@ -46,7 +46,7 @@ constexpr std::string_view k8s_prefix = "k8s/";
 // References as written
 
 struct Written {
-    std::string name;   ///< without tag and digest
+    std::string name; ///< without tag and digest
     std::string tag;
     std::string digest;
 };
@@ -69,7 +69,9 @@ Written split_written(std::string_view w) {
     return out;
 }
 
-bool is_placeholder(std::string_view s) { return s.size() > 2 && s[0] == '<' && s.find('>') != std::string_view::npos; }
+bool is_placeholder(std::string_view s) {
+    return s.size() > 2 && s[0] == '<' && s.find('>') != std::string_view::npos;
+}
 
 // The repository path a written name stands for: "<REGISTRY>/a/b" -> "a/b", "busybox" ->
 // "library/busybox", "quay.io/a/b" -> "a/b". `raw` keeps a registry-less name as written
@@ -87,8 +89,12 @@ std::optional<std::string> written_path(const std::string& name, bool raw) {
     return r->repository();
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) { return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix; }
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
 
 // The target repository path that corresponds to written path `w`, given that the chart
 // renders `w` (plus perhaps a suffix of its own, as "-chroot") into the source path `s`.
@@ -158,9 +164,9 @@ struct SiteDesc {
 struct InPlace {
     std::string file;
     int line = 0;
-    std::string key;       ///< "" for a list item
-    std::string expected;  ///< the value there now
-    std::string value;     ///< the value to write
+    std::string key;         ///< "" for a list item
+    std::string expected;    ///< the value there now
+    std::string value;       ///< the value to write
     std::string values_path; ///< for values files: checked by parsing after the edit
     SiteDesc site;
 };
@@ -191,8 +197,9 @@ public:
         auto src = ref::Reference::try_parse(img.source);
         for (const auto& site : img.sites) {
             if (!starts_with(site.file, k8s_prefix)) continue; // the manifest's images entries
-            SiteDesc d{fmt::format("{}:{}: {}", site.file, site.line, site.values_path.empty() ? "image" : site.values_path),
-                       img.source + " -> " + img.target.str()};
+            SiteDesc d{
+                fmt::format("{}:{}: {}", site.file, site.line, site.values_path.empty() ? "image" : site.values_path),
+                img.source + " -> " + img.target.str()};
             if (!src) {
                 warn(d, fmt::format("source reference \"{}\" is not valid", img.source));
                 continue;
@@ -327,7 +334,10 @@ private:
             sets.emplace_back(site.values_path, *value);
         } else if (v->is_map()) {
             auto has = [&](std::string_view k) { return v->find(k) || (dv && dv->is_map() && dv->find(k)); };
-            std::string name_key = has("repository") ? "repository" : has("image") ? "image" : has("name") ? "name" : "";
+            std::string name_key = has("repository") ? "repository"
+                                   : has("image")    ? "image"
+                                   : has("name")     ? "name"
+                                                     : "";
             const Value* nv = name_key.empty() ? nullptr : v->find(name_key);
             if (!nv || !nv->is_scalar()) {
                 warn(d, fmt::format("{} is a map without a repository, image or name string", site.values_path));
@@ -431,8 +441,9 @@ private:
         ReleaseCtx* ctx = nullptr;
         for (const auto* p : edit) {
             std::string value = with + p->written.substr(end);
-            SiteDesc pd{fmt::format("{}:{}: {}", p->file, p->line, p->values_path.empty() ? p->file_key : p->values_path),
-                        d.image};
+            SiteDesc pd{
+                fmt::format("{}:{}: {}", p->file, p->line, p->values_path.empty() ? p->file_key : p->values_path),
+                d.image};
             if (!p->values_path.empty()) {
                 if (!ctx) ctx = context(site, d);
                 if (!ctx) return;
@@ -503,10 +514,10 @@ private:
                                         "the release's image values; remove it or add it to the release's values",
                                         file, rec.name));
             created_.insert(file);
-            texts_[file] = fmt::format(
-                "# Image values of release {} for the private registry, written by aas-bundle load.\n"
-                "# The chart's defaults name public registries; these override them.\n",
-                rec.name);
+            texts_[file] =
+                fmt::format("# Image values of release {} for the private registry, written by aas-bundle load.\n"
+                            "# The chart's defaults name public registries; these override them.\n",
+                            rec.name);
             for (auto& r : result_.releases)
                 if (r.name == rec.name) r.values.push_back(rel);
         }
@@ -521,7 +532,8 @@ private:
                 throw Error(fmt::format("{} and {} need different values at {}:{} (\"{}\" and \"{}\"); two images "
                                         "cannot share one value: give them separate values or load them to the same "
                                         "target",
-                                        it->second.site.str(), e.site.str(), e.file, e.line, it->second.value, e.value));
+                                        it->second.site.str(), e.site.str(), e.file, e.line, it->second.value,
+                                        e.value));
             return;
         }
         order_.push_back(key);
@@ -535,7 +547,8 @@ private:
             if (it->second.value != e.value)
                 throw Error(fmt::format("{} and {} need different values for {} in {} (\"{}\" and \"{}\"); two "
                                         "images cannot share one value",
-                                        it->second.site.str(), e.site.str(), e.path, e.file, it->second.value, e.value));
+                                        it->second.site.str(), e.site.str(), e.path, e.file, it->second.value,
+                                        e.value));
             return;
         }
         insert_order_.push_back(key);
@@ -712,13 +725,13 @@ void Planner::insert_into(const std::string& file, std::string& after, const Ins
         Value doc = chart::parse_yaml(next, file);
         const Value* got = doc.at_path(ins.path);
         if (!got || !got->is_string() || got->text() != ins.value) {
-            warn(ins.site, fmt::format("inserting {} into {} would not read back as \"{}\"; set it by hand",
-                                       ins.path, file, ins.value));
+            warn(ins.site, fmt::format("inserting {} into {} would not read back as \"{}\"; set it by hand", ins.path,
+                                       file, ins.value));
             return;
         }
     } catch (const Error& e) {
-        warn(ins.site, fmt::format("inserting {} into {} would make it invalid ({}); set it by hand",
-                                   ins.path, file, e.what()));
+        warn(ins.site,
+             fmt::format("inserting {} into {} would make it invalid ({}); set it by hand", ins.path, file, e.what()));
         return;
     }
     after = std::move(next);
@@ -727,9 +740,8 @@ void Planner::insert_into(const std::string& file, std::string& after, const Ins
 void Planner::drop_unused_created() {
     // A created file that received nothing is not written, and not added to the release.
     for (const auto& file : created_) {
-        bool used = std::any_of(result_.changes.begin(), result_.changes.end(), [&](const FileChange& c) {
-            return c.path == file && c.after != texts_[file];
-        });
+        bool used = std::any_of(result_.changes.begin(), result_.changes.end(),
+                                [&](const FileChange& c) { return c.path == file && c.after != texts_[file]; });
         if (used) continue;
         std::erase_if(result_.changes, [&](const FileChange& c) { return c.path == file; });
         for (auto& r : result_.releases)
@@ -772,8 +784,8 @@ void apply(const fs::path& root, const Plan& p) {
         }
         std::string now = util::read_file(path, 64u << 20);
         if (now != c.before)
-            throw Error(fmt::format("rewriting {}: the file changed since the changes were planned; plan again",
-                                    c.path));
+            throw Error(
+                fmt::format("rewriting {}: the file changed since the changes were planned; plan again", c.path));
         auto perms = fs::status(path, ec).permissions();
         if (ec) throw Error(fmt::format("rewriting {}: {}", c.path, ec.message()));
         util::write_file_atomic(path, c.after, perms);

@@ -30,7 +30,7 @@ struct Scalar {
     std::size_t begin = 0; ///< column of the first character (quote included)
     std::size_t end = 0;   ///< column after the last character (quote included)
     Style style = Style::plain;
-    std::string text;      ///< the value, unquoted
+    std::string text; ///< the value, unquoted
 };
 
 /// The first column at or after `i` of `s` that is not a space or tab.
@@ -42,8 +42,8 @@ std::optional<Scalar> read_scalar(std::string_view line, std::size_t i);
 
 /// A line that starts with a map key.
 struct KeyLine {
-    std::size_t indent = 0;   ///< column of the key
-    bool list_item = false;   ///< the key follows "- "
+    std::size_t indent = 0; ///< column of the key
+    bool list_item = false; ///< the key follows "- "
     std::string key;
     std::size_t value_at = 0; ///< column where the value (or a comment, or nothing) starts
 };

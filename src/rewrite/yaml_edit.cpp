@@ -129,12 +129,23 @@ std::optional<Scalar> read_scalar(std::string_view line, std::size_t i) {
             if (line[j] == '\\') {
                 if (++j >= line.size()) return std::nullopt;
                 switch (line[j]) {
-                case 'n': s.text += '\n'; break;
-                case 't': s.text += '\t'; break;
-                case '\\': s.text += '\\'; break;
-                case '"': s.text += '"'; break;
-                case '/': s.text += '/'; break;
-                default: return std::nullopt; // not something an image value holds
+                case 'n':
+                    s.text += '\n';
+                    break;
+                case 't':
+                    s.text += '\t';
+                    break;
+                case '\\':
+                    s.text += '\\';
+                    break;
+                case '"':
+                    s.text += '"';
+                    break;
+                case '/':
+                    s.text += '/';
+                    break;
+                default:
+                    return std::nullopt; // not something an image value holds
                 }
             } else {
                 s.text += line[j];
@@ -310,7 +321,8 @@ std::optional<Descent> descend(std::string_view text, const std::vector<LineRef>
         std::size_t end = *found + 1;
         for (std::size_t n = *found + 1; n < e; ++n) {
             const Row& r = rows[n];
-            if (r.kind == Row::content && (r.indent < fr.indent || (r.indent == fr.indent && !(r.key && r.key->list_item))))
+            if (r.kind == Row::content &&
+                (r.indent < fr.indent || (r.indent == fr.indent && !(r.key && r.key->list_item))))
                 break;
             if (r.kind == Row::content && r.indent == fr.indent) {
                 why = fmt::format("line {}: {} holds a list, not a map", n + 1,
@@ -379,8 +391,8 @@ InsertAt insertion_point(std::string_view text, const std::vector<LineRef>& line
 
 // The lines of keys path[depth..], the first at `indent` and each next one `step` deeper, the
 // last holding `value`.
-std::string nested_keys(const std::vector<std::string>& path, std::size_t depth, std::size_t indent,
-                        std::size_t step, const std::string& value, const std::string& eol) {
+std::string nested_keys(const std::vector<std::string>& path, std::size_t depth, std::size_t indent, std::size_t step,
+                        const std::string& value, const std::string& eol) {
     std::string out;
     for (std::size_t d = depth; d < path.size(); ++d) {
         out += std::string(indent + (d - depth) * step, ' ');

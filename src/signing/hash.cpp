@@ -11,7 +11,9 @@ struct Hash::Impl {
     ~Impl() { EVP_MD_CTX_free(ctx); }
 };
 
-static const EVP_MD* md_of(HashKind kind) { return kind == HashKind::sha256 ? EVP_sha256() : EVP_sha512(); }
+static const EVP_MD* md_of(HashKind kind) {
+    return kind == HashKind::sha256 ? EVP_sha256() : EVP_sha512();
+}
 
 Hash::Hash(HashKind kind) : kind_(kind), impl_(std::make_unique<Impl>()) {
     if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, md_of(kind), nullptr) != 1)

@@ -33,10 +33,8 @@ std::size_t pread_full(int fd, void* out, std::size_t n, std::uint64_t offset) {
     std::size_t done = 0;
     while (done < n) {
         long r = util::pread_retrying(fd, p + done, n - done, offset + done);
-        if (r < 0)
-            throw Error(fmt::format("read failed at byte {}: {}", offset + done, util::errno_message(errno)));
-        if (r == 0)
-            break;
+        if (r < 0) throw Error(fmt::format("read failed at byte {}: {}", offset + done, util::errno_message(errno)));
+        if (r == 0) break;
         done += static_cast<std::size_t>(r);
     }
     return done;
@@ -62,8 +60,7 @@ public:
 
     std::optional<std::uint64_t> size(const std::string& path) const override {
         struct stat st {};
-        if (::stat(full(path).c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-            return std::nullopt;
+        if (::stat(full(path).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
         return static_cast<std::uint64_t>(st.st_size);
     }
 
@@ -84,25 +81,20 @@ public:
         return out;
     }
 
-    void stream(const std::string& path, const ChunkFn& chunk) const override {
-        stream_impl(path, UINT64_MAX, chunk);
-    }
+    void stream(const std::string& path, const ChunkFn& chunk) const override { stream_impl(path, UINT64_MAX, chunk); }
 
 private:
     fs::path full(const std::string& path) const {
         bool bad = path.empty() || path.front() == '/';
         for (std::size_t i = 0; !bad && i <= path.size();) {
             auto j = path.find('/', i);
-            if (j == std::string::npos)
-                j = path.size();
+            if (j == std::string::npos) j = path.size();
             auto part = std::string_view(path).substr(i, j - i);
-            if (part.empty() || part == "." || part == "..")
-                bad = true;
+            if (part.empty() || part == "." || part == "..") bad = true;
             i = j + 1;
         }
         if (bad)
-            throw Error(fmt::format("{}: refusing to read \"{}\": not a plain relative path",
-                                    root_.string(), path));
+            throw Error(fmt::format("{}: refusing to read \"{}\": not a plain relative path", root_.string(), path));
         return root_ / path;
     }
 
@@ -127,8 +119,8 @@ private:
         util::read_chunks(fd.get(), chunk_bytes, full(path).string(), [&](const char* d, std::size_t n) {
             total += n;
             if (total > max_bytes)
-                throw Error(fmt::format("reading {}: larger than the limit of {} bytes",
-                                        full(path).string(), max_bytes));
+                throw Error(
+                    fmt::format("reading {}: larger than the limit of {} bytes", full(path).string(), max_bytes));
             chunk(d, n);
         });
     }
@@ -145,8 +137,7 @@ public:
 
     std::optional<std::uint64_t> size(const std::string& path) const override {
         const auto* m = resolve_member(members_, path);
-        if (!m)
-            return std::nullopt;
+        if (!m) return std::nullopt;
         return m->size;
     }
 
@@ -165,16 +156,15 @@ class PlainTarStore final : public TarStore {
 public:
     PlainTarStore(fs::path path, std::string where, int fd, std::uint64_t file_size)
         : TarStore(std::move(path), std::move(where)), fd_(fd) {
-        members_ = index_tar([&](void* out, std::size_t n,
-                                 std::uint64_t off) { return pread_full(fd_.get(), out, n, off); },
-                             file_size, where_);
+        members_ =
+            index_tar([&](void* out, std::size_t n, std::uint64_t off) { return pread_full(fd_.get(), out, n, off); },
+                      file_size, where_);
     }
 
     std::string read(const std::string& path, std::uint64_t max_bytes) const override {
         const auto& m = find(path);
         if (m.size > max_bytes)
-            throw Error(fmt::format("{}: member {} is larger than the limit of {} bytes", where_,
-                                    path, max_bytes));
+            throw Error(fmt::format("{}: member {} is larger than the limit of {} bytes", where_, path, max_bytes));
         std::string out(m.size, '\0');
         read_range(path, m.offset, out.data(), out.size());
         return out;
@@ -189,8 +179,7 @@ public:
 
     void stream(const std::string& path, const ChunkFn& chunk) const override {
         const auto& m = find(path);
-        std::vector<char> buf(
-            static_cast<std::size_t>(std::min<std::uint64_t>(chunk_bytes, m.size)));
+        std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(chunk_bytes, m.size)));
         std::uint64_t done = 0;
         while (done < m.size) {
             auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), m.size - done));
@@ -203,8 +192,7 @@ public:
 private:
     const TarMember& find(const std::string& path) const {
         const auto* m = resolve_member(members_, path);
-        if (!m)
-            throw Error(fmt::format("{}: the archive has no file {}", where_, path));
+        if (!m) throw Error(fmt::format("{}: the archive has no file {}", where_, path));
         return *m;
     }
 
@@ -216,8 +204,7 @@ private:
             throw Error(fmt::format("{}: reading member {}: {}", where_, path, e.what()));
         }
         if (got != n)
-            throw Error(fmt::format("{}: reading member {}: the archive ends early (truncated?)",
-                                    where_, path));
+            throw Error(fmt::format("{}: reading member {}: the archive ends early (truncated?)", where_, path));
     }
 
     Fd fd_;
@@ -260,8 +247,7 @@ public:
             } else {
                 continue;
             }
-            if (!name.empty())
-                members_[name] = std::move(m);
+            if (!name.empty()) members_[name] = std::move(m);
         }
     }
 
@@ -269,10 +255,8 @@ public:
         std::string resolved;
         const auto& m = find(path, resolved);
         if (m.size > max_bytes)
-            throw Error(fmt::format("{}: member {} is larger than the limit of {} bytes", where_,
-                                    path, max_bytes));
-        if (auto it = cache_.find(resolved); it != cache_.end())
-            return it->second;
+            throw Error(fmt::format("{}: member {} is larger than the limit of {} bytes", where_, path, max_bytes));
+        if (auto it = cache_.find(resolved); it != cache_.end()) return it->second;
         std::string out;
         stream(path, [&](const char* d, std::size_t n) { out.append(d, n); });
         return out;
@@ -282,8 +266,7 @@ public:
         std::string resolved;
         find(path, resolved);
         const auto& h = heads_.at(resolved);
-        if (n <= h.size())
-            return h.substr(0, n);
+        if (n <= h.size()) return h.substr(0, n);
         return read(path, UINT64_MAX).substr(0, n);
     }
 
@@ -291,34 +274,28 @@ public:
         std::string resolved;
         const auto& m = find(path, resolved);
         if (auto it = cache_.find(resolved); it != cache_.end()) {
-            if (!it->second.empty())
-                chunk(it->second.data(), it->second.size());
+            if (!it->second.empty()) chunk(it->second.data(), it->second.size());
             return;
         }
-        log::debug(
-            "{}: decompressing the archive up to {} (compressed archives have no random access)",
-            where_, resolved);
+        log::debug("{}: decompressing the archive up to {} (compressed archives have no random access)", where_,
+                   resolved);
         Archive r(Archive::Compression::any, where_);
         open(r);
         std::uint64_t ordinal = 0;
         for (Archive::Member e; next(r, e); ++ordinal) {
-            if (ordinal != m.ordinal)
-                continue;
+            if (ordinal != m.ordinal) continue;
             std::vector<char> buf(chunk_bytes);
-            while (std::size_t n = read_some(r, resolved, buf.data(), buf.size()))
-                chunk(buf.data(), n);
+            while (std::size_t n = read_some(r, resolved, buf.data(), buf.size())) chunk(buf.data(), n);
             return;
         }
-        throw Error(fmt::format(
-            "{}: member {} is no longer in the archive (was it changed while being read?)", where_,
-            resolved));
+        throw Error(fmt::format("{}: member {} is no longer in the archive (was it changed while being read?)", where_,
+                                resolved));
     }
 
 private:
     const TarMember& find(const std::string& path, std::string& resolved) const {
         const auto* m = resolve_member(members_, path, &resolved);
-        if (!m)
-            throw Error(fmt::format("{}: the archive has no file {}", where_, path));
+        if (!m) throw Error(fmt::format("{}: the archive has no file {}", where_, path));
         return *m;
     }
 
@@ -326,8 +303,8 @@ private:
 
     void open(Archive& r) const {
         if (!r.open(path_))
-            throw Error(fmt::format("{}: opening the compressed archive: {}", where_,
-                                    r.error() ? r.error() : "cannot open"));
+            throw Error(
+                fmt::format("{}: opening the compressed archive: {}", where_, r.error() ? r.error() : "cannot open"));
     }
 
     /// The next member's header into `e`; false at the end of the archive.
@@ -345,8 +322,7 @@ private:
 
     std::size_t read_some(Archive& r, const std::string& name, char* out, std::size_t n) const {
         auto got = r.read(out, n);
-        if (!got)
-            throw Error(fmt::format("{}: reading member {}: {}", where_, name, error(r)));
+        if (!got) throw Error(fmt::format("{}: reading member {}: {}", where_, name, error(r)));
         return *got;
     }
 
@@ -355,8 +331,7 @@ private:
         std::size_t done = 0;
         while (done < out.size()) {
             std::size_t got = read_some(r, name, out.data() + done, out.size() - done);
-            if (got == 0)
-                break;
+            if (got == 0) break;
             done += got;
         }
         out.resize(done);
@@ -372,8 +347,7 @@ private:
 std::unique_ptr<FileStore> open_folder(const fs::path& root) {
     std::error_code ec;
     if (!fs::is_directory(root, ec))
-        throw Error(fmt::format("{}: not a folder{}", root.string(),
-                                ec ? ": " + ec.message() : std::string()));
+        throw Error(fmt::format("{}: not a folder{}", root.string(), ec ? ": " + ec.message() : std::string()));
     return std::make_unique<FolderStore>(root);
 }
 
@@ -385,54 +359,44 @@ std::unique_ptr<FileStore> open_tar(const fs::path& archive_path, std::string wh
     }
     Fd fd(raw);
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-        throw Error(fmt::format("{}: not a regular file", where));
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", where));
     std::string head(8, '\0');
     head.resize(pread_full(fd.get(), head.data(), head.size(), 0));
-    if (is_compressed_magic(head))
-        return std::make_unique<CompressedTarStore>(archive_path, where);
+    if (is_compressed_magic(head)) return std::make_unique<CompressedTarStore>(archive_path, where);
     int dup = ::dup(fd.get());
     if (dup < 0) {
         int e = errno;
         throw Error(fmt::format("{}: {}", where, util::errno_message(e)));
     }
     ::fcntl(dup, F_SETFD, FD_CLOEXEC);
-    return std::make_unique<PlainTarStore>(archive_path, std::move(where), dup,
-                                           static_cast<std::uint64_t>(st.st_size));
+    return std::make_unique<PlainTarStore>(archive_path, std::move(where), dup, static_cast<std::uint64_t>(st.st_size));
 }
 
 void stream_verified(const FileStore& store, const std::string& path, const oci::Descriptor& blob,
-                     registry::BlobSink& sink, const registry::ByteCallback& on_bytes,
-                     const std::string& where) {
+                     registry::BlobSink& sink, const registry::ByteCallback& on_bytes, const std::string& where) {
     std::string what = fmt::format("{}: blob {} ({})", where, blob.digest.str(), path);
     auto size = store.size(path);
-    if (!size)
-        throw Error(fmt::format("{}: the file is missing", what));
+    if (!size) throw Error(fmt::format("{}: the file is missing", what));
     const auto expected = static_cast<std::uint64_t>(blob.size);
     if (*size != expected)
-        throw Error(fmt::format("{}: the file has {} bytes, the descriptor says {}", what, *size,
-                                expected));
+        throw Error(fmt::format("{}: the file has {} bytes, the descriptor says {}", what, *size, expected));
     oci::Hasher hasher(blob.digest.algorithm());
     std::uint64_t received = 0;
     sink.reset();
     store.stream(path, [&](const char* data, std::size_t n) {
         if (received + n > expected)
-            throw Error(
-                fmt::format("{}: more than the {} bytes the descriptor gives", what, expected));
+            throw Error(fmt::format("{}: more than the {} bytes the descriptor gives", what, expected));
         hasher.update(data, n);
         sink.write(data, n);
         received += n;
-        if (on_bytes)
-            on_bytes(n);
+        if (on_bytes) on_bytes(n);
     });
     if (received != expected)
-        throw Error(
-            fmt::format("{}: read {} bytes, the descriptor says {}", what, received, expected));
+        throw Error(fmt::format("{}: read {} bytes, the descriptor says {}", what, received, expected));
     auto got = hasher.finish();
     if (got != blob.digest)
         throw Error(
-            fmt::format("{}: digest mismatch: the content hashes to {} (the file is corrupt)", what,
-                        got.str()));
+            fmt::format("{}: digest mismatch: the content hashes to {} (the file is corrupt)", what, got.str()));
 }
 
 std::string blob_path(const oci::Digest& digest) {

@@ -38,8 +38,7 @@ public:
         oci::Descriptor d;
         {
             std::lock_guard lock(mutex_);
-            if (auto it = known_.find(digest); it != known_.end())
-                d = it->second;
+            if (auto it = known_.find(digest); it != known_.end()) d = it->second;
         }
         if (d.digest.empty()) {
             if (digest == top_.digest) {
@@ -69,8 +68,7 @@ private:
     }
 
     void remember_children(const oci::RawManifest& raw) {
-        if (!oci::media_type::is_index(raw.media_type))
-            return;
+        if (!oci::media_type::is_index(raw.media_type)) return;
         oci::Parsed parsed;
         try {
             parsed = oci::parse(raw);
@@ -78,8 +76,7 @@ private:
             throw Error(wrap_message(describe_, e.what()));
         }
         std::lock_guard lock(mutex_);
-        for (const auto& c : std::get<oci::Index>(parsed).manifests)
-            known_.emplace(c.digest, c);
+        for (const auto& c : std::get<oci::Index>(parsed).manifests) known_.emplace(c.digest, c);
     }
 
     std::shared_ptr<const Layout> layout_;
@@ -93,34 +90,28 @@ std::string entry_names(const std::vector<oci::Descriptor>& entries) {
     std::vector<std::string> names;
     for (const auto& e : entries) {
         auto it = e.annotations.find(ref_name_annotation);
-        if (it == e.annotations.end())
-            it = e.annotations.find(containerd_name_annotation);
+        if (it == e.annotations.end()) it = e.annotations.find(containerd_name_annotation);
         names.push_back(it != e.annotations.end() ? it->second : "untagged " + e.digest.str());
     }
-    if (names.empty())
-        return "no images";
+    if (names.empty()) return "no images";
     std::string out;
-    for (const auto& n : names)
-        out += (out.empty() ? "" : ", ") + n;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
     return out;
 }
 
 std::size_t distinct_digests(const std::vector<oci::Descriptor>& entries) {
     std::set<oci::Digest> ds;
-    for (const auto& e : entries)
-        ds.insert(e.digest);
+    for (const auto& e : entries) ds.insert(e.digest);
     return ds.size();
 }
 
 /// The index.json entries named `tag` (ref.name or containerd image name equal to it).
-std::vector<oci::Descriptor> entries_tagged(const std::vector<oci::Descriptor>& entries,
-                                            const std::string& tag) {
+std::vector<oci::Descriptor> entries_tagged(const std::vector<oci::Descriptor>& entries, const std::string& tag) {
     std::vector<oci::Descriptor> out;
     for (const auto& e : entries) {
         auto r = e.annotations.find(ref_name_annotation);
         auto c = e.annotations.find(containerd_name_annotation);
-        if ((r != e.annotations.end() && r->second == tag) ||
-            (c != e.annotations.end() && c->second == tag))
+        if ((r != e.annotations.end() && r->second == tag) || (c != e.annotations.end() && c->second == tag))
             out.push_back(e);
     }
     return out;
@@ -128,15 +119,12 @@ std::vector<oci::Descriptor> entries_tagged(const std::vector<oci::Descriptor>& 
 
 /// Picks the one image among `candidates`, or throws naming `where`, `what` and the layout's
 /// entries.
-oci::Descriptor pick_one(const std::vector<oci::Descriptor>& candidates,
-                         const std::vector<oci::Descriptor>& all, const std::string& where,
-                         const std::string& what) {
+oci::Descriptor pick_one(const std::vector<oci::Descriptor>& candidates, const std::vector<oci::Descriptor>& all,
+                         const std::string& where, const std::string& what) {
     if (candidates.empty())
-        throw Error(fmt::format("{}: no image {} in index.json (it has: {})", where, what,
-                                entry_names(all)));
+        throw Error(fmt::format("{}: no image {} in index.json (it has: {})", where, what, entry_names(all)));
     if (distinct_digests(candidates) > 1)
-        throw Error(fmt::format("{}: more than one image {} in index.json ({})", where, what,
-                                entry_names(candidates)));
+        throw Error(fmt::format("{}: more than one image {} in index.json ({})", where, what, entry_names(candidates)));
     return candidates.front();
 }
 
@@ -159,8 +147,7 @@ Layout::Layout(std::shared_ptr<const FileStore> store, std::string where)
     : store_(std::move(store)), where_(std::move(where)) {
     // oci-layout: {"imageLayoutVersion": "1.0.0"}
     if (!store_->size("oci-layout"))
-        throw Error(
-            fmt::format("{}: not an OCI image layout: there is no oci-layout file", where_));
+        throw Error(fmt::format("{}: not an OCI image layout: there is no oci-layout file", where_));
     std::string marker = store_->read("oci-layout", 64u << 10);
     try {
         auto j = json::parse(marker);
@@ -169,9 +156,8 @@ Layout::Layout(std::shared_ptr<const FileStore> store, std::string where)
             throw Error(fmt::format("{}: oci-layout has no \"imageLayoutVersion\"", where_));
         auto version = v->get<std::string>();
         if (version.rfind("1.", 0) != 0)
-            throw Error(fmt::format(
-                "{}: oci-layout: unsupported imageLayoutVersion \"{}\" (1.x is supported)", where_,
-                version));
+            throw Error(fmt::format("{}: oci-layout: unsupported imageLayoutVersion \"{}\" (1.x is supported)", where_,
+                                    version));
     } catch (const json::exception& e) {
         throw Error(fmt::format("{}: oci-layout is not valid JSON: {}", where_, e.what()));
     }
@@ -190,28 +176,25 @@ Layout::Layout(std::shared_ptr<const FileStore> store, std::string where)
 oci::RawManifest Layout::read_manifest(const oci::Descriptor& d) const {
     std::string path = blob_path(d.digest);
     auto size = store_->size(path);
-    if (!size)
-        throw Error(fmt::format("manifest {}: {} is missing", d.digest.str(), path));
+    if (!size) throw Error(fmt::format("manifest {}: {} is missing", d.digest.str(), path));
     if (d.size >= 0 && *size != static_cast<std::uint64_t>(d.size))
-        throw Error(fmt::format("manifest {} ({}): the file has {} bytes, the descriptor says {}",
-                                d.digest.str(), path, *size, d.size));
+        throw Error(fmt::format("manifest {} ({}): the file has {} bytes, the descriptor says {}", d.digest.str(), path,
+                                *size, d.size));
     if (*size > max_manifest_bytes)
-        throw Error(fmt::format("manifest {} ({}): {} bytes is more than the limit of {}",
-                                d.digest.str(), path, *size, max_manifest_bytes));
+        throw Error(fmt::format("manifest {} ({}): {} bytes is more than the limit of {}", d.digest.str(), path, *size,
+                                max_manifest_bytes));
     std::string bytes = store_->read(path, max_manifest_bytes);
     auto got = oci::Digest::of(bytes, d.digest.algorithm());
     if (got != d.digest)
-        throw Error(fmt::format(
-            "manifest {} ({}): digest mismatch: the content hashes to {} (the file is corrupt)",
-            d.digest.str(), path, got.str()));
+        throw Error(fmt::format("manifest {} ({}): digest mismatch: the content hashes to {} (the file is corrupt)",
+                                d.digest.str(), path, got.str()));
     auto raw = manifest_from_bytes(std::move(bytes), d.media_type);
-    if (d.digest.algorithm() != oci::Algorithm::sha256)
-        raw.digest = d.digest; // from_bytes hashes with sha256
+    if (d.digest.algorithm() != oci::Algorithm::sha256) raw.digest = d.digest; // from_bytes hashes with sha256
     return raw;
 }
 
-std::unique_ptr<ImageSource> make_layout_source(std::shared_ptr<const Layout> layout,
-                                                oci::Descriptor top, std::string describe) {
+std::unique_ptr<ImageSource> make_layout_source(std::shared_ptr<const Layout> layout, oci::Descriptor top,
+                                                std::string describe) {
     return std::make_unique<LayoutSource>(std::move(layout), std::move(top), std::move(describe));
 }
 
@@ -229,21 +212,18 @@ std::unique_ptr<ImageSource> layout_source(std::shared_ptr<const detail::FileSto
     auto l = std::make_shared<detail::Layout>(store, describe);
     oci::Descriptor top;
     if (tag.empty()) {
-        if (l->entries().empty())
-            throw Error(fmt::format("{}: index.json lists no images", describe));
+        if (l->entries().empty()) throw Error(fmt::format("{}: index.json lists no images", describe));
         if (detail::distinct_digests(l->entries()) != 1)
-            throw Error(fmt::format(
-                "{}: index.json lists {} images; name one with {}PATH:NAME, NAME being one of: {}", describe,
-                l->entries().size(), scheme, detail::entry_names(l->entries())));
+            throw Error(fmt::format("{}: index.json lists {} images; name one with {}PATH:NAME, NAME being one of: {}",
+                                    describe, l->entries().size(), scheme, detail::entry_names(l->entries())));
         top = l->entries().front();
     } else {
         top = detail::pick_one(detail::entries_tagged(l->entries(), tag), l->entries(), describe,
                                fmt::format("tagged '{}'", tag));
     }
     if (!oci::media_type::is_supported_manifest(top.media_type) && !top.media_type.empty())
-        throw Error(
-            fmt::format("{}: index.json entry {} has media type \"{}\", not a manifest or index",
-                        describe, top.digest.str(), top.media_type));
+        throw Error(fmt::format("{}: index.json entry {} has media type \"{}\", not a manifest or index", describe,
+                                top.digest.str(), top.media_type));
     return detail::make_layout_source(std::move(l), std::move(top), std::move(describe));
 }
 
@@ -266,9 +246,9 @@ std::unique_ptr<ImageSource> open_oci_archive(const std::filesystem::path& archi
     std::string describe = "oci-archive:" + abs.string() + (tag.empty() ? "" : ":" + tag);
     std::shared_ptr<const detail::FileStore> store = detail::open_tar(abs, describe);
     if (!store->size("oci-layout") || !store->size("index.json"))
-        throw Error(fmt::format("{}: not an OCI archive: it has no oci-layout and index.json at its top{}", describe,
-                                store->size("manifest.json") ? " (it is a `docker save` archive: use docker-archive:)"
-                                                              : ""));
+        throw Error(
+            fmt::format("{}: not an OCI archive: it has no oci-layout and index.json at its top{}", describe,
+                        store->size("manifest.json") ? " (it is a `docker save` archive: use docker-archive:)" : ""));
     return layout_source(std::move(store), std::move(describe), tag, "oci-archive:");
 }
 

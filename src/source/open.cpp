@@ -27,15 +27,16 @@ std::pair<std::string_view, std::string> split_path_ref(std::string_view from, s
     auto colon = rest.find(':');
     std::string_view path = rest.substr(0, colon);
     std::string ref = colon == std::string_view::npos ? std::string() : std::string(rest.substr(colon + 1));
-    if (path.empty())
-        throw UsageError(fmt::format("source \"{}\": {} needs a path, e.g. {}", from, scheme, example));
+    if (path.empty()) throw UsageError(fmt::format("source \"{}\": {} needs a path, e.g. {}", from, scheme, example));
     if (colon != std::string_view::npos && ref.empty())
-        throw UsageError(fmt::format("source \"{}\": the name after ':' is empty (write {}PATH or {}PATH:NAME)",
-                                     from, scheme, scheme));
+        throw UsageError(fmt::format("source \"{}\": the name after ':' is empty (write {}PATH or {}PATH:NAME)", from,
+                                     scheme, scheme));
     return {path, ref};
 }
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
 
 } // namespace
 
@@ -67,11 +68,11 @@ std::unique_ptr<ImageSource> open_from(std::string_view from, const std::filesys
         auto [path, name] = split_path_ref(from, oci_scheme, "oci:build/layout:1.0");
         return open_oci_layout(resolve(path, base_dir), std::move(name));
     }
-    throw UsageError(fmt::format(
-        "source \"{}\": unknown kind of source; use docker-archive:PATH[:REF] (a `docker save` or "
-        "`podman save` tar), oci:PATH[:NAME] (an OCI image layout folder) or oci-archive:PATH[:NAME] "
-        "(a tar of one); an image in a registry needs no from:",
-        from));
+    throw UsageError(
+        fmt::format("source \"{}\": unknown kind of source; use docker-archive:PATH[:REF] (a `docker save` or "
+                    "`podman save` tar), oci:PATH[:NAME] (an OCI image layout folder) or oci-archive:PATH[:NAME] "
+                    "(a tar of one); an image in a registry needs no from:",
+                    from));
 }
 
 } // namespace aas::source

@@ -16,8 +16,7 @@ public:
     std::string describe() const override {
         // A tag never holds ':', a digest always does ("sha256:...").
         bool digest = identifier_.find(':') != std::string::npos;
-        return fmt::format("{}/{}{}{}", client_.registry(), repository_, digest ? "@" : ":",
-                           identifier_);
+        return fmt::format("{}/{}{}{}", client_.registry(), repository_, digest ? "@" : ":", identifier_);
     }
 
     oci::RawManifest top() override { return client_.get_manifest(repository_, identifier_); }
@@ -39,8 +38,7 @@ private:
 
 } // namespace
 
-std::unique_ptr<ImageSource> open_registry(registry::Client& client, std::string repository,
-                                           std::string identifier) {
+std::unique_ptr<ImageSource> open_registry(registry::Client& client, std::string repository, std::string identifier) {
     return std::make_unique<RegistrySource>(client, std::move(repository), std::move(identifier));
 }
 

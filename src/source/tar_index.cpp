@@ -15,63 +15,52 @@ namespace aas::source::detail {
 namespace {
 
 constexpr std::size_t block = 512;
-constexpr std::uint64_t max_name_bytes = 64u << 10;      // GNU long names and pax headers
+constexpr std::uint64_t max_name_bytes = 64u << 10; // GNU long names and pax headers
 
 std::string field(const char* p, std::size_t n) {
     std::size_t len = 0;
-    while (len < n && p[len] != '\0')
-        ++len;
+    while (len < n && p[len] != '\0') ++len;
     return std::string(p, len);
 }
 
 /// A numeric header field: octal (spaces/NULs around it), or GNU base-256.
 std::optional<std::uint64_t> number(const unsigned char* p, std::size_t n) {
     if (n > 0 && (p[0] & 0x80)) {
-        if (p[0] & 0x40)
-            return std::nullopt; // negative
+        if (p[0] & 0x40) return std::nullopt; // negative
         std::uint64_t v = p[0] & 0x3f;
         for (std::size_t i = 1; i < n; ++i) {
-            if (v >> 56)
-                return std::nullopt;
+            if (v >> 56) return std::nullopt;
             v = (v << 8) | p[i];
         }
         return v;
     }
     std::size_t i = 0;
-    while (i < n && (p[i] == ' ' || p[i] == '\0'))
-        ++i;
+    while (i < n && (p[i] == ' ' || p[i] == '\0')) ++i;
     std::uint64_t v = 0;
     bool any = false;
     for (; i < n && p[i] >= '0' && p[i] <= '7'; ++i) {
-        if (v >> 60)
-            return std::nullopt;
+        if (v >> 60) return std::nullopt;
         v = v * 8 + (p[i] - '0');
         any = true;
     }
     for (; i < n; ++i)
-        if (p[i] != ' ' && p[i] != '\0')
-            return std::nullopt;
-    if (!any)
-        return 0;
+        if (p[i] != ' ' && p[i] != '\0') return std::nullopt;
+    if (!any) return 0;
     return v;
 }
 
 bool checksum_ok(const unsigned char* h) {
     auto stored = number(h + 148, 8);
-    if (!stored)
-        return false;
+    if (!stored) return false;
     std::uint64_t sum = 0;
-    for (std::size_t i = 0; i < block; ++i)
-        sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    for (std::size_t i = 0; i < block; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
     return sum == *stored;
 }
 
 /// pax records "LEN key=value\n" -> the keys we use.
-void parse_pax(std::string_view data, std::map<std::string, std::string>& out,
-               const std::string& where) {
+void parse_pax(std::string_view data, std::map<std::string, std::string>& out, const std::string& where) {
     while (!data.empty()) {
-        if (data.front() == '\0')
-            break; // padding
+        if (data.front() == '\0') break; // padding
         auto sp = data.find(' ');
         std::uint64_t len = 0;
         bool ok = sp != std::string_view::npos && sp > 0;
@@ -80,15 +69,13 @@ void parse_pax(std::string_view data, std::map<std::string, std::string>& out,
                 ok = false;
             else
                 len = len * 10 + static_cast<std::uint64_t>(data[i] - '0');
-            if (len > data.size())
-                ok = false;
+            if (len > data.size()) ok = false;
         }
         if (!ok || len <= sp + 1 || data[len - 1] != '\n')
             throw Error(fmt::format("{}: a pax extended header is malformed", where));
         std::string_view rec = data.substr(sp + 1, len - sp - 2);
         auto eq = rec.find('=');
-        if (eq != std::string_view::npos)
-            out[std::string(rec.substr(0, eq))] = std::string(rec.substr(eq + 1));
+        if (eq != std::string_view::npos) out[std::string(rec.substr(0, eq))] = std::string(rec.substr(eq + 1));
         data.remove_prefix(len);
     }
 }
@@ -106,12 +93,10 @@ std::optional<std::string> join_link(const std::string& base, std::string_view t
         std::size_t i = 0;
         while (i <= s.size()) {
             auto j = s.find('/', i);
-            if (j == std::string_view::npos)
-                j = s.size();
+            if (j == std::string_view::npos) j = s.size();
             auto part = s.substr(i, j - i);
             if (part == "..") {
-                if (parts.empty())
-                    return false;
+                if (parts.empty()) return false;
                 parts.pop_back();
             } else if (!part.empty() && part != ".") {
                 parts.emplace_back(part);
@@ -121,15 +106,13 @@ std::optional<std::string> join_link(const std::string& base, std::string_view t
         return true;
     };
     if (!target.empty() && target.front() == '/') {
-        if (!push_all(target))
-            return std::nullopt;
+        if (!push_all(target)) return std::nullopt;
     } else if (!push_all(base) || !push_all(target)) {
         return std::nullopt;
     }
     std::string out;
     for (const auto& p : parts) {
-        if (!out.empty())
-            out += '/';
+        if (!out.empty()) out += '/';
         out += p;
     }
     return out;
@@ -144,12 +127,10 @@ std::string normalize_member(std::string_view name) {
     std::size_t i = 0;
     while (i <= name.size()) {
         auto j = name.find('/', i);
-        if (j == std::string_view::npos)
-            j = name.size();
+        if (j == std::string_view::npos) j = name.size();
         auto part = name.substr(i, j - i);
         if (!part.empty() && part != ".") {
-            if (!out.empty())
-                out += '/';
+            if (!out.empty()) out += '/';
             out += part;
         }
         i = j + 1;
@@ -157,25 +138,22 @@ std::string normalize_member(std::string_view name) {
     return out;
 }
 
-const TarMember* resolve_member(const std::map<std::string, TarMember>& members,
-                                const std::string& path, std::string* resolved) {
+const TarMember* resolve_member(const std::map<std::string, TarMember>& members, const std::string& path,
+                                std::string* resolved) {
     std::string cur = normalize_member(path);
     for (int hops = 0; hops <= 16; ++hops) {
         auto it = members.find(cur);
-        if (it == members.end())
-            return nullptr;
+        if (it == members.end()) return nullptr;
         const auto& m = it->second;
         if (m.type == '0') {
-            if (resolved)
-                *resolved = cur;
+            if (resolved) *resolved = cur;
             return &m;
         }
         if (m.type == '1') {
             cur = m.link;
         } else if (m.type == '2') {
             auto next = join_link(parent_of(cur), m.link);
-            if (!next)
-                return nullptr;
+            if (!next) return nullptr;
             cur = *next;
         } else {
             return nullptr;
@@ -199,9 +177,7 @@ public:
         while (read_header()) {
             const char* hc = reinterpret_cast<const char*>(h_.data());
             auto size = number(h_.data() + 124, 12);
-            if (!size)
-                throw Error(
-                    fmt::format("{}: the tar header at byte {} has an invalid size", where_, pos_));
+            if (!size) throw Error(fmt::format("{}: the tar header at byte {} has an invalid size", where_, pos_));
             char type = hc[156];
             std::uint64_t data_at = pos_ + block;
             std::uint64_t member_size = *size;
@@ -218,28 +194,24 @@ private:
     /// Reads the header at pos_ into h_; false at the end of the archive (the end of the
     /// file, or a zero block). Throws on a truncated archive or a bad checksum.
     bool read_header() {
-        if (pos_ == file_size_)
-            return false; // no end-of-archive blocks: accepted
+        if (pos_ == file_size_) return false; // no end-of-archive blocks: accepted
         if (pos_ > file_size_)
-            throw Error(fmt::format(
-                "{}: the archive ends inside the member before byte {} (truncated?)", where_, pos_));
+            throw Error(
+                fmt::format("{}: the archive ends inside the member before byte {} (truncated?)", where_, pos_));
         if (pos_ + block > file_size_ || read_at_(h_.data(), block, pos_) != block)
-            throw Error(fmt::format(
-                "{}: the archive ends inside the tar header at byte {} (truncated?)", where_, pos_));
+            throw Error(
+                fmt::format("{}: the archive ends inside the tar header at byte {} (truncated?)", where_, pos_));
         bool zero = true;
         for (auto c : h_)
             if (c != 0) {
                 zero = false;
                 break;
             }
-        if (zero)
-            return false; // end of archive
+        if (zero) return false; // end of archive
         if (!checksum_ok(h_.data())) {
             if (pos_ == 0)
-                throw Error(fmt::format(
-                    "{}: not a tar archive (the first header's checksum is wrong)", where_));
-            throw Error(
-                fmt::format("{}: the tar header at byte {} is corrupt (bad checksum)", where_, pos_));
+                throw Error(fmt::format("{}: not a tar archive (the first header's checksum is wrong)", where_));
+            throw Error(fmt::format("{}: the tar header at byte {} is corrupt (bad checksum)", where_, pos_));
         }
         return true;
     }
@@ -247,20 +219,19 @@ private:
     /// The data of an extension header (pax or GNU long name), bounded by max_name_bytes.
     std::string read_data(std::uint64_t offset, std::uint64_t size, const char* what) const {
         if (size > max_name_bytes)
-            throw Error(fmt::format("{}: the {} at byte {} is {} bytes, more than the limit of {}",
-                                    where_, what, offset, size, max_name_bytes));
+            throw Error(fmt::format("{}: the {} at byte {} is {} bytes, more than the limit of {}", where_, what,
+                                    offset, size, max_name_bytes));
         std::string data(size, '\0');
         if (read_at_(data.data(), data.size(), offset) != data.size())
-            throw Error(fmt::format("{}: the archive ends inside the {} at byte {} (truncated?)",
-                                    where_, what, offset));
+            throw Error(
+                fmt::format("{}: the archive ends inside the {} at byte {} (truncated?)", where_, what, offset));
         return data;
     }
 
     /// Typeflags 'x' (pax records), 'L' / 'K' (GNU long name / link) for the next member;
     /// 'g' (global pax) is skipped.
     void read_extension(char type, std::uint64_t data_at, std::uint64_t size) {
-        if (type == 'g')
-            return;
+        if (type == 'g') return;
         std::string data = read_data(data_at, size, type == 'x' ? "pax header" : "GNU long name");
         if (type == 'x') {
             parse_pax(data, pax_, fmt::format("{}: byte {}", where_, pos_));
@@ -273,8 +244,7 @@ private:
     /// The member's size: the pax "size" record when there is one, else the header's.
     std::uint64_t pax_size_or(std::uint64_t header_size) const {
         auto it = pax_.find("size");
-        if (it == pax_.end())
-            return header_size;
+        if (it == pax_.end()) return header_size;
         std::uint64_t v = 0;
         bool ok = !it->second.empty();
         for (char c : it->second) {
@@ -283,32 +253,25 @@ private:
             else
                 v = v * 10 + static_cast<std::uint64_t>(c - '0');
         }
-        if (!ok)
-            throw Error(fmt::format("{}: the pax size of the member at byte {} is invalid",
-                                    where_, pos_));
+        if (!ok) throw Error(fmt::format("{}: the pax size of the member at byte {} is invalid", where_, pos_));
         return v;
     }
 
     /// The member's name: pax "path", a GNU long name, or the header's (POSIX prefix "/" name).
     std::string member_name(const char* hc) const {
-        if (auto it = pax_.find("path"); it != pax_.end())
-            return it->second;
-        if (long_name_)
-            return *long_name_;
+        if (auto it = pax_.find("path"); it != pax_.end()) return it->second;
+        if (long_name_) return *long_name_;
         std::string name = field(hc, 100);
         bool posix = std::memcmp(hc + 257, "ustar\0", 6) == 0;
         std::string prefix = posix ? field(hc + 345, 155) : std::string();
-        if (!prefix.empty())
-            name = prefix + "/" + name;
+        if (!prefix.empty()) name = prefix + "/" + name;
         return name;
     }
 
     /// The member's link target: pax "linkpath", a GNU long link name, or the header's.
     std::string member_link(const char* hc) const {
-        if (auto it = pax_.find("linkpath"); it != pax_.end())
-            return it->second;
-        if (long_link_)
-            return *long_link_;
+        if (auto it = pax_.find("linkpath"); it != pax_.end()) return it->second;
+        if (long_link_) return *long_link_;
         return field(hc + 157, 100);
     }
 
@@ -350,10 +313,9 @@ private:
             break;
         }
         if (m.type == '0' && data_at + m.size > file_size_)
-            throw Error(fmt::format(
-                "{}: member {} ({} bytes at byte {}) runs past the end of the archive "
-                "(truncated?)",
-                where_, name, m.size, data_at));
+            throw Error(fmt::format("{}: member {} ({} bytes at byte {}) runs past the end of the archive "
+                                    "(truncated?)",
+                                    where_, name, m.size, data_at));
         std::string key = normalize_member(name);
         if (!key.empty() && m.type != '?')
             members_[key] = std::move(m);
@@ -369,8 +331,7 @@ private:
     void skip_data(std::uint64_t data_at, std::uint64_t member_size) {
         std::uint64_t padded = (member_size + block - 1) / block * block;
         if (padded < member_size || data_at + padded < data_at) // overflow
-            throw Error(
-                fmt::format("{}: the tar header at byte {} has an invalid size", where_, pos_));
+            throw Error(fmt::format("{}: the tar header at byte {} has an invalid size", where_, pos_));
         pos_ = data_at + padded;
     }
 

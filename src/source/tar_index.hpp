@@ -95,15 +95,14 @@ index_tar(const std::function<std::size_t(void* out, std::size_t n, std::uint64_
 std::string normalize_member(std::string_view name);
 
 /// Follows links from `path` in `members` to a regular file; nullptr when there is none.
-const TarMember* resolve_member(const std::map<std::string, TarMember>& members,
-                                const std::string& path, std::string* resolved = nullptr);
+const TarMember* resolve_member(const std::map<std::string, TarMember>& members, const std::string& path,
+                                std::string* resolved = nullptr);
 
 /// Streams `path` of `store` into `sink`, checking the file size against `blob.size` first
 /// and the bytes against `blob.digest` as they pass. `where` ("oci:/x:1.0") and the path
 /// name the source in errors, with the blob's digest.
 void stream_verified(const FileStore& store, const std::string& path, const oci::Descriptor& blob,
-                     registry::BlobSink& sink, const registry::ByteCallback& on_bytes,
-                     const std::string& where);
+                     registry::BlobSink& sink, const registry::ByteCallback& on_bytes, const std::string& where);
 
 /// "blobs/<algorithm>/<hex>": the only way blob paths are made (from a parsed digest).
 std::string blob_path(const oci::Digest& digest);
@@ -133,8 +132,8 @@ private:
 };
 
 /// An ImageSource over `layout`, whose top manifest is `top` (an entry of index.json).
-std::unique_ptr<ImageSource> make_layout_source(std::shared_ptr<const Layout> layout,
-                                                oci::Descriptor top, std::string describe);
+std::unique_ptr<ImageSource> make_layout_source(std::shared_ptr<const Layout> layout, oci::Descriptor top,
+                                                std::string describe);
 
 /// The names of index.json `entries` for messages: "2.1, 3.0, untagged sha256:…".
 std::string layout_entry_names(const std::vector<oci::Descriptor>& entries);

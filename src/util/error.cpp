@@ -17,8 +17,12 @@ namespace {
 
 // strerror_r is the GNU one (returns the text, maybe not in `buf`) or the XSI one
 // (returns 0 and fills `buf`), depending on the feature macros: take either.
-[[maybe_unused]] const char* strerror_text(const char* text, const char*) { return text; }
-[[maybe_unused]] const char* strerror_text(int rc, const char* buf) { return rc == 0 ? buf : nullptr; }
+[[maybe_unused]] const char* strerror_text(const char* text, const char*) {
+    return text;
+}
+[[maybe_unused]] const char* strerror_text(int rc, const char* buf) {
+    return rc == 0 ? buf : nullptr;
+}
 
 } // namespace
 

@@ -6,12 +6,12 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <vector>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <vector>
 
 namespace aas::util {
 
@@ -81,7 +81,9 @@ void write_file_atomic(const fs::path& path, std::string_view data, fs::perms pe
     fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
     std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
     int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}", path.string(), dir.string(), errno_message(errno)));
+    if (fd < 0)
+        throw Error(fmt::format("writing {}: cannot create a temporary file in {}: {}", path.string(), dir.string(),
+                                errno_message(errno)));
     auto fail = [&](const char* what) {
         auto e = errno_message(errno);
         ::close(fd);

@@ -14,8 +14,12 @@ std::vector<std::string> g_secrets; // guarded by g_mutex
 
 } // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
+void set_level(Level l) {
+    g_level = l;
+}
+Level level() {
+    return g_level;
+}
 
 void add_secret(std::string secret) {
     if (secret.size() < 3) return; // too short to redact without mangling ordinary text
@@ -53,8 +57,8 @@ std::string redact_url(std::string_view url) {
     auto q = out.find('?');
     if (q != std::string::npos) {
         static constexpr std::string_view secret_keys[] = {
-            "token", "access_token", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
-            "sig", "signature", "password", "_state"};
+            "token",     "access_token", "x-amz-signature", "x-amz-credential", "x-amz-security-token", "sig",
+            "signature", "password",     "_state"};
         std::string rebuilt = out.substr(0, q + 1);
         std::string_view query(out);
         query.remove_prefix(q + 1);

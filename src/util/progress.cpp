@@ -62,7 +62,10 @@ void ImageTracks::report(const Track& t) const {
     ImageProgress ev;
     ev.ref = t.ref;
     ev.target = t.target;
-    ev.state = t.failed ? ImageState::failed : done ? ImageState::done : t.started ? ImageState::active : ImageState::waiting;
+    ev.state = t.failed    ? ImageState::failed
+               : done      ? ImageState::done
+               : t.started ? ImageState::active
+                           : ImageState::waiting;
     ev.done = std::min(t.done, t.total);
     ev.total = t.total;
     ev.moved_nothing = done && !t.started;

@@ -1,9 +1,9 @@
 #include "aas_bundle/util/signals.hpp"
 
 #include <csignal>
-#include <set>
 #include <mutex>
 #include <pthread.h>
+#include <set>
 #include <thread>
 #include <unistd.h>
 
@@ -31,8 +31,7 @@ void install_signal_cleanup() {
     if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) return;
     std::thread([set] {
         int sig = 0;
-        while (sigwait(&set, &sig) != 0) {
-        }
+        while (sigwait(&set, &sig) != 0) {}
         {
             std::lock_guard lock(mu()); // held until exit: no new path is registered meanwhile
             for (const auto& p : paths()) {

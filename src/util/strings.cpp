@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <charconv>
+#include <cstdint>
 #include <numeric>
 
 namespace aas::util {
@@ -32,7 +32,9 @@ std::vector<std::string> split(std::string_view s, char sep) {
     }
 }
 
-static char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+static char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string to_lower(std::string_view s) {
     std::string out(s);
@@ -144,12 +146,18 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
     if (!unit.empty() && unit.back() == 'b') unit.pop_back();
     if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
     int shift = 0;
-    if (unit.empty()) shift = 0;
-    else if (unit == "k") shift = 10;
-    else if (unit == "m") shift = 20;
-    else if (unit == "g") shift = 30;
-    else if (unit == "t") shift = 40;
-    else return std::nullopt;
+    if (unit.empty())
+        shift = 0;
+    else if (unit == "k")
+        shift = 10;
+    else if (unit == "m")
+        shift = 20;
+    else if (unit == "g")
+        shift = 30;
+    else if (unit == "t")
+        shift = 40;
+    else
+        return std::nullopt;
     if (shift > 0 && *n > (UINT64_MAX >> shift)) return std::nullopt;
     return *n << shift;
 }
@@ -169,8 +177,8 @@ std::string human_bytes(std::uint64_t n) {
 std::string url_encode(std::string_view s) {
     std::string out;
     for (unsigned char c : s) {
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.' || c == '~') {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+            c == '.' || c == '~') {
             out.push_back(static_cast<char>(c));
         } else {
             out += fmt::format("%{:02X}", c);
@@ -185,8 +193,10 @@ std::optional<std::size_t> json_too_deep(std::string_view s, std::size_t max_dep
     for (std::size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
         if (in_string) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
         if (c == '"') {
@@ -202,14 +212,12 @@ std::optional<std::size_t> json_too_deep(std::string_view s, std::size_t max_dep
 
 std::optional<std::string> json_depth_problem(std::string_view s, std::size_t max_depth) {
     auto at = json_too_deep(s, max_depth);
-    if (!at)
-        return std::nullopt;
+    if (!at) return std::nullopt;
     return fmt::format("nested more than {} levels deep at byte {}", max_depth, *at);
 }
 
 void refuse_deep_json(std::string_view s, std::size_t max_depth, std::string_view where) {
-    if (auto why = json_depth_problem(s, max_depth))
-        throw Error(fmt::format("{}: {}; refused", where, *why));
+    if (auto why = json_depth_problem(s, max_depth)) throw Error(fmt::format("{}: {}; refused", where, *why));
 }
 
 bool has_control(std::string_view s) {
@@ -224,12 +232,18 @@ std::string escape_control(std::string_view s) {
     out.reserve(s.size());
     for (char c : s) {
         auto u = static_cast<unsigned char>(c);
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (u < 0x20 || u == 0x7f)
+            out += fmt::format("\\x{:02x}", u);
+        else
+            out += c;
     }
     return out;
 }

@@ -23,9 +23,9 @@ using bundle::TarReader;
 namespace {
 
 constexpr std::size_t chunk_size = 512u << 10;
-constexpr std::size_t chunk_count = 32;             // 16 MiB of buffers
-constexpr std::uint64_t max_manifest = 4u << 20;    // one manifest, index or index.json
-constexpr std::uint64_t max_retained = 48u << 20;   // all of them together
+constexpr std::size_t chunk_count = 32;           // 16 MiB of buffers
+constexpr std::uint64_t max_manifest = 4u << 20;  // one manifest, index or index.json
+constexpr std::uint64_t max_retained = 48u << 20; // all of them together
 constexpr std::string_view blob_prefix = "images/blobs/sha256/";
 
 // Integrity-only reading (no key): the tar stream may be at most this many times the
@@ -34,20 +34,25 @@ constexpr std::string_view blob_prefix = "images/blobs/sha256/";
 constexpr std::uint64_t unauthenticated_ratio = 128;
 constexpr std::uint64_t unauthenticated_slack = 16u << 20;
 
-std::uint64_t round512(std::uint64_t n) { return n > UINT64_MAX - 511 ? UINT64_MAX : (n + 511) / 512 * 512; }
-std::uint64_t sat_add(std::uint64_t a, std::uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+std::uint64_t round512(std::uint64_t n) {
+    return n > UINT64_MAX - 511 ? UINT64_MAX : (n + 511) / 512 * 512;
+}
+std::uint64_t sat_add(std::uint64_t a, std::uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 /// Thrown when a key was given and bundle.json's signature does not verify: the pass
 /// stops there (the signature problem is in the report).
 struct Untrusted {};
 
 bool is_hex64(std::string_view s) {
-    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
+    return s.size() == 64 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-std::string mode_str(unsigned m) { return fmt::format("{:04o}", m & 07777u); }
+std::string mode_str(unsigned m) {
+    return fmt::format("{:04o}", m & 07777u);
+}
 
 std::string users(const std::vector<std::string>& refs) {
     if (refs.empty()) return "no image";
@@ -133,11 +138,10 @@ void Checker::header_entries(TarReader& tr, TarEntry& pending, bool& have_pendin
             if (!doc.signer.empty() && !rep_.key_fingerprint.empty() && doc.signer != rep_.key_fingerprint)
                 for (auto& [s, p] : problems_)
                     if (p.kind == "signature")
-                        p.message += fmt::format(" (bundle.json names signer {}; {} is {})",
-                                                 util::escape_control(doc.signer), o_.key.filename().string(),
-                                                 rep_.key_fingerprint);
-        } catch (const Error&) {
-        }
+                        p.message +=
+                            fmt::format(" (bundle.json names signer {}; {} is {})", util::escape_control(doc.signer),
+                                        o_.key.filename().string(), rep_.key_fingerprint);
+        } catch (const Error&) {}
         for (auto& [s, p] : problems_)
             if (p.kind == "signature") p.message += "; nothing after bundle.json was read";
         throw Untrusted();
@@ -352,8 +356,8 @@ void Checker::finish_hashes() {
         if (!h.job->complete) continue; // the pass stopped inside it
         if (h.job->result != h.expect) {
             if (h.blob)
-                add(h.seq, "blob", h.subject, fmt::format("{}: content hash mismatch (sha256 {})", h.label,
-                                                          h.job->result.str()));
+                add(h.seq, "blob", h.subject,
+                    fmt::format("{}: content hash mismatch (sha256 {})", h.label, h.job->result.str()));
             else
                 add(h.seq, "file", h.subject,
                     fmt::format("{}: modified (same size, but sha256 {}, expected {})", h.label, h.job->result.str(),

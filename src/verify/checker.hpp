@@ -46,7 +46,7 @@ struct Hashed {
     std::string label;   // "blob sha256:… (layer of …)" or the path
     oci::Digest expect;
     bool retain = false;
-    std::string data;    // retained bytes (manifests, index.json)
+    std::string data; // retained bytes (manifests, index.json)
 };
 
 /// One entry of images/index.json: an image's top descriptor, its name, where it is listed.
@@ -81,9 +81,8 @@ private:
     bool refused(TarReader& tr, const TarEntry& e, const std::string& at);
     void blob_entry(TarReader& tr, const TarEntry& e, const oci::Digest& d);
     void file_entry(TarReader& tr, const TarEntry& e, const std::string& at);
-    void hash(TarReader& tr, const TarEntry& e, bool blob, std::string subject, std::string label,
-              oci::Digest expect, bool retain, unsigned mode,
-              const std::function<void(const char*, std::size_t)>& sink = {});
+    void hash(TarReader& tr, const TarEntry& e, bool blob, std::string subject, std::string label, oci::Digest expect,
+              bool retain, unsigned mode, const std::function<void(const char*, std::size_t)>& sink = {});
     void finish_hashes();
     void completeness();
 
@@ -121,8 +120,8 @@ private:
     /// that symlinks are resolved against.
     std::map<std::string, std::pair<TarEntry::Type, std::string>> tree_;
     std::map<oci::Digest, std::string> manifests_; // verified manifest bytes
-    std::optional<std::string> index_json_;         // verified images/index.json
-    std::set<oci::Digest> blobs_ok_;                // present with the right content
+    std::optional<std::string> index_json_;        // verified images/index.json
+    std::set<oci::Digest> blobs_ok_;               // present with the right content
     bundle::Decoder* decoder_ = nullptr;
     std::uint64_t tr_limit_base_ = 0;
 };

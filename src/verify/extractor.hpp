@@ -23,9 +23,7 @@ public:
     Extractor& operator=(const Extractor&) = delete;
 
     /// Whether the entry `name` is to be written (an extraction folder, and the filter).
-    bool wants(const std::string& name) const {
-        return !o_.extract_to.empty() && (!o_.extract || o_.extract(name));
-    }
+    bool wants(const std::string& name) const { return !o_.extract_to.empty() && (!o_.extract || o_.extract(name)); }
     void dir(const std::string& name, unsigned mode);
     /// Remembered; created by finish().
     void symlink(const std::string& name, const std::string& target) { links_.emplace_back(name, target); }

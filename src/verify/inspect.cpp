@@ -26,8 +26,7 @@ namespace {
 class HeadIn {
 public:
     HeadIn(const bundle::BundleLocation& loc, const fs::path& path)
-        : loc_(loc), path_(path),
-          dir_(loc.index.parent_path().empty() ? fs::path(".") : loc.index.parent_path()) {
+        : loc_(loc), path_(path), dir_(loc.index.parent_path().empty() ? fs::path(".") : loc.index.parent_path()) {
         if (!loc_.parts) open(loc_.whole);
     }
 
@@ -98,7 +97,7 @@ void check_signature(Inspection& out, const fs::path& key, const Head& h, const 
     } catch (const Error& ex) {
         throw UsageError(fmt::format("--key {}: {}", key.string(), ex.what()));
     }
-    out.signature = !h.sig                               ? Signature::unsigned_
+    out.signature = !h.sig                                 ? Signature::unsigned_
                     : signing::verify(key, h.json, *h.sig) ? Signature::valid
                                                            : Signature::invalid;
     if (out.signature == Signature::unsigned_)

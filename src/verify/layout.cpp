@@ -87,8 +87,8 @@ std::optional<std::vector<ImageRoot>> Checker::image_roots() {
     }
     const auto& entries = index["manifests"];
     if (entries.size() != doc_->images.size())
-        fail(fmt::format("{}: {} entries, but bundle.json lists {} images", where, entries.size(),
-                         doc_->images.size()));
+        fail(
+            fmt::format("{}: {} entries, but bundle.json lists {} images", where, entries.size(), doc_->images.size()));
     std::vector<ImageRoot> roots;
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto& e = entries[i];
@@ -105,9 +105,8 @@ std::optional<std::vector<ImageRoot>> Checker::image_roots() {
             if (ref != img.ref)
                 fail(fmt::format("{} names \"{}\", but bundle.json's image {} is {}", label, ref, i + 1, img.ref));
             if (d.digest != img.digest || d.media_type != img.media_type || d.size != img.size)
-                fail(fmt::format("{} ({}) is {} {} of {} bytes, but bundle.json says {} {} of {} bytes", label,
-                                 img.ref, d.media_type, d.digest.str(), d.size, img.media_type, img.digest.str(),
-                                 img.size));
+                fail(fmt::format("{} ({}) is {} {} of {} bytes, but bundle.json says {} {} of {} bytes", label, img.ref,
+                                 d.media_type, d.digest.str(), d.size, img.media_type, img.digest.str(), img.size));
         }
         roots.push_back({d, ref.empty() ? label : ref, where});
     }

@@ -59,8 +59,8 @@ void Checker::tree_check() {
         auto below = tree_.lower_bound(name + "/");
         if (below != tree_.end() && below->first.rfind(name + "/", 0) == 0)
             add(SIZE_MAX, "refused", below->first,
-                fmt::format("entry \"{}\" refused: its path goes through the symlink \"{}\" (-> \"{}\")",
-                            below->first, name, node.second));
+                fmt::format("entry \"{}\" refused: its path goes through the symlink \"{}\" (-> \"{}\")", below->first,
+                            name, node.second));
         int hops = 0;
         bool escaped = false;
         auto to = resolve(name, hops, escaped);
@@ -74,7 +74,9 @@ void Checker::tree_check() {
                 fmt::format("entry \"{}\" refused: the symlink (-> \"{}\"), followed through the other symlinks, "
                             "leads to {}, outside k8s/",
                             name, node.second,
-                            escaped ? "above the bundle's root" : to.empty() ? "the bundle's root" : "\"" + to + "\""));
+                            escaped      ? "above the bundle's root"
+                            : to.empty() ? "the bundle's root"
+                                         : "\"" + to + "\""));
     }
 }
 } // namespace aas::verify::detail

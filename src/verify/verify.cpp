@@ -49,8 +49,8 @@ void check_remaining_parts(const bundle::BundleLocation& loc, std::size_t first,
             std::string swapped;
             for (std::size_t j = 0; j < pi.parts.size(); ++j)
                 if (j != k && pi.parts[j].sha256 == got && pi.parts[j].size == size)
-                    swapped = fmt::format(" it holds the bytes of {}: the parts were swapped or renamed",
-                                          part_label(pi, j));
+                    swapped =
+                        fmt::format(" it holds the bytes of {}: the parts were swapped or renamed", part_label(pi, j));
             if (k == first) { // reported by the reader already: add what was learnt
                 if (!swapped.empty())
                     for (auto& pr : rep.problems)
@@ -61,9 +61,9 @@ void check_remaining_parts(const bundle::BundleLocation& loc, std::size_t first,
             if (size != p.size)
                 problem = fmt::format("{}: size {}, expected {}", part_label(pi, k), size, p.size);
             else if (got != p.sha256)
-                problem = fmt::format("{}: sha256 mismatch ({})", part_label(pi, k),
-                                      swapped.empty() ? "the part is damaged or is not from this bundle"
-                                                      : swapped.substr(1));
+                problem =
+                    fmt::format("{}: sha256 mismatch ({})", part_label(pi, k),
+                                swapped.empty() ? "the part is damaged or is not from this bundle" : swapped.substr(1));
         }
         if (k == first) continue;
         if (!problem.empty()) rep.problems.push_back({"part", p.name, problem});
@@ -105,8 +105,8 @@ Report verify(const Options& o) {
     rep.warnings = loc.warnings;
     if (loc.parts) {
         rep.parts = loc.parts->parts.size();
-        bool part_failed = std::any_of(rep.problems.begin(), rep.problems.end(),
-                                       [](const Problem& p) { return p.kind == "part"; });
+        bool part_failed =
+            std::any_of(rep.problems.begin(), rep.problems.end(), [](const Problem& p) { return p.kind == "part"; });
         if (part_failed && in.offset() < loc.parts->size) {
             auto first = static_cast<std::size_t>(in.offset() / loc.parts->part_size);
             check_remaining_parts(loc, std::min(first, loc.parts->parts.size() - 1), rep);

@@ -46,7 +46,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             aas::bundle::PartsIndex::parse(in, "fuzz");
             break;
         }
-    } catch (const aas::Error&) {
-    }
+    } catch (const aas::Error&) {}
     return 0;
 }

@@ -12,9 +12,9 @@
 
 #include "aas_bundle/util/error.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -40,7 +40,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             // Lookups by names that are not normalised, as callers give them.
             resolve_member(members, "./" + name + "/", nullptr);
         }
-    } catch (const aas::Error&) {
-    }
+    } catch (const aas::Error&) {}
     return 0;
 }

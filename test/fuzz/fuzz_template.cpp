@@ -19,10 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     chart.display = "fuzz";
     try {
         chart.values = aas::chart::parse_yaml(values_text, "values.yaml");
-    } catch (const aas::Error&) {
-    }
-    aas::chart::File helpers{"templates/_helpers.tpl", "fuzz/templates/_helpers.tpl",
-                             R"({{- define "img" -}}{{ printf "%s/%s:%s" .registry .repository (.tag | toString) }}{{- end -}})"};
+    } catch (const aas::Error&) {}
+    aas::chart::File helpers{
+        "templates/_helpers.tpl", "fuzz/templates/_helpers.tpl",
+        R"({{- define "img" -}}{{ printf "%s/%s:%s" .registry .repository (.tag | toString) }}{{- end -}})"};
     aas::chart::File file{"templates/x.yaml", "fuzz/templates/x.yaml", tmpl};
     chart.templates = {helpers, file};
     try {
@@ -34,7 +34,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ctx.chart = &co;
         auto r = ts.render(file.display, ctx);
         (void)aas::chart::tmpl::scan_images(r);
-    } catch (const aas::Error&) {
-    }
+    } catch (const aas::Error&) {}
     return 0;
 }

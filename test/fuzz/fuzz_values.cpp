@@ -14,7 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             (void)merged.at_path("a.b[0].c");
             (void)merged.truthy();
         }
-    } catch (const aas::Error&) {
-    }
+    } catch (const aas::Error&) {}
     return 0;
 }

@@ -54,12 +54,16 @@ class EnvGuard {
 public:
     EnvGuard(const char* name, const std::optional<std::string>& value) : name_(name) {
         if (const char* old = std::getenv(name)) old_ = old;
-        if (value) ::setenv(name, value->c_str(), 1);
-        else ::unsetenv(name);
+        if (value)
+            ::setenv(name, value->c_str(), 1);
+        else
+            ::unsetenv(name);
     }
     ~EnvGuard() {
-        if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
-        else ::unsetenv(name_.c_str());
+        if (old_)
+            ::setenv(name_.c_str(), old_->c_str(), 1);
+        else
+            ::unsetenv(name_.c_str());
     }
     EnvGuard(const EnvGuard&) = delete;
     EnvGuard& operator=(const EnvGuard&) = delete;
@@ -78,7 +82,9 @@ std::string load_error(const fs::path& p) {
     return "<no error>";
 }
 
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string::npos;
+}
 
 } // namespace
 
@@ -87,8 +93,13 @@ TEST_CASE("auth::base64 RFC 4648 test vectors") {
         std::string plain, encoded;
     };
     const std::vector<Case> cases = {
-        {"", ""},         {"f", "Zg=="},        {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
         {"user:password", "dXNlcjpwYXNzd29yZA=="},
         {std::string("\0\x01\x02", 3), "AAEC"},
         {"\xfb\xff", "+/8="},
@@ -346,9 +357,12 @@ TEST_CASE("auth::DockerConfig::load reads auths entries") {
     const std::string colon_pass = "with:colon-Pa55-9d";
     const std::string text = R"({
   "auths": {
-    "https://index.docker.io/v1/": {"auth": ")" + base64_encode("hubuser:" + hub_pass) + R"("},
-    "http://127.0.0.1:5000": {"username": "localuser", "password": ")" + local_pass + R"("},
-    "Registry.Example.COM": {"auth": ")" + base64_encode("cuser:" + colon_pass) + R"(", "email": "x@example"},
+    "https://index.docker.io/v1/": {"auth": ")" +
+                             base64_encode("hubuser:" + hub_pass) + R"("},
+    "http://127.0.0.1:5000": {"username": "localuser", "password": ")" +
+                             local_pass + R"("},
+    "Registry.Example.COM": {"auth": ")" +
+                             base64_encode("cuser:" + colon_pass) + R"(", "email": "x@example"},
     "empty.example": {},
     "blank-auth.example": {"auth": "", "username": "bu", "password": "bp-Pa55-0101"}
   },
@@ -404,7 +418,8 @@ TEST_CASE("auth::DockerConfig::load reads auths entries") {
 
 TEST_CASE("auth::DockerConfig::load normalises keys with a path") {
     TempDir dir;
-    fs::path file = dir.write("cfg.json", R"({"auths": {"127.0.0.1:5000/v2/": {"username": "u", "password": "pw-Pa55-4242"}}})");
+    fs::path file =
+        dir.write("cfg.json", R"({"auths": {"127.0.0.1:5000/v2/": {"username": "u", "password": "pw-Pa55-4242"}}})");
     DockerConfig cfg = DockerConfig::load(file);
     std::vector<std::string> warnings;
     auto c = cfg.find("127.0.0.1:5000", warnings);
@@ -421,7 +436,8 @@ TEST_CASE("auth::DockerConfig::load without auths, or with credential helpers on
     TempDir dir;
     CHECK(DockerConfig::load(dir.write("a.json", "{}")).entries().empty());
     DockerConfig helpers = DockerConfig::load(dir.write(
-        "b.json", R"({"credsStore": "desktop", "auths": {"r.example": {"username": "x", "password": "hp-Pa55-3131"}}})"));
+        "b.json",
+        R"({"credsStore": "desktop", "auths": {"r.example": {"username": "x", "password": "hp-Pa55-3131"}}})"));
     EnvGuard path("PATH", dir.path().string()); // no docker-credential-desktop on it
     std::vector<std::string> warnings;
     auto c = helpers.find("r.example", warnings);
@@ -444,9 +460,11 @@ TEST_CASE("auth::DockerConfig::load errors name the file") {
         {"invalid JSON", R"({"auths": {)", {"invalid JSON"}},
         {"not an object", R"([1, 2])", {"not a JSON object"}},
         {"auths not an object", R"({"auths": []})", {"\"auths\" is not an object"}},
-        {"auth that is not base64", R"({"auths": {"r.example": {"auth": "!!!not base64!!!"}}})",
+        {"auth that is not base64",
+         R"({"auths": {"r.example": {"auth": "!!!not base64!!!"}}})",
          {"auths[\"r.example\"].auth", "not base64"}},
-        {"auth without a colon", R"({"auths": {"r.example": {"auth": ")" + base64_encode("justauser") + R"("}}})",
+        {"auth without a colon",
+         R"({"auths": {"r.example": {"auth": ")" + base64_encode("justauser") + R"("}}})",
          {"auths[\"r.example\"].auth", "user:password"}},
     };
     int n = 0;

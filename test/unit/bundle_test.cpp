@@ -25,14 +25,14 @@
 #include <vector>
 
 namespace fs = std::filesystem;
-using aas::testing::slurp;
-using aas::testing::TempDir;
 using aas::bundle::BundleWriter;
 using aas::bundle::PartsIndex;
 using aas::bundle::StreamReader;
 using aas::bundle::WriteOptions;
 using aas::bundle::WriteResult;
 using aas::oci::Digest;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 
 namespace {
 
@@ -64,16 +64,14 @@ std::string noise(std::size_t n, std::uint32_t seed) {
 
 /// Compressible, reproducible text (zstd shrinks it to about a third).
 std::string text(std::size_t n, std::uint32_t seed) {
-    static const char* words[] = {"layer ", "blob ",    "sha256 ", "manifest ",
-                                  "index ", "config\n", "tar ",    "zstd "};
+    static const char* words[] = {"layer ", "blob ", "sha256 ", "manifest ", "index ", "config\n", "tar ", "zstd "};
     std::string s;
     s.reserve(n + 16);
     std::uint32_t x = seed * 2654435761u + 1;
     while (s.size() < n) {
         x = x * 1103515245u + 12345u;
         s += words[(x >> 16) % 8];
-        if ((x >> 8) % 5 == 0)
-            s += static_cast<char>('a' + (x >> 20) % 26);
+        if ((x >> 8) % 5 == 0) s += static_cast<char>('a' + (x >> 20) % 26);
     }
     s.resize(n);
     return s;
@@ -111,12 +109,10 @@ std::vector<Entry> read_tar(const std::string& bytes) {
         x.gid = archive_entry_gid(e);
         x.uname = archive_entry_uname(e) ? archive_entry_uname(e) : "";
         x.gname = archive_entry_gname(e) ? archive_entry_gname(e) : "";
-        if (archive_entry_symlink(e))
-            x.symlink = archive_entry_symlink(e);
+        if (archive_entry_symlink(e)) x.symlink = archive_entry_symlink(e);
         char buf[65536];
         la_ssize_t n;
-        while ((n = archive_read_data(a, buf, sizeof buf)) > 0)
-            x.data.append(buf, static_cast<std::size_t>(n));
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) x.data.append(buf, static_cast<std::size_t>(n));
         REQUIRE(n == 0);
         out.push_back(std::move(x));
     }
@@ -139,8 +135,8 @@ const std::string long_name = "blobs/sha256/" + std::string(120, 'x') + "/layer.
 
 /// The sample archive used by several tests: a folder, files, a stream, a symlink and a
 /// name too long for ustar.
-WriteResult write_sample(const fs::path& out, const WriteOptions& opts,
-                         std::size_t stream_size = 3u << 20, bool compressible = false) {
+WriteResult write_sample(const fs::path& out, const WriteOptions& opts, std::size_t stream_size = 3u << 20,
+                         bool compressible = false) {
     BundleWriter w(out, opts);
     w.add_directory("blobs/", 0755, 100);
     CHECK(w.add_file("bundle.json", "{\"x\":1}\n") == Digest::of("{\"x\":1}\n"));
@@ -159,8 +155,7 @@ std::string read_all(StreamReader& r, std::size_t piece = 4096) {
     std::vector<char> buf(piece);
     for (;;) {
         std::size_t n = r.read(buf.data(), buf.size());
-        if (n == 0)
-            break;
+        if (n == 0) break;
         out.append(buf.data(), n);
     }
     return out;
@@ -210,8 +205,7 @@ TEST_CASE("bundle::BundleWriter writes a tar that libarchive reads back") {
     CHECK(res.sha256 == Digest::of(bytes));
     CHECK(names(dir.path) == std::set<std::string>{"b.tar"});
     CHECK((fs::status(out).permissions() & fs::perms::all) ==
-          (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-           fs::perms::others_read));
+          (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read));
     if (opts.zstd) {
         REQUIRE(bytes.size() > 4);
         CHECK(bytes.compare(0, 4, "\x28\xb5\x2f\xfd") == 0); // zstd frame magic
@@ -289,8 +283,7 @@ TEST_CASE("bundle::BundleWriter gives the same bytes for the same input") {
     auto r2 = write_sample(dir.path / "two.tar.zst", opts, 24u << 20, true);
     CHECK(r1.sha256 == r2.sha256);
     CHECK(slurp(dir.path / "one.tar.zst") == slurp(dir.path / "two.tar.zst"));
-    if (opts.zstd)
-        CHECK(r1.size < (12u << 20)); // it did compress
+    if (opts.zstd) CHECK(r1.size < (12u << 20)); // it did compress
 }
 
 TEST_CASE("bundle::BundleWriter zstd output does not depend on the number of workers (1 or more)") {
@@ -302,9 +295,7 @@ TEST_CASE("bundle::BundleWriter zstd output does not depend on the number of wor
     std::vector<Digest> got;
     for (int workers : {1, 2, 3}) {
         opts.zstd_workers = workers;
-        got.push_back(
-            write_sample(dir.path / fmt::format("w{}.tar.zst", workers), opts, 24u << 20, true)
-                .sha256);
+        got.push_back(write_sample(dir.path / fmt::format("w{}.tar.zst", workers), opts, 24u << 20, true).sha256);
     }
     CHECK(got[0] == got[1]);
     CHECK(got[0] == got[2]);
@@ -344,8 +335,7 @@ TEST_CASE("bundle::BundleWriter splits into parts that concatenate to the whole"
         std::string part = slurp(dir.path / name);
         CHECK(res.parts[i].size == part.size());
         CHECK(res.parts[i].sha256 == Digest::of(part));
-        if (i + 1 < n)
-            CHECK(part.size() == 10240);
+        if (i + 1 < n) CHECK(part.size() == 10240);
         cat += part;
     }
     expected_files.push_back(dir.path / "b.tar.parts");
@@ -381,10 +371,9 @@ TEST_CASE("bundle::BundleWriter cuts parts exactly at split_size, with no empty 
     w.add_file("a", "hello"); // 512 header + 512 data + 1024 end = 2048 = 4 parts
     WriteResult res = w.commit();
     REQUIRE(res.parts.size() == 4);
-    for (const auto& p : res.parts)
-        CHECK(p.size == 512);
-    CHECK(names(dir.path) == std::set<std::string>{"x.tar.part000", "x.tar.part001", "x.tar.part002",
-                                               "x.tar.part003", "x.tar.parts"});
+    for (const auto& p : res.parts) CHECK(p.size == 512);
+    CHECK(names(dir.path) ==
+          std::set<std::string>{"x.tar.part000", "x.tar.part001", "x.tar.part002", "x.tar.part003", "x.tar.parts"});
 }
 
 TEST_CASE("bundle::StreamReader names the part that is missing, swapped, damaged or truncated") {
@@ -424,8 +413,8 @@ TEST_CASE("bundle::StreamReader names the part that is missing, swapped, damaged
     }
     SUBCASE("truncated") {
         fs::resize_file(part(n - 1), res.parts[n - 1].size - 1);
-        expected = fmt::format("part {} of {} (b.tar.zst.part{:03}): size {}, expected {}", n, n,
-                               n - 1, res.parts[n - 1].size - 1, res.parts[n - 1].size);
+        expected = fmt::format("part {} of {} (b.tar.zst.part{:03}): size {}, expected {}", n, n, n - 1,
+                               res.parts[n - 1].size - 1, res.parts[n - 1].size);
         good_prefix = (n - 1) * 10240;
     }
     SUBCASE("longer") {
@@ -453,8 +442,7 @@ TEST_CASE("bundle::BundleWriter destroyed without commit leaves no files") {
         BundleWriter w(dir.path / "b.tar", opts);
         w.add_file("a", noise(50000, 1));
         CHECK(!names(dir.path).empty()); // temporary files while writing
-        for (const auto& name : names(dir.path))
-            CHECK(name.rfind(".b.tar.", 0) == 0);
+        for (const auto& name : names(dir.path)) CHECK(name.rfind(".b.tar.", 0) == 0);
     }
     CHECK(names(dir.path).empty());
 }
@@ -469,25 +457,21 @@ TEST_CASE("bundle::BundleWriter add_stream refuses a source of the wrong length"
         w.add_file("first", "x");
         SUBCASE("short") {
             std::size_t pos = 0;
-            err = error_of(
-                [&] { w.add_stream("blob", data.size() + 10, reader_of(data, 1u << 20, &pos)); });
-            CHECK(err == fmt::format("adding \"blob\" to {}: the source ended after {} of {} bytes",
-                                     out.string(), data.size(), data.size() + 10));
+            err = error_of([&] { w.add_stream("blob", data.size() + 10, reader_of(data, 1u << 20, &pos)); });
+            CHECK(err == fmt::format("adding \"blob\" to {}: the source ended after {} of {} bytes", out.string(),
+                                     data.size(), data.size() + 10));
         }
         SUBCASE("gives more than asked") {
-            err = error_of(
-                [&] { w.add_stream("blob", 10, [](char*, std::size_t n) { return n + 1; }); });
+            err = error_of([&] { w.add_stream("blob", 10, [](char*, std::size_t n) { return n + 1; }); });
             CHECK(err.find("the source gave 11 bytes when 10 were asked for") != std::string::npos);
         }
         SUBCASE("does not read past size") {
             std::size_t pos = 0;
-            CHECK(w.add_stream("blob", 1000, reader_of(data, 1u << 20, &pos)) ==
-                  Digest::of(data.substr(0, 1000)));
+            CHECK(w.add_stream("blob", 1000, reader_of(data, 1u << 20, &pos)) == Digest::of(data.substr(0, 1000)));
             CHECK(pos == 1000);
             return;
         }
-        CHECK(error_of([&] { w.commit(); }).find("unusable after an earlier error") !=
-              std::string::npos);
+        CHECK(error_of([&] { w.commit(); }).find("unusable after an earlier error") != std::string::npos);
         CHECK(error_of([&] { w.add_file("more", "y"); }).find("unusable") != std::string::npos);
     }
     CHECK(names(dir.path).empty());
@@ -512,9 +496,8 @@ TEST_CASE("bundle::BundleWriter reports a failed write naming the file and the c
     }
     std::signal(SIGXFSZ, old_handler);
     CAPTURE(err);
-    CHECK(err.rfind(fmt::format("adding \"big\" to {}: writing {}/.b.tar.tmp-", out.string(),
-                                dir.path.string()),
-                    0) == 0);
+    CHECK(err.rfind(fmt::format("adding \"big\" to {}: writing {}/.b.tar.tmp-", out.string(), dir.path.string()), 0) ==
+          0);
     CHECK(err.find(std::strerror(EFBIG)) != std::string::npos);
     CHECK(commit_err.find("unusable after an earlier error") != std::string::npos);
     CHECK(names(dir.path).empty());
@@ -527,8 +510,7 @@ TEST_CASE("bundle::BundleWriter refuses entry names that escape the folder") {
     CHECK(error_of([&] { w.add_file("a/../../x", "y"); }).find("\"..\"") != std::string::npos);
     CHECK(error_of([&] { w.add_file("/etc/passwd", "y"); }).find("absolute") != std::string::npos);
     CHECK(error_of([&] { w.add_file("", "y"); }).find("empty") != std::string::npos);
-    CHECK(error_of([&] { w.add_file("caf\xe9", "y"); }).find("not valid UTF-8") !=
-          std::string::npos);
+    CHECK(error_of([&] { w.add_file("caf\xe9", "y"); }).find("not valid UTF-8") != std::string::npos);
     CHECK(error_of([&] { w.add_symlink("l", ""); }).find("invalid target") != std::string::npos);
     // A refused name does not spoil the writer.
     w.add_file("a..b/c", "ok");
@@ -541,8 +523,7 @@ TEST_CASE("bundle::BundleWriter refuses entry names that escape the folder") {
     CHECK(entries[0].path == "a..b/c");
     CHECK(entries[1].path == "caf\xc3\xa9/\xe2\x82\xac.txt");
     CHECK(entries[1].data == "euro");
-    CHECK(slurp(dir.path / "b.tar").find("path=caf\xc3\xa9/\xe2\x82\xac.txt\n") !=
-          std::string::npos);
+    CHECK(slurp(dir.path / "b.tar").find("path=caf\xc3\xa9/\xe2\x82\xac.txt\n") != std::string::npos);
 }
 
 TEST_CASE("bundle::BundleWriter replaces an older bundle of the same name") {
@@ -567,8 +548,8 @@ TEST_CASE("bundle::BundleWriter replaces an older bundle of the same name") {
         w.add_file("a", "short"); // 2048: 2 parts
         CHECK(w.commit().parts.size() == 2);
     }
-    CHECK(names(dir.path) == std::set<std::string>{"b.tar.part000", "b.tar.part001", "b.tar.parts",
-                                               live, ".other.tmp-99999999-abcdef"});
+    CHECK(names(dir.path) ==
+          std::set<std::string>{"b.tar.part000", "b.tar.part001", "b.tar.parts", live, ".other.tmp-99999999-abcdef"});
     auto entries = read_tar(read_bundle(out));
     REQUIRE(entries.size() == 1);
     CHECK(entries[0].data == "short");
@@ -604,8 +585,7 @@ TEST_CASE("bundle::locate") {
 
     spit(dir.path / "o.tar.part001", "x");
     std::string err = error_of([&] { aas::bundle::locate(dir.path / "o.tar.part001"); });
-    CHECK(err.find((dir.path / "o.tar.parts").string() + " is missing and is needed") !=
-          std::string::npos);
+    CHECK(err.find((dir.path / "o.tar.parts").string() + " is missing and is needed") != std::string::npos);
     CHECK_THROWS_AS(aas::bundle::locate(dir.path / "o.tar.part001"), aas::UsageError);
 
     CHECK(error_of([&] { aas::bundle::locate(dir.path / "nope.tar"); }) ==
@@ -622,9 +602,7 @@ TEST_CASE("bundle::locate") {
     // The whole stream is checked at the end too (an index whose total disagrees with
     // its parts cannot be built by parse(), so alter a part the index also vouches for).
     spit(dir.path / "s.tar.part001", "d");
-    CHECK(error_of([&] {
-              read_bundle(dir.path / "s.tar");
-          }).find("part 2 of 2 (s.tar.part001): sha256 mismatch") == 0);
+    CHECK(error_of([&] { read_bundle(dir.path / "s.tar"); }).find("part 2 of 2 (s.tar.part001): sha256 mismatch") == 0);
 }
 
 TEST_CASE("bundle::PartsIndex round-trips and refuses bad indexes") {
@@ -651,12 +629,8 @@ TEST_CASE("bundle::PartsIndex round-trips and refuses bad indexes") {
         CHECK(back.parts[i].sha256 == pi.parts[i].sha256);
     }
 
-    auto refused = [](PartsIndex bad) {
-        return error_of([&] { PartsIndex::parse(bad.to_json(), "dir/x.parts"); });
-    };
-    auto starts = [](const std::string& s) {
-        return s.rfind("reading parts index dir/x.parts: ", 0) == 0;
-    };
+    auto refused = [](PartsIndex bad) { return error_of([&] { PartsIndex::parse(bad.to_json(), "dir/x.parts"); }); };
+    auto starts = [](const std::string& s) { return s.rfind("reading parts index dir/x.parts: ", 0) == 0; };
     {
         PartsIndex bad = pi;
         bad.parts[1].name = "../x";
@@ -678,44 +652,37 @@ TEST_CASE("bundle::PartsIndex round-trips and refuses bad indexes") {
     {
         PartsIndex bad = pi;
         bad.size = 26;
-        CHECK(refused(bad).find("the part sizes add up to 25 bytes, but \"size\" is 26") !=
-              std::string::npos);
+        CHECK(refused(bad).find("the part sizes add up to 25 bytes, but \"size\" is 26") != std::string::npos);
     }
     {
         PartsIndex bad = pi;
         bad.parts[1].size = 9;
         bad.size = 24;
-        CHECK(refused(bad).find("part 2 of 3: size 9 differs from part_size 10") !=
-              std::string::npos);
+        CHECK(refused(bad).find("part 2 of 3: size 9 differs from part_size 10") != std::string::npos);
     }
     {
         PartsIndex bad = pi;
         bad.parts[2].size = 11;
         bad.size = 31;
-        CHECK(refused(bad).find("last part is not between 1 and part_size 10") !=
-              std::string::npos);
+        CHECK(refused(bad).find("last part is not between 1 and part_size 10") != std::string::npos);
     }
     {
         PartsIndex bad = pi;
         bad.bundle = "../x.tar";
-        CHECK(refused(bad).find("\"bundle\" \"../x.tar\" is not a plain file name") !=
-              std::string::npos);
+        CHECK(refused(bad).find("\"bundle\" \"../x.tar\" is not a plain file name") != std::string::npos);
     }
-    auto parse_error = [](const std::string& text) {
-        return error_of([&] { PartsIndex::parse(text, "x.parts"); });
-    };
+    auto parse_error = [](const std::string& text) { return error_of([&] { PartsIndex::parse(text, "x.parts"); }); };
     CHECK(parse_error("not json").find("not valid JSON") != std::string::npos);
     CHECK(parse_error("[]").find("expected a JSON object") != std::string::npos);
-    CHECK(parse_error(std::string(2u << 20, ' ')).find("larger than the limit") !=
-          std::string::npos);
+    CHECK(parse_error(std::string(2u << 20, ' ')).find("larger than the limit") != std::string::npos);
     std::string neg = json;
     neg.replace(neg.find("\"size\": 25"), 10, "\"size\": -25");
     CHECK(parse_error(neg).find("\"size\" must be a non-negative integer") != std::string::npos);
     std::string baddigest = json;
     baddigest.replace(baddigest.find("sha256:"), 7, "sha256:zz");
     CHECK(parse_error(baddigest).find("invalid digest") != std::string::npos);
-    std::string noparts = R"({"format":"aas-bundle-parts/v1","bundle":"x","size":0,"sha256":")" +
-                          Digest::of("").str() + R"(","part_size":1,"parts":[]})";
+    std::string noparts = R"({"format":"aas-bundle-parts/v1","bundle":"x","size":0,"sha256":")" + Digest::of("").str() +
+                          R"(","part_size":1,"parts":[]})";
     CHECK(parse_error(noparts).find("\"parts\" must be a non-empty array") != std::string::npos);
 }
 

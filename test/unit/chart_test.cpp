@@ -201,13 +201,12 @@ TEST_CASE("chart::load_chart reads packaged charts with nested packaged subchart
 
 TEST_CASE("chart::coalesce merges user files, globals, tags, import-values and extra subcharts") {
     TempDir t;
-    t.write("p/Chart.yaml",
-            "apiVersion: v2\nname: p\nversion: 1.0.0\n"
-            "dependencies:\n"
-            "  - name: db\n    version: 1.0.0\n    condition: db.enabled,global.db.enabled\n"
-            "    import-values:\n      - data\n      - child: image\n        parent: imported.dbImage\n"
-            "  - name: lib\n    version: 1.0.0\n    tags: [front, back]\n"
-            "  - name: absent\n    version: 1.0.0\n");
+    t.write("p/Chart.yaml", "apiVersion: v2\nname: p\nversion: 1.0.0\n"
+                            "dependencies:\n"
+                            "  - name: db\n    version: 1.0.0\n    condition: db.enabled,global.db.enabled\n"
+                            "    import-values:\n      - data\n      - child: image\n        parent: imported.dbImage\n"
+                            "  - name: lib\n    version: 1.0.0\n    tags: [front, back]\n"
+                            "  - name: absent\n    version: 1.0.0\n");
     t.write("p/values.yaml", "global:\n  imageRegistry: reg.example\n  nested:\n    a: 1\n"
                              "image:\n  repository: p/app\n  tag: '1.0'\n"
                              "db:\n  auth:\n    enabled: true\n"

@@ -15,7 +15,9 @@ namespace {
 
 using aas::testing::HttpServer;
 
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string::npos;
+}
 
 // An image manifest: a config, one layer, and a foreign layer (with its download URL).
 std::string image_with_foreign_layer() {
@@ -25,8 +27,8 @@ std::string image_with_foreign_layer() {
     };
     return "{\"schemaVersion\":2,\"mediaType\":\"" + std::string(aas::oci::media_type::docker_manifest) +
            "\",\"config\":" + blob(aas::oci::media_type::docker_config, 'c') + ",\"layers\":[" +
-           blob(aas::oci::media_type::docker_foreign_layer, 'f', ",\"urls\":[\"https://example.invalid/base\"]") +
-           "," + blob(aas::oci::media_type::docker_layer, '1') + "]}";
+           blob(aas::oci::media_type::docker_foreign_layer, 'f', ",\"urls\":[\"https://example.invalid/base\"]") + "," +
+           blob(aas::oci::media_type::docker_layer, '1') + "]}";
 }
 
 } // namespace

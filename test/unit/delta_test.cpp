@@ -14,16 +14,20 @@
 #include <string>
 
 namespace fs = std::filesystem;
-using aas::testing::TempDir;
 using aas::bundle::BundleDoc;
 using aas::delta::Inventory;
 using aas::oci::Digest;
+using aas::testing::TempDir;
 using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string hex(char c) { return std::string(64, c); }
-std::string dg(char c) { return "sha256:" + hex(c); }
+std::string hex(char c) {
+    return std::string(64, c);
+}
+std::string dg(char c) {
+    return "sha256:" + hex(c);
+}
 
 json good_inventory() {
     return json::parse(fmt::format(R"({{
@@ -123,7 +127,8 @@ TEST_CASE("delta::Inventory::parse refuses hostile input, naming the file and th
     CHECK(parse_error(j).find("blobs[1].digest: sha256:" + hex('a') + " is listed twice") != std::string::npos);
     j = good_inventory();
     j["blobs"][0]["repositories"] = json::array({"apps/../etc"});
-    CHECK(parse_error(j).find("blobs[0].repositories[0]: \"apps/../etc\" is not a repository path") != std::string::npos);
+    CHECK(parse_error(j).find("blobs[0].repositories[0]: \"apps/../etc\" is not a repository path") !=
+          std::string::npos);
     j = good_inventory();
     j["blobs"][0]["repositories"] = json::array({"Upper/Case"});
     CHECK(parse_error(j).find("blobs[0].repositories[0]") != std::string::npos);
@@ -230,13 +235,16 @@ TEST_CASE("bundle::BundleDoc::parse refuses a hostile base or assumed, naming th
     CHECK(doc_error(j).find("assumed[0].base: not an index") != std::string::npos);
     j = good_delta();
     j["assumed"][0]["digest"] = dg('2'); // the stored config
-    CHECK(doc_error(j).find("bundle.json: assumed[0]: sha256:" + hex('2') + " is assumed present, but the bundle stores it too") == 0);
+    CHECK(doc_error(j).find("bundle.json: assumed[0]: sha256:" + hex('2') +
+                            " is assumed present, but the bundle stores it too") == 0);
     j = good_delta();
     j["assumed"][0]["images"] = json::array();
-    CHECK(doc_error(j).find("assumed[0].images: sha256:" + hex('a') + ": no image of the bundle needs it") != std::string::npos);
+    CHECK(doc_error(j).find("assumed[0].images: sha256:" + hex('a') + ": no image of the bundle needs it") !=
+          std::string::npos);
     j = good_delta();
     j["assumed"][0]["images"] = json::array({"docker.io/library/other:1"});
-    CHECK(doc_error(j).find("assumed[0].images: \"docker.io/library/other:1\" is not an image of the bundle") != std::string::npos);
+    CHECK(doc_error(j).find("assumed[0].images: \"docker.io/library/other:1\" is not an image of the bundle") !=
+          std::string::npos);
     j = good_delta();
     j["assumed"].push_back(j["assumed"][0]);
     CHECK(doc_error(j).find("assumed[1]: sha256:" + hex('a') + " is assumed twice") != std::string::npos);

@@ -107,13 +107,17 @@ TEST_CASE("oci::Digest::of computes well-known sha256 and sha512 vectors") {
         CHECK(Digest::of("abc").str() == "sha256:" + sha256_abc);
         CHECK(Digest::of("abc", Algorithm::sha256) == Digest::parse("sha256:" + sha256_abc));
     }
-    SUBCASE("sha256 of a sentence") { CHECK(Digest::of(fox).hex() == sha256_fox); }
+    SUBCASE("sha256 of a sentence") {
+        CHECK(Digest::of(fox).hex() == sha256_fox);
+    }
     SUBCASE("sha512 of abc") {
         Digest d = Digest::of("abc", Algorithm::sha512);
         CHECK(d.algorithm() == Algorithm::sha512);
         CHECK(d.str() == "sha512:" + sha512_abc);
     }
-    SUBCASE("sha512 of the empty string") { CHECK(Digest::of("", Algorithm::sha512).hex() == sha512_empty); }
+    SUBCASE("sha512 of the empty string") {
+        CHECK(Digest::of("", Algorithm::sha512).hex() == sha512_empty);
+    }
     SUBCASE("binary bytes including NUL are hashed, not truncated") {
         const std::string with_nul("a\0b", 3);
         CHECK(Digest::of(with_nul) != Digest::of("a"));
@@ -151,8 +155,8 @@ TEST_CASE("oci::Digest default value, comparison and short_str") {
 
 TEST_CASE("oci::Hasher incremental hashing") {
     SUBCASE("updates in pieces equal the one-shot digest") {
-        for (std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, std::size_t{64},
-                                  std::size_t{1000}}) {
+        for (std::size_t piece :
+             {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, std::size_t{64}, std::size_t{1000}}) {
             CAPTURE(piece);
             Hasher h;
             for (std::size_t i = 0; i < fox.size(); i += piece) h.update(std::string_view(fox).substr(i, piece));

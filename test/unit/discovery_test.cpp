@@ -36,8 +36,8 @@ fs::path charts_dir() {
     return fs::path(AAS_SOURCE_DIR) / "test" / "data" / "charts";
 }
 
-const char* const patterns[] = {"env-images",       "args-images",      "flag-images",
-                                "configmap-text",   "split-cr",         "recursive-merge",
+const char* const patterns[] = {"env-images",       "args-images",       "flag-images",
+                                "configmap-text",   "split-cr",          "recursive-merge",
                                 "offbranch-toyaml", "untagged-fallback", "digest-switch"};
 
 std::set<std::string> refs_of(const aas::discovery::Result& r, aas::discovery::Class cls) {
@@ -104,9 +104,17 @@ struct RoundTrip {
         for (const auto& img : before.images) {
             aas::rewrite::ImageTarget t{img.ref.str(), target_of(img.ref), {}};
             for (const auto& s : img.sites) {
-                t.sites.push_back(aas::bundle::SiteRecord{s.release, s.chart, s.file, s.line, s.values_path, s.written,
-                                                          s.template_file, s.template_line,
-                                                          aas::discovery::to_string(s.cls), s.reference, {}});
+                t.sites.push_back(aas::bundle::SiteRecord{s.release,
+                                                          s.chart,
+                                                          s.file,
+                                                          s.line,
+                                                          s.values_path,
+                                                          s.written,
+                                                          s.template_file,
+                                                          s.template_line,
+                                                          aas::discovery::to_string(s.cls),
+                                                          s.reference,
+                                                          {}});
                 for (const auto& p : s.parts)
                     t.sites.back().parts.push_back(
                         aas::bundle::PartRecord{p.part, p.file, p.line, p.values_path, p.file_key, p.written, p.at});
@@ -163,8 +171,9 @@ TEST_CASE("discovery::an invalid reference only a branch not taken builds is a w
                w.find("only in a branch the values do not take") != std::string::npos;
     }));
     // The same kind of mistake on the path the values take stays an error at its values line.
-    write("c/templates/bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b\nspec:\n  containers:\n"
-                                  "    - name: b\n      image: {{ .Values.bad.repository }}@{{ .Values.bad.digest }}\n");
+    write("c/templates/bad.yaml",
+          "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b\nspec:\n  containers:\n"
+          "    - name: b\n      image: {{ .Values.bad.repository }}@{{ .Values.bad.digest }}\n");
     r = aas::discovery::discover_path(t.path / "c");
     CHECK_FALSE(r.ok());
     REQUIRE(r.errors.size() == 1);
@@ -262,7 +271,8 @@ TEST_CASE("discovery::image fields of plain manifests, one image per reference, 
     std::vector<std::string> refs;
     for (const auto& i : r.images) refs.push_back(i.ref.str());
     // The commented-out image is not one; nginx, written twice, is one image.
-    CHECK(refs == std::vector<std::string>{"docker.io/library/busybox:1.36", "docker.io/library/nginx:1.25", helper_ref});
+    CHECK(refs ==
+          std::vector<std::string>{"docker.io/library/busybox:1.36", "docker.io/library/nginx:1.25", helper_ref});
 
     const auto* nginx = image_of(r, "docker.io/library/nginx:1.25");
     REQUIRE(nginx != nullptr);

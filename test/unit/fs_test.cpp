@@ -36,9 +36,9 @@ TEST_CASE("util::SafeTree never follows a symlink, not even one inside the root"
     TempDir d;
     fs::create_directories(d.path / "root/k8s");
     fs::create_directories(d.path / "outside");
-    fs::create_directory_symlink(d.path / "outside", d.path / "root/k8s/out");  // absolute, leaves
-    fs::create_directory_symlink("..", d.path / "root/k8s/up");                  // relative, climbs
-    fs::create_directory_symlink(".", d.path / "root/k8s/here");                 // stays inside
+    fs::create_directory_symlink(d.path / "outside", d.path / "root/k8s/out"); // absolute, leaves
+    fs::create_directory_symlink("..", d.path / "root/k8s/up");                // relative, climbs
+    fs::create_directory_symlink(".", d.path / "root/k8s/here");               // stays inside
     aas::util::SafeTree t(d.path / "root");
     for (const char* p : {"k8s/out/victim", "k8s/up/victim", "k8s/here/victim", "k8s/out/a/b/victim"}) {
         INFO(p);

@@ -115,8 +115,9 @@ platforms: [linux]
     CHECK(p.find("release \"a\" is listed twice") != std::string::npos);
     CHECK(p.find("chart \"../outside\" must be a path inside the k8s folder") != std::string::npos);
     CHECK(p.find("\"k8s\" is required when releases are listed") != std::string::npos);
-    CHECK(p.find("bundle.yaml:12: invalid image reference \"x/queue@sha256:v1.8.3\": a sha256 digest is 64 hex digits") !=
-          std::string::npos);
+    CHECK(
+        p.find("bundle.yaml:12: invalid image reference \"x/queue@sha256:v1.8.3\": a sha256 digest is 64 hex digits") !=
+        std::string::npos);
     CHECK(p.find("bundle.yaml:14: from \"ftp://somewhere\"") != std::string::npos);
     CHECK(p.find("invalid platform \"linux\"") != std::string::npos);
 }

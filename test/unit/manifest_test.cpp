@@ -23,12 +23,16 @@ std::string image_manifest_json(std::string_view media_type_field) {
     std::string mt_line = media_type_field.empty() ? "" : "\"mediaType\":\"" + std::string(media_type_field) + "\",";
     return "{\"schemaVersion\":2," + mt_line +
            "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-           "\"digest\":\"sha256:" + h_cfg + "\",\"size\":1469},"
+           "\"digest\":\"sha256:" +
+           h_cfg +
+           "\",\"size\":1469},"
            "\"layers\":["
-           "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:" + h_l1 +
+           "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:" +
+           h_l1 +
            "\",\"size\":2814446,"
            "\"annotations\":{\"org.opencontainers.image.title\":\"layer1.tar.gz\",\"ignored\":5}},"
-           "{\"mediaType\":\"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\",\"digest\":\"sha256:" + h_l2 +
+           "{\"mediaType\":\"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\",\"digest\":\"sha256:" +
+           h_l2 +
            "\",\"size\":0,"
            "\"urls\":[\"https://mcr.example/a\",\"https://mcr.example/b\"]}"
            "]}";
@@ -38,11 +42,14 @@ std::string index_json(std::string_view media_type_field) {
     std::string mt_line = media_type_field.empty() ? "" : "\"mediaType\":\"" + std::string(media_type_field) + "\",";
     return "{\"schemaVersion\":2," + mt_line +
            "\"manifests\":["
-           "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" + h_m1 +
+           "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" +
+           h_m1 +
            "\",\"size\":525,\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
-           "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" + h_m2 +
+           "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" +
+           h_m2 +
            "\",\"size\":526,\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
-           "{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":\"sha256:" + h_m3 +
+           "{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":\"sha256:" +
+           h_m3 +
            "\",\"size\":1234,\"platform\":{\"architecture\":\"amd64\",\"os\":\"windows\","
            "\"os.version\":\"10.0.17763.1234\"},\"annotations\":{\"k\":\"v\"}}"
            "]}";
@@ -66,7 +73,9 @@ std::string error_of_parse(const RawManifest& raw) {
     return "<no error>";
 }
 
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string::npos;
+}
 
 // A RawManifest built directly, bypassing from_bytes, to test parse() on its own.
 RawManifest raw_of(std::string bytes, std::string_view media_type) {
@@ -157,7 +166,8 @@ TEST_CASE("oci::RawManifest::from_bytes takes the media type from Content-Type")
 }
 
 TEST_CASE("oci::RawManifest::from_bytes falls back to the document's mediaType") {
-    const std::vector<std::string> generic = {"", "application/json", "text/plain", "application/octet-stream; charset=x"};
+    const std::vector<std::string> generic = {"", "application/json", "text/plain",
+                                              "application/octet-stream; charset=x"};
     SUBCASE("each declared media type") {
         for (const auto& ct : generic) {
             CAPTURE(ct);
@@ -209,7 +219,8 @@ TEST_CASE("oci::RawManifest::from_bytes refuses Docker schema 1") {
         CHECK(contains(error_of_from_bytes(image_manifest_json(""), with_param), "schema 1"));
     }
     SUBCASE("by schemaVersion 1 in the document") {
-        for (const std::string& ct : {std::string(), std::string("application/json"), std::string(mt::docker_manifest)}) {
+        for (const std::string& ct :
+             {std::string(), std::string("application/json"), std::string(mt::docker_manifest)}) {
             CAPTURE(ct);
             std::string msg = error_of_from_bytes(schema1_doc, ct);
             CAPTURE(msg);
@@ -242,8 +253,9 @@ TEST_CASE("oci::RawManifest::from_bytes reports invalid JSON with the digest") {
 TEST_CASE("oci::RawManifest::from_bytes hashes the exact bytes and keeps them verbatim") {
     const std::string compact = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
                                 "\"manifests\":[]}";
-    const std::string spaced = "{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"application/vnd.oci.image.index.v1+json\",\n"
-                               "  \"manifests\": []\n}\n";
+    const std::string spaced =
+        "{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"application/vnd.oci.image.index.v1+json\",\n"
+        "  \"manifests\": []\n}\n";
     const std::string reordered = "{\"manifests\":[],\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
                                   "\"schemaVersion\":2}";
     RawManifest a = RawManifest::from_bytes(compact, "");
@@ -291,8 +303,8 @@ TEST_CASE("oci::parse of an image manifest") {
         CHECK(m.layers[0].size == 2814446);
         CHECK(m.layers[0].urls.empty());
         // Non-string annotation values are skipped.
-        CHECK(m.layers[0].annotations == std::map<std::string, std::string>{{"org.opencontainers.image.title",
-                                                                             "layer1.tar.gz"}});
+        CHECK(m.layers[0].annotations ==
+              std::map<std::string, std::string>{{"org.opencontainers.image.title", "layer1.tar.gz"}});
 
         CHECK(m.layers[1].media_type == mt::docker_foreign_layer);
         CHECK(m.layers[1].digest.hex() == h_l2);
@@ -353,8 +365,10 @@ TEST_CASE("oci::parse of an index with platforms") {
         CHECK(d2.annotations.at("k") == "v");
     }
     SUBCASE("a descriptor without platform") {
-        std::string doc = "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-                          "\"digest\":\"sha256:" + h_m1 + "\",\"size\":1}]}";
+        std::string doc =
+            "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+            "\"digest\":\"sha256:" +
+            h_m1 + "\",\"size\":1}]}";
         auto idx = std::get<Index>(parse(RawManifest::from_bytes(doc, "")));
         REQUIRE(idx.manifests.size() == 1);
         CHECK_FALSE(idx.manifests[0].platform.has_value());
@@ -371,55 +385,78 @@ TEST_CASE("oci::parse errors name the manifest digest and the problem") {
         std::vector<std::string> fragments;
     };
     const std::vector<Case> cases = {
-        {"missing config", "{\"schemaVersion\":2,\"layers\":[" + lay + "]}", mt::oci_manifest,
-         {"missing \"config\""}},
-        {"missing layers", "{\"schemaVersion\":2,\"config\":" + cfg + "}", mt::oci_manifest,
+        {"missing config", "{\"schemaVersion\":2,\"layers\":[" + lay + "]}", mt::oci_manifest, {"missing \"config\""}},
+        {"missing layers",
+         "{\"schemaVersion\":2,\"config\":" + cfg + "}",
+         mt::oci_manifest,
          {"missing \"layers\" array"}},
-        {"layers not an array", "{\"schemaVersion\":2,\"config\":" + cfg + ",\"layers\":{}}", mt::docker_manifest,
+        {"layers not an array",
+         "{\"schemaVersion\":2,\"config\":" + cfg + ",\"layers\":{}}",
+         mt::docker_manifest,
          {"missing \"layers\" array"}},
         {"missing manifests", "{\"schemaVersion\":2}", mt::oci_index, {"missing \"manifests\" array"}},
         {"bad digest in config",
          "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"sha256:abc\",\"size\":2},\"layers\":[]}",
-         mt::oci_manifest, {"config", "invalid digest \"sha256:abc\"", "64 hex digits"}},
+         mt::oci_manifest,
+         {"config", "invalid digest \"sha256:abc\"", "64 hex digits"}},
         {"bad digest in a layer",
          "{\"schemaVersion\":2,\"config\":" + cfg + ",\"layers\":[" + lay +
              ",{\"mediaType\":\"y\",\"digest\":\"md5:00\",\"size\":3}]}",
-         mt::oci_manifest, {"layers[1]", "invalid digest \"md5:00\""}},
+         mt::oci_manifest,
+         {"layers[1]", "invalid digest \"md5:00\""}},
         {"bad digest in an index entry",
          "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"m\",\"digest\":\"sha256:" + h_cfg.substr(0, 63) +
              "X\",\"size\":1}]}",
-         mt::oci_index, {"manifests[0]", "lower-case hex"}},
-        {"missing digest", "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"size\":2},\"layers\":[]}",
-         mt::oci_manifest, {"config", "missing \"digest\""}},
+         mt::oci_index,
+         {"manifests[0]", "lower-case hex"}},
+        {"missing digest",
+         "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"size\":2},\"layers\":[]}",
+         mt::oci_manifest,
+         {"config", "missing \"digest\""}},
         {"missing mediaType in a descriptor",
          "{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:" + h_cfg + "\",\"size\":2},\"layers\":[]}",
-         mt::oci_manifest, {"config", "missing \"mediaType\""}},
+         mt::oci_manifest,
+         {"config", "missing \"mediaType\""}},
         {"negative size",
          "{\"schemaVersion\":2,\"config\":" + cfg + ",\"layers\":[{\"mediaType\":\"y\",\"digest\":\"sha256:" + h_l1 +
              "\",\"size\":-1}]}",
-         mt::oci_manifest, {"layers[0]", "sha256:" + h_l1, "no valid \"size\""}},
+         mt::oci_manifest,
+         {"layers[0]", "sha256:" + h_l1, "no valid \"size\""}},
         {"missing size",
          "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"sha256:" + h_cfg + "\"},\"layers\":[]}",
-         mt::oci_manifest, {"config", "no valid \"size\""}},
+         mt::oci_manifest,
+         {"config", "no valid \"size\""}},
         {"fractional size",
          "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"sha256:" + h_cfg +
              "\",\"size\":1.5},\"layers\":[]}",
-         mt::oci_manifest, {"config", "no valid \"size\""}},
+         mt::oci_manifest,
+         {"config", "no valid \"size\""}},
         {"string size",
          "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"m\",\"digest\":\"sha256:" + h_m1 +
              "\",\"size\":\"12\"}]}",
-         mt::oci_index, {"manifests[0]", "no valid \"size\""}},
-        {"descriptor not an object", "{\"schemaVersion\":2,\"manifests\":[42]}", mt::oci_index,
+         mt::oci_index,
+         {"manifests[0]", "no valid \"size\""}},
+        {"descriptor not an object",
+         "{\"schemaVersion\":2,\"manifests\":[42]}",
+         mt::oci_index,
          {"manifests[0]", "not a JSON object"}},
-        {"schemaVersion 3", "{\"schemaVersion\":3,\"config\":" + cfg + ",\"layers\":[]}", mt::oci_manifest,
+        {"schemaVersion 3",
+         "{\"schemaVersion\":3,\"config\":" + cfg + ",\"layers\":[]}",
+         mt::oci_manifest,
          {"\"schemaVersion\" must be 2"}},
-        {"schemaVersion missing", "{\"config\":" + cfg + ",\"layers\":[]}", mt::oci_manifest,
+        {"schemaVersion missing",
+         "{\"config\":" + cfg + ",\"layers\":[]}",
+         mt::oci_manifest,
          {"\"schemaVersion\" must be 2"}},
-        {"schemaVersion as a string", "{\"schemaVersion\":\"2\",\"manifests\":[]}", mt::oci_index,
+        {"schemaVersion as a string",
+         "{\"schemaVersion\":\"2\",\"manifests\":[]}",
+         mt::oci_index,
          {"\"schemaVersion\" must be 2"}},
         {"schemaVersion 1", "{\"schemaVersion\":1,\"fsLayers\":[]}", mt::docker_manifest, {"schema 1"}},
         {"schema 1 media type", "{\"schemaVersion\":2,\"manifests\":[]}", mt::docker_schema1_signed, {"schema 1"}},
-        {"unsupported media type", "{\"schemaVersion\":2,\"manifests\":[]}", mt::oci_config,
+        {"unsupported media type",
+         "{\"schemaVersion\":2,\"manifests\":[]}",
+         mt::oci_config,
          {"unsupported media type \"application/vnd.oci.image.config.v1+json\""}},
         {"invalid JSON", "{\"schemaVersion\":2,", mt::oci_index, {"invalid JSON"}},
     };
@@ -476,7 +513,9 @@ TEST_CASE("oci::parse refuses a schemaVersion beyond int range") {
 
 namespace {
 
-std::string hexof(char c) { return std::string(64, c); }
+std::string hexof(char c) {
+    return std::string(64, c);
+}
 
 std::string image_json(const std::string& cfg, const std::vector<std::string>& layers, bool foreign_last = false) {
     std::string s = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
@@ -502,7 +541,8 @@ struct Store {
         return raw;
     }
     std::string index_json(const std::vector<std::pair<RawManifest, std::string>>& children) {
-        std::string s = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[";
+        std::string s =
+            "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[";
         for (std::size_t i = 0; i < children.size(); ++i) {
             const auto& [m, plat] = children[i];
             s += std::string(i ? "," : "") + "{\"mediaType\":\"" + m.media_type + "\",\"digest\":\"" + m.digest.str() +

@@ -15,9 +15,9 @@
 #include "aas_bundle/util/strings.hpp"
 
 #include <archive.h>
-#include <fmt/format.h>
 #include <archive_entry.h>
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -140,7 +140,8 @@ TEST_CASE("bundle::format refuses bad documents, naming the field") {
     d = j;
     d["files"][1]["size"] = -1;
     fails(d, "files[1].size");
-    CHECK_THROWS_WITH_AS(bundle::BundleDoc::parse("[1,2", "b.json"), doctest::Contains("b.json: not a JSON object"), Error);
+    CHECK_THROWS_WITH_AS(bundle::BundleDoc::parse("[1,2", "b.json"), doctest::Contains("b.json: not a JSON object"),
+                         Error);
 }
 
 TEST_CASE("bundle::format a joined site's reference and parts are optional fields") {
@@ -212,7 +213,8 @@ TEST_CASE("pack::pack from an OCI layout writes a signed bundle") {
         util::write_file_atomic(layout / "blobs/sha256" / d.hex(), data);
         return d;
     };
-    std::string config = R"({"architecture":"arm64","os":"linux","variant":"v8","rootfs":{"type":"layers","diff_ids":[]}})";
+    std::string config =
+        R"({"architecture":"arm64","os":"linux","variant":"v8","rootfs":{"type":"layers","diff_ids":[]}})";
     std::string layer(5000, 'x');
     auto cd = put(config), ld = put(layer);
     std::string manifest = fmt::format(
@@ -221,17 +223,19 @@ TEST_CASE("pack::pack from an OCI layout writes a signed bundle") {
         ld.str(), layer.size());
     auto md = put(manifest);
     util::write_file_atomic(layout / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
-    util::write_file_atomic(layout / "index.json",
-                            fmt::format(R"({{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":{},)"
-                                        R"("annotations":{{"org.opencontainers.image.ref.name":"2.1.0"}}}}]}})",
-                                        oci::media_type::oci_manifest, md.str(), manifest.size()));
+    util::write_file_atomic(
+        layout / "index.json",
+        fmt::format(R"({{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":{},)"
+                    R"("annotations":{{"org.opencontainers.image.ref.name":"2.1.0"}}}}]}})",
+                    oci::media_type::oci_manifest, md.str(), manifest.size()));
     // A k8s folder and a manifest that names the image.
     fs::create_directories(t.path / "k8s/plain");
     util::write_file_atomic(t.path / "k8s/plain/app.yaml",
                             "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: shop/front:2.1.0\n");
-    util::write_file_atomic(t.path / "bundle.yaml",
-                            "apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
-                            "manifests: [plain/app.yaml]\nimages:\n  - ref: shop/front:2.1.0\n    from: oci:layout:2.1.0\n");
+    util::write_file_atomic(
+        t.path / "bundle.yaml",
+        "apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
+        "manifests: [plain/app.yaml]\nimages:\n  - ref: shop/front:2.1.0\n    from: oci:layout:2.1.0\n");
     signing::generate_keypair(t.path / "signer");
 
     pack::Options o;
@@ -308,8 +312,12 @@ namespace {
 
 // A layer's descriptor for `data`.
 oci::Descriptor layer_of(const std::string& data) {
-    return {std::string(oci::media_type::oci_layer), oci::Digest::of(data),
-            static_cast<std::int64_t>(data.size()), {}, {}, {}};
+    return {std::string(oci::media_type::oci_layer),
+            oci::Digest::of(data),
+            static_cast<std::int64_t>(data.size()),
+            {},
+            {},
+            {}};
 }
 
 // Fills the cache with `data` through a fetch that writes it in two pieces.

@@ -82,7 +82,8 @@ TEST_CASE("util::read_chunks and read_file read a whole file; errors name it") {
     CHECK_THROWS_WITH(aas::util::open_for_reading(d.path / "missing"),
                       doctest::Contains("missing: No such file or directory"));
     char c;
-    CHECK_THROWS_WITH(aas::util::read_some(-1, &c, 1, "nothing"), doctest::Contains("reading nothing: Bad file descriptor"));
+    CHECK_THROWS_WITH(aas::util::read_some(-1, &c, 1, "nothing"),
+                      doctest::Contains("reading nothing: Bad file descriptor"));
 
     // pread_some: at an offset, without moving the file's position; 0 past the end.
     char four[4];
@@ -91,5 +92,6 @@ TEST_CASE("util::read_chunks and read_file read a whole file; errors name it") {
     CHECK(aas::util::pread_some(fd.get(), four, 4, text.size() - 2, "f") == 2);
     CHECK(aas::util::pread_some(fd.get(), four, 4, text.size() + 10, "f") == 0);
     CHECK(aas::util::pread_retrying(-1, four, 4, 0) == -1);
-    CHECK_THROWS_WITH(aas::util::pread_some(-1, four, 4, 0, "nothing"), doctest::Contains("reading nothing: Bad file descriptor"));
+    CHECK_THROWS_WITH(aas::util::pread_some(-1, four, 4, 0, "nothing"),
+                      doctest::Contains("reading nothing: Bad file descriptor"));
 }

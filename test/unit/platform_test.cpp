@@ -78,9 +78,24 @@ TEST_CASE("oci::Platform::parse normalises armhf to arm v7") {
 
 TEST_CASE("oci::Platform::parse refuses malformed platforms with aas::UsageError") {
     const std::vector<std::string> bad = {
-        "",        "linux",          "linux/",         "/amd64",     "/",           "//",
-        "a/b/c/d", "linux/arm/v7/x", "linux//v7",      "linux/arm/", "Linux/amd64", "linux/AMD64",
-        "linux/arm64/V8", "linux/amd 64", "linux/amd64:1", "linux\\amd64", " linux/amd64", "linux/amd64 ",
+        "",
+        "linux",
+        "linux/",
+        "/amd64",
+        "/",
+        "//",
+        "a/b/c/d",
+        "linux/arm/v7/x",
+        "linux//v7",
+        "linux/arm/",
+        "Linux/amd64",
+        "linux/AMD64",
+        "linux/arm64/V8",
+        "linux/amd 64",
+        "linux/amd64:1",
+        "linux\\amd64",
+        " linux/amd64",
+        "linux/amd64 ",
     };
     for (const auto& input : bad) {
         CAPTURE(input);
@@ -187,10 +202,10 @@ TEST_CASE("oci::platform_matches_any") {
     CHECK_FALSE(platform_matches_any(wanted, make("linux", "arm", "v7")));
     CHECK_FALSE(platform_matches_any(wanted, make("windows", "amd64")));
     CHECK_FALSE(platform_matches_any({}, make("linux", "amd64")));
-    CHECK(platform_matches_any({Platform::parse("linux/arm/v6"), Platform::parse("linux/arm/v7")},
-                               make("linux", "arm")));
-    CHECK_FALSE(platform_matches_any({Platform::parse("linux/arm/v6"), Platform::parse("linux/arm/v5")},
-                                     make("linux", "arm")));
+    CHECK(
+        platform_matches_any({Platform::parse("linux/arm/v6"), Platform::parse("linux/arm/v7")}, make("linux", "arm")));
+    CHECK_FALSE(
+        platform_matches_any({Platform::parse("linux/arm/v6"), Platform::parse("linux/arm/v5")}, make("linux", "arm")));
 }
 
 TEST_CASE("oci::Platform::parse keeps the variant its spelling implies") {

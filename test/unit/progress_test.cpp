@@ -26,9 +26,9 @@ struct Seen {
 TEST_CASE("util::ImageTracks, done when the blobs are there (pack)") {
     Seen seen;
     ImageTracks tracks(ImageTracks::DoneWhen::blobs_there, seen.report());
-    tracks.add("a:1", "", 300, 100, 2);   // one blob of 100 in the cache, two to download
+    tracks.add("a:1", "", 300, 100, 2);      // one blob of 100 in the cache, two to download
     tracks.add("gone:1", "", 0, 0, 0, true); // failed before: never reported by report_all
-    tracks.add("b:1", "", 50, 50, 0);     // everything in the cache
+    tracks.add("b:1", "", 50, 50, 0);        // everything in the cache
     tracks.report_all();
     REQUIRE(seen.events.size() == 2);
     CHECK(seen.events[0].ref == "a:1");

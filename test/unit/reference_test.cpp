@@ -27,123 +27,106 @@ std::vector<Valid> valid_cases() {
     const std::string long_repo(255 - 18, 'a'); // "docker.io/library/" is 18 characters
     return {
         // Docker Hub short names and normalisation.
-        {"busybox", "docker.io", "library/busybox", "latest", "",
-         "docker.io/library/busybox:latest", "busybox:latest"},
-        {"busybox:1.36", "docker.io", "library/busybox", "1.36", "",
-         "docker.io/library/busybox:1.36", "busybox:1.36"},
-        {"library/busybox:1.36", "docker.io", "library/busybox", "1.36", "",
-         "docker.io/library/busybox:1.36", "busybox:1.36"},
-        {"docker.io/busybox", "docker.io", "library/busybox", "latest", "",
-         "docker.io/library/busybox:latest", "busybox:latest"},
+        {"busybox", "docker.io", "library/busybox", "latest", "", "docker.io/library/busybox:latest", "busybox:latest"},
+        {"busybox:1.36", "docker.io", "library/busybox", "1.36", "", "docker.io/library/busybox:1.36", "busybox:1.36"},
+        {"library/busybox:1.36", "docker.io", "library/busybox", "1.36", "", "docker.io/library/busybox:1.36",
+         "busybox:1.36"},
+        {"docker.io/busybox", "docker.io", "library/busybox", "latest", "", "docker.io/library/busybox:latest",
+         "busybox:latest"},
         {"docker.io/library/busybox:latest", "docker.io", "library/busybox", "latest", "",
          "docker.io/library/busybox:latest", "busybox:latest"},
-        {"index.docker.io/library/nginx:1.23", "docker.io", "library/nginx", "1.23", "",
-         "docker.io/library/nginx:1.23", "nginx:1.23"},
-        {"index.docker.io/nginx", "docker.io", "library/nginx", "latest", "",
-         "docker.io/library/nginx:latest", "nginx:latest"},
+        {"index.docker.io/library/nginx:1.23", "docker.io", "library/nginx", "1.23", "", "docker.io/library/nginx:1.23",
+         "nginx:1.23"},
+        {"index.docker.io/nginx", "docker.io", "library/nginx", "latest", "", "docker.io/library/nginx:latest",
+         "nginx:latest"},
         {"registry-1.docker.io/bitnami/mongodb:6.0", "docker.io", "bitnami/mongodb", "6.0", "",
          "docker.io/bitnami/mongodb:6.0", "bitnami/mongodb:6.0"},
-        {"Docker.IO/alpine", "docker.io", "library/alpine", "latest", "",
-         "docker.io/library/alpine:latest", "alpine:latest"},
-        {"bitnami/mongodb:6.0", "docker.io", "bitnami/mongodb", "6.0", "",
-         "docker.io/bitnami/mongodb:6.0", "bitnami/mongodb:6.0"},
+        {"Docker.IO/alpine", "docker.io", "library/alpine", "latest", "", "docker.io/library/alpine:latest",
+         "alpine:latest"},
+        {"bitnami/mongodb:6.0", "docker.io", "bitnami/mongodb", "6.0", "", "docker.io/bitnami/mongodb:6.0",
+         "bitnami/mongodb:6.0"},
         {"a/b/c/d:e", "docker.io", "a/b/c/d", "e", "", "docker.io/a/b/c/d:e", "a/b/c/d:e"},
-        {"docker.io/library/a/b", "docker.io", "library/a/b", "latest", "",
-         "docker.io/library/a/b:latest", "library/a/b:latest"},
+        {"docker.io/library/a/b", "docker.io", "library/a/b", "latest", "", "docker.io/library/a/b:latest",
+         "library/a/b:latest"},
         {"a", "docker.io", "library/a", "latest", "", "docker.io/library/a:latest", "a:latest"},
         {"1/2/3", "docker.io", "1/2/3", "latest", "", "docker.io/1/2/3:latest", "1/2/3:latest"},
         // A first component without '.' or ':' is a path, even with a tag-like colon later.
-        {"localhost", "docker.io", "library/localhost", "latest", "",
-         "docker.io/library/localhost:latest", "localhost:latest"},
-        {"localhost:5000", "docker.io", "library/localhost", "5000", "",
-         "docker.io/library/localhost:5000", "localhost:5000"},
-        {"gcr.io", "docker.io", "library/gcr.io", "latest", "", "docker.io/library/gcr.io:latest",
-         "gcr.io:latest"},
+        {"localhost", "docker.io", "library/localhost", "latest", "", "docker.io/library/localhost:latest",
+         "localhost:latest"},
+        {"localhost:5000", "docker.io", "library/localhost", "5000", "", "docker.io/library/localhost:5000",
+         "localhost:5000"},
+        {"gcr.io", "docker.io", "library/gcr.io", "latest", "", "docker.io/library/gcr.io:latest", "gcr.io:latest"},
         // Digests, alone and with tags.
-        {"busybox@" + d, "docker.io", "library/busybox", "", d, "docker.io/library/busybox@" + d,
-         "busybox@" + d},
-        {"busybox:1.36@" + d, "docker.io", "library/busybox", "1.36", d,
-         "docker.io/library/busybox:1.36@" + d, "busybox:1.36@" + d},
+        {"busybox@" + d, "docker.io", "library/busybox", "", d, "docker.io/library/busybox@" + d, "busybox@" + d},
+        {"busybox:1.36@" + d, "docker.io", "library/busybox", "1.36", d, "docker.io/library/busybox:1.36@" + d,
+         "busybox:1.36@" + d},
         {"docker.io/bitnami/mongodb:6.0@" + d, "docker.io", "bitnami/mongodb", "6.0", d,
          "docker.io/bitnami/mongodb:6.0@" + d, "bitnami/mongodb:6.0@" + d},
-        {"example.com/a@" + d512, "example.com", "a", "", d512, "example.com/a@" + d512,
-         "example.com/a@" + d512},
+        {"example.com/a@" + d512, "example.com", "a", "", d512, "example.com/a@" + d512, "example.com/a@" + d512},
         // Realistic references.
-        {"registry.k8s.io/ingress-nginx/controller:v1.5.1@" + d, "registry.k8s.io",
-         "ingress-nginx/controller", "v1.5.1", d,
-         "registry.k8s.io/ingress-nginx/controller:v1.5.1@" + d,
+        {"registry.k8s.io/ingress-nginx/controller:v1.5.1@" + d, "registry.k8s.io", "ingress-nginx/controller",
+         "v1.5.1", d, "registry.k8s.io/ingress-nginx/controller:v1.5.1@" + d,
          "registry.k8s.io/ingress-nginx/controller:v1.5.1@" + d},
         {"gcr.io/knative-releases/knative.dev/serving/cmd/queue@" + d, "gcr.io",
          "knative-releases/knative.dev/serving/cmd/queue", "", d,
          "gcr.io/knative-releases/knative.dev/serving/cmd/queue@" + d,
          "gcr.io/knative-releases/knative.dev/serving/cmd/queue@" + d},
-        {"quay.io/minio/minio:RELEASE.2022-12-12T19-27-27Z", "quay.io", "minio/minio",
-         "RELEASE.2022-12-12T19-27-27Z", "", "quay.io/minio/minio:RELEASE.2022-12-12T19-27-27Z",
-         "quay.io/minio/minio:RELEASE.2022-12-12T19-27-27Z"},
-        {"nvcr.io/nvidia/k8s/container-toolkit:v1.11.0-ubuntu20.04", "nvcr.io",
-         "nvidia/k8s/container-toolkit", "v1.11.0-ubuntu20.04", "",
-         "nvcr.io/nvidia/k8s/container-toolkit:v1.11.0-ubuntu20.04",
+        {"quay.io/minio/minio:RELEASE.2022-12-12T19-27-27Z", "quay.io", "minio/minio", "RELEASE.2022-12-12T19-27-27Z",
+         "", "quay.io/minio/minio:RELEASE.2022-12-12T19-27-27Z", "quay.io/minio/minio:RELEASE.2022-12-12T19-27-27Z"},
+        {"nvcr.io/nvidia/k8s/container-toolkit:v1.11.0-ubuntu20.04", "nvcr.io", "nvidia/k8s/container-toolkit",
+         "v1.11.0-ubuntu20.04", "", "nvcr.io/nvidia/k8s/container-toolkit:v1.11.0-ubuntu20.04",
          "nvcr.io/nvidia/k8s/container-toolkit:v1.11.0-ubuntu20.04"},
-        {"ghcr.io/org/repo:sha-abc123", "ghcr.io", "org/repo", "sha-abc123", "",
-         "ghcr.io/org/repo:sha-abc123", "ghcr.io/org/repo:sha-abc123"},
-        {"sub.domain.example.com/x", "sub.domain.example.com", "x", "latest", "",
-         "sub.domain.example.com/x:latest", "sub.domain.example.com/x:latest"},
-        {"my-registry.io/team/app:2", "my-registry.io", "team/app", "2", "",
-         "my-registry.io/team/app:2", "my-registry.io/team/app:2"},
-        {"xn--bcher-kva.example/x:1", "xn--bcher-kva.example", "x", "1", "",
-         "xn--bcher-kva.example/x:1", "xn--bcher-kva.example/x:1"},
+        {"ghcr.io/org/repo:sha-abc123", "ghcr.io", "org/repo", "sha-abc123", "", "ghcr.io/org/repo:sha-abc123",
+         "ghcr.io/org/repo:sha-abc123"},
+        {"sub.domain.example.com/x", "sub.domain.example.com", "x", "latest", "", "sub.domain.example.com/x:latest",
+         "sub.domain.example.com/x:latest"},
+        {"my-registry.io/team/app:2", "my-registry.io", "team/app", "2", "", "my-registry.io/team/app:2",
+         "my-registry.io/team/app:2"},
+        {"xn--bcher-kva.example/x:1", "xn--bcher-kva.example", "x", "1", "", "xn--bcher-kva.example/x:1",
+         "xn--bcher-kva.example/x:1"},
         // localhost, ports, IP addresses.
-        {"localhost/foo", "localhost", "foo", "latest", "", "localhost/foo:latest",
-         "localhost/foo:latest"},
-        {"localhost:5000/foo/bar:1", "localhost:5000", "foo/bar", "1", "",
-         "localhost:5000/foo/bar:1", "localhost:5000/foo/bar:1"},
-        {"localhost/library/busybox", "localhost", "library/busybox", "latest", "",
-         "localhost/library/busybox:latest", "localhost/library/busybox:latest"},
-        {"example.com:1/x", "example.com:1", "x", "latest", "", "example.com:1/x:latest",
-         "example.com:1/x:latest"},
-        {"example.com:65535/x", "example.com:65535", "x", "latest", "",
-         "example.com:65535/x:latest", "example.com:65535/x:latest"},
+        {"localhost/foo", "localhost", "foo", "latest", "", "localhost/foo:latest", "localhost/foo:latest"},
+        {"localhost:5000/foo/bar:1", "localhost:5000", "foo/bar", "1", "", "localhost:5000/foo/bar:1",
+         "localhost:5000/foo/bar:1"},
+        {"localhost/library/busybox", "localhost", "library/busybox", "latest", "", "localhost/library/busybox:latest",
+         "localhost/library/busybox:latest"},
+        {"example.com:1/x", "example.com:1", "x", "latest", "", "example.com:1/x:latest", "example.com:1/x:latest"},
+        {"example.com:65535/x", "example.com:65535", "x", "latest", "", "example.com:65535/x:latest",
+         "example.com:65535/x:latest"},
         {"a.b1:5000/x", "a.b1:5000", "x", "latest", "", "a.b1:5000/x:latest", "a.b1:5000/x:latest"},
-        {"127.0.0.1:5000/x:y", "127.0.0.1:5000", "x", "y", "", "127.0.0.1:5000/x:y",
-         "127.0.0.1:5000/x:y"},
-        {"10.0.0.1/team/app:v2", "10.0.0.1", "team/app", "v2", "", "10.0.0.1/team/app:v2",
-         "10.0.0.1/team/app:v2"},
-        {"[::1]:5000/x", "[::1]:5000", "x", "latest", "", "[::1]:5000/x:latest",
-         "[::1]:5000/x:latest"},
+        {"127.0.0.1:5000/x:y", "127.0.0.1:5000", "x", "y", "", "127.0.0.1:5000/x:y", "127.0.0.1:5000/x:y"},
+        {"10.0.0.1/team/app:v2", "10.0.0.1", "team/app", "v2", "", "10.0.0.1/team/app:v2", "10.0.0.1/team/app:v2"},
+        {"[::1]:5000/x", "[::1]:5000", "x", "latest", "", "[::1]:5000/x:latest", "[::1]:5000/x:latest"},
         {"[::1]/x", "[::1]", "x", "latest", "", "[::1]/x:latest", "[::1]/x:latest"},
-        {"[2001:db8::1]:443/ns/img:1", "[2001:db8::1]:443", "ns/img", "1", "",
-         "[2001:db8::1]:443/ns/img:1", "[2001:db8::1]:443/ns/img:1"},
+        {"[2001:db8::1]:443/ns/img:1", "[2001:db8::1]:443", "ns/img", "1", "", "[2001:db8::1]:443/ns/img:1",
+         "[2001:db8::1]:443/ns/img:1"},
         {"[fe80::1:2:3:4]/a", "[fe80::1:2:3:4]", "a", "latest", "", "[fe80::1:2:3:4]/a:latest",
          "[fe80::1:2:3:4]/a:latest"},
         {"[::ffff:192.168.0.1]:5000/a@" + d, "[::ffff:192.168.0.1]:5000", "a", "", d,
          "[::ffff:192.168.0.1]:5000/a@" + d, "[::ffff:192.168.0.1]:5000/a@" + d},
-        {"[2001:0db8:0000:0000:0000:ff00:0042:8329]/a", "[2001:0db8:0000:0000:0000:ff00:0042:8329]",
-         "a", "latest", "", "[2001:0db8:0000:0000:0000:ff00:0042:8329]/a:latest",
-         "[2001:0db8:0000:0000:0000:ff00:0042:8329]/a:latest"},
-        {"[2001:DB8::A]/a", "[2001:DB8::A]", "a", "latest", "", "[2001:DB8::A]/a:latest",
-         "[2001:DB8::A]/a:latest"},
+        {"[2001:0db8:0000:0000:0000:ff00:0042:8329]/a", "[2001:0db8:0000:0000:0000:ff00:0042:8329]", "a", "latest", "",
+         "[2001:0db8:0000:0000:0000:ff00:0042:8329]/a:latest", "[2001:0db8:0000:0000:0000:ff00:0042:8329]/a:latest"},
+        {"[2001:DB8::A]/a", "[2001:DB8::A]", "a", "latest", "", "[2001:DB8::A]/a:latest", "[2001:DB8::A]/a:latest"},
         // Upper case is fine in the registry host and in tags.
         {"MyRegistry.Example.COM:8443/a/b:Tag", "MyRegistry.Example.COM:8443", "a/b", "Tag", "",
          "MyRegistry.Example.COM:8443/a/b:Tag", "MyRegistry.Example.COM:8443/a/b:Tag"},
-        {"LOCALHOST.localdomain/x", "LOCALHOST.localdomain", "x", "latest", "",
-         "LOCALHOST.localdomain/x:latest", "LOCALHOST.localdomain/x:latest"},
+        {"LOCALHOST.localdomain/x", "LOCALHOST.localdomain", "x", "latest", "", "LOCALHOST.localdomain/x:latest",
+         "LOCALHOST.localdomain/x:latest"},
         // Separators inside path components.
-        {"a__b/c.d_e-f---g:x", "docker.io", "a__b/c.d_e-f---g", "x", "",
-         "docker.io/a__b/c.d_e-f---g:x", "a__b/c.d_e-f---g:x"},
-        {"a---b", "docker.io", "library/a---b", "latest", "", "docker.io/library/a---b:latest",
-         "a---b:latest"},
+        {"a__b/c.d_e-f---g:x", "docker.io", "a__b/c.d_e-f---g", "x", "", "docker.io/a__b/c.d_e-f---g:x",
+         "a__b/c.d_e-f---g:x"},
+        {"a---b", "docker.io", "library/a---b", "latest", "", "docker.io/library/a---b:latest", "a---b:latest"},
         {"quay.io/a.b.c/d_e", "quay.io", "a.b.c/d_e", "latest", "", "quay.io/a.b.c/d_e:latest",
          "quay.io/a.b.c/d_e:latest"},
         // Tags.
-        {"x:" + tag128, "docker.io", "library/x", tag128, "", "docker.io/library/x:" + tag128,
-         "x:" + tag128},
+        {"x:" + tag128, "docker.io", "library/x", tag128, "", "docker.io/library/x:" + tag128, "x:" + tag128},
         {"x:_x", "docker.io", "library/x", "_x", "", "docker.io/library/x:_x", "x:_x"},
-        {"x:v1.0-rc.1_build", "docker.io", "library/x", "v1.0-rc.1_build", "",
-         "docker.io/library/x:v1.0-rc.1_build", "x:v1.0-rc.1_build"},
+        {"x:v1.0-rc.1_build", "docker.io", "library/x", "v1.0-rc.1_build", "", "docker.io/library/x:v1.0-rc.1_build",
+         "x:v1.0-rc.1_build"},
         {"x:A", "docker.io", "library/x", "A", "", "docker.io/library/x:A", "x:A"},
         // The name limit counts the normalised name: exactly 255 is allowed.
-        {long_repo, "docker.io", "library/" + long_repo, "latest", "",
-         "docker.io/library/" + long_repo + ":latest", long_repo + ":latest"},
+        {long_repo, "docker.io", "library/" + long_repo, "latest", "", "docker.io/library/" + long_repo + ":latest",
+         long_repo + ":latest"},
     };
 }
 
@@ -159,8 +142,7 @@ std::vector<Invalid> invalid_cases() {
     return {
         {"", "empty reference", ""},
         {"Busybox", "repository name must be lowercase", "did you mean 'busybox'?"},
-        {"docker.io/Library/x:Tag", "repository name must be lowercase",
-         "did you mean 'docker.io/library/x:Tag'?"},
+        {"docker.io/Library/x:Tag", "repository name must be lowercase", "did you mean 'docker.io/library/x:Tag'?"},
         {"Foo/bar", "repository name must be lowercase", "did you mean 'foo/bar'?"},
         {"a//b", "empty path component (\"//\") in name \"a//b\"", ""},
         {"a/", "trailing '/' in name \"a/\"", ""},
@@ -170,25 +152,22 @@ std::vector<Invalid> invalid_cases() {
         {"@sha256:abc", "missing repository name before '@'", ""},
         // A tag written where the digest goes (seen in real Knative image lists).
         {"x/queue@sha256:v1.8.3", "a sha256 digest is 64 hex digits", "did you mean ':v1.8.3'?"},
-        {"gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:v1.8.3",
-         "a sha256 digest is 64 hex digits", "did you mean ':v1.8.3'?"},
+        {"gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:v1.8.3", "a sha256 digest is 64 hex digits",
+         "did you mean ':v1.8.3'?"},
         {"x:v1@sha256:v1.8.3", "a sha256 digest is 64 hex digits", ""},
         {"x@latest", "digest \"latest\" has no algorithm (expected \"sha256:<64 hex digits>\")",
          "did you mean ':latest'?"},
         {"x@sha256:abc", "a sha256 digest is 64 hex digits", ""},
         {"x@sha256:" + h64.substr(1), "a sha256 digest is 64 hex digits", ""},
         {"x@sha256:" + h64 + "0", "a sha256 digest is 64 hex digits", ""},
-        {"x@sha256:" + upper64, "a sha256 digest is 64 lower-case hex digits",
-         "did you mean '@" + d + "'?"},
+        {"x@sha256:" + upper64, "a sha256 digest is 64 lower-case hex digits", "did you mean '@" + d + "'?"},
         {"x@sha512:" + h64, "a sha512 digest is 128 hex digits", ""},
-        {"x@md5:" + h64.substr(0, 32),
-         "unsupported digest algorithm \"md5\" (supported: sha256, sha512)", ""},
+        {"x@md5:" + h64.substr(0, 32), "unsupported digest algorithm \"md5\" (supported: sha256, sha512)", ""},
         {"x@SHA256:" + h64, "digest algorithm \"SHA256\" must be lower case", ""},
         {"x@-sha:" + h64, "invalid digest algorithm \"-sha\"", ""},
         {"x@", "empty digest after '@'", ""},
         {"x:", "empty tag after ':'", ""},
-        {"x/queue:" + d, "invalid character ':' in path component \"queue:sha256\"",
-         "did you mean '@" + d + "'?"},
+        {"x/queue:" + d, "invalid character ':' in path component \"queue:sha256\"", "did you mean '@" + d + "'?"},
         {"ubuntu:22.04:x", "invalid character ':' in path component \"ubuntu:22.04\"", ""},
         {"-a", "path component \"-a\" must start with a lower-case letter or digit", ""},
         {"a-", "path component \"a-\" must end with a lower-case letter or digit", ""},
@@ -234,8 +213,7 @@ std::vector<Invalid> invalid_cases() {
          ""},
         {"[::1/x", "unclosed '[' in registry \"[::1\"", ""},
         {"[::g]/x", "invalid IPv6 address \"::g\" in registry \"[::g]\"", ""},
-        {"[1:2:3:4:5:6:7:8:9]/x",
-         "invalid IPv6 address \"1:2:3:4:5:6:7:8:9\" in registry \"[1:2:3:4:5:6:7:8:9]\"", ""},
+        {"[1:2:3:4:5:6:7:8:9]/x", "invalid IPv6 address \"1:2:3:4:5:6:7:8:9\" in registry \"[1:2:3:4:5:6:7:8:9]\"", ""},
         {"[1::2::3]/x", "invalid IPv6 address \"1::2::3\" in registry \"[1::2::3]\"", ""},
         {"[::1]x/y", "unexpected 'x' after ']' in registry \"[::1]x\"", ""},
         {h64, "a 64-hex-digit name is an image ID, not a repository name", ""},
@@ -326,8 +304,7 @@ TEST_CASE("ref::Reference strict mode applies no defaulting") {
          "did you mean 'docker.io/library/busybox:1'?"},
         {"bitnami/mongodb@" + d, "no registry (strict mode needs a fully qualified reference)",
          "did you mean 'docker.io/bitnami/mongodb@" + d + "'?"},
-        {"quay.io/a/b", "no tag or digest (strict mode needs one)",
-         "did you mean 'quay.io/a/b:latest'?"},
+        {"quay.io/a/b", "no tag or digest (strict mode needs one)", "did you mean 'quay.io/a/b:latest'?"},
         {"index.docker.io/library/x:1", "Docker Hub must be written \"docker.io\" in strict mode",
          "did you mean 'docker.io/library/x:1'?"},
         {"docker.io/x:1", "official Docker Hub images need \"library/\" in strict mode",
@@ -361,8 +338,7 @@ TEST_CASE("ref::Reference with_* helpers replace one part") {
     auto moved = r.with_registry("registry.local:5000");
     CHECK(moved.str() == "registry.local:5000/library/busybox:1.36");
     CHECK(moved.with_registry("index.docker.io").str() == "docker.io/library/busybox:1.36");
-    CHECK(Reference::parse("quay.io/foo:1").with_registry("docker.io").str() ==
-          "docker.io/library/foo:1");
+    CHECK(Reference::parse("quay.io/foo:1").with_registry("docker.io").str() == "docker.io/library/foo:1");
     CHECK(r.with_registry("[::1]:5000").str() == "[::1]:5000/library/busybox:1.36");
     CHECK(r.with_registry("localhost").str() == "localhost/library/busybox:1.36");
 
@@ -393,13 +369,13 @@ TEST_CASE("ref::Reference with_* helpers replace one part") {
     expect_error([&] { (void)r.with_tag("bad tag"); }, "docker.io/library/busybox:bad tag",
                  "invalid character ' ' in tag \"bad tag\"");
     expect_error([&] { (void)r.with_tag(""); }, "docker.io/library/busybox", "tag is empty");
-    expect_error([&] { (void)r.with_digest("sha256:v1"); },
-                 "docker.io/library/busybox:1.36@sha256:v1", "a sha256 digest is 64 hex digits");
+    expect_error([&] { (void)r.with_digest("sha256:v1"); }, "docker.io/library/busybox:1.36@sha256:v1",
+                 "a sha256 digest is 64 hex digits");
     expect_error([&] { (void)r.with_repository("Mirror/x"); }, "docker.io/Mirror/x:1.36",
                  "repository name must be lowercase");
     // A repository containing ':' or '@' must not sneak a tag or digest in.
-    expect_error([&] { (void)pinned.without_tag().with_repository("x/y:1"); },
-                 "docker.io/x/y:1@" + d, "invalid character ':' in path component \"y:1\"");
+    expect_error([&] { (void)pinned.without_tag().with_repository("x/y:1"); }, "docker.io/x/y:1@" + d,
+                 "invalid character ':' in path component \"y:1\"");
     expect_error([&] { (void)r.with_repository("a//b"); }, "docker.io/a//b:1.36",
                  "empty path component (\"//\") in name \"a//b\"");
     expect_error([&] { (void)r.with_repository(std::string(250, 'a')); },
@@ -412,8 +388,7 @@ TEST_CASE("ref::Reference with_* helpers replace one part") {
                  "reads as a Docker Hub path");
     expect_error([&] { (void)r.without_tag(); }, "docker.io/library/busybox:1.36",
                  "removing the tag would leave neither tag nor digest");
-    expect_error([&] { (void)pinned.without_tag().without_digest(); },
-                 "docker.io/library/busybox@" + d,
+    expect_error([&] { (void)pinned.without_tag().without_digest(); }, "docker.io/library/busybox@" + d,
                  "removing the digest would leave neither tag nor digest");
 }
 
@@ -439,8 +414,8 @@ TEST_CASE("ref::is_docker_hub") {
 }
 
 TEST_CASE("ref::validate_registry") {
-    for (const char* ok : {"localhost", "localhost:5000", "[::1]:443", "[::1]", "my.reg",
-                           "My.Reg.Example:8443", "10.1.2.3:5000", "[2001:db8::]:5000"}) {
+    for (const char* ok : {"localhost", "localhost:5000", "[::1]:443", "[::1]", "my.reg", "My.Reg.Example:8443",
+                           "10.1.2.3:5000", "[2001:db8::]:5000"}) {
         CAPTURE(ok);
         CHECK_NOTHROW(validate_registry(ok));
     }
@@ -498,6 +473,5 @@ TEST_CASE("ref::tag_error and ref::digest_error") {
           "unsupported digest algorithm \"multihash+base58\" (supported: sha256, sha512)");
     CHECK(digest_error("a..b:" + h64) == "invalid digest algorithm \"a..b\"");
     CHECK(digest_error(":" + h64) == "invalid digest algorithm \"\"");
-    CHECK(digest_error(h64) ==
-          "digest \"" + h64 + "\" has no algorithm (expected \"sha256:<64 hex digits>\")");
+    CHECK(digest_error(h64) == "digest \"" + h64 + "\" has no algorithm (expected \"sha256:<64 hex digits>\")");
 }

@@ -21,7 +21,9 @@ using aas::registry::RegistryError;
 
 namespace {
 
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string::npos;
+}
 
 } // namespace
 
@@ -40,10 +42,10 @@ TEST_CASE("registry::http::resolve_url") {
          "/v2/a/blobs/uploads/new?_state=new", "https://reg.example/v2/a/blobs/uploads/new?_state=new"},
         {"relative without a leading slash, base ending in /", "http://h.example:5000/v2/a/blobs/uploads/",
          "uuid?_state=x", "http://h.example:5000/v2/a/blobs/uploads/uuid?_state=x"},
-        {"relative without a leading slash, base not ending in /", "http://h.example/v2/a/blobs/uploads",
-         "uuid", "http://h.example/v2/a/blobs/uuid"},
-        {"percent-encoded query is kept", "http://h.example/v2/",
-         "/v2/a/blobs/uploads/u?_state=ab%2Bcd%3D%3D&x=1", "http://h.example/v2/a/blobs/uploads/u?_state=ab%2Bcd%3D%3D&x=1"},
+        {"relative without a leading slash, base not ending in /", "http://h.example/v2/a/blobs/uploads", "uuid",
+         "http://h.example/v2/a/blobs/uuid"},
+        {"percent-encoded query is kept", "http://h.example/v2/", "/v2/a/blobs/uploads/u?_state=ab%2Bcd%3D%3D&x=1",
+         "http://h.example/v2/a/blobs/uploads/u?_state=ab%2Bcd%3D%3D&x=1"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.name);
@@ -205,8 +207,7 @@ TEST_CASE("log::redact_url on user info and token parameters") {
         std::string in, out;
     };
     const std::vector<Case> cases = {
-        {"https://user:password@reg.example/v2/a/manifests/latest",
-         "https://***@reg.example/v2/a/manifests/latest"},
+        {"https://user:password@reg.example/v2/a/manifests/latest", "https://***@reg.example/v2/a/manifests/latest"},
         {"https://user:password@reg.example:5000/token?service=reg&token=abc.def.ghi&scope=repository:a:pull",
          "https://***@reg.example:5000/token?service=reg&token=***&scope=repository:a:pull"},
         {"https://auth.example/token?access_token=xyz", "https://auth.example/token?access_token=***"},
@@ -354,8 +355,12 @@ TEST_CASE("registry::Client::push_blob of a blob the registry lacks: one HEAD, t
     FakeRegistry reg;
     auto client = fake_client(reg);
     StringSource src("layer bytes");
-    aas::oci::Descriptor blob{"application/octet-stream", aas::oci::Digest::of(src.bytes),
-                              static_cast<std::int64_t>(src.bytes.size()), {}, {}, {}};
+    aas::oci::Descriptor blob{"application/octet-stream",
+                              aas::oci::Digest::of(src.bytes),
+                              static_cast<std::int64_t>(src.bytes.size()),
+                              {},
+                              {},
+                              {}};
     CHECK(client.push_blob("team/app", blob, src) == PushOutcome::uploaded);
     CHECK(reg.count("HEAD") == 1);
     CHECK(reg.count("POST") == 1);

@@ -20,14 +20,14 @@
 #include <vector>
 
 namespace fs = std::filesystem;
-using aas::testing::slurp;
-using aas::testing::TempDir;
 using aas::bundle::ReleaseRecord;
 using aas::bundle::SiteRecord;
 using aas::ref::Reference;
 using aas::rewrite::FileChange;
 using aas::rewrite::ImageTarget;
 using aas::rewrite::Plan;
+using aas::testing::slurp;
+using aas::testing::TempDir;
 
 namespace {
 
@@ -57,7 +57,9 @@ void write(const fs::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary) << text;
 }
 
-std::string read(const fs::path& p) { return aas::util::read_file(p); }
+std::string read(const fs::path& p) {
+    return aas::util::read_file(p);
+}
 
 Reference target_of(const Reference& r) {
     std::string s = std::string(target_registry) + "/airgap/" + r.repository();
@@ -67,8 +69,17 @@ Reference target_of(const Reference& r) {
 }
 
 SiteRecord record_of(const aas::discovery::Site& s) {
-    SiteRecord r{s.release, s.chart, s.file, s.line, s.values_path, s.written, s.template_file, s.template_line,
-                 aas::discovery::to_string(s.cls), s.reference, {}};
+    SiteRecord r{s.release,
+                 s.chart,
+                 s.file,
+                 s.line,
+                 s.values_path,
+                 s.written,
+                 s.template_file,
+                 s.template_line,
+                 aas::discovery::to_string(s.cls),
+                 s.reference,
+                 {}};
     for (const auto& p : s.parts)
         r.parts.push_back(aas::bundle::PartRecord{p.part, p.file, p.line, p.values_path, p.file_key, p.written, p.at});
     return r;
@@ -85,7 +96,9 @@ std::vector<ImageTarget> targets_of(const aas::discovery::Result& found) {
     return targets;
 }
 
-bool in_k8s(const std::string& file) { return file.rfind("k8s/", 0) == 0; }
+bool in_k8s(const std::string& file) {
+    return file.rfind("k8s/", 0) == 0;
+}
 
 // Copies a k8s folder into a temporary root, discovers it with `manifest_file`, points every
 // image at 127.0.0.1:5999/airgap/<path>, plans, applies and discovers again.
@@ -102,7 +115,8 @@ struct Run {
         fs::copy(k8s, dir.path / "k8s", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
         manifest = aas::manifest::load(manifest_file);
         before = aas::discovery::discover(manifest, dir.path / "k8s");
-        for (const auto& r : manifest.releases) releases.push_back(ReleaseRecord{r.name, r.chart, r.namespace_, r.values});
+        for (const auto& r : manifest.releases)
+            releases.push_back(ReleaseRecord{r.name, r.chart, r.namespace_, r.values});
         targets = targets_of(before);
         plan = aas::rewrite::plan(dir.path, targets, releases);
         aas::rewrite::apply(dir.path, plan);
@@ -302,19 +316,22 @@ TEST_CASE("rewrite::example folder, every form") {
     CHECK(edge->after.find("image: edge/") == std::string::npos); // image paths stay the chart's
     bool listed = false;
     for (const auto& rel : r.plan.releases)
-        if (rel.name == "edge-ingress") listed = rel.values == std::vector<std::string>{"environments/airgap/edge-ingress-values.yaml"};
+        if (rel.name == "edge-ingress")
+            listed = rel.values == std::vector<std::string>{"environments/airgap/edge-ingress-values.yaml"};
     CHECK(listed);
 
     // Full references with placeholders, in place.
     const FileChange* ms = r.change("k8s/environments/production/model-serving-values.yaml");
     REQUIRE(ms);
-    CHECK(ms->after.find("  router: 127.0.0.1:5999/airgap/example-serving/serving/router:v0.9.2\n") != std::string::npos);
+    CHECK(ms->after.find("  router: 127.0.0.1:5999/airgap/example-serving/serving/router:v0.9.2\n") !=
+          std::string::npos);
     CHECK(ms->after.find("  gateway: 127.0.0.1:5999/airgap/servinglabs/envoy-lite:1.21.4\n") != std::string::npos);
 
     // repository with a placeholder: the name only, in place.
     const FileChange* shop = r.change("k8s/environments/production/shop-frontend-values.yaml");
     REQUIRE(shop);
-    CHECK(shop->after.find("  repository: 127.0.0.1:5999/airgap/shop/shop-frontend\n  pullPolicy") != std::string::npos);
+    CHECK(shop->after.find("  repository: 127.0.0.1:5999/airgap/shop/shop-frontend\n  pullPolicy") !=
+          std::string::npos);
 
     // Digest-only plain manifest and the helm test template: in place.
     const FileChange* op = r.change("k8s/plain/operator.yaml");
@@ -406,7 +423,8 @@ TEST_CASE("rewrite::AI App Store corpus" * doctest::skip(!have_corpus())) {
         INFO("not rewritten: ", img.ref.str());
         bool warned = false;
         for (const auto& w : p.warnings)
-            warned = warned || (w.find(".tgz:") != std::string::npos && w.find("airgap/" + img.ref.repository()) != std::string::npos);
+            warned = warned || (w.find(".tgz:") != std::string::npos &&
+                                w.find("airgap/" + img.ref.repository()) != std::string::npos);
         CHECK(warned);
     }
 }
@@ -427,8 +445,9 @@ TEST_CASE("rewrite::charts packaged as .tgz: values files only") {
     REQUIRE(std::system(cmd.c_str()) == 0);
     m.file("k8s/env/tiny-values.yaml", "replicas: 2\n");
     std::string tgz = read(m.k8s() / "charts/tiny-1.0.0.tgz");
-    auto p = m.plan_with("apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
-                         "releases:\n  - name: tiny\n    chart: charts/tiny-1.0.0.tgz\n    values: [env/tiny-values.yaml]\n");
+    auto p = m.plan_with(
+        "apiVersion: aas-bundle/v1\nkind: Bundle\nname: t\nversion: '1'\nk8s: k8s\n"
+        "releases:\n  - name: tiny\n    chart: charts/tiny-1.0.0.tgz\n    values: [env/tiny-values.yaml]\n");
     REQUIRE(p.changes.size() == 1);
     CHECK(p.changes[0].path == "k8s/env/tiny-values.yaml");
     CHECK(p.changes[0].after == "replicas: 2\nimage:\n  repository: 127.0.0.1:5999/airgap/acme/tiny\n");
@@ -677,7 +696,8 @@ TEST_CASE("rewrite::discovery records the values a joined reference is built fro
         CHECK(p.file == "k8s/charts/kafka/values.yaml");
         parts.push_back(fmt::format("{} {} {}@{}", p.part, p.values_path, p.line, p.at));
     }
-    CHECK(parts == std::vector<std::string>{"registry defaultImageRegistry 1@0", "repository defaultImageRepository 2@20",
+    CHECK(parts == std::vector<std::string>{"registry defaultImageRegistry 1@0",
+                                            "repository defaultImageRepository 2@20",
                                             "repository operator.image.name 6@25", "tag defaultImageTag 3@34"});
     // One value or one map's fields need no parts: values_path says it all.
     Mini one;
@@ -734,9 +754,11 @@ TEST_CASE("rewrite::a reference joined from top-level values rewrites the shared
     // The two images to different registries through one value is the error naming both.
     auto targets = targets_of(found);
     REQUIRE(targets.size() == 2);
-    targets[1].target = Reference::parse("reg.b:5000/" + targets[1].target.repository() + ":" + targets[1].target.tag());
+    targets[1].target =
+        Reference::parse("reg.b:5000/" + targets[1].target.repository() + ":" + targets[1].target.tag());
     try {
-        aas::rewrite::plan(w.dir.path, targets, {ReleaseRecord{"kafka", "charts/kafka", "default", {"env/kafka-values.yaml"}}});
+        aas::rewrite::plan(w.dir.path, targets,
+                           {ReleaseRecord{"kafka", "charts/kafka", "default", {"env/kafka-values.yaml"}}});
         FAIL("no error");
     } catch (const aas::Error& e) {
         std::string what = e.what();
@@ -769,14 +791,16 @@ TEST_CASE("rewrite::a joined Docker Hub name gets the registry before its first 
     aas::rewrite::apply(m.dir.path, p);
     std::set<std::string> refs;
     for (const auto& i : aas::discovery::discover_path(m.k8s()).images) refs.insert(i.ref.str());
-    CHECK(refs == std::set<std::string>{"127.0.0.1:5999/airgap/acme/app:2.0", "127.0.0.1:5999/airgap/library/busybox:1.36"});
+    CHECK(refs ==
+          std::set<std::string>{"127.0.0.1:5999/airgap/acme/app:2.0", "127.0.0.1:5999/airgap/library/busybox:1.36"});
 }
 
 TEST_CASE("rewrite::a joined reference whose registry is a chart file's value edits that file") {
     Mini m;
     m.file("k8s/charts/app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n");
     m.file("k8s/charts/app/values.yaml", "image:\n  repository: acme/worker\n  tag: \"1.0\"\n");
-    m.file("k8s/charts/app/files/registry.yaml", "# where images come from\nimages:\n  registry: 'registry.example.io'\n");
+    m.file("k8s/charts/app/files/registry.yaml",
+           "# where images come from\nimages:\n  registry: 'registry.example.io'\n");
     m.file("k8s/charts/app/templates/d.yaml",
            "{{- $f := .Files.Get \"files/registry.yaml\" | fromYaml }}\n"
            "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n"
@@ -814,7 +838,10 @@ TEST_CASE("rewrite::a joined reference that cannot be rewritten is a warning") {
     auto targets = targets_of(found);
     REQUIRE(targets.size() == 2);
     // Flattened (reg/operator): "registry.example.io/acme" is two values and a slash.
-    for (auto& t : targets) t.target = Reference::parse("127.0.0.1:5999/" + t.target.repository().substr(t.target.repository().rfind('/') + 1) + ":" + t.target.tag());
+    for (auto& t : targets)
+        t.target =
+            Reference::parse("127.0.0.1:5999/" + t.target.repository().substr(t.target.repository().rfind('/') + 1) +
+                             ":" + t.target.tag());
     auto p = aas::rewrite::plan(m.dir.path, targets, {});
     CHECK(p.changes.empty());
     REQUIRE(p.warnings.size() == 2);
@@ -822,22 +849,34 @@ TEST_CASE("rewrite::a joined reference that cannot be rewritten is a warning") {
     CHECK(p.warnings[0].find("edit it by hand") != std::string::npos);
 
     // A part inside a chart archive, and a value that changed since discovery.
-    SiteRecord s{"", "k8s/charts/x.tgz:x", "k8s/charts/x.tgz:x/values.yaml", 3, "image.repository", "acme/app",
-                 "k8s/charts/x.tgz:x/templates/d.yaml", 9, "required", "registry.example.io/acme/app:1", {}};
+    SiteRecord s{"",
+                 "k8s/charts/x.tgz:x",
+                 "k8s/charts/x.tgz:x/values.yaml",
+                 3,
+                 "image.repository",
+                 "acme/app",
+                 "k8s/charts/x.tgz:x/templates/d.yaml",
+                 9,
+                 "required",
+                 "registry.example.io/acme/app:1",
+                 {}};
     s.parts.push_back({"registry", "k8s/charts/x.tgz:x/files/r.yaml", 1, "", "registry", "registry.example.io", 0});
     s.parts.push_back({"repository", "k8s/charts/x.tgz:x/values.yaml", 3, "image.repository", "", "acme/app", 20});
-    ImageTarget archived{"registry.example.io/acme/app:1", target_of(Reference::parse("registry.example.io/acme/app:1")), {s}};
+    ImageTarget archived{
+        "registry.example.io/acme/app:1", target_of(Reference::parse("registry.example.io/acme/app:1")), {s}};
     p = aas::rewrite::plan(m.dir.path, {archived}, {});
     REQUIRE(p.warnings.size() == 1);
     CHECK(p.warnings[0].rfind("k8s/charts/x.tgz:x/files/r.yaml:1: registry: ", 0) == 0);
     CHECK(p.warnings[0].find("inside a chart archive") != std::string::npos);
 
     targets = targets_of(found);
-    m.file("k8s/charts/kafka/values.yaml", "defaultImageRegistry: other.example.io\n" + joined_values.substr(joined_values.find('\n') + 1));
+    m.file("k8s/charts/kafka/values.yaml",
+           "defaultImageRegistry: other.example.io\n" + joined_values.substr(joined_values.find('\n') + 1));
     p = aas::rewrite::plan(m.dir.path, targets, {});
     CHECK(p.changes.empty());
     REQUIRE_FALSE(p.warnings.empty());
-    CHECK(p.warnings[0].rfind("k8s/charts/kafka/values.yaml:1: defaultImageRegistry: does not hold \"registry.example.io\"", 0) == 0);
+    CHECK(p.warnings[0].rfind(
+              "k8s/charts/kafka/values.yaml:1: defaultImageRegistry: does not hold \"registry.example.io\"", 0) == 0);
 }
 
 TEST_CASE("rewrite::unified_diff") {

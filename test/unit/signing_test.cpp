@@ -13,9 +13,7 @@ namespace fs = std::filesystem;
 using aas::testing::slurp;
 using aas::testing::TempDir;
 
-namespace {
-
-} // namespace
+namespace {} // namespace
 
 TEST_CASE("signing: keygen, sign, verify, tamper") {
     TempDir d;
@@ -24,7 +22,8 @@ TEST_CASE("signing: keygen, sign, verify, tamper") {
     CHECK(fp.size() == 7 + 64);
     CHECK(aas::signing::fingerprint(d.path / "k.pub") == fp);
     CHECK(aas::signing::fingerprint(d.path / "k.key") == fp);
-    CHECK((fs::status(d.path / "k.key").permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+    CHECK((fs::status(d.path / "k.key").permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write));
     CHECK(slurp(d.path / "k.key").rfind("-----BEGIN PRIVATE KEY-----", 0) == 0);
     CHECK(slurp(d.path / "k.pub").rfind("-----BEGIN PUBLIC KEY-----", 0) == 0);
 
@@ -78,7 +77,8 @@ TEST_CASE("signing: signatures verify with stock openssl, and openssl's with our
                              "' >/dev/null 2>&1";
     CHECK(std::system(verify_cmd.c_str()) == 0);
     std::string sign_cmd = "openssl pkeyutl -sign -rawin -inkey '" + (d.path / "k.key").string() + "' -in '" +
-                           (d.path / "data").string() + "' -out '" + (d.path / "openssl.sig").string() + "' 2>/dev/null";
+                           (d.path / "data").string() + "' -out '" + (d.path / "openssl.sig").string() +
+                           "' 2>/dev/null";
     REQUIRE(std::system(sign_cmd.c_str()) == 0);
     CHECK(aas::signing::verify(d.path / "k.pub", data, slurp(d.path / "openssl.sig")));
 }

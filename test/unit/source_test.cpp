@@ -26,8 +26,7 @@ class TempDir {
 public:
     TempDir() {
         std::string tmpl = (fs::temp_directory_path() / "aas-source-test-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data()))
-            throw std::runtime_error("mkdtemp failed");
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
         path_ = tmpl;
     }
     ~TempDir() {
@@ -58,9 +57,7 @@ public:
         entry(name, '0', data.size(), "");
         body(data);
     }
-    void symlink(const std::string& name, const std::string& target) {
-        entry(name, '2', 0, target);
-    }
+    void symlink(const std::string& name, const std::string& target) { entry(name, '2', 0, target); }
     void dir(const std::string& name) { entry(name, '5', 0, ""); }
     std::string finish() { return out_ + std::string(1024, '\0'); }
 
@@ -81,8 +78,7 @@ private:
     static std::string pax_record(const std::string& key, const std::string& value) {
         std::size_t base = key.size() + value.size() + 3; // ' ', '=', '\n'
         std::size_t len = base + 1;
-        while (std::to_string(len).size() + base != len)
-            ++len;
+        while (std::to_string(len).size() + base != len) ++len;
         return fmt::format("{} {}={}\n", len, key, value);
     }
     void header(const std::string& name, char type, std::size_t size, const std::string& link) {
@@ -101,8 +97,7 @@ private:
                                   "00",
                                   8));
         unsigned sum = 0;
-        for (unsigned char c : h)
-            sum += c;
+        for (unsigned char c : h) sum += c;
         put(148, fmt::format("{:06o}", sum));
         h[154] = '\0';
         out_ += h;
@@ -129,8 +124,7 @@ std::string gzip(std::string_view data) {
     archive_entry_set_filetype(e, AE_IFREG);
     archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
     REQUIRE(archive_write_header(a, e) == ARCHIVE_OK);
-    REQUIRE(archive_write_data(a, data.data(), data.size()) ==
-            static_cast<la_ssize_t>(data.size()));
+    REQUIRE(archive_write_data(a, data.data(), data.size()) == static_cast<la_ssize_t>(data.size()));
     archive_entry_free(e);
     archive_write_close(a);
     archive_write_free(a);
@@ -143,12 +137,10 @@ struct MemorySink : aas::registry::BlobSink {
     void reset() override { data.clear(); }
 };
 
-std::string fetch(aas::source::ImageSource& s, const Descriptor& d,
-                  std::uint64_t* counted = nullptr) {
+std::string fetch(aas::source::ImageSource& s, const Descriptor& d, std::uint64_t* counted = nullptr) {
     MemorySink sink;
     s.fetch_blob(d, sink, [&](std::uint64_t n) {
-        if (counted)
-            *counted += n;
+        if (counted) *counted += n;
     });
     return sink.data;
 }
@@ -162,8 +154,8 @@ Descriptor desc(std::string_view media_type, std::string_view bytes) {
 }
 
 std::string descriptor_json(const Descriptor& d, const std::string& extra = "") {
-    return fmt::format(R"({{"mediaType":"{}","digest":"{}","size":{}{}}})", d.media_type,
-                       d.digest.str(), d.size, extra);
+    return fmt::format(R"({{"mediaType":"{}","digest":"{}","size":{}{}}})", d.media_type, d.digest.str(), d.size,
+                       extra);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -186,15 +178,13 @@ struct TestImage {
         t.file("data/" + seed + ".txt", "payload of " + seed + "\n");
         layer_tar = t.finish();
         layer_gz = gzip(layer_tar);
-        config = fmt::format(
-            R"({{"architecture":"amd64","os":"linux","config":{{"Labels":{{"seed":"{}"}}}},)"
-            R"("rootfs":{{"type":"layers","diff_ids":["{}"]}}}})",
-            seed, Digest::of(layer_tar).str());
+        config = fmt::format(R"({{"architecture":"amd64","os":"linux","config":{{"Labels":{{"seed":"{}"}}}},)"
+                             R"("rootfs":{{"type":"layers","diff_ids":["{}"]}}}})",
+                             seed, Digest::of(layer_tar).str());
         // Deliberately indented and with no mediaType for the child test.
-        manifest = fmt::format(
-            "{{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"{}\",\n   \"config\": {},\n"
-            "   \"layers\": [{}]\n}}",
-            mt::oci_manifest, descriptor_json(config_desc()), descriptor_json(layer_desc()));
+        manifest = fmt::format("{{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"{}\",\n   \"config\": {},\n"
+                               "   \"layers\": [{}]\n}}",
+                               mt::oci_manifest, descriptor_json(config_desc()), descriptor_json(layer_desc()));
     }
     Descriptor config_desc() const { return desc(mt::oci_config, config); }
     Descriptor layer_desc() const { return desc(mt::oci_layer_gzip, layer_gz); }
@@ -216,23 +206,19 @@ struct OciFixture {
     OciFixture() {
         layout = dir.path() / "layout";
         write(layout / "oci-layout", R"({"imageLayoutVersion": "1.0.0"})");
-        child = fmt::format(R"({{"schemaVersion":2,"config":{},"layers":[{}]}})",
-                            descriptor_json(two.config_desc()), descriptor_json(two.layer_desc()));
-        index =
-            fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}})", mt::oci_index,
-                        descriptor_json(desc(mt::oci_manifest, child),
-                                        R"(,"platform":{"architecture":"amd64","os":"linux"})"));
-        for (const auto* s : {&one.config, &one.layer_gz, &one.manifest, &two.config, &two.layer_gz,
-                              &child, &index})
+        child = fmt::format(R"({{"schemaVersion":2,"config":{},"layers":[{}]}})", descriptor_json(two.config_desc()),
+                            descriptor_json(two.layer_desc()));
+        index = fmt::format(
+            R"({{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}})", mt::oci_index,
+            descriptor_json(desc(mt::oci_manifest, child), R"(,"platform":{"architecture":"amd64","os":"linux"})"));
+        for (const auto* s : {&one.config, &one.layer_gz, &one.manifest, &two.config, &two.layer_gz, &child, &index})
             write_blob(layout, *s);
-        write(
-            layout / "index.json",
-            fmt::format(
-                R"({{"schemaVersion":2,"manifests":[{},{}]}})",
-                descriptor_json(one.manifest_desc(),
-                                R"(,"annotations":{"org.opencontainers.image.ref.name":"1.0"})"),
-                descriptor_json(desc(mt::oci_index, index),
-                                R"(,"annotations":{"org.opencontainers.image.ref.name":"2.0"})")));
+        write(layout / "index.json",
+              fmt::format(
+                  R"({{"schemaVersion":2,"manifests":[{},{}]}})",
+                  descriptor_json(one.manifest_desc(), R"(,"annotations":{"org.opencontainers.image.ref.name":"1.0"})"),
+                  descriptor_json(desc(mt::oci_index, index),
+                                  R"(,"annotations":{"org.opencontainers.image.ref.name":"2.0"})")));
     }
 };
 
@@ -242,27 +228,23 @@ std::string synthesised(const TestImage& img) {
         R"({{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
         R"("config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},)"
         R"("layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}})",
-        Digest::of(img.config).str(), img.config.size(), Digest::of(img.layer_tar).str(),
-        img.layer_tar.size());
+        Digest::of(img.config).str(), img.config.size(), Digest::of(img.layer_tar).str(), img.layer_tar.size());
 }
 
 /// A classic `docker save` tar of `images` (tag -> image), layers in "<dir>/layer.tar".
 std::string classic_tar(const std::vector<std::pair<std::string, const TestImage*>>& images,
-                        TarWriter::LongNames style = TarWriter::LongNames::pax,
-                        const std::string& layer_dir = "") {
+                        TarWriter::LongNames style = TarWriter::LongNames::pax, const std::string& layer_dir = "") {
     TarWriter t(style);
     std::string manifest = "[";
     for (std::size_t i = 0; i < images.size(); ++i) {
         const auto& [tag, img] = images[i];
-        std::string dir =
-            layer_dir.empty() ? Digest::of(img->layer_tar).hex() : layer_dir + std::to_string(i);
+        std::string dir = layer_dir.empty() ? Digest::of(img->layer_tar).hex() : layer_dir + std::to_string(i);
         t.dir(dir + "/");
         t.file(dir + "/VERSION", "1.0");
         t.file(dir + "/layer.tar", img->layer_tar);
         t.file(img->config_hex() + ".json", img->config);
-        manifest +=
-            fmt::format(R"({}{{"Config":"{}.json","RepoTags":["{}"],"Layers":["{}/layer.tar"]}})",
-                        i ? "," : "", img->config_hex(), tag, dir);
+        manifest += fmt::format(R"({}{{"Config":"{}.json","RepoTags":["{}"],"Layers":["{}/layer.tar"]}})", i ? "," : "",
+                                img->config_hex(), tag, dir);
     }
     manifest += "]";
     t.file("manifest.json", manifest);
@@ -311,13 +293,11 @@ TEST_CASE("source::oci_layout tag selection errors") {
     auto many = error_of([&] { aas::source::open_oci_layout(f.layout, ""); });
     CHECK(many.find("index.json lists 2 images; name one with oci:PATH:NAME, NAME being one of: 1.0, 2.0") !=
           std::string::npos);
-    CHECK(error_of([&] {
-              aas::source::open_oci_layout(f.dir.path() / "missing", "");
-          }).find("not a folder") != std::string::npos);
+    CHECK(error_of([&] { aas::source::open_oci_layout(f.dir.path() / "missing", ""); }).find("not a folder") !=
+          std::string::npos);
     fs::remove(f.layout / "oci-layout");
-    CHECK(error_of([&] {
-              aas::source::open_oci_layout(f.layout, "1.0");
-          }).find("there is no oci-layout file") != std::string::npos);
+    CHECK(error_of([&] { aas::source::open_oci_layout(f.layout, "1.0"); }).find("there is no oci-layout file") !=
+          std::string::npos);
 }
 
 TEST_CASE("source::oci_layout detects corrupted blobs and manifests") {
@@ -333,8 +313,8 @@ TEST_CASE("source::oci_layout detects corrupted blobs and manifests") {
 
     write(f.layout / "blobs" / "sha256" / layer.digest.hex(), f.one.layer_gz + "x");
     err = error_of([&] { fetch(*src, layer); });
-    CHECK(err.find(fmt::format("the file has {} bytes, the descriptor says {}", layer.size + 1,
-                               layer.size)) != std::string::npos);
+    CHECK(err.find(fmt::format("the file has {} bytes, the descriptor says {}", layer.size + 1, layer.size)) !=
+          std::string::npos);
 
     write(f.layout / "blobs" / "sha256" / Digest::of(f.one.manifest).hex(), f.one.manifest + " ");
     err = error_of([&] { src->top(); });
@@ -346,14 +326,11 @@ TEST_CASE("source::oci_layout refuses path traversal in index.json digests") {
     auto layout = dir.path() / "layout";
     write(layout / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
     write(dir.path() / "secret", "top secret");
-    for (const std::string& digest :
-         std::vector<std::string>{"sha256:../../secret", "sha256/../../../secret", "../secret",
-                                  "sha256:" + std::string(62, 'a') + "/.."}) {
-        write(
-            layout / "index.json",
-            fmt::format(
-                R"({{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":10}}]}})",
-                mt::oci_manifest, digest));
+    for (const std::string& digest : std::vector<std::string>{"sha256:../../secret", "sha256/../../../secret",
+                                                              "../secret", "sha256:" + std::string(62, 'a') + "/.."}) {
+        write(layout / "index.json",
+              fmt::format(R"({{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":10}}]}})",
+                          mt::oci_manifest, digest));
         auto err = error_of([&] { aas::source::open_oci_layout(layout, ""); });
         CHECK_MESSAGE(err.find("index.json") != std::string::npos, err);
         CHECK(err.find("top secret") == std::string::npos);
@@ -374,9 +351,8 @@ TEST_CASE("source::docker_archive classic layout gets a deterministic synthesise
     CHECK(top.media_type == mt::oci_manifest);
     CHECK(top.digest == Digest::of(synthesised(app)));
     CHECK(src->manifest(top.digest).bytes == top.bytes);
-    CHECK(error_of([&] {
-              src->manifest(Digest::of("nope"));
-          }).find("the archive has no manifest") != std::string::npos);
+    CHECK(error_of([&] { src->manifest(Digest::of("nope")); }).find("the archive has no manifest") !=
+          std::string::npos);
 
     // Same content, another file and another open: the same digest.
     auto again = aas::source::open_docker_archive(dir.path() / "y.tar", R("shop/app:2.1"));
@@ -390,11 +366,10 @@ TEST_CASE("source::docker_archive classic layout gets a deterministic synthesise
     auto o = aas::source::open_docker_archive(dir.path() / "x.tar", R("shop/other:1"));
     CHECK(o->top().bytes == synthesised(other));
 
-    CHECK(error_of([&] {
-              aas::source::open_docker_archive(dir.path() / "x.tar", R("shop/app:9"));
-          }) == "docker-archive:" + (dir.path() / "x.tar").string() +
-                    ": no image tagged docker.io/shop/app:9 in the archive (it has: shop/app:2.1, "
-                    "shop/other:1)");
+    CHECK(error_of([&] { aas::source::open_docker_archive(dir.path() / "x.tar", R("shop/app:9")); }) ==
+          "docker-archive:" + (dir.path() / "x.tar").string() +
+              ": no image tagged docker.io/shop/app:9 in the archive (it has: shop/app:2.1, "
+              "shop/other:1)");
 
     // One image needs no match.
     write(dir.path() / "one.tar", classic_tar({{"shop/app:2.1", &app}}));
@@ -454,8 +429,7 @@ TEST_CASE("source::docker_archive reads pax and GNU long names and symlinked lay
     t.symlink("bbb/layer.tar", "../aaa/layer.tar");
     t.file(app.config_hex() + ".json", app.config);
     t.file("manifest.json",
-           fmt::format(R"([{{"Config":"{}.json","RepoTags":null,"Layers":["bbb/layer.tar"]}}])",
-                       app.config_hex()));
+           fmt::format(R"([{{"Config":"{}.json","RepoTags":null,"Layers":["bbb/layer.tar"]}}])", app.config_hex()));
     write(dir.path() / "link.tar", t.finish());
     auto src = aas::source::open_docker_archive(dir.path() / "link.tar", R("shop/app:2.1"));
     CHECK(src->top().bytes == synthesised(app));
@@ -479,9 +453,8 @@ TEST_CASE("source::docker_archive gzip-compressed archives and gzip layers") {
     t.file("l/layer.tar", app.layer_gz);
     t.file(app.config_hex() + ".json", app.config);
     t.file("manifest.json",
-           fmt::format(
-               R"([{{"Config":"{}.json","RepoTags":["shop/app:2.1"],"Layers":["l/layer.tar"]}}])",
-               app.config_hex()));
+           fmt::format(R"([{{"Config":"{}.json","RepoTags":["shop/app:2.1"],"Layers":["l/layer.tar"]}}])",
+                       app.config_hex()));
     write(dir.path() / "gzl.tar", t.finish());
     auto g = aas::source::open_docker_archive(dir.path() / "gzl.tar", R("shop/app:2.1"));
     auto gm = std::get<aas::oci::ImageManifest>(aas::oci::parse(g->top()));
@@ -496,9 +469,8 @@ TEST_CASE("source::docker_archive Docker 25 OCI layout inside the tar") {
     TestImage app("app"), other("other");
     // Docker 25 writes uncompressed layers and OCI manifests into blobs/sha256/.
     auto manifest_of = [](const TestImage& img) {
-        return fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","config":{},"layers":[{}]}})",
-                           mt::oci_manifest, descriptor_json(img.config_desc()),
-                           descriptor_json(desc(mt::oci_layer, img.layer_tar)));
+        return fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","config":{},"layers":[{}]}})", mt::oci_manifest,
+                           descriptor_json(img.config_desc()), descriptor_json(desc(mt::oci_layer, img.layer_tar)));
     };
     auto build = [&](bool annotations) {
         TarWriter t;
@@ -510,20 +482,17 @@ TEST_CASE("source::docker_archive Docker 25 OCI layout inside the tar") {
             std::string m = manifest_of(*img);
             for (const auto* b : {&img->config, &img->layer_tar, &m})
                 t.file("blobs/sha256/" + Digest::of(*b).hex(), *b);
-            std::string ann =
-                annotations ? fmt::format(R"(,"annotations":{{"io.containerd.image.name":"{}",)"
-                                          R"("org.opencontainers.image.ref.name":"{}"}})",
-                                          name, name.substr(name.rfind(':') + 1))
-                            : "";
+            std::string ann = annotations ? fmt::format(R"(,"annotations":{{"io.containerd.image.name":"{}",)"
+                                                        R"("org.opencontainers.image.ref.name":"{}"}})",
+                                                        name, name.substr(name.rfind(':') + 1))
+                                          : "";
             entries += (i ? "," : "") + descriptor_json(desc(mt::oci_manifest, m), ann);
-            save += fmt::format(
-                R"({}{{"Config":"blobs/sha256/{}","RepoTags":["{}"],"Layers":["blobs/sha256/{}"]}})",
-                i ? "," : "", img->config_hex(), name.substr(10), Digest::of(img->layer_tar).hex());
+            save += fmt::format(R"({}{{"Config":"blobs/sha256/{}","RepoTags":["{}"],"Layers":["blobs/sha256/{}"]}})",
+                                i ? "," : "", img->config_hex(), name.substr(10), Digest::of(img->layer_tar).hex());
             ++i;
         }
         t.file("index.json",
-               fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}})",
-                           mt::oci_index, entries));
+               fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}})", mt::oci_index, entries));
         t.file("manifest.json", "[" + save + "]");
         return t.finish();
     };
@@ -535,13 +504,10 @@ TEST_CASE("source::docker_archive Docker 25 OCI layout inside the tar") {
         CHECK(top.bytes == manifest_of(other)); // the archive's own manifest, not a synthesised one
         auto parsed = std::get<aas::oci::ImageManifest>(aas::oci::parse(top));
         CHECK(fetch(*src, parsed.layers[0]) == other.layer_tar);
-        CHECK(aas::source::open_docker_archive(dir.path() / "new.tar", R("docker.io/shop/app:2.1"))
-                  ->top()
-                  .bytes == manifest_of(app));
-        auto err = error_of(
-            [&] { aas::source::open_docker_archive(dir.path() / "new.tar", R("shop/app:3")); });
-        CHECK_MESSAGE(err.find("no image tagged docker.io/shop/app:3 in the archive (it has: ") !=
-                          std::string::npos,
+        CHECK(aas::source::open_docker_archive(dir.path() / "new.tar", R("docker.io/shop/app:2.1"))->top().bytes ==
+              manifest_of(app));
+        auto err = error_of([&] { aas::source::open_docker_archive(dir.path() / "new.tar", R("shop/app:3")); });
+        CHECK_MESSAGE(err.find("no image tagged docker.io/shop/app:3 in the archive (it has: ") != std::string::npos,
                       err);
         CHECK_MESSAGE(err.find("shop/other:1") != std::string::npos, err);
     }
@@ -552,12 +518,10 @@ TEST_CASE("source::open_from parses the source kinds") {
     auto wanted = R("shop/app:1");
     // Split at the first ':' (containers/image's rule): the name may hold '/' and ':'.
     auto err = error_of([&] { aas::source::open_from("oci:lay:localhost/x/y:2.0", dir.path(), wanted); });
-    CHECK_MESSAGE(err.find("oci:" + (dir.path() / "lay").string() + ":localhost/x/y:2.0: cannot open") == 0,
-                  err);
+    CHECK_MESSAGE(err.find("oci:" + (dir.path() / "lay").string() + ":localhost/x/y:2.0: cannot open") == 0, err);
     err = error_of([&] { aas::source::open_from("oci:/abs/layout:v1.2", dir.path(), wanted); });
     CHECK_MESSAGE(err.find("oci:/abs/layout:v1.2:") == 0, err);
-    err =
-        error_of([&] { aas::source::open_from("docker-archive:/abs/x.tar", dir.path(), wanted); });
+    err = error_of([&] { aas::source::open_from("docker-archive:/abs/x.tar", dir.path(), wanted); });
     CHECK_MESSAGE(err.find("docker-archive:/abs/x.tar: cannot open the archive") == 0, err);
     err = error_of([&] { aas::source::open_from("docker-archive:/abs/x.tar:localhost/a/b:1", dir.path(), wanted); });
     CHECK_MESSAGE(err.find("docker-archive:/abs/x.tar: cannot open the archive") == 0, err);

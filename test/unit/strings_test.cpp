@@ -63,13 +63,11 @@ TEST_CASE("util::json_too_deep: brackets and escaped quotes inside strings do no
 }
 
 TEST_CASE("util::json_depth_problem and refuse_deep_json name the limit and the byte") {
-    CHECK(json_depth_problem("[[1]]", 1) ==
-          std::optional<std::string>("nested more than 1 levels deep at byte 1"));
+    CHECK(json_depth_problem("[[1]]", 1) == std::optional<std::string>("nested more than 1 levels deep at byte 1"));
     CHECK_FALSE(json_depth_problem("[[1]]", 2));
     CHECK_FALSE(json_depth_problem(R"(["[[", "\"])", 1));
     CHECK_THROWS_WITH_AS(refuse_deep_json(R"({"a":[{"b":[]}]})", 3, "inventory.json"),
-                         "inventory.json: nested more than 3 levels deep at byte 11; refused",
-                         aas::Error);
+                         "inventory.json: nested more than 3 levels deep at byte 11; refused", aas::Error);
     CHECK_NOTHROW(refuse_deep_json(R"({"a":[{"b":[]}]})", 4, "inventory.json"));
 }
 
@@ -103,8 +101,13 @@ TEST_CASE("util::base64 RFC 4648 section 10 test vectors") {
         std::string plain, encoded;
     };
     const std::vector<Case> cases = {
-        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.encoded);

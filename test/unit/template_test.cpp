@@ -49,8 +49,7 @@ struct Demo {
 std::string live_text(const Rendered& r) {
     std::string out;
     for (const auto& p : r.pieces)
-        if (p.live)
-            out += p.text;
+        if (p.live) out += p.text;
     return out;
 }
 
@@ -58,8 +57,7 @@ std::string live_text(const Rendered& r) {
 std::string shadow_text(const Rendered& r) {
     std::string out;
     for (const auto& p : r.pieces)
-        if (!p.live)
-            out += p.text;
+        if (!p.live) out += p.text;
     return out;
 }
 
@@ -78,15 +76,13 @@ Rendered render1(const std::string& tmpl, std::string_view values = "{}") {
 
 bool has_diag(const std::vector<std::string>& diags, const std::string& part) {
     for (const auto& d : diags)
-        if (d.find(part) != std::string::npos)
-            return true;
+        if (d.find(part) != std::string::npos) return true;
     return false;
 }
 
 std::vector<std::string> paths(const std::vector<Origin>& origins) {
     std::vector<std::string> out;
-    for (const auto& o : origins)
-        out.push_back(o.values_path);
+    for (const auto& o : origins) out.push_back(o.values_path);
     return out;
 }
 
@@ -171,25 +167,21 @@ TEST_CASE("tmpl::parse errors name the file and line") {
 TEST_CASE("tmpl::eval fields, missing keys and builtin objects") {
     const std::string values = "image:\n  repository: nginx\n  tag: '1.25'\nempty: {}\n";
     CHECK(eval("{{ .Values.image.repository }}:{{ .Values.image.tag }}", values) == "nginx:1.25");
-    CHECK(eval("[{{ .Values.missing }}][{{ .Values.missing.deeper.still }}][{{ .Values.empty.x }}]",
-               values) == "[][][]");
+    CHECK(eval("[{{ .Values.missing }}][{{ .Values.missing.deeper.still }}][{{ .Values.empty.x }}]", values) ==
+          "[][][]");
     CHECK(eval("{{ .Chart.Name }} {{ .Chart.Version }} {{ .Chart.AppVersion }} {{ "
                ".Chart.APIVersion }} "
-               "{{ .Chart.ApiVersion }} {{ .Chart.Type }}") ==
-          "demo 1.2.3 4.5.6 v2 v2 application");
+               "{{ .Chart.ApiVersion }} {{ .Chart.Type }}") == "demo 1.2.3 4.5.6 v2 v2 application");
     CHECK(eval("{{ .Release.Name }} {{ .Release.Namespace }} {{ .Release.Service }} {{ "
                ".Release.IsInstall }} "
-               "{{ .Release.IsUpgrade }} {{ .Release.Revision }}") ==
-          "release default Helm true false 1");
-    CHECK(
-        eval("{{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }} "
-             "{{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion.GitVersion }}") ==
-        "v1.29.0 1 29 v1.29.0");
+               "{{ .Release.IsUpgrade }} {{ .Release.Revision }}") == "release default Helm true false 1");
+    CHECK(eval("{{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }} "
+               "{{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion.GitVersion }}") ==
+          "v1.29.0 1 29 v1.29.0");
     CHECK(eval("{{ .Capabilities.APIVersions.Has \"policy/v1\" }}") == "true");
     CHECK(eval("{{ .Template.Name }} {{ .Template.BasePath }}") ==
           "charts/demo/templates/t.yaml charts/demo/templates");
-    CHECK(eval("{{ $.Values.image.repository }} {{ (.Values.image).tag }}", values) ==
-          "nginx 1.25");
+    CHECK(eval("{{ $.Values.image.repository }} {{ (.Values.image).tag }}", values) == "nginx 1.25");
 }
 
 TEST_CASE("tmpl::eval .Files and lookup") {
@@ -198,7 +190,7 @@ TEST_CASE("tmpl::eval .Files and lookup") {
     bool lookup = false;
     for (const auto& p : r.pieces)
         if (p.unevaluated.find("lookup reads the cluster") != std::string::npos) lookup = true;
-    CHECK(lookup); // never guessed: the image is reported as not evaluated
+    CHECK(lookup);                                 // never guessed: the image is reported as not evaluated
     CHECK(live_text(r).rfind("data: \n", 0) == 0); // no such file: "", as helm
 
     // The chart's other files, as helm's Files object gives them.
@@ -211,8 +203,9 @@ TEST_CASE("tmpl::eval .Files and lookup") {
                     "{{ range $p, $_ := .Files.Glob \"files/**\" }}{{ $p }};{{ end }}|"
                     "{{ range $p, $_ := .Files.Glob \"{config,files}/*.{ini,yaml}\" }}{{ $p }};{{ end }}|"
                     "{{ (.Files.Glob \"config/*\").AsConfig }}|{{ (.Files.Glob \"config/*\").AsSecrets }}");
-    CHECK(live_text(d.render("t.yaml")) == "image: reg.example.io/a/b:1\n|2|files/a.yaml;|files/a.yaml;files/sub/c.txt;|"
-                                           "config/d.ini;files/a.yaml;|d.ini: |\n  k=v|d.ini: az12Cg==");
+    CHECK(live_text(d.render("t.yaml")) ==
+          "image: reg.example.io/a/b:1\n|2|files/a.yaml;|files/a.yaml;files/sub/c.txt;|"
+          "config/d.ini;files/a.yaml;|d.ini: |\n  k=v|d.ini: az12Cg==");
     // A reference in a chart file is found where the template puts it, its origin the file.
     auto images = scan_images(d.render("t.yaml"));
     REQUIRE_FALSE(images.empty());
@@ -221,14 +214,12 @@ TEST_CASE("tmpl::eval .Files and lookup") {
 
 TEST_CASE("tmpl::eval variables and scoping") {
     CHECK(eval("{{ $x := 1 }}{{ $x }}{{ $x = 2 }}{{ $x }}") == "12");
-    CHECK(eval("{{ $x := \"a\" }}{{ if true }}{{ $x = \"b\" }}{{ $y := 1 }}{{ end }}{{ $x }}") ==
-          "b");
+    CHECK(eval("{{ $x := \"a\" }}{{ if true }}{{ $x = \"b\" }}{{ $y := 1 }}{{ end }}{{ $x }}") == "b");
     // A variable declared inside `if` is gone after its end.
     auto r = render1("{{ if true }}{{ $y := 1 }}{{ end }}{{ $y }}");
     CHECK(has_diag(r.diagnostics, "undefined variable"));
     CHECK(eval("{{ with $v := .Values.a }}{{ $v }}{{ . }}{{ end }}", "a: q") == "qq");
-    CHECK(eval("{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}", "m: {b: 2, a: 1}") ==
-          "a=1;b=2;");
+    CHECK(eval("{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}", "m: {b: 2, a: 1}") == "a=1;b=2;");
     CHECK(eval("{{ range $v := .Values.l }}{{ $v }}{{ end }}", "l: [p, q]") == "pq");
     CHECK(eval("{{ range $i, $v := .Values.l }}{{ $i }}{{ $v }}{{ end }}", "l: [p, q]") == "0p1q");
     CHECK(eval("{{ range 3 }}{{ . }}{{ end }}") == "012");
@@ -241,18 +232,15 @@ TEST_CASE("tmpl::eval variables and scoping") {
 
 TEST_CASE("tmpl::eval include, template and defines shared across files") {
     Demo d("name: web\n");
-    d.add("_helpers.tpl",
-          "{{- define \"demo.name\" -}}{{ .Values.name }}-{{ .Chart.Name }}{{- end -}}\n"
-          "{{- define \"demo.labels\" -}}\napp: {{ include \"demo.name\" . }}\nv: x\n{{- end -}}");
+    d.add("_helpers.tpl", "{{- define \"demo.name\" -}}{{ .Values.name }}-{{ .Chart.Name }}{{- end -}}\n"
+                          "{{- define \"demo.labels\" -}}\napp: {{ include \"demo.name\" . }}\nv: x\n{{- end -}}");
     d.set.add(File{"templates/_other.tpl", "charts/demo/charts/sub/templates/_other.tpl",
                    "{{ define \"sub.hello\" }}hello {{ . }}{{ end }}"});
-    d.add("t.yaml",
-          "metadata:\n  labels:\n    {{- include \"demo.labels\" . | nindent 4 }}\n"
-          "name: {{ template \"demo.name\" . }}\n{{ include \"sub.hello\" \"x\" | upper }}\n"
-          "{{ include \"missing\" . }}");
+    d.add("t.yaml", "metadata:\n  labels:\n    {{- include \"demo.labels\" . | nindent 4 }}\n"
+                    "name: {{ template \"demo.name\" . }}\n{{ include \"sub.hello\" \"x\" | upper }}\n"
+                    "{{ include \"missing\" . }}");
     auto r = d.render("t.yaml");
-    CHECK(live_text(r) ==
-          "metadata:\n  labels:\n    app: web-demo\n    v: x\nname: web-demo\nHELLO X\n");
+    CHECK(live_text(r) == "metadata:\n  labels:\n    app: web-demo\n    v: x\nname: web-demo\nHELLO X\n");
     CHECK(has_diag(r.diagnostics, "t.yaml:6: no template \"missing\""));
     // A file is a template by its path, as with `$.Template.BasePath`.
     d.add("_policy.tpl", "policy {{ .Values.name }}");
@@ -261,60 +249,49 @@ TEST_CASE("tmpl::eval include, template and defines shared across files") {
     // The parent's definition wins over a subchart's whatever the order of add(); among the
     // files of one chart the first by name wins (helm parses them in reverse order); an empty
     // definition never replaces one with content.
-    d.set.add(File{"templates/_x.tpl", "charts/demo/charts/sub/templates/_x.tpl",
-                   "{{ define \"demo.name\" }}sub{{ end }}"});
+    d.set.add(
+        File{"templates/_x.tpl", "charts/demo/charts/sub/templates/_x.tpl", "{{ define \"demo.name\" }}sub{{ end }}"});
     d.add("_z.tpl", "{{ define \"demo.name\" }}z{{ end }}{{ define \"sub.hello\" }}{{ end }}"
                     "{{ define \"only.z\" }}z{{ end }}");
     d.add("_a.tpl", "{{ define \"only.z\" }}a{{ end }}");
-    d.add("u.yaml",
-          "{{ include \"demo.name\" . }} {{ include \"sub.hello\" 1 }} {{ include \"only.z\" . }}");
+    d.add("u.yaml", "{{ include \"demo.name\" . }} {{ include \"sub.hello\" 1 }} {{ include \"only.z\" . }}");
     CHECK(live_text(d.render("u.yaml")) == "web-demo hello 1 a");
 }
 
 TEST_CASE("tmpl::eval comparison and logic functions") {
-    CHECK(eval("{{ eq 1 1 }} {{ eq 1 2 }} {{ eq \"a\" \"b\" \"a\" }} {{ ne 1 2 }}") ==
-          "true false true true");
-    CHECK(eval("{{ lt 1 2 }} {{ le 2 2 }} {{ gt \"b\" \"a\" }} {{ ge 1 2 }}") ==
-          "true true true false");
+    CHECK(eval("{{ eq 1 1 }} {{ eq 1 2 }} {{ eq \"a\" \"b\" \"a\" }} {{ ne 1 2 }}") == "true false true true");
+    CHECK(eval("{{ lt 1 2 }} {{ le 2 2 }} {{ gt \"b\" \"a\" }} {{ ge 1 2 }}") == "true true true false");
     CHECK(eval("{{ eq .Values.n 3 }} {{ eq .Values.missing \"x\" }}", "n: 3") == "true false");
-    CHECK(eval("{{ and 1 0 2 }} {{ and 1 2 }} {{ or 0 \"\" 3 }} {{ or 0 \"\" }} {{ not 0 }}") ==
-          "0 2 3  true");
+    CHECK(eval("{{ and 1 0 2 }} {{ and 1 2 }} {{ or 0 \"\" 3 }} {{ or 0 \"\" }} {{ not 0 }}") == "0 2 3  true");
     // `and` and `or` stop early: the failing `index` is never called.
     CHECK(eval("{{ and false (index .Values.none 1) }}") == "false");
     CHECK(eval("{{ or true (index .Values.none 1) }}") == "true");
     auto r = render1("{{ eq \"a\" 1 }}");
     CHECK(has_diag(r.diagnostics, "incompatible types for comparison"));
-    CHECK(eval("{{ len \"abc\" }} {{ len .Values.l }} {{ len .Values.m }}",
-               "l: [1,2]\nm: {a: 1}") == "3 2 1");
-    CHECK(
-        eval(
-            "{{ index .Values.l 1 }} {{ index .Values.m \"a\" }} {{ index .Values.n \"a\" \"b\" }}",
-            "l: [p, q]\nm: {a: 1}\nn: {a: {b: deep}}") == "q 1 deep");
+    CHECK(eval("{{ len \"abc\" }} {{ len .Values.l }} {{ len .Values.m }}", "l: [1,2]\nm: {a: 1}") == "3 2 1");
+    CHECK(eval("{{ index .Values.l 1 }} {{ index .Values.m \"a\" }} {{ index .Values.n \"a\" \"b\" }}",
+               "l: [p, q]\nm: {a: 1}\nn: {a: {b: deep}}") == "q 1 deep");
     CHECK(eval("{{ slice \"abcdef\" 1 3 }} {{ slice .Values.l 1 }}", "l: [a, b, c]") == "bc [b c]");
 }
 
 TEST_CASE("tmpl::eval printf and print follow Go's fmt") {
     CHECK(eval("{{ printf \"%s/%s:%s\" \"r\" \"i\" \"t\" }}") == "r/i:t");
-    CHECK(eval("{{ printf \"%d %5d|%-4s|%5s|%.2s\" 7 42 \"ab\" \"cd\" \"xyz\" }}") ==
-          "7    42|ab  |   cd|xy");
-    CHECK(eval("{{ printf \"%v %v %v %v\" 1 \"s\" true .Values.l }}", "l: [1, b]") ==
-          "1 s true [1 b]");
+    CHECK(eval("{{ printf \"%d %5d|%-4s|%5s|%.2s\" 7 42 \"ab\" \"cd\" \"xyz\" }}") == "7    42|ab  |   cd|xy");
+    CHECK(eval("{{ printf \"%v %v %v %v\" 1 \"s\" true .Values.l }}", "l: [1, b]") == "1 s true [1 b]");
     CHECK(eval("{{ printf \"%q\" \"a\\\"b\" }}") == "\"a\\\"b\"");
     CHECK(eval("{{ printf \"%s\" 5 }}") == "%!s(int=5)");
     CHECK(eval("{{ printf \"%s\" .Values.tag }}", "tag: 8") == "%!s(float64=8)");
     CHECK(eval("{{ printf \"%s\" .Values.missing }}") == "%!s(<nil>)");
     CHECK(eval("{{ printf \"%s %s\" \"a\" }}") == "a %!s(MISSING)");
     CHECK(eval("{{ printf \"%s\" \"a\" \"b\" }}") == "a%!(EXTRA string=b)");
-    CHECK(eval("{{ printf \"%x %X %o %5.1f %t %%\" 255 255 8 3.14159 true }}") ==
-          "ff FF 10   3.1 true %");
+    CHECK(eval("{{ printf \"%x %X %o %5.1f %t %%\" 255 255 8 3.14159 true }}") == "ff FF 10   3.1 true %");
     CHECK(eval("{{ printf \"%v\" .Values.m }}", "m: {b: 2, a: x}") == "map[a:x b:2]");
     CHECK(eval("{{ print \"a\" \"b\" 1 2 \"c\" }}") == "ab1 2c");
     CHECK(eval("{{ println \"a\" 1 }}") == "a 1\n");
     // Helm's values are float64: large integers print in exponent form, like helm does.
     CHECK(eval("{{ .Values.a }} {{ .Values.b }} {{ .Values.c }} {{ .Values.d }}",
                "a: 1000000\nb: 123456\nc: 1.10\nd: 0.00001") == "1e+06 123456 1.1 1e-05");
-    CHECK(eval("{{ .Values.a | int }} {{ .Values.a | toString }}", "a: 1000000") ==
-          "1000000 1e+06");
+    CHECK(eval("{{ .Values.a | int }} {{ .Values.a | toString }}", "a: 1000000") == "1000000 1e+06");
 }
 
 TEST_CASE("tmpl::eval string functions") {
@@ -331,8 +308,7 @@ TEST_CASE("tmpl::eval string functions") {
                "}} {{ quote .Values.x }}",
                "n: 3") == "\"a\" \"a\\\"b\" 'a' \"3\" ");
     CHECK(eval("{{ toString 12 }} {{ toString .Values.missing }}") == "12 <nil>");
-    CHECK(eval("[{{ \"a\\nb\" | indent 2 }}][{{ \"a\\nb\" | nindent 2 }}]") ==
-          "[  a\n  b][\n  a\n  b]");
+    CHECK(eval("[{{ \"a\\nb\" | indent 2 }}][{{ \"a\\nb\" | nindent 2 }}]") == "[  a\n  b][\n  a\n  b]");
     CHECK(eval("[{{ trim \"  x y \\n\" }}][{{ trimSuffix \"-\" \"ab-\" }}][{{ trimPrefix \"v\" "
                "\"v1.2\" }}][{{ trimAll \"-\" \"--a--\" }}]") == "[x y][ab][1.2][a]");
     CHECK(eval("{{ upper \"ab\" }} {{ lower \"AB\" }} {{ title \"hello world\" }} {{ replace \"+\" "
@@ -343,20 +319,16 @@ TEST_CASE("tmpl::eval string functions") {
                "1 3 \"abcdef\" }}") == "abc ef ab bc");
     CHECK(eval("{{ (split \":\" \"a:b\")._1 }} {{ splitList \",\" \"a,b,c\" | join \"-\" }} {{ "
                "join \",\" (list 1 \"x\" nil 2) }}") == "b a-b-c 1,x,2");
-    CHECK(eval("{{ cat \"a\" nil \"b\" 1 }} {{ repeat 3 \"ab\" }} {{ nospace \"a b c\" }}") ==
-          "a b 1 ababab abc");
+    CHECK(eval("{{ cat \"a\" nil \"b\" 1 }} {{ repeat 3 \"ab\" }} {{ nospace \"a b c\" }}") == "a b 1 ababab abc");
     CHECK(eval("{{ regexMatch \"^v[0-9]+$\" \"v12\" }} {{ regexReplaceAll \"([a-z]+)-([0-9]+)\" "
                "\"ab-12\" \"${2}.$1\" }} "
                "{{ regexFind \"[0-9]+\" \"ab12cd\" }}") == "true 12.ab 12");
     CHECK(eval("{{ b64enc \"hello\" }} {{ b64dec \"aGVsbG8=\" }} {{ sha256sum \"abc\" }}") ==
           "aGVsbG8= hello ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    CHECK(eval("{{ html \"<a&b>\" }} {{ js \"it's\" }} {{ urlquery \"a b&c\" }}") ==
-          "&lt;a&amp;b&gt; it\\'s a+b%26c");
-    CHECK(
-        eval("{{ kebabcase \"fooBar\" }} {{ snakecase \"fooBar\" }} {{ camelcase \"foo_bar\" }}") ==
-        "foo-bar foo_bar FooBar");
-    CHECK(eval("{{ base \"a/b/c.txt\" }} {{ dir \"a/b/c.txt\" }} {{ ext \"a/b/c.txt\" }}") ==
-          "c.txt a/b .txt");
+    CHECK(eval("{{ html \"<a&b>\" }} {{ js \"it's\" }} {{ urlquery \"a b&c\" }}") == "&lt;a&amp;b&gt; it\\'s a+b%26c");
+    CHECK(eval("{{ kebabcase \"fooBar\" }} {{ snakecase \"fooBar\" }} {{ camelcase \"foo_bar\" }}") ==
+          "foo-bar foo_bar FooBar");
+    CHECK(eval("{{ base \"a/b/c.txt\" }} {{ dir \"a/b/c.txt\" }} {{ ext \"a/b/c.txt\" }}") == "c.txt a/b .txt");
 }
 
 TEST_CASE("tmpl::eval list and map functions") {
@@ -374,8 +346,8 @@ TEST_CASE("tmpl::eval list and map functions") {
                "until 3 }} {{ untilStep 0 6 2 }}") == "[1 3] true [2 1] [0 1 2] [0 2 4]");
     CHECK(eval("{{ pick (dict \"a\" 1 \"b\" 2) \"a\" }} {{ omit (dict \"a\" 1 \"b\" 2) \"a\" }} {{ "
                "pluck \"a\" (dict \"a\" 1) (dict \"a\" 2) }}") == "map[a:1] map[b:2] [1 2]");
-    CHECK(eval("{{ dig \"a\" \"b\" \"def\" .Values }} {{ dig \"a\" \"x\" \"def\" .Values }}",
-               "a: {b: found}") == "found def");
+    CHECK(eval("{{ dig \"a\" \"b\" \"def\" .Values }} {{ dig \"a\" \"x\" \"def\" .Values }}", "a: {b: found}") ==
+          "found def");
     CHECK(eval("{{ $m := merge (dict \"a\" 1) (dict \"a\" 2 \"b\" 3) }}{{ $m }} "
                "{{ mergeOverwrite (dict \"a\" 1 \"c\" (dict \"x\" 1)) (dict \"a\" 2 \"c\" (dict "
                "\"y\" 2)) }}") == "map[a:1 b:3] map[a:2 c:map[x:1 y:2]]");
@@ -396,11 +368,9 @@ TEST_CASE("tmpl::eval numbers and semver") {
     CHECK(eval("{{ semverCompare \">=1.14-0\" .Capabilities.KubeVersion.GitVersion }}") == "true");
     CHECK(eval("{{ semverCompare \"<1.19\" \"v1.25.0\" }} {{ semverCompare \"^1.2.0\" \"1.9.3\" }} "
                "{{ semverCompare \"~1.2.0\" \"1.3.0\" }}") == "false true false");
-    CHECK(
-        eval(
-            "{{ semverCompare \">=0.27.0-0\" \"v1.5.1\" }} {{ semverCompare \"1.2.x\" \"1.2.9\" }} "
-            "{{ semverCompare \">1.0 <2.0 || >=3\" \"3.1.0\" }} {{ semverCompare \">=1.0.0\" "
-            "\"1.1.0-rc1\" }}") == "true true true false");
+    CHECK(eval("{{ semverCompare \">=0.27.0-0\" \"v1.5.1\" }} {{ semverCompare \"1.2.x\" \"1.2.9\" }} "
+               "{{ semverCompare \">1.0 <2.0 || >=3\" \"3.1.0\" }} {{ semverCompare \">=1.0.0\" "
+               "\"1.1.0-rc1\" }}") == "true true true false");
 }
 
 TEST_CASE("tmpl::eval toYaml, toJson, fromYaml and tpl") {
@@ -411,29 +381,25 @@ TEST_CASE("tmpl::eval toYaml, toJson, fromYaml and tpl") {
           "count: 1\nlimits:\n  cpu: 100m\n  memory: 1Gi\nlist:\n- a\n- 'b: c'\n- \"\"\n- "
           "\"y\"\nnested:\n- image: img\n  name: x\n"
           "\"on\": \"true\"\ntext: |\n  line1\n  line2");
-    CHECK(eval("x:\n  {{- toYaml .Values.res.limits | nindent 2 }}", values) ==
-          "x:\n  cpu: 100m\n  memory: 1Gi");
+    CHECK(eval("x:\n  {{- toYaml .Values.res.limits | nindent 2 }}", values) == "x:\n  cpu: 100m\n  memory: 1Gi");
     CHECK(eval("{{ toYaml (dict) }} {{ toYaml (list) }} {{ toYaml \"s\" }}") == "{} [] s");
     CHECK(eval("{{ toJson .Values.res.limits }} {{ toJson (list 1 \"<\" nil true) }}", values) ==
           "{\"cpu\":\"100m\",\"memory\":\"1Gi\"} [1,\"\\u003c\",null,true]");
     CHECK(eval("{{ $m := fromYaml \"a: 1\\nb: [x]\" }}{{ $m.a }} {{ index $m.b 0 }}") == "1 x");
-    CHECK(eval("{{ tpl .Values.t . }}", "t: '{{ .Values.name }}-{{ .Release.Name }}'\nname: nm") ==
-          "nm-release");
+    CHECK(eval("{{ tpl .Values.t . }}", "t: '{{ .Values.name }}-{{ .Release.Name }}'\nname: nm") == "nm-release");
     CHECK(eval("{{ tpl \"{{ .x }}\" (dict \"x\" 5) }}") == "5");
 }
 
 TEST_CASE("tmpl::eval tpl errors name the values the text came from") {
     auto r = render1("x: {{ tpl .Values.bad . }}", "bad: '{{ .x'");
-    CHECK(has_diag(r.diagnostics,
-                   "t.yaml:1: error calling tpl: tpl:1: unclosed action (template text from bad)"));
+    CHECK(has_diag(r.diagnostics, "t.yaml:1: error calling tpl: tpl:1: unclosed action (template text from bad)"));
 }
 
 TEST_CASE("tmpl::eval the context sets release and Kubernetes version") {
     Demo d;
-    d.add("t.yaml",
-          "{{ .Release.Name }}/{{ .Release.Namespace }} {{ .Capabilities.KubeVersion.Minor }} "
-          "{{ if semverCompare \">=1.21-0\" .Capabilities.KubeVersion.GitVersion }}new{{ else "
-          "}}old{{ end }}");
+    d.add("t.yaml", "{{ .Release.Name }}/{{ .Release.Namespace }} {{ .Capabilities.KubeVersion.Minor }} "
+                    "{{ if semverCompare \">=1.21-0\" .Capabilities.KubeVersion.GitVersion }}new{{ else "
+                    "}}old{{ end }}");
     Context ctx;
     ctx.chart = &d.co;
     ctx.release_name = "prod";
@@ -442,8 +408,7 @@ TEST_CASE("tmpl::eval the context sets release and Kubernetes version") {
     CHECK(live_text(d.set.render("charts/demo/templates/t.yaml", ctx)) == "prod/apps 19 old");
     // Without a chart, .Values and .Chart are empty.
     Context bare;
-    CHECK(live_text(d.set.render("charts/demo/templates/t.yaml", bare)) ==
-          "release/default 29 new");
+    CHECK(live_text(d.set.render("charts/demo/templates/t.yaml", bare)) == "release/default 29 new");
 }
 
 TEST_CASE("tmpl::eval else with") {
@@ -457,8 +422,7 @@ TEST_CASE("tmpl::eval required and fail report diagnostics") {
                      "\"x\" .Values.v }}",
                      "v: ok");
     CHECK(live_text(r) == "a: |ok");
-    CHECK(
-        has_diag(r.diagnostics, "charts/demo/templates/t.yaml:1: required: image.tag is required"));
+    CHECK(has_diag(r.diagnostics, "charts/demo/templates/t.yaml:1: required: image.tag is required"));
     r = render1("line\n{{ fail \"bad values\" }}");
     CHECK(has_diag(r.diagnostics, "t.yaml:2: fail: bad values"));
     // In a branch the values do not take, they are not problems.
@@ -467,14 +431,12 @@ TEST_CASE("tmpl::eval required and fail report diagnostics") {
 }
 
 TEST_CASE("tmpl::eval unknown functions become placeholders with a diagnostic") {
-    auto r = render1("image: {{ frobnicate .Values.image }}\npass: {{ randAlphaNum 10 }}\n",
-                     "image: nginx");
+    auto r = render1("image: {{ frobnicate .Values.image }}\npass: {{ randAlphaNum 10 }}\n", "image: nginx");
     CHECK(has_diag(r.diagnostics, "t.yaml:1: function \"frobnicate\" is not supported"));
     CHECK_FALSE(has_diag(r.diagnostics, "randAlphaNum")); // known, deliberately not evaluated
     int placeholders = 0;
     for (const auto& p : r.pieces) {
-        if (p.unevaluated.empty())
-            continue;
+        if (p.unevaluated.empty()) continue;
         ++placeholders;
         CHECK(p.text.empty());
     }
@@ -488,8 +450,7 @@ TEST_CASE("tmpl::eval unknown functions become placeholders with a diagnostic") 
 
 TEST_CASE("tmpl::eval evaluation is bounded") {
     SUBCASE("a define that includes itself") {
-        auto r = render1(
-            "{{ define \"loop\" }}x{{ include \"loop\" . }}{{ end }}{{ include \"loop\" . }}");
+        auto r = render1("{{ define \"loop\" }}x{{ include \"loop\" . }}{{ end }}{{ include \"loop\" . }}");
         CHECK(has_diag(r.diagnostics, "nested more than 256 levels"));
         CHECK(live_text(r) == std::string(256, 'x'));
         CHECK(r.incomplete.find("nested more than 256 levels") != std::string::npos);
@@ -526,8 +487,7 @@ TEST_CASE("tmpl::eval evaluation is bounded") {
         r = render1("{{ $s := repeat 1048576 \"x\" }}{{ range until 100 }}{{ $s }}{{ end }}");
         CHECK(has_diag(r.diagnostics, "MiB"));
         CHECK(r.text().size() <= (8u << 20));
-        r = render1(
-            "{{ $s := \"xx\" }}{{ range until 40 }}{{ $s = printf \"%s%s\" $s $s }}{{ end }}");
+        r = render1("{{ $s := \"xx\" }}{{ range until 40 }}{{ $s = printf \"%s%s\" $s $s }}{{ end }}");
         CHECK(has_diag(r.diagnostics, "over 8 MiB"));
         r = render1("{{ until 1000000 }}");
         CHECK(has_diag(r.diagnostics, "over the limit"));
@@ -555,16 +515,14 @@ TEST_CASE("tmpl::shadow renders branches the values do not take as not live") {
 }
 
 TEST_CASE("tmpl::shadow branches do not change variables or maps outside them") {
-    auto r = render1(
-        "{{- $reg := \"docker.io\" }}{{ $d := dict \"k\" \"live\" }}"
-        "{{- if .Values.g }}{{ $reg = .Values.g }}{{ $_ := set $d \"k\" \"shadow\" }}{{ end -}}"
-        "{{ $reg }} {{ $d.k }}",
-        "g: ''");
+    auto r = render1("{{- $reg := \"docker.io\" }}{{ $d := dict \"k\" \"live\" }}"
+                     "{{- if .Values.g }}{{ $reg = .Values.g }}{{ $_ := set $d \"k\" \"shadow\" }}{{ end -}}"
+                     "{{ $reg }} {{ $d.k }}",
+                     "g: ''");
     CHECK(live_text(r) == "docker.io live");
 }
 
-TEST_CASE(
-    "tmpl::shadow range over an empty collection renders its body once with unknown elements") {
+TEST_CASE("tmpl::shadow range over an empty collection renders its body once with unknown elements") {
     auto r = render1("containers:\n{{- range .Values.sidecars }}\n  - name: {{ .name }}\n    "
                      "image: {{ .image }}\n{{- end }}\n",
                      "sidecars: []\n");
@@ -593,8 +551,7 @@ TEST_CASE("tmpl::shadow a disabled chart renders everything as not live") {
     d.add("t.yaml", "image: {{ .Values.image }}\n{{ required \"x\" .Values.none }}");
     auto r = d.render("t.yaml", true);
     CHECK(r.diagnostics.empty());
-    for (const auto& p : r.pieces)
-        CHECK_FALSE(p.live);
+    for (const auto& p : r.pieces) CHECK_FALSE(p.live);
     auto images = scan_images(r);
     REQUIRE(images.size() == 1);
     CHECK(images[0].value == "nginx");
@@ -603,8 +560,8 @@ TEST_CASE("tmpl::shadow a disabled chart renders everything as not live") {
 
 TEST_CASE("tmpl::shadow inline alternatives of a value are dropped") {
     // The `:tag` that is not set cannot be shown beside the value that is used.
-    auto r = render1("image: {{ .Values.repo }}{{ if .Values.tag }}:{{ .Values.tag }}{{ end }}\n",
-                     "repo: nginx\ntag: ''");
+    auto r =
+        render1("image: {{ .Values.repo }}{{ if .Values.tag }}:{{ .Values.tag }}{{ end }}\n", "repo: nginx\ntag: ''");
     CHECK(r.text() == "image: nginx\n");
     auto images = scan_images(r);
     REQUIRE(images.size() == 1);
@@ -625,8 +582,7 @@ TEST_CASE("tmpl::provenance sources name the values a piece came from") {
     CHECK(r.diagnostics.empty());
     auto find = [&](const std::string& text) -> const Piece* {
         for (const auto& p : r.pieces)
-            if (p.text == text)
-                return &p;
+            if (p.text == text) return &p;
         return nullptr;
     };
     const Piece* x = find("x");
@@ -653,8 +609,7 @@ TEST_CASE("tmpl::provenance sources name the values a piece came from") {
     CHECK(paths(up->sources) == std::vector<std::string>{"other"});
     const Piece* fromdict = nullptr;
     for (const auto& p : r.pieces)
-        if (p.text == "nginx" && p.line == 5)
-            fromdict = &p;
+        if (p.text == "nginx" && p.line == 5) fromdict = &p;
     REQUIRE(fromdict);
     CHECK(paths(fromdict->sources) == std::vector<std::string>{"image.repository"});
 }
@@ -663,9 +618,8 @@ TEST_CASE("tmpl::provenance survives include, tpl and toYaml") {
     Demo d("img: {repo: r, tag: t}\ntplval: 'x-{{ .Values.img.tag }}'\nextra:\n  - name: side\n    "
            "image: busybox\n");
     d.add("_h.tpl", "{{- define \"img\" -}}{{ .repo }}:{{ .tag }}{{- end -}}");
-    d.add("t.yaml",
-          "a: {{ include \"img\" .Values.img }}\nb: {{ tpl .Values.tplval . }}\ncontainers:\n"
-          "{{- toYaml .Values.extra | nindent 2 }}\n");
+    d.add("t.yaml", "a: {{ include \"img\" .Values.img }}\nb: {{ tpl .Values.tplval . }}\ncontainers:\n"
+                    "{{- toYaml .Values.extra | nindent 2 }}\n");
     auto r = d.render("t.yaml");
     auto images = scan_images(r);
     // `a: r:t` is built from img.repo and img.tag (image-shaped values): a reference too.
@@ -678,11 +632,9 @@ TEST_CASE("tmpl::provenance survives include, tpl and toYaml") {
     std::vector<std::string> a_paths, b_paths;
     for (const auto& p : r.pieces) {
         if (p.line == 1)
-            for (const auto& o : p.sources)
-                a_paths.push_back(o.values_path);
+            for (const auto& o : p.sources) a_paths.push_back(o.values_path);
         if (p.line == 2)
-            for (const auto& o : p.sources)
-                b_paths.push_back(o.values_path);
+            for (const auto& o : p.sources) b_paths.push_back(o.values_path);
     }
     CHECK(a_paths == std::vector<std::string>{"img.repo", "img.tag"});
     // The tpl text's own characters come from `tplval`; the inner value from img.tag.
@@ -758,11 +710,10 @@ spec:
           image: {{ include "lib.image" (dict "imageRoot" .Values.metrics.image "global" .Values.global) }}
       {{- end }}
 )";
-    const std::string values =
-        "global:\n  imageRegistry: ''\nimage:\n  registry: docker.io\n  repository: "
-        "bitnami/mongodb\n"
-        "  tag: 6.0.3-debian-11-r9\n  digest: ''\nmetrics:\n  enabled: false\n  image:\n"
-        "    registry: docker.io\n    repository: bitnami/mongodb-exporter\n    tag: 0.35.0\n";
+    const std::string values = "global:\n  imageRegistry: ''\nimage:\n  registry: docker.io\n  repository: "
+                               "bitnami/mongodb\n"
+                               "  tag: 6.0.3-debian-11-r9\n  digest: ''\nmetrics:\n  enabled: false\n  image:\n"
+                               "    registry: docker.io\n    repository: bitnami/mongodb-exporter\n    tag: 0.35.0\n";
     Demo d(values);
     d.add("_images.tpl", helper);
     d.add("sts.yaml", deploy);
@@ -774,19 +725,17 @@ spec:
     CHECK(images[0].live);
     CHECK(images[0].line == 8);
     CHECK(images[0].file == "charts/demo/templates/sts.yaml");
-    CHECK(paths(images[0].sources) ==
-          std::vector<std::string>{"image.registry", "image.repository", "image.tag"});
+    CHECK(paths(images[0].sources) == std::vector<std::string>{"image.registry", "image.repository", "image.tag"});
     CHECK(images[1].value == "docker.io/bitnami/mongodb-exporter:0.35.0");
     CHECK_FALSE(images[1].live);
     CHECK(images[1].line == 11);
 
     // A digest and a global registry.
     Demo d2(values);
-    d2.co.values =
-        parse_yaml("global:\n  imageRegistry: mirror.local\nimage:\n  registry: docker.io\n"
-                   "  repository: bitnami/mongodb\n  tag: 6.0.3\n  digest: sha256:abc\nmetrics: "
-                   "{enabled: true}\n",
-                   "charts/demo/values.yaml");
+    d2.co.values = parse_yaml("global:\n  imageRegistry: mirror.local\nimage:\n  registry: docker.io\n"
+                              "  repository: bitnami/mongodb\n  tag: 6.0.3\n  digest: sha256:abc\nmetrics: "
+                              "{enabled: true}\n",
+                              "charts/demo/values.yaml");
     d2.add("_images.tpl", helper);
     d2.add("sts.yaml", deploy);
     images = scan_images(d2.render("sts.yaml"));
@@ -835,11 +784,9 @@ TEST_CASE("tmpl::scan_images ingress-nginx style digest and chroot suffix") {
         std::string chroot, digest, want;
     };
     for (const auto& c : std::vector<Case>{
-             {"false", "sha256:dddd",
-              "registry.k8s.io/ingress-nginx/controller:v1.5.1@sha256:dddd"},
+             {"false", "sha256:dddd", "registry.k8s.io/ingress-nginx/controller:v1.5.1@sha256:dddd"},
              {"false", "''", "registry.k8s.io/ingress-nginx/controller:v1.5.1"},
-             {"true", "sha256:dddd",
-              "registry.k8s.io/ingress-nginx/controller-chroot:v1.5.1@sha256:cccc"},
+             {"true", "sha256:dddd", "registry.k8s.io/ingress-nginx/controller-chroot:v1.5.1@sha256:cccc"},
          }) {
         CAPTURE(c.want);
         Demo d(values(c.chroot, c.digest));
@@ -954,9 +901,8 @@ TEST_CASE("tmpl::scan_images lines of images inside included blocks") {
     d.add("t.yaml", "kind: Deployment\nspec:\n  containers:\n    {{- include \"c.containers\" . | "
                     "nindent 4 }}\n");
     auto r = d.render("t.yaml");
-    CHECK(r.text() ==
-          "kind: Deployment\nspec:\n  containers:\n    - name: main\n      image: main:1\n"
-          "    - name: metrics\n      image: exporter:1\n");
+    CHECK(r.text() == "kind: Deployment\nspec:\n  containers:\n    - name: main\n      image: main:1\n"
+                      "    - name: metrics\n      image: exporter:1\n");
     auto images = scan_images(r);
     REQUIRE(images.size() == 2);
     CHECK(images[0].value == "main:1");
@@ -974,57 +920,46 @@ TEST_CASE("tmpl::scan_images lines of images inside included blocks") {
 namespace {
 
 std::filesystem::path corpus_charts() {
-    if (const char* env = std::getenv("AAS_CORPUS"))
-        return std::filesystem::path(env) / "appstore-ai/k8s/charts";
+    if (const char* env = std::getenv("AAS_CORPUS")) return std::filesystem::path(env) / "appstore-ai/k8s/charts";
     std::filesystem::path p = std::filesystem::absolute(__FILE__).parent_path();
     for (int i = 0; i < 6 && !p.empty(); ++i, p = p.parent_path()) {
         auto c = p / "shared/corpus/appstore-ai/k8s/charts";
-        if (std::filesystem::is_directory(c))
-            return c;
-        if (p == p.parent_path())
-            break;
+        if (std::filesystem::is_directory(c)) return c;
+        if (p == p.parent_path()) break;
     }
     return {};
 }
 
 void add_templates(TemplateSet& set, const Chart& c) {
-    for (const auto& f : c.templates)
-        set.add(f);
-    for (const auto& s : c.subcharts)
-        add_templates(set, s);
+    for (const auto& f : c.templates) set.add(f);
+    for (const auto& s : c.subcharts) add_templates(set, s);
 }
 
-void collect(const TemplateSet& set, const Coalesced& co, bool shadow,
-             std::vector<TemplateImage>& out, std::vector<std::string>& diags) {
+void collect(const TemplateSet& set, const Coalesced& co, bool shadow, std::vector<TemplateImage>& out,
+             std::vector<std::string>& diags) {
     Context ctx;
     ctx.chart = &co;
     ctx.shadow = shadow || !co.enabled;
     for (const auto& f : co.chart->templates) {
         auto base = f.name.substr(f.name.rfind('/') + 1);
-        if (base.rfind('_', 0) == 0 || base == "NOTES.txt")
-            continue;
+        if (base.rfind('_', 0) == 0 || base == "NOTES.txt") continue;
         auto r = set.render(f.display, ctx);
         diags.insert(diags.end(), r.diagnostics.begin(), r.diagnostics.end());
-        for (auto& i : scan_images(r))
-            out.push_back(std::move(i));
+        for (auto& i : scan_images(r)) out.push_back(std::move(i));
     }
-    for (const auto& s : co.subcharts)
-        collect(set, s, ctx.shadow, out, diags);
+    for (const auto& s : co.subcharts) collect(set, s, ctx.shadow, out, diags);
 }
 
-const TemplateImage* find_image(const std::vector<TemplateImage>& images, const std::string& value,
-                                bool live) {
+const TemplateImage* find_image(const std::vector<TemplateImage>& images, const std::string& value, bool live) {
     for (const auto& i : images)
-        if (i.value == value && i.live == live)
-            return &i;
+        if (i.value == value && i.live == live) return &i;
     return nullptr;
 }
 
 } // namespace
 
 // Reported as skipped when ../shared/corpus/appstore-ai is absent.
-TEST_CASE("tmpl::corpus images of the real charts" *
-          doctest::skip(!std::filesystem::is_directory(corpus_charts()))) {
+TEST_CASE("tmpl::corpus images of the real charts" * doctest::skip(!std::filesystem::is_directory(corpus_charts()))) {
     auto root = corpus_charts();
     REQUIRE_MESSAGE(std::filesystem::is_directory(root), "corpus ../shared/corpus/appstore-ai/k8s/charts not found");
     struct Expect {
@@ -1057,8 +992,7 @@ TEST_CASE("tmpl::corpus images of the real charts" *
         std::vector<TemplateImage> images;
         std::vector<std::string> diags;
         collect(set, co, false, images, diags);
-        for (const auto& d : diags)
-            MESSAGE(d);
+        for (const auto& d : diags) MESSAGE(d);
         CHECK(diags.empty());
         const TemplateImage* img = find_image(images, e.image, e.live);
         CHECK(img);
@@ -1104,7 +1038,8 @@ TEST_CASE("tmpl::eval sprig and helm functions give their documented outputs") {
         {R"T({{ mustPrepend (list 2) 1 }} {{ mustPush (list 1) 2 }})T", "[1 2] [1 2]"},
         {R"T({{ chunk 2 (list 1 2 3 4 5) }})T", "[[1 2] [3 4] [5]]"},
         {R"T({{ all 1 "a" true }} {{ all 1 "" }} {{ any 0 "" 1 }} {{ any 0 "" }})T", "true false true false"},
-        {R"T({{ seq 5 }} / {{ seq 2 5 }} / {{ seq 0 2 10 }} / {{ seq 5 1 }})T", "1 2 3 4 5 / 2 3 4 5 / 0 2 4 6 8 10 / 5 4 3 2 1"},
+        {R"T({{ seq 5 }} / {{ seq 2 5 }} / {{ seq 0 2 10 }} / {{ seq 5 1 }})T",
+         "1 2 3 4 5 / 2 3 4 5 / 0 2 4 6 8 10 / 5 4 3 2 1"},
         {R"T({{ maxf 1 2.5 3.5 }} {{ minf 1 2.5 }} {{ add1f 1.5 }} {{ biggest 1 5 3 }})T", "3.5 1 2.5 5"},
         {R"T({{ abbrev 5 "hello world" }} {{ abbrevboth 5 10 "1234 5678 9123" }})T", "he... ...5678..."},
         {R"T({{ initials "First Try" }} {{ swapcase "This Is A.Test" }})T", "FT tHIS iS a.tEST"},
@@ -1114,7 +1049,8 @@ TEST_CASE("tmpl::eval sprig and helm functions give their documented outputs") {
          "foo/baz true b.txt 5.00"},
         {R"T({{ dict "a" 1 | mustToPrettyJson }})T", "{\n  \"a\": 1\n}"},
         {R"T({{ dict "a" "<b>" | mustToRawJson }})T", "{\"a\":\"<b>\"}"},
-        {R"T({{ dict "a" 1 "b" (dict "c" "x" "d" (list 1 2)) | toToml }})T", "a = 1\n\n[b]\n  c = \"x\"\n  d = [1, 2]\n"},
+        {R"T({{ dict "a" 1 "b" (dict "c" "x" "d" (list 1 2)) | toToml }})T",
+         "a = 1\n\n[b]\n  c = \"x\"\n  d = [1, 2]\n"},
         {R"T({{ hello }})T", "Hello!"},
     };
     for (const auto& row : rows) {
@@ -1190,8 +1126,7 @@ spec:
     auto r = d.render("t.yaml");
     auto images = scan_images(r);
     std::vector<std::string> values;
-    for (const auto& i : images)
-        values.push_back(i.value + (i.found_in.empty() ? "" : " (" + i.found_in + ")"));
+    for (const auto& i : images) values.push_back(i.value + (i.found_in.empty() ? "" : " (" + i.found_in + ")"));
     // The image: field; --flag=REF; the env values (the untagged one names a registry and is
     // the whole value). Not: the tag alone, the repository alone, a value that is not
     // image-shaped (`name`), literal text.
@@ -1233,15 +1168,15 @@ spec:
 )");
     auto images = scan_images(d.render("t.yaml"));
     std::vector<std::string> values;
-    for (const auto& i : images)
-        values.push_back(i.value);
-    CHECK(values == std::vector<std::string>{
-                        "nvcr.example.io/nvidia/driver:550.1",
-                        "nvcr.example.io/nvidia/plugin@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                        "registry.example.io/dcgm/exporter:3.3",
-                        "nvcr.example.io/nvidia/toolkit:v1.14.0",
-                        "busybox",
-                    });
+    for (const auto& i : images) values.push_back(i.value);
+    CHECK(values ==
+          std::vector<std::string>{
+              "nvcr.example.io/nvidia/driver:550.1",
+              "nvcr.example.io/nvidia/plugin@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+              "registry.example.io/dcgm/exporter:3.3",
+              "nvcr.example.io/nvidia/toolkit:v1.14.0",
+              "busybox",
+          });
 }
 
 TEST_CASE("tmpl::image_shaped_path") {
@@ -1301,8 +1236,7 @@ TEST_CASE("tmpl::scan_images toJson keeps each value's origins") {
 }
 
 TEST_CASE("tmpl::eval b64dec stops at the first '=' and drops a lone last character; sha256sum") {
-    CHECK(eval("{{ b64dec \"YWJj=ZGVm\" }}|{{ b64dec \"YWJjZ\" }}|{{ b64dec \"\" }}|{{ b64enc \"\" }}") ==
-          "abc|abc||");
+    CHECK(eval("{{ b64dec \"YWJj=ZGVm\" }}|{{ b64dec \"YWJjZ\" }}|{{ b64dec \"\" }}|{{ b64enc \"\" }}") == "abc|abc||");
     CHECK(eval("{{ b64dec \"YW-j\" }}") == "illegal base64 data at input byte");
     CHECK(eval("{{ b64enc \"ab\" }} {{ b64enc \"a\" }} {{ sha256sum \"\" }}") ==
           "YWI= YQ== e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

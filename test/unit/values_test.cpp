@@ -258,8 +258,7 @@ TEST_CASE("chart::values alias bombs are bounded in bytes as well as nodes") {
     }
     CHECK(y.size() < 4700);
     auto t0 = std::chrono::steady_clock::now();
-    CHECK_THROWS_WITH_AS(parse_yaml(y, "values.yaml"),
-                         doctest::Contains("after expanding aliases"), aas::Error);
+    CHECK_THROWS_WITH_AS(parse_yaml(y, "values.yaml"), doctest::Contains("after expanding aliases"), aas::Error);
     try {
         (void)parse_yaml(y, "values.yaml");
     } catch (const aas::Error& e) {
@@ -299,6 +298,6 @@ TEST_CASE("chart::parse_yaml_documents keeps the file's line numbers in every do
     CHECK(docs[0].find("a")->origin().line == 1);
     CHECK(docs[1].at_path("b.c")->origin().line == 5);
     CHECK(docs[2].find("d")->items()[0].origin().line == 7);
-    CHECK_THROWS_WITH_AS(aas::chart::parse_yaml_documents("a: 1\n---\nb: [\n", "m.yaml"),
-                         doctest::Contains("m.yaml:"), aas::Error);
+    CHECK_THROWS_WITH_AS(aas::chart::parse_yaml_documents("a: 1\n---\nb: [\n", "m.yaml"), doctest::Contains("m.yaml:"),
+                         aas::Error);
 }

@@ -18,9 +18,9 @@
 #include <sstream>
 
 namespace fs = std::filesystem;
+using aas::oci::Digest;
 using aas::testing::slurp;
 using aas::testing::TempDir;
-using aas::oci::Digest;
 
 namespace {
 
@@ -38,10 +38,11 @@ struct Sample {
             R"("config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},)"
             R"("layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}})",
             Digest::of(config).str(), config.size(), Digest::of(layer).str(), layer.size());
-        index = fmt::format(R"({{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
-                            R"("manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-                            R"("digest":"{}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{}"}}}}]}})",
-                            Digest::of(manifest).str(), manifest.size(), ref);
+        index =
+            fmt::format(R"({{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
+                        R"("manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+                        R"("digest":"{}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{}"}}}}]}})",
+                        Digest::of(manifest).str(), manifest.size(), ref);
         doc.name = "t";
         doc.version = "1";
         aas::bundle::ImageRecord img;
@@ -143,7 +144,8 @@ TEST_CASE("verify: a bundle as written passes, plain and zstd, with any number o
             CHECK(r.blobs_checked == 3);
             CHECK(r.files_checked == 4);
             CHECK(r.signature == aas::verify::Signature::unsigned_);
-            CHECK(r.bytes_hashed == s.layer.size() + s.config.size() + s.manifest.size() + s.index.size() + s.values.size());
+            CHECK(r.bytes_hashed ==
+                  s.layer.size() + s.config.size() + s.manifest.size() + s.index.size() + s.values.size());
         }
     }
 }
@@ -156,9 +158,8 @@ TEST_CASE("verify: a changed layer is named with its image") {
     auto r = run(s.write(d.path, true, bad));
     REQUIRE(r.problems.size() == 1);
     CHECK(r.problems[0].kind == "blob");
-    CHECK(r.problems[0].message ==
-          fmt::format("blob {} (layer of {}): content hash mismatch (sha256 {})", Digest::of(s.layer).str(), ref,
-                      Digest::of(bad).str()));
+    CHECK(r.problems[0].message == fmt::format("blob {} (layer of {}): content hash mismatch (sha256 {})",
+                                               Digest::of(s.layer).str(), ref, Digest::of(bad).str()));
 }
 
 TEST_CASE("verify: truncated and damaged streams stop the pass with the offset") {
@@ -220,8 +221,9 @@ TEST_CASE("verify: extract_to writes the accepted entries in the same pass") {
     aas::verify::Options o;
     o.bundle = d.path / "b.tar.zst";
     o.extract_to = d.path / "out";
-    o.extract = [](const std::string& name) { return name == "k8s" || name.rfind("k8s/", 0) == 0 ||
-                                                     name.rfind("images/blobs/", 0) == 0; };
+    o.extract = [](const std::string& name) {
+        return name == "k8s" || name.rfind("k8s/", 0) == 0 || name.rfind("images/blobs/", 0) == 0;
+    };
     auto r = aas::verify::verify(o);
     INFO(all(r));
     CHECK(r.ok());
@@ -229,8 +231,7 @@ TEST_CASE("verify: extract_to writes the accepted entries in the same pass") {
     CHECK(slurp(d.path / "out" / aas::bundle::blob_path(Digest::of(s.layer))) == s.layer);
     CHECK_FALSE(fs::exists(d.path / "out/images/index.json")); // not accepted by the filter
     CHECK_FALSE(fs::exists(d.path / "out/bundle.json"));
-    for (const auto& e : fs::recursive_directory_iterator(d.path / "out"))
-        CHECK(e.path().extension() != ".partial");
+    for (const auto& e : fs::recursive_directory_iterator(d.path / "out")) CHECK(e.path().extension() != ".partial");
 
     // An unlisted entry appended to a plain tar is reported and never written.
     s.write(d.path, false);
@@ -259,7 +260,9 @@ std::string hand_tar(Sample& s, const std::string& extra, const std::vector<aas:
     tar += ustar("images", '5') + ustar("images/index.json", '0', s.index);
     for (const auto& b : doc.blobs)
         tar += ustar(aas::bundle::blob_path(b.digest), '0',
-                     b.kind == "manifest" ? s.manifest : b.kind == "config" ? s.config : s.layer);
+                     b.kind == "manifest" ? s.manifest
+                     : b.kind == "config" ? s.config
+                                          : s.layer);
     tar += ustar("k8s", '5') + ustar("k8s/values.yaml", '0', s.values) + extra;
     return tar + std::string(1024, '\0') + tail;
 }
@@ -297,8 +300,8 @@ TEST_CASE("verify: symlinks are resolved through each other against the whole tr
     // The shorter chain, relative to the work folder.
     std::string e2;
     std::vector<aas::bundle::FileRecord> f2;
-    std::vector<std::pair<std::string, std::string>> chain = {
-        {"s", "."}, {"t", "s/.."}, {"u", "t/.."}, {"v", "u/.."}, {"w", "v/.."}, {"x", "w/outside"}};
+    std::vector<std::pair<std::string, std::string>> chain = {{"s", "."},    {"t", "s/.."}, {"u", "t/.."},
+                                                              {"v", "u/.."}, {"w", "v/.."}, {"x", "w/outside"}};
     for (const auto& [n, t] : chain) {
         e2 += ustar("k8s/" + n, '2', "", t);
         f2.push_back(link_rec("k8s/" + n, t));
@@ -417,8 +420,10 @@ TEST_CASE("verify: defer_blobs skips a plain tar's config and layer data, giving
     o.on_blob = [&](const aas::bundle::BlobRecord& b) -> std::function<void(const char*, std::size_t)> {
         auto key = b.kind;
         return [&seen, key](const char* p, std::size_t n) {
-            if (p) seen[key].append(p, n);
-            else seen[key] += "<end>";
+            if (p)
+                seen[key].append(p, n);
+            else
+                seen[key] += "<end>";
         };
     };
     r = aas::verify::verify(o);
@@ -443,8 +448,9 @@ TEST_CASE("verify: stop_before ends the pass; the k8s entries read must be whole
         w.add_directory("images");
         w.add_file("images/index.json", s.index);
         for (const auto& b : s.doc.blobs)
-            w.add_file(aas::bundle::blob_path(b.digest),
-                       b.kind == "manifest" ? s.manifest : b.kind == "config" ? s.config : s.layer);
+            w.add_file(aas::bundle::blob_path(b.digest), b.kind == "manifest" ? s.manifest
+                                                         : b.kind == "config" ? s.config
+                                                                              : s.layer);
         w.commit();
     }
     aas::verify::Options o;

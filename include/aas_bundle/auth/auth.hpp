@@ -56,8 +56,8 @@ public:
     const std::map<std::string, Credential>& entries() const { return entries_; }
 
 private:
-    std::map<std::string, Credential> entries_; // key: normalised host[:port]
-    std::string creds_store_;                   // credsStore: helper suffix for every registry
+    std::map<std::string, Credential> entries_;       // key: normalised host[:port]
+    std::string creds_store_;                         // credsStore: helper suffix for every registry
     std::map<std::string, std::string> cred_helpers_; // credHelpers: normalised host -> suffix
 };
 

@@ -44,8 +44,8 @@ std::string blob_path(const oci::Digest& d);
 /// One value a joined reference is built from (discovery::Part): which part of the
 /// reference its text is, where it is written, and where its text starts in the reference.
 struct PartRecord {
-    std::string part;        ///< registry | repository | tag | digest
-    std::string file;        ///< relative to the bundle root: a values file or a chart file
+    std::string part; ///< registry | repository | tag | digest
+    std::string file; ///< relative to the bundle root: a values file or a chart file
     int line = 0;
     std::string values_path; ///< release-level values path ("" for a chart file's value)
     std::string file_key;    ///< a chart file's value: its key path in that file
@@ -57,13 +57,13 @@ struct PartRecord {
 struct SiteRecord {
     std::string release;
     std::string chart;
-    std::string file;        ///< relative to the bundle root ("k8s/environments/…")
+    std::string file; ///< relative to the bundle root ("k8s/environments/…")
     int line = 0;
     std::string values_path;
-    std::string written;     ///< the value as written there, when it differs from the reference
+    std::string written; ///< the value as written there, when it differs from the reference
     std::string template_file;
     int template_line = 0;
-    std::string cls;         ///< class of this site
+    std::string cls; ///< class of this site
     /// A reference joined from values that are not one value or one map's: the reference as
     /// rendered and every value it is built from (both optional in bundle.json).
     std::string reference;
@@ -71,17 +71,17 @@ struct SiteRecord {
 };
 
 struct ImageRecord {
-    std::string ref;         ///< logical reference, normalised ("docker.io/bitnami/mongodb:6.0.3")
-    std::string source;      ///< where it was read from ("127.0.0.1:5000/…", "docker-archive:…")
-    oci::Digest digest;      ///< digest of the top manifest stored
+    std::string ref;    ///< logical reference, normalised ("docker.io/bitnami/mongodb:6.0.3")
+    std::string source; ///< where it was read from ("127.0.0.1:5000/…", "docker-archive:…")
+    oci::Digest digest; ///< digest of the top manifest stored
     std::string media_type;
-    std::int64_t size = 0;   ///< bytes of the top manifest
+    std::int64_t size = 0; ///< bytes of the top manifest
     std::vector<std::string> platforms;
     /// Set when a platform's image was taken out of an index: the index's digest. The
     /// stored top manifest is then that image (one platform) or a filtered index.
     std::optional<oci::Digest> index_digest;
-    bool filtered_index = false; ///< the top is an index written by pack (several platforms kept)
-    std::string cls;         ///< required | test | optional
+    bool filtered_index = false;  ///< the top is an index written by pack (several platforms kept)
+    std::string cls;              ///< required | test | optional
     std::uint64_t blob_bytes = 0; ///< config and layer bytes this image references
     std::vector<SiteRecord> sites;
 };
@@ -94,17 +94,17 @@ struct BlobRecord {
     oci::Digest digest;
     std::int64_t size = 0;
     std::string media_type;
-    std::string kind;        ///< index | manifest | config | layer
+    std::string kind;                ///< index | manifest | config | layer
     std::vector<std::string> images; ///< references of the images that use it
 };
 
 struct FileRecord {
-    std::string path;        ///< archive path ("k8s/charts/x/values.yaml", "images/index.json")
-    std::string type;        ///< file | dir | symlink
-    unsigned mode = 0;       ///< permission bits
-    std::uint64_t size = 0;  ///< files only
-    oci::Digest sha256;      ///< files only
-    std::string target;      ///< symlinks only
+    std::string path;       ///< archive path ("k8s/charts/x/values.yaml", "images/index.json")
+    std::string type;       ///< file | dir | symlink
+    unsigned mode = 0;      ///< permission bits
+    std::uint64_t size = 0; ///< files only
+    oci::Digest sha256;     ///< files only
+    std::string target;     ///< symlinks only
 };
 
 struct ReleaseRecord {
@@ -116,10 +116,10 @@ struct ReleaseRecord {
 
 /// What a delta bundle is a delta against (bundle.json `base`, docs/bundle-format.md).
 struct BaseRecord {
-    std::string kind;        ///< inventory | bundle
-    oci::Digest sha256;      ///< of the inventory file, or of the old bundle's bundle.json
-    std::string registry;    ///< inventory only: the registry it describes (host[:port])
-    std::string prefix;      ///< inventory only: its prefix ("" for none)
+    std::string kind;     ///< inventory | bundle
+    oci::Digest sha256;   ///< of the inventory file, or of the old bundle's bundle.json
+    std::string registry; ///< inventory only: the registry it describes (host[:port])
+    std::string prefix;   ///< inventory only: its prefix ("" for none)
 };
 
 /// A layer a delta bundle does not store because its base says the target registry holds it
@@ -137,9 +137,9 @@ struct BundleDoc {
     std::string format{format_name};
     std::string name;
     std::string version;
-    std::string tool;        ///< "aas-bundle 0.1.0"
-    std::string created;     ///< RFC 3339 UTC
-    std::string signer;      ///< fingerprint of the signing key, "" when unsigned
+    std::string tool;    ///< "aas-bundle 0.1.0"
+    std::string created; ///< RFC 3339 UTC
+    std::string signer;  ///< fingerprint of the signing key, "" when unsigned
     std::vector<std::string> platforms;
     std::vector<ReleaseRecord> releases;
     std::vector<std::string> plain_manifests;

@@ -37,9 +37,9 @@ struct PartsIndex {
 /// What a user path names: a whole bundle file, or a split bundle given by its index,
 /// its first part (OUT.part000) or its whole name OUT when only OUT.parts exists.
 struct BundleLocation {
-    std::filesystem::path whole;               ///< set for a whole bundle
-    std::filesystem::path index;               ///< set for a split bundle
-    std::optional<PartsIndex> parts;           ///< the parsed index of a split bundle
+    std::filesystem::path whole;     ///< set for a whole bundle
+    std::filesystem::path index;     ///< set for a split bundle
+    std::optional<PartsIndex> parts; ///< the parsed index of a split bundle
     /// Part files beside the index that it does not list (ignored), one sentence each.
     std::vector<std::string> warnings;
 };

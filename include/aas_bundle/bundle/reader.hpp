@@ -85,13 +85,13 @@ private:
 
 /// One tar entry's header, as libarchive reads it.
 struct TarEntry {
-    std::string name;         ///< as stored, one trailing '/' removed
+    std::string name; ///< as stored, one trailing '/' removed
     enum class Type { file, dir, symlink, hardlink, other } type = Type::other;
-    std::string type_name;    ///< "file", "folder", "symlink", "hard link", "character device", …
+    std::string type_name; ///< "file", "folder", "symlink", "hard link", "character device", …
     std::uint64_t size = 0;
-    unsigned mode = 0;        ///< permission bits
-    std::string target;       ///< symlink or hard link target
-    std::uint64_t offset = 0; ///< of its header in the tar stream
+    unsigned mode = 0;             ///< permission bits
+    std::string target;            ///< symlink or hard link target
+    std::uint64_t offset = 0;      ///< of its header in the tar stream
     std::uint64_t data_offset = 0; ///< of its data in the tar stream
     bool sparse = false;
 };

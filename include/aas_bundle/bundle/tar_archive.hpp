@@ -26,9 +26,9 @@ public:
         std::optional<std::string> name;      ///< as stored; absent when libarchive has none
         std::optional<std::string> utf8_name; ///< the name as UTF-8, read only when `name` is absent
         enum class Type { file, dir, symlink, other } type = Type::other; ///< the file type
-        std::optional<std::int64_t> size;     ///< the size its header gives, when it gives one
-        std::optional<std::string> hardlink;  ///< a hard link's target (whatever its type)
-        std::string symlink;                  ///< a symlink's target ("" when it has none)
+        std::optional<std::int64_t> size;    ///< the size its header gives, when it gives one
+        std::optional<std::string> hardlink; ///< a hard link's target (whatever its type)
+        std::string symlink;                 ///< a symlink's target ("" when it has none)
     };
 
     /// `what` names the archive in the one error the constructor throws (out of memory).

@@ -34,11 +34,11 @@
 namespace aas::bundle {
 
 struct WriteOptions {
-    bool zstd = false;           ///< compress the tar stream with zstd
+    bool zstd = false; ///< compress the tar stream with zstd
     int zstd_level = 3;
-    int zstd_workers = 2;        ///< libzstd worker threads (0: compress in the caller's thread)
+    int zstd_workers = 2;         ///< libzstd worker threads (0: compress in the caller's thread)
     std::uint64_t split_size = 0; ///< 0: one file; else the size of every part but the last
-    std::int64_t mtime = 0;      ///< default mtime of entries (seconds since the epoch)
+    std::int64_t mtime = 0;       ///< default mtime of entries (seconds since the epoch)
     /// A plain tar in one file only: take over the temporary file a killed writer for the
     /// same OUT left (see adopted()) instead of removing it, so that the data already in
     /// its reserved slots can be kept. Everything written is written again over it (and
@@ -48,16 +48,16 @@ struct WriteOptions {
 };
 
 struct PartInfo {
-    std::string name;            ///< file name (no folder): "x.tar.zst.part000"
+    std::string name; ///< file name (no folder): "x.tar.zst.part000"
     std::uint64_t size = 0;
     oci::Digest sha256;
 };
 
 struct WriteResult {
     std::vector<std::filesystem::path> files; ///< final files written (OUT, or the parts and OUT.parts)
-    std::uint64_t size = 0;      ///< bytes of the whole archive (compressed)
-    oci::Digest sha256;          ///< sha256 of the whole archive stream
-    std::vector<PartInfo> parts; ///< empty when not split
+    std::uint64_t size = 0;                   ///< bytes of the whole archive (compressed)
+    oci::Digest sha256;                       ///< sha256 of the whole archive stream
+    std::vector<PartInfo> parts;              ///< empty when not split
 };
 
 class BundleWriter {
@@ -68,8 +68,7 @@ public:
     BundleWriter& operator=(const BundleWriter&) = delete;
 
     /// A regular file from memory. Returns the sha256 of `data`.
-    oci::Digest add_file(std::string_view path, std::string_view data, unsigned mode = 0644,
-                         std::int64_t mtime = -1);
+    oci::Digest add_file(std::string_view path, std::string_view data, unsigned mode = 0644, std::int64_t mtime = -1);
 
     /// A regular file of exactly `size` bytes pulled from `read`; returns the sha256 of the
     /// bytes written. Throws aas::Error naming `path` when `read` ends early or gives more.

@@ -21,12 +21,12 @@ struct File {
 
 struct Dependency {
     std::string name;
-    std::string alias;      ///< empty when none
+    std::string alias; ///< empty when none
     std::string version;
     std::string repository;
-    std::string condition;  ///< "a.enabled,b.enabled" as written
+    std::string condition; ///< "a.enabled,b.enabled" as written
     std::vector<std::string> tags;
-    Value import_values;    ///< as written (list of strings or of {child, parent} maps)
+    Value import_values; ///< as written (list of strings or of {child, parent} maps)
     /// The key under which the subchart's values live in the parent: alias or name.
     const std::string& key() const { return alias.empty() ? name : alias; }
 };
@@ -36,10 +36,10 @@ struct Chart {
     std::string version;
     std::string app_version;
     std::string api_version;
-    std::string type;       ///< "application" or "library"
-    std::string display;    ///< the chart's path as shown to users (see File::display)
+    std::string type;    ///< "application" or "library"
+    std::string display; ///< the chart's path as shown to users (see File::display)
     std::map<std::string, std::string> annotations;
-    Value values;           ///< values.yaml (origins: its file, paths relative to this chart)
+    Value values;                ///< values.yaml (origins: its file, paths relative to this chart)
     std::vector<File> templates; ///< every file under templates/ (including _helpers.tpl, tests/)
     std::vector<File> crds;      ///< files under crds/
     /// Every other file of the chart (what templates read with .Files: files/, config/, …),
@@ -58,7 +58,6 @@ struct Chart {
 /// Chart.yaml, invalid YAML in values.yaml, or an unreadable archive. Archives are read in
 /// memory with size limits (a chart over 64 MiB unpacked is refused).
 Chart load_chart(const std::filesystem::path& path, const std::string& display);
-
 
 /// One chart with the values it renders with, and its subcharts in the same form.
 struct Coalesced {

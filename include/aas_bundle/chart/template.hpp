@@ -25,8 +25,8 @@
 #include "aas_bundle/chart/values.hpp"
 
 #include <memory>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace aas::chart::tmpl {
@@ -57,7 +57,7 @@ struct Piece {
 };
 
 struct Rendered {
-    std::string file;             ///< the template's display name
+    std::string file; ///< the template's display name
     std::vector<Piece> pieces;
     std::vector<std::string> diagnostics; ///< "FILE:LINE: message" for parse/evaluation problems
     /// Non-empty when an evaluation limit (steps, time, output, nesting) cut the render
@@ -105,11 +105,11 @@ struct SourceSpan {
 /// An `image:` value found in rendered output (YAML key `image` at any depth, in a list
 /// item or a map).
 struct TemplateImage {
-    std::string value;       ///< the reference as rendered (quotes removed, trimmed)
-    std::string file;        ///< template display name
-    int line = 0;            ///< template line that produced the `image:` key
-    bool live = true;        ///< every piece of the value was live
-    bool test_hook = false;  ///< in a document annotated helm.sh/hook: test (or test-success)
+    std::string value;           ///< the reference as rendered (quotes removed, trimmed)
+    std::string file;            ///< template display name
+    int line = 0;                ///< template line that produced the `image:` key
+    bool live = true;            ///< every piece of the value was live
+    bool test_hook = false;      ///< in a document annotated helm.sh/hook: test (or test-success)
     std::vector<Origin> sources; ///< origins of the values the reference was built from
     /// The pieces of `value` that have origins, in order of output (empty for a value
     /// composed from split fields or an image map, whose text is not the output's).

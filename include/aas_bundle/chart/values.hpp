@@ -21,8 +21,8 @@ namespace aas::chart {
 
 /// Where a value was written.
 struct Origin {
-    std::string file;       ///< path shown to users, relative to the k8s folder when possible
-    int line = 0;           ///< 1-based; 0 when unknown
+    std::string file;        ///< path shown to users, relative to the k8s folder when possible
+    int line = 0;            ///< 1-based; 0 when unknown
     std::string values_path; ///< dotted path from the values root: "a.b", "list[0].c"
     /// The text of a chart file read through `.Files` (`file` is the chart file, values_path
     /// is empty): not a value a values file can set.

@@ -37,15 +37,15 @@ inline constexpr std::uint64_t max_inventory = 64u << 20;
 inline constexpr std::string_view signature_suffix = ".sig";
 
 struct From {
-    std::string kind;    ///< bundle | lock
-    oci::Digest sha256;  ///< of bundle.json, or of the lock file
-    std::string name;    ///< "NAME VERSION" of the bundle, or the lock file's name
+    std::string kind;   ///< bundle | lock
+    oci::Digest sha256; ///< of bundle.json, or of the lock file
+    std::string name;   ///< "NAME VERSION" of the bundle, or the lock file's name
 };
 
 struct InventoryImage {
-    std::string repository;          ///< full path in the registry, prefix included
-    std::optional<std::string> tag;  ///< nullopt: held by digest only
-    oci::Digest digest;              ///< the top manifest
+    std::string repository;             ///< full path in the registry, prefix included
+    std::optional<std::string> tag;     ///< nullopt: held by digest only
+    oci::Digest digest;                 ///< the top manifest
     std::vector<oci::Digest> manifests; ///< every manifest of its graph, the top included, sorted
 };
 
@@ -57,9 +57,9 @@ struct InventoryBlob {
 
 struct Inventory {
     std::string format{inventory_format};
-    std::string registry;  ///< host[:port]
-    std::string prefix;    ///< "" for none
-    std::string created;   ///< RFC 3339 UTC
+    std::string registry; ///< host[:port]
+    std::string prefix;   ///< "" for none
+    std::string created;  ///< RFC 3339 UTC
     std::vector<From> from;
     std::vector<InventoryImage> images; ///< sorted by repository, tag, digest
     std::vector<InventoryBlob> blobs;   ///< sorted by digest
@@ -80,7 +80,7 @@ std::pair<std::string, std::string> split_registry(const std::string& registry);
 /// whatever the registry has).
 struct Wanted {
     std::string repository;
-    std::string reference;   ///< a tag, or a digest
+    std::string reference; ///< a tag, or a digest
     oci::Digest expect;
 };
 
@@ -89,9 +89,8 @@ struct Wanted {
 /// An image the registry lacks, or holds under another digest than expected, is left out
 /// with a line in `warnings`. `created` is seconds since the epoch (-1: SOURCE_DATE_EPOCH
 /// or now). Throws registry::RegistryError when the registry fails.
-Inventory collect(registry::Client& client, const std::string& registry_with_prefix,
-                  const std::vector<Wanted>& wanted, std::vector<From> from, std::int64_t created,
-                  std::vector<std::string>& warnings);
+Inventory collect(registry::Client& client, const std::string& registry_with_prefix, const std::vector<Wanted>& wanted,
+                  std::vector<From> from, std::int64_t created, std::vector<std::string>& warnings);
 
 /// Where a load put one image of a bundle: its repository (prefix included) and the tag it
 /// is held under (nullopt: by digest only).
@@ -126,7 +125,7 @@ void write(const std::filesystem::path& path, const Inventory& inv, const std::f
 struct Have {
     bundle::BaseRecord base;
     std::map<oci::Digest, InventoryBlob> blobs;
-    std::string label;  ///< the file as given, for messages
+    std::string label; ///< the file as given, for messages
 };
 
 /// Reads a `--have` argument: an inventory (JSON), or an old bundle, of which only

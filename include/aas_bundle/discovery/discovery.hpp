@@ -34,8 +34,8 @@ const char* to_string(Class c);
 
 /// One value a reference joined from several places is built from (Site::parts).
 struct Part {
-    std::string part;        ///< which part of the reference its text is: "registry", "repository", "tag", "digest"
-    std::string file;        ///< where it is written: a values file, or a chart file read through .Files
+    std::string part; ///< which part of the reference its text is: "registry", "repository", "tag", "digest"
+    std::string file; ///< where it is written: a values file, or a chart file read through .Files
     int line = 0;
     std::string values_path; ///< release-level values path; "" for a chart file's value
     std::string file_key;    ///< a chart file's value: its key path in that file ("image.repository")
@@ -45,13 +45,13 @@ struct Part {
 
 /// One place an image is referenced.
 struct Site {
-    std::string release;     ///< release name ("" when scanning a folder without a manifest)
-    std::string chart;       ///< chart display path ("k8s/charts/dependencies/mongodb"), "" for plain manifests
-    std::string file;        ///< the file to edit: a values file, or the template / manifest itself
+    std::string release; ///< release name ("" when scanning a folder without a manifest)
+    std::string chart;   ///< chart display path ("k8s/charts/dependencies/mongodb"), "" for plain manifests
+    std::string file;    ///< the file to edit: a values file, or the template / manifest itself
     int line = 0;
-    std::string values_path; ///< release-level values path of the image ("image", "baseImages.queue");
-                             ///< for plain manifests the YAML path ("spec.template.spec.containers[0].image")
-    std::string written;     ///< the value as written there (e.g. "<REGISTRY>/emissaryingress/emissary")
+    std::string values_path;   ///< release-level values path of the image ("image", "baseImages.queue");
+                               ///< for plain manifests the YAML path ("spec.template.spec.containers[0].image")
+    std::string written;       ///< the value as written there (e.g. "<REGISTRY>/emissaryingress/emissary")
     std::string template_file; ///< the template that renders it ("" for plain manifests)
     int template_line = 0;
     Class cls = Class::required;
@@ -68,7 +68,7 @@ struct Image {
     ref::Reference ref;
     bool kube_version_dependent = false; ///< its text comes partly from .Capabilities.KubeVersion
     Class cls = Class::required;
-    std::string source;      ///< where to get it: "" (its registry), or the manifest's `from`
+    std::string source; ///< where to get it: "" (its registry), or the manifest's `from`
     std::vector<Site> sites;
 };
 
@@ -101,9 +101,9 @@ struct Unresolved {
 };
 
 struct Result {
-    std::vector<Image> images;       ///< sorted by reference
+    std::vector<Image> images; ///< sorted by reference
     std::vector<Possible> possible;
-    std::vector<Problem> errors;     ///< invalid references and values problems
+    std::vector<Problem> errors; ///< invalid references and values problems
     std::vector<Unresolved> unresolved;
     std::vector<std::string> warnings; ///< annotation cross-checks, expressions not evaluated
     /// "CHART: TEMPLATE: why" for every render an evaluation limit cut short: the result

@@ -75,7 +75,7 @@ struct Events {
     std::function<void(const std::string& line)> line;
     std::function<void(const std::string& phase, std::uint64_t total_bytes)> phase;
     std::function<void(std::uint64_t bytes)> bytes;
-    std::function<void(const std::string& line)> blob;       ///< one line per blob pushed (detail)
+    std::function<void(const std::string& line)> blob; ///< one line per blob pushed (detail)
     /// One image's push, in the "push" phase: every image once waiting, then as its blobs
     /// move, then done when its manifests are pushed, or failed. When set, it replaces the
     /// "pushed REF -> TARGET" line (the event carries the target).
@@ -83,11 +83,11 @@ struct Events {
 };
 
 struct Options {
-    std::filesystem::path bundle;       ///< a bundle file, its parts index or first part
-    std::string registry;               ///< HOST[:PORT][/PREFIX]
-    std::filesystem::path key;          ///< Ed25519 public key
-    bool skip_signature = false;        ///< --insecure-skip-signature: integrity only
-    std::filesystem::path out;          ///< output folder
+    std::filesystem::path bundle; ///< a bundle file, its parts index or first part
+    std::string registry;         ///< HOST[:PORT][/PREFIX]
+    std::filesystem::path key;    ///< Ed25519 public key
+    bool skip_signature = false;  ///< --insecure-skip-signature: integrity only
+    std::filesystem::path out;    ///< output folder
     int jobs = 4;
     bool dry_run = false;
     bool flatten = false;
@@ -100,8 +100,8 @@ struct Options {
 
 /// Where one image went.
 struct Pushed {
-    std::string source;      ///< logical reference in the bundle
-    std::string target;      ///< full target reference
+    std::string source; ///< logical reference in the bundle
+    std::string target; ///< full target reference
     oci::Digest digest;
     std::string media_type;
 };
@@ -119,7 +119,7 @@ struct Result {
     bool delta = false;
     std::size_t assumed_blobs = 0, assumed_present = 0, assumed_mounts = 0;
     std::uint64_t assumed_bytes = 0;
-    std::filesystem::path inventory;         ///< OUT/inventory.json (empty in a dry run)
+    std::filesystem::path inventory; ///< OUT/inventory.json (empty in a dry run)
     std::vector<std::string> warnings;
 };
 

@@ -24,10 +24,10 @@
 namespace aas::load {
 
 struct MirrorOptions {
-    std::string registry;        ///< HOST[:PORT][/PREFIX], as given to load
-    bool plain_http = false;     ///< the private registry speaks HTTP
-    bool insecure = false;       ///< HTTPS without verification
-    std::string ca_file;         ///< its CA (PEM), copied next to each configuration
+    std::string registry;    ///< HOST[:PORT][/PREFIX], as given to load
+    bool plain_http = false; ///< the private registry speaks HTTP
+    bool insecure = false;   ///< HTTPS without verification
+    std::string ca_file;     ///< its CA (PEM), copied next to each configuration
 };
 
 /// One file to write: path relative to the output folder, and its text.

@@ -44,7 +44,7 @@ struct Location {
 
 struct Release {
     std::string name;
-    std::string chart;          ///< relative to the k8s folder
+    std::string chart; ///< relative to the k8s folder
     std::string namespace_ = "default";
     std::vector<std::string> values; ///< relative to the k8s folder, in --values order
     Location where;
@@ -52,7 +52,7 @@ struct Release {
 
 struct Image {
     ref::Reference ref;
-    std::string from;          ///< as written: "docker-archive:…", "oci:…", a reference, or ""
+    std::string from; ///< as written: "docker-archive:…", "oci:…", a reference, or ""
     Location where;
 };
 
@@ -67,10 +67,10 @@ private:
 };
 
 struct Manifest {
-    std::filesystem::path file;   ///< the manifest file
+    std::filesystem::path file; ///< the manifest file
     std::string name;
     std::string version;
-    std::filesystem::path k8s;    ///< absolute; empty when not given
+    std::filesystem::path k8s; ///< absolute; empty when not given
     std::vector<Release> releases;
     std::vector<std::string> plain_manifests;
     std::vector<Image> images;

@@ -56,10 +56,10 @@ namespace aas::pack {
 
 /// Progress callbacks, called from worker threads (each may be empty).
 struct Events {
-    std::function<void(const std::string& line)> line;       ///< one line of news
+    std::function<void(const std::string& line)> line;                              ///< one line of news
     std::function<void(const std::string& phase, std::uint64_t total_bytes)> phase; ///< a phase starts
-    std::function<void(std::uint64_t bytes)> bytes;            ///< bytes moved in the current phase
-    std::function<void(const std::string& line)> blob;       ///< one line per blob downloaded (detail)
+    std::function<void(std::uint64_t bytes)> bytes;    ///< bytes moved in the current phase
+    std::function<void(const std::string& line)> blob; ///< one line per blob downloaded (detail)
     /// One image's download, in the "download" phase: every image once waiting (or done when
     /// the cache has it all), then as its blobs move, then done or failed.
     std::function<void(const util::ImageProgress& image)> image;
@@ -67,11 +67,11 @@ struct Events {
 
 struct Options {
     std::filesystem::path manifest_file;
-    std::filesystem::path k8s_override;       ///< replaces the manifest's k8s folder when set
-    std::filesystem::path output;             ///< "bundles/x.tar.zst"; zstd when it ends in .zst
-    std::filesystem::path key;                ///< Ed25519 private key (PEM)
-    bool allow_unsigned = false;              ///< required to pack without `key`
-    std::vector<oci::Platform> platforms;     ///< overrides the manifest's when not empty
+    std::filesystem::path k8s_override;   ///< replaces the manifest's k8s folder when set
+    std::filesystem::path output;         ///< "bundles/x.tar.zst"; zstd when it ends in .zst
+    std::filesystem::path key;            ///< Ed25519 private key (PEM)
+    bool allow_unsigned = false;          ///< required to pack without `key`
+    std::vector<oci::Platform> platforms; ///< overrides the manifest's when not empty
     std::vector<discovery::Class> classes{discovery::Class::required, discovery::Class::test,
                                           discovery::Class::optional};
     /// Also pack discovery's "possible" images (image-like values outside image fields,
@@ -81,12 +81,12 @@ struct Options {
     bool include_possible = false;
     int jobs = 4;
     std::uint64_t split_size = 0;
-    std::filesystem::path cache_dir;          ///< required: verified blobs kept between runs
+    std::filesystem::path cache_dir;            ///< required: verified blobs kept between runs
     std::map<std::string, std::string> mirrors; ///< registry -> HOST[:PORT][/PREFIX], over the manifest's
     /// Client options for a registry host (TLS, credentials, retries).
     std::function<registry::Options(const std::string& host)> registry_options;
     int zstd_level = 3;
-    std::int64_t created = -1;                ///< seconds since the epoch; -1: $SOURCE_DATE_EPOCH or now
+    std::int64_t created = -1; ///< seconds since the epoch; -1: $SOURCE_DATE_EPOCH or now
     /// A delta bundle (`pack --have`): every layer one of these lists with the same digest
     /// and size is left out of the bundle and recorded in bundle.json's `assumed` (with the
     /// first base that lists it); manifests and configs are always stored. Each becomes one
@@ -97,8 +97,8 @@ struct Options {
 
 /// One image (or discovery problem) that kept the bundle from being written.
 struct Failure {
-    std::string image;   ///< the reference, or the value as written for invalid ones
-    std::string where;   ///< "FILE:LINE values.path" or the manifest entry
+    std::string image; ///< the reference, or the value as written for invalid ones
+    std::string where; ///< "FILE:LINE values.path" or the manifest entry
     std::string reason;
 };
 
@@ -114,13 +114,13 @@ private:
 struct Result {
     bundle::WriteResult written;
     bundle::BundleDoc doc;
-    std::uint64_t bytes_stored = 0;      ///< blob bytes in the bundle (each blob once)
-    std::uint64_t bytes_referenced = 0;  ///< blob bytes summed over images (shared blobs counted per image)
-    std::uint64_t bytes_saved = 0;       ///< bytes_referenced minus the config and layer bytes stored
-    std::uint64_t bytes_downloaded = 0;  ///< blob bytes read from sources in this run
-    std::uint64_t bytes_cached = 0;      ///< blob bytes the cache already had
+    std::uint64_t bytes_stored = 0;     ///< blob bytes in the bundle (each blob once)
+    std::uint64_t bytes_referenced = 0; ///< blob bytes summed over images (shared blobs counted per image)
+    std::uint64_t bytes_saved = 0;      ///< bytes_referenced minus the config and layer bytes stored
+    std::uint64_t bytes_downloaded = 0; ///< blob bytes read from sources in this run
+    std::uint64_t bytes_cached = 0;     ///< blob bytes the cache already had
     std::size_t blobs_downloaded = 0, blobs_cached = 0;
-    std::uint64_t bytes_assumed = 0;     ///< layer bytes left out because a base lists them
+    std::uint64_t bytes_assumed = 0; ///< layer bytes left out because a base lists them
     std::size_t blobs_assumed = 0;
     std::vector<std::string> warnings;
 };

@@ -78,7 +78,7 @@ public:
     /// Copies with one part replaced (validated like parse; throw ReferenceError).
     Reference with_registry(std::string_view registry) const;
     Reference with_repository(std::string_view repository) const;
-    Reference with_tag(std::string_view tag) const;     ///< keeps the digest
+    Reference with_tag(std::string_view tag) const;       ///< keeps the digest
     Reference with_digest(std::string_view digest) const; ///< keeps the tag
     Reference without_tag() const;
     Reference without_digest() const;

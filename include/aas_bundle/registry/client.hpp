@@ -26,11 +26,11 @@
 namespace aas::registry {
 
 struct Options {
-    bool plain_http = false;  ///< speak HTTP instead of HTTPS
-    bool insecure = false;    ///< HTTPS without certificate verification
-    std::string ca_file;      ///< extra CA bundle (PEM) for this registry
+    bool plain_http = false; ///< speak HTTP instead of HTTPS
+    bool insecure = false;   ///< HTTPS without certificate verification
+    std::string ca_file;     ///< extra CA bundle (PEM) for this registry
     std::optional<auth::Credential> credential;
-    int max_attempts = 5;     ///< tries per request, the first included
+    int max_attempts = 5; ///< tries per request, the first included
     std::chrono::milliseconds base_delay{500};
     std::chrono::milliseconds max_delay{30000};
     std::chrono::seconds connect_timeout{15};
@@ -51,8 +51,8 @@ struct ErrorEntry {
 /// no answer came), the registry's own error codes, and whether a retry may help.
 class RegistryError : public aas::Error {
 public:
-    RegistryError(std::string method, std::string url, long status, std::vector<ErrorEntry> errors,
-                  std::string detail, bool temporary, std::chrono::seconds retry_after = {});
+    RegistryError(std::string method, std::string url, long status, std::vector<ErrorEntry> errors, std::string detail,
+                  bool temporary, std::chrono::seconds retry_after = {});
 
     const std::string& method() const { return method_; }
     const std::string& url() const { return url_; }

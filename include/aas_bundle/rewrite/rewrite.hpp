@@ -54,16 +54,16 @@ namespace aas::rewrite {
 
 /// One image of the bundle and where it goes.
 struct ImageTarget {
-    std::string source;                  ///< normalised logical reference (bundle.json images[].ref)
-    ref::Reference target;               ///< full target reference ("reg.local:5000/ai/bitnami/mongodb:6.0.3")
+    std::string source;                    ///< normalised logical reference (bundle.json images[].ref)
+    ref::Reference target;                 ///< full target reference ("reg.local:5000/ai/bitnami/mongodb:6.0.3")
     std::vector<bundle::SiteRecord> sites; ///< where the image is referenced (bundle.json images[].sites)
 };
 
 /// The new content of one file.
 struct FileChange {
-    std::string path;    ///< relative to the root: "k8s/environments/production/x-values.yaml"
-    std::string before;  ///< content now ("" when created)
-    std::string after;   ///< content to write
+    std::string path;   ///< relative to the root: "k8s/environments/production/x-values.yaml"
+    std::string before; ///< content now ("" when created)
+    std::string after;  ///< content to write
     bool created = false;
 };
 

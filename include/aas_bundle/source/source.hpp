@@ -59,8 +59,7 @@ public:
 /// A registry source: `client` talks to the host to read from (the reference's own
 /// registry or its mirror), `repository` and `identifier` (tag or digest) name the image
 /// there. The client must outlive the source.
-std::unique_ptr<ImageSource> open_registry(registry::Client& client, std::string repository,
-                                           std::string identifier);
+std::unique_ptr<ImageSource> open_registry(registry::Client& client, std::string repository, std::string identifier);
 
 /// A `docker save` archive. `wanted` picks the image among the archive's RepoTags (an
 /// archive with one image needs no match; one with several must hold `wanted`'s tag,
@@ -72,8 +71,8 @@ std::unique_ptr<ImageSource> open_registry(registry::Client& client, std::string
 /// exact bytes of a classic archive's synthesised manifest are given in docker_archive.cpp.
 /// `strict` (the image was named, docker-archive:PATH:REF): an archive of one image must
 /// hold `wanted` too.
-std::unique_ptr<ImageSource> open_docker_archive(const std::filesystem::path& archive,
-                                                 const ref::Reference& wanted, bool strict = false);
+std::unique_ptr<ImageSource> open_docker_archive(const std::filesystem::path& archive, const ref::Reference& wanted,
+                                                 bool strict = false);
 
 /// An OCI image layout folder; `tag` empty means the layout must hold exactly one image.
 std::unique_ptr<ImageSource> open_oci_layout(const std::filesystem::path& layout, std::string tag);

@@ -20,13 +20,13 @@ enum class ImageState {
 };
 
 struct ImageProgress {
-    std::string ref;          ///< the image's reference (logical, as in bundle.json)
-    std::string target;       ///< load: where it goes; pack: empty
+    std::string ref;    ///< the image's reference (logical, as in bundle.json)
+    std::string target; ///< load: where it goes; pack: empty
     ImageState state = ImageState::waiting;
     /// Bytes of the image's blobs (config and layers) that are there: moved in this run,
     /// already in the cache or the registry, or shared with an image that moved them.
     std::uint64_t done = 0;
-    std::uint64_t total = 0;  ///< bytes of the image's blobs
+    std::uint64_t total = 0;    ///< bytes of the image's blobs
     bool moved_nothing = false; ///< done with nothing to move (all in the cache / registry)
 };
 
@@ -46,8 +46,8 @@ public:
 
     /// Adds the next image: `total` bytes in its blobs, `present` of them there already,
     /// `missing` blobs still to move. A hidden image is never reported by report_all().
-    void add(std::string ref, std::string target, std::uint64_t total, std::uint64_t present,
-             std::size_t missing, bool hidden = false);
+    void add(std::string ref, std::string target, std::uint64_t total, std::uint64_t present, std::size_t missing,
+             bool hidden = false);
     /// Every image that is not hidden, as it stands.
     void report_all();
     /// News of one blob the images `users` share: `bytes` more of it are there; `whole`:

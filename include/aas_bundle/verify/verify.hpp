@@ -32,8 +32,8 @@
 // pass: each entry that is listed, of the listed type and size, is written as it is read,
 // through util::SafeTree, modes without setuid/setgid/sticky; symlinks only at the end and
 // only when no problem was found; only a report without problems makes what was written
-// trustworthy). docs/bundle-format.md, "Reading a bundle safely", states the rules. Memory is bounded (about 20 MiB of buffers plus
-// bundle.json and the layout's manifests) whatever the bundle's size.
+// trustworthy). docs/bundle-format.md, "Reading a bundle safely", states the rules. Memory is bounded (about 20 MiB of
+// buffers plus bundle.json and the layout's manifests) whatever the bundle's size.
 
 #include "aas_bundle/bundle/format.hpp"
 #include "aas_bundle/bundle/parts.hpp"
@@ -117,12 +117,12 @@ struct Deferred {
 };
 
 struct Report {
-    std::string bundle;           ///< as given
+    std::string bundle; ///< as given
     Signature signature = Signature::not_checked;
-    std::string signer;           ///< bundle.json's signer ("" when unreadable or unsigned)
-    std::string key_fingerprint;  ///< of the key given
+    std::string signer;                   ///< bundle.json's signer ("" when unreadable or unsigned)
+    std::string key_fingerprint;          ///< of the key given
     std::optional<bundle::BundleDoc> doc; ///< parsed bundle.json (unauthenticated unless signature == valid)
-    oci::Digest bundle_json_digest;  ///< sha256 of bundle.json's exact bytes (empty when it was not read)
+    oci::Digest bundle_json_digest;       ///< sha256 of bundle.json's exact bytes (empty when it was not read)
     std::vector<Problem> problems;
     /// True when the pass stopped early (truncated, bomb, missing part…): entries after
     /// the stop were not checked.
@@ -131,14 +131,14 @@ struct Report {
     std::uint64_t tar_bytes = 0;     ///< bytes of the tar stream
     std::uint64_t bytes_hashed = 0;  ///< content bytes hashed and compared
     std::size_t blobs_checked = 0;
-    std::size_t files_checked = 0;   ///< files, folders and symlinks
-    std::size_t parts = 0;           ///< parts of a split bundle (0: one file)
+    std::size_t files_checked = 0;     ///< files, folders and symlinks
+    std::size_t parts = 0;             ///< parts of a split bundle (0: one file)
     std::vector<std::string> warnings; ///< not problems: e.g. part files the index does not list
     std::vector<Deferred> deferred;    ///< Options::defer_blobs: blobs not read, in archive order
     /// The verified bytes of every manifest and index read (and images/index.json's are
     /// not here): bounded by the 48 MiB the pass keeps of them.
     std::map<oci::Digest, std::string> manifests;
-    bool stopped_on_request = false;   ///< Options::stop_before ended the pass
+    bool stopped_on_request = false; ///< Options::stop_before ended the pass
 
     bool ok() const { return problems.empty(); }
 };
@@ -160,16 +160,16 @@ Report verify_stream(const std::function<std::size_t(char*, std::size_t)>& read,
 /// unless a key is given (then only bundle.json's signature is checked).
 struct Inspection {
     bundle::BundleDoc doc;
-    oci::Digest bundle_json_digest;   ///< sha256 of bundle.json's exact bytes
+    oci::Digest bundle_json_digest; ///< sha256 of bundle.json's exact bytes
     bool has_signature = false;
     Signature signature = Signature::not_checked;
     std::string key_fingerprint;
-    std::uint64_t archive_size = 0;   ///< bytes of the archive file(s)
+    std::uint64_t archive_size = 0; ///< bytes of the archive file(s)
     bool compressed = false;
     std::optional<bundle::PartsIndex> parts;
-    std::uint64_t bytes_stored = 0;   ///< bytes of every blob stored
+    std::uint64_t bytes_stored = 0;     ///< bytes of every blob stored
     std::uint64_t bytes_referenced = 0; ///< config and layer bytes summed per image
-    std::uint64_t bytes_saved = 0;    ///< saved by layers shared between images
+    std::uint64_t bytes_saved = 0;      ///< saved by layers shared between images
 };
 
 /// Reads the first entries of the bundle at `bundle` (parts are read in order, not
